@@ -1,0 +1,193 @@
+/**
+ * Loading a configuration: read the YAML file, substitute `${VAR}` in string values, apply the
+ * environment overrides, validate against the schema, and report *every* problem at once with its key
+ * path and YAML line (STYLE habit 5). Loading never writes a file.
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import type { ZodError } from 'zod';
+import { configSchema, type GatewayConfig } from './schema.js';
+import { substituteDeep, type SubstitutionProblem } from './substitute.js';
+
+export interface ConfigProblem {
+  /** Dotted key path, for example `mcp_services.calc.url`; empty for the document itself. */
+  path: string;
+  /** 1-based line in the YAML file, when the key exists there. */
+  line?: number;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'GW_ERR_CONFIG_INVALID';
+  constructor(
+    readonly source: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(formatProblems(source, problems));
+    this.name = 'ConfigError';
+  }
+}
+
+export function formatProblems(source: string, problems: ConfigProblem[]): string {
+  const lines = problems.map((p) => {
+    const where = `${source}${p.line ? `:${p.line}` : ''}`;
+    return `  ${where}${p.path ? ` ${p.path}` : ''}: ${p.message}`;
+  });
+  return `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${lines.join('\n')}`;
+}
+
+/** Environment variables that override top-level keys (they win over the file). */
+export const ENV_OVERRIDES: Record<string, keyof GatewayConfig> = {
+  MCP_GATEWAY_HOST: 'host',
+  MCP_GATEWAY_PORT: 'port',
+  MCP_ISSUER: 'issuer',
+  MCP_SESSION_SECRET: 'session_secret',
+  MCP_DEBUG: 'debug',
+};
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** CLI overrides (win over everything). */
+  overrides?: Partial<Pick<GatewayConfig, 'host' | 'port' | 'debug'>>;
+}
+
+/** Loads and validates a configuration file. Throws ConfigError listing every problem. */
+export function loadConfigFile(file: string, options: LoadOptions = {}): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
+    throw new ConfigError(file, [{ path: '', message: `cannot read configuration: ${reason}` }]);
+  }
+  return loadConfigText(text, file, options);
+}
+
+/** Loads and validates YAML text; `source` names it in messages. */
+export function loadConfigText(text: string, source: string, options: LoadOptions = {}): GatewayConfig {
+  const env = options.env ?? process.env;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      doc.errors.map((e) => ({
+        path: '',
+        line: e.linePos?.[0]?.line,
+        message: `YAML syntax error: ${e.message.split('\n')[0]}${e.code === 'BAD_INDENT' || e.code === 'UNEXPECTED_TOKEN' ? '' : ''}`,
+      })),
+    );
+  }
+  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (raw !== null && raw !== undefined && (typeof raw !== 'object' || Array.isArray(raw))) {
+    throw new ConfigError(source, [{ path: '', line: 1, message: 'the configuration must be a YAML mapping (key: value pairs)' }]);
+  }
+  const lineOf = (path: (string | number)[]): number | undefined => yamlLine(doc, lineCounter, path);
+  return validate((raw ?? {}) as Record<string, unknown>, source, env, options, lineOf);
+}
+
+/** Validates an already-parsed configuration object (used by tests and by the demo). */
+export function parseConfig(raw: Record<string, unknown>, options: LoadOptions = {}): GatewayConfig {
+  return validate(raw, '<config>', options.env ?? {}, options, () => undefined);
+}
+
+function validate(
+  raw: Record<string, unknown>,
+  source: string,
+  env: NodeJS.ProcessEnv,
+  options: LoadOptions,
+  lineOf: (path: (string | number)[]) => number | undefined,
+): GatewayConfig {
+  const subProblems: SubstitutionProblem[] = [];
+  const substituted = substituteDeep(raw, env, subProblems) as Record<string, unknown>;
+  for (const [name, key] of Object.entries(ENV_OVERRIDES)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') substituted[key] = v;
+  }
+  if (options.overrides) {
+    for (const [k, v] of Object.entries(options.overrides)) if (v !== undefined) substituted[k] = v;
+  }
+  const problems: ConfigProblem[] = subProblems.map((p) => ({ path: p.path.join('.'), line: lineOf(p.path), message: p.message }));
+  const badPaths = new Set(problems.map((p) => p.path));
+  const result = configSchema.safeParse(substituted);
+  if (!result.success) {
+    for (const issue of flattenIssues(result.error)) {
+      const dotted = issue.path.join('.');
+      if (badPaths.has(dotted)) continue; // already reported as a missing variable
+      const envName = Object.entries(ENV_OVERRIDES).find(([n, k]) => k === issue.path[0] && env[n])?.[0];
+      problems.push({
+        path: dotted,
+        line: lineOf(issue.path),
+        message: envName ? `${issue.message} (value from environment variable ${envName})` : issue.message,
+      });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  const cfg = result.data as GatewayConfig;
+  cfg.issuer = new URL(cfg.issuer).origin;
+  return cfg;
+}
+
+interface FlatIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+function flattenIssues(error: ZodError): FlatIssue[] {
+  const out: FlatIssue[] = [];
+  for (const issue of error.issues) {
+    const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: [...path, key], message: `unknown key '${key}' (check the spelling; see docs/configuration.md)` });
+      continue;
+    }
+    if (issue.code === 'invalid_union' && 'errors' in issue) {
+      out.push({ path, message: issue.message });
+      continue;
+    }
+    out.push({ path, message: humanMessage(issue) });
+  }
+  return out;
+}
+
+function humanMessage(issue: ZodError['issues'][number]): string {
+  if (issue.code === 'invalid_type') {
+    if (issue.input === undefined) return `required (expected ${issue.expected})`;
+    return `expected ${issue.expected}, got ${describe(issue.input)}`;
+  }
+  if (issue.code === 'invalid_value' && 'values' in issue) {
+    return `must be one of: ${issue.values.map((v) => String(v)).join(', ')} (got ${describe(issue.input)})`;
+  }
+  if (issue.code === 'too_small' || issue.code === 'too_big') return `${issue.message} (got ${describe(issue.input)})`;
+  return issue.message;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v);
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${String(v)}`;
+}
+
+/** Finds the line of the deepest existing node on `path` (the key itself when it exists). */
+function yamlLine(doc: Document, lc: LineCounter, path: (string | number)[]): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n);
+    if (sub.length === 0) return undefined;
+    const parent = sub.length === 1 ? doc.contents : doc.getIn(sub.slice(0, -1), true);
+    const key = sub[sub.length - 1];
+    if (parent && isNode(parent) && 'items' in parent && Array.isArray(parent.items)) {
+      for (const [i, item] of (parent.items as unknown[]).entries()) {
+        if (item && typeof item === 'object' && 'key' in item) {
+          const k = (item as { key: unknown }).key;
+          const kv = isNode(k) && 'value' in k ? (k as { value: unknown }).value : k;
+          if (String(kv) === String(key) && isNode(k) && k.range) return lc.linePos(k.range[0]).line;
+        } else if (i === key && isNode(item) && item.range) {
+          return lc.linePos(item.range[0]).line;
+        }
+      }
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,416 @@
+/**
+ * The configuration format: this zod schema is the single source of truth (STYLE habit 6). It validates
+ * the YAML file, supplies defaults, types the rest of the code, and generates docs/configuration.md and
+ * config.schema.json (scripts/generate-config-docs.ts). Every field carries `.describe()`.
+ *
+ * The seed's format is accepted unchanged; our additions are new keys with defaults.
+ */
+import { z } from 'zod';
+
+/** Accepts numbers and digit strings (values substituted from `${VAR}` are strings). */
+const intFrom = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v),
+    z.number().int().min(min).max(max),
+  );
+
+const numberFrom = (min: number, max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v.trim()) : v),
+    z.number().min(min).max(max),
+  );
+
+/**
+ * Accepts YAML booleans and the strings true/false/yes/no/on/off/1/0 (case-insensitive). Anything else is
+ * an error: the seed turned a quoted "false" into `true` (original-behaviour §8.3 item 15).
+ */
+const boolFrom = () =>
+  z.preprocess((v) => {
+    if (typeof v === 'string') {
+      const s = v.trim().toLowerCase();
+      if (['true', 'yes', 'on', '1'].includes(s)) return true;
+      if (['false', 'no', 'off', '0', ''].includes(s)) return false;
+    }
+    if (v === 1) return true;
+    if (v === 0) return false;
+    return v;
+  }, z.boolean());
+
+const stringList = () => z.array(z.string().min(1));
+
+/** A service id is one URL path segment. */
+export const SERVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+/** Ids that would collide with the gateway's own routes. */
+export const RESERVED_SERVICE_IDS = ['oauth', '.well-known', 'services', 'health', 'ready', 'metrics', 'interaction', 'static', 'favicon.ico'];
+
+export const KNOWN_PLACEHOLDER_SECRETS = [
+  'change-this-in-production',
+  'your-secret-key',
+  'your-secret-key-here',
+  'changeme',
+  'change-me',
+  'secret',
+  'session-secret',
+  'replace-me',
+  'development-secret',
+];
+
+const httpUrl = (what: string) =>
+  z.string().refine((s) => {
+    const u = URL.parse(s);
+    return u !== null && (u.protocol === 'http:' || u.protocol === 'https:');
+  }, `${what} must be an absolute http:// or https:// URL`);
+
+const claimMapping = z
+  .object({
+    id: z.string().optional().describe('Claim holding the stable user id (default: `sub`, or `id` for GitHub/custom userinfo).'),
+    email: z.string().optional().describe('Claim holding the email address (default `email`).'),
+    name: z.string().optional().describe('Claim holding the display name (default `name`).'),
+    picture: z.string().optional().describe('Claim holding the avatar URL (default `picture`).'),
+    groups: z.string().optional().describe('Claim holding group names, a list or a space-separated string (default `groups`).'),
+  })
+  .strict()
+  .describe('Where to find the user attributes in the ID token / userinfo response.');
+
+export const providerSchema = z
+  .object({
+    type: z
+      .enum(['google', 'github', 'okta', 'oidc', 'custom', 'dev'])
+      .optional()
+      .describe('Provider kind. Defaults to the key name for `google`, `github`, `okta` and `dev`; any other key is `oidc` when `issuer` is set, else `custom`.'),
+    client_id: z.string().min(1).optional().describe('OAuth client id registered at the provider. Required except for `dev`.'),
+    client_secret: z.string().min(1).optional().describe('OAuth client secret registered at the provider. Required except for `dev`.'),
+    scopes: stringList().default([]).describe('Scopes requested from the provider. Empty: the provider default (`openid email profile` for OIDC kinds, `read:user user:email` for GitHub).'),
+    issuer: httpUrl('issuer').optional().describe('OpenID Connect issuer URL, used for discovery (`/.well-known/openid-configuration`). Google and Okta may omit it (Okta derives it from `authorization_url`).'),
+    authorization_url: httpUrl('authorization_url').optional().describe('Authorization endpoint, for providers without discovery.'),
+    token_url: httpUrl('token_url').optional().describe('Token endpoint, for providers without discovery.'),
+    userinfo_url: httpUrl('userinfo_url').optional().describe('Userinfo endpoint, for providers without discovery.'),
+    base_url: httpUrl('base_url').optional().describe('GitHub Enterprise: the web base URL, for example `https://github.example.com` (API at `{base_url}/api/v3`).'),
+    api_url: httpUrl('api_url').optional().describe('GitHub: API base URL override (default `https://api.github.com`, or `{base_url}/api/v3`).'),
+    extra_params: z.record(z.string(), z.string()).default({}).describe('Extra query parameters added to the upstream authorization request. They cannot override protocol parameters (state, nonce, PKCE, redirect_uri).'),
+    claims: claimMapping.optional(),
+    allow_insecure_http: boolFrom().default(false).describe('Allow plain-http provider URLs. For local testing only; refused when NODE_ENV=production.'),
+  })
+  .strict();
+
+export type ProviderConfig = z.infer<typeof providerSchema>;
+
+export const policySchema = z
+  .object({
+    users: stringList().optional().describe('Allowed user ids (`{provider}:{subject}`).'),
+    emails: stringList().optional().describe('Allowed email addresses (case-insensitive).'),
+    email_domains: stringList().optional().describe('Allowed email domains, for example `example.com` (case-insensitive, exact domain).'),
+    groups: stringList().optional().describe('Allowed groups (any one suffices).'),
+  })
+  .strict()
+  .describe('Who may use a service. A user is allowed when any listed rule matches; an absent policy allows every signed-in user.');
+
+export type PolicyConfig = z.infer<typeof policySchema>;
+
+const identityHeadersSchema = z
+  .object({
+    id: z.string().default('x-user-id'),
+    email: z.string().default('x-user-email'),
+    name: z.string().default('x-user-name'),
+    provider: z.string().default('x-user-provider'),
+    avatar: z.string().default('x-user-avatar'),
+    groups: z.string().default('x-user-groups'),
+  })
+  .strict()
+  .describe('Names of the identity headers injected towards the backend. Client-sent headers with these names are always stripped.');
+
+export const serviceSchema = z
+  .object({
+    name: z.string().min(1).describe('Display name.'),
+    url: httpUrl('url').describe('The backend MCP endpoint (Streamable HTTP), for example `http://calculator:3001/mcp`.'),
+    oauth_provider: z.string().optional().describe('Key of the provider under `oauth_providers`. Required when `auth_required` is true.'),
+    auth_required: boolFrom().default(true).describe('Require a gateway access token for this service.'),
+    scopes: stringList().default([]).describe('Scopes of this service. Tokens for the service carry at most these scopes; every request needs all of `required_scopes`.'),
+    required_scopes: stringList().optional().describe('Scopes every request must carry (default: all of `scopes`).'),
+    timeout: intFrom(1, 3_600_000).default(30000).describe('Milliseconds to wait for the backend response headers (streams may then stay open indefinitely).'),
+    policy: policySchema.optional(),
+    identity_headers: identityHeadersSchema.optional(),
+    signed_identity: z
+      .object({
+        enabled: boolFrom().default(false),
+        header: z.string().default('x-user-assertion'),
+        ttl: intFrom(5, 3600).default(60).describe('Lifetime of the assertion in seconds.'),
+      })
+      .strict()
+      .optional()
+      .describe('Also inject a short-lived JWT (signed with the gateway key, audience = the service URI) that the backend can verify against the gateway JWKS.'),
+    allow_set_cookie: boolFrom().default(false).describe('Pass the backend `Set-Cookie` headers to clients.'),
+    max_request_bytes: intFrom(1, 1024 * 1024 * 1024).optional().describe('Largest accepted request body (default: `limits.max_request_bytes`).'),
+    protocol_versions: stringList().optional().describe('Pin the accepted MCP protocol versions. Absent: every version is passed through.'),
+    max_concurrent: intFrom(1, 1_000_000).optional().describe('Cap on concurrent in-flight requests and open streams to this backend (default: `limits.max_concurrent_per_service`).'),
+  })
+  .strict();
+
+export type ServiceConfig = z.infer<typeof serviceSchema>;
+
+const redisSchema = z
+  .object({
+    url: z.string().optional().describe('Connection URL (`redis://` or `rediss://`); overrides host/port/password.'),
+    host: z.string().default('localhost'),
+    port: intFrom(1, 65535).default(6379),
+    username: z.string().optional().describe('ACL user name.'),
+    password: z.string().optional(),
+    db: intFrom(0, 1000).default(0),
+    ssl: boolFrom().default(false).describe('Use TLS.'),
+    ssl_cert_reqs: z.enum(['required', 'optional', 'none']).default('required').describe('TLS certificate verification (`none` disables it: testing only).'),
+    ssl_ca_certs: z.string().optional().describe('Path to a CA bundle (PEM).'),
+    ssl_certfile: z.string().optional().describe('Client certificate (PEM) for mutual TLS.'),
+    ssl_keyfile: z.string().optional().describe('Client key (PEM) for mutual TLS.'),
+    key_prefix: z.string().default('gw:').describe('Prefix of every key.'),
+    max_connections: intFrom(1, 10000).default(10).describe('Accepted for compatibility; ioredis multiplexes one connection per role.'),
+    socket_timeout: numberFrom(0.01, 600).default(5).describe('Seconds before a command times out.'),
+    socket_connect_timeout: numberFrom(0.01, 600).default(5).describe('Seconds before a connection attempt times out.'),
+    retry_on_timeout: boolFrom().default(true),
+    health_check_interval: numberFrom(0, 3600).default(30).describe('Seconds between background PINGs (0 disables).'),
+    sentinels: z.array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict()).optional().describe('Sentinel nodes; with `sentinel_name`.'),
+    sentinel_name: z.string().optional().describe('Name of the master set monitored by the sentinels.'),
+    cluster_nodes: z.array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict()).optional().describe('Cluster seed nodes; enables Cluster mode.'),
+    fallback: z.enum(['none', 'memory']).default('none').describe('`memory`: start on in-memory storage when Redis is unreachable at start (logged loudly, shown in /health and /ready). Default: refuse to start.'),
+    revocation_fail_mode: z.enum(['closed', 'open']).default('closed').describe('While Redis is unreachable, whether the proxy refuses (`closed`) or accepts (`open`) tokens whose revocation status cannot be checked.'),
+  })
+  .strict();
+
+const vaultSchema = z
+  .object({
+    url: httpUrl('vault.url').describe('Vault address, for example `https://vault.example.com:8200`.'),
+    auth_method: z.enum(['token', 'approle', 'kubernetes']).default('token'),
+    token: z.string().optional(),
+    role_id: z.string().optional(),
+    secret_id: z.string().optional(),
+    role: z.string().optional().describe('Kubernetes auth role.'),
+    jwt_path: z.string().default('/var/run/secrets/kubernetes.io/serviceaccount/token'),
+    auth_mount: z.string().optional().describe('Mount path of the auth method (default: the method name).'),
+    namespace: z.string().optional().describe('Vault Enterprise namespace.'),
+    mount_point: z.string().min(1).default('secret'),
+    path_prefix: z.string().min(1).default('oauth-gateway'),
+    verify_ssl: boolFrom().default(true),
+    ca_cert: z.string().optional().describe('Path to a CA bundle (PEM).'),
+    timeout: numberFrom(0.1, 600).default(10).describe('Seconds per request.'),
+  })
+  .strict();
+
+export const storageSchema = z
+  .object({
+    type: z.enum(['memory', 'sqlite', 'redis', 'vault']).default('sqlite').describe('Storage back-end.'),
+    sqlite: z
+      .object({
+        path: z.string().min(1).default('./data/gateway.db').describe('Database file (created with its folder on first start).'),
+        sweep_interval: intFrom(1, 86400).default(60).describe('Seconds between sweeps of expired rows.'),
+      })
+      .strict()
+      .default({ path: './data/gateway.db', sweep_interval: 60 }),
+    memory: z.object({}).passthrough().optional(),
+    redis: redisSchema.optional(),
+    vault: vaultSchema.optional(),
+  })
+  .strict();
+
+export type StorageConfig = z.infer<typeof storageSchema>;
+
+const corsSchema = z
+  .object({
+    allow_origins: stringList().default([]).describe('Browser origins allowed to call the gateway (exact `scheme://host[:port]`). `*` allows any origin without credentials.'),
+    allow_credentials: boolFrom().default(false),
+    allow_methods: stringList().default(['GET', 'POST', 'DELETE', 'OPTIONS']),
+    allow_headers: stringList().default([]).describe('Extra request headers allowed in preflight (the MCP headers are always allowed).'),
+    expose_headers: stringList().default([]).describe('Extra response headers exposed (`WWW-Authenticate`, `Mcp-Session-Id` are always exposed).'),
+  })
+  .strict();
+
+const staticClientSchema = z
+  .object({
+    client_id: z.string().min(1),
+    client_secret: z.string().min(1).optional().describe('Omit for a public client (`token_endpoint_auth_method: none`).'),
+    client_name: z.string().optional(),
+    redirect_uris: z.array(z.string().min(1)).min(1),
+    token_endpoint_auth_method: z.enum(['none', 'client_secret_basic', 'client_secret_post']).optional(),
+    grant_types: stringList().default(['authorization_code', 'refresh_token']),
+    scope: z.string().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
+    port: intFrom(0, 65535).default(8080).describe('Port to bind (0: any free port).'),
+    issuer: httpUrl('issuer').default('http://localhost:8080').describe('The public origin of the gateway (`https://gateway.example.com`). No path; a trailing slash is removed. Used in token `iss`, metadata, the upstream callback URL and every service URI.'),
+    session_secret: z.string().default('change-this-in-production').describe('Secret (≥ 32 characters) from which cookie-signing and encryption keys are derived. A placeholder or a short value is refused unless `debug: true`.'),
+    debug: boolFrom().default(false).describe('Development mode: verbose logs, weak secrets allowed.'),
+    trust_proxy: z
+      .union([boolFrom(), intFrom(1, 100), stringList()])
+      .default(false)
+      .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses/CIDRs. Default: do not trust.'),
+    oauth_providers: z.record(z.string(), providerSchema).default({}).describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),
+    mcp_services: z.record(z.string(), serviceSchema).default({}).describe('The MCP services; each key is the service id in `/{id}/mcp`.'),
+    storage: storageSchema.default({ type: 'sqlite', sqlite: { path: './data/gateway.db', sweep_interval: 60 } }),
+    cors: corsSchema.default({ allow_origins: [], allow_credentials: false, allow_methods: ['GET', 'POST', 'DELETE', 'OPTIONS'], allow_headers: [], expose_headers: [] }),
+    access_policy: policySchema.optional().describe('Default access policy for services without their own `policy`.'),
+    tokens: z
+      .object({
+        access_token_ttl: intFrom(60, 86400).default(900).describe('Access token lifetime in seconds (default 15 minutes).'),
+        refresh_token_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Refresh token lifetime in seconds (default 30 days).'),
+        authorization_code_ttl: intFrom(10, 600).default(60).describe('Authorization code lifetime in seconds.'),
+        grant_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Lifetime of a grant (and of the remembered consent) in seconds.'),
+        key_rotation_grace: intFrom(0, 604_800).default(3600).describe('Seconds a newly rotated signing key is published before it signs tokens.'),
+      })
+      .strict()
+      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, key_rotation_grace: 3600 }),
+    registration: z
+      .object({
+        mode: z.enum(['open', 'off', 'token']).default('open').describe('Dynamic Client Registration: `open`, `off`, or `token` (requires `initial_access_token`).'),
+        initial_access_token: z.string().optional().describe('Bearer token required at /oauth/register when `mode: token`.'),
+        client_ttl: intFrom(0, 31_536_000 * 10).default(0).describe('Seconds a dynamically registered client lives (0: forever).'),
+        cimd: z
+          .object({
+            enabled: boolFrom().default(true).describe('Accept Client ID Metadata Documents (https URL client_ids).'),
+            allowed_hosts: stringList().optional().describe('Only fetch documents from these host names (absent: any public host).'),
+          })
+          .strict()
+          .default({ enabled: true }),
+      })
+      .strict()
+      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true } }),
+    clients: z.array(staticClientSchema).default([]).describe('Pre-registered (static) OAuth clients.'),
+    keys: z
+      .array(z.record(z.string(), z.unknown()))
+      .optional()
+      .describe('Signing keys as private JWKs (with `kid`); the first one signs. Absent: ES256 keys are generated on first start and kept in storage.'),
+    limits: z
+      .object({
+        max_request_bytes: intFrom(1, 1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest MCP request body, in bytes.'),
+        max_concurrent_per_service: intFrom(1, 1_000_000).default(1000).describe('Concurrent in-flight requests and open streams per service.'),
+        shutdown_grace: intFrom(0, 3600).default(10).describe('Seconds to let in-flight requests finish on SIGTERM.'),
+      })
+      .strict()
+      .default({ max_request_bytes: 10 * 1024 * 1024, max_concurrent_per_service: 1000, shutdown_grace: 10 }),
+    rate_limits: z
+      .object({
+        enabled: boolFrom().default(true),
+        register_per_minute: intFrom(1, 1_000_000).default(20),
+        token_per_minute: intFrom(1, 1_000_000).default(300),
+        authorize_per_minute: intFrom(1, 1_000_000).default(120),
+        failed_auth_per_minute: intFrom(1, 1_000_000).default(300),
+      })
+      .strict()
+      .default({ enabled: true, register_per_minute: 20, token_per_minute: 300, authorize_per_minute: 120, failed_auth_per_minute: 300 }),
+    logging: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().describe('Log level (default `info`, `debug` when `debug: true`).'),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const issuer = URL.parse(cfg.issuer);
+    if (issuer && (issuer.pathname !== '/' || issuer.search || issuer.hash)) {
+      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'issuer must be an origin without path, query or fragment, for example https://gateway.example.com' });
+    }
+    if (cfg.session_secret.length < 32 || KNOWN_PLACEHOLDER_SECRETS.includes(cfg.session_secret.trim().toLowerCase())) {
+      if (!cfg.debug) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['session_secret'],
+          message: 'session_secret must be at least 32 characters and not a placeholder (generate one with: openssl rand -base64 48), or set debug: true for local experiments',
+        });
+      }
+    }
+    const providerNames = Object.keys(cfg.oauth_providers);
+    if (providerNames.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['oauth_providers'],
+        message: `Only one OAuth provider can be configured per gateway instance. Found ${providerNames.length} providers: [${providerNames.join(', ')}]. Keep one of them (every service signs in through the same provider).`,
+      });
+    }
+    for (const [name, p] of Object.entries(cfg.oauth_providers)) {
+      const kind = providerKind(name, p);
+      if (kind !== 'dev') {
+        if (!p.client_id) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_id'], message: `client_id is required for provider '${name}'` });
+        if (!p.client_secret) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_secret'], message: `client_secret is required for provider '${name}'` });
+      }
+      if (kind === 'custom' && !(p.authorization_url && p.token_url && p.userinfo_url)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['oauth_providers', name],
+          message: `provider '${name}' needs either issuer (OpenID Connect discovery) or all of authorization_url, token_url and userinfo_url`,
+        });
+      }
+      if (kind === 'okta' && !p.issuer && !p.authorization_url) {
+        ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `Okta provider '${name}' needs issuer (for example https://dev-123.okta.com/oauth2/default)` });
+      }
+    }
+    const needAuth = Object.entries(cfg.mcp_services).filter(([, s]) => s.auth_required);
+    if (needAuth.length > 0 && providerNames.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['oauth_providers'],
+        message: `Services [${needAuth.map(([id]) => id).join(', ')}] require authentication but no OAuth providers are configured. Add one provider under oauth_providers, or set auth_required: false on those services.`,
+      });
+    }
+    for (const [id, s] of Object.entries(cfg.mcp_services)) {
+      if (!SERVICE_ID_PATTERN.test(id) || RESERVED_SERVICE_IDS.includes(id.toLowerCase())) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['mcp_services', id],
+          message: `service id '${id}' must be one URL path segment of letters, digits, '.', '_' or '-' (at most 63 characters) and not one of: ${RESERVED_SERVICE_IDS.join(', ')}`,
+        });
+      }
+      if (s.auth_required && providerNames.length > 0) {
+        if (!s.oauth_provider) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['mcp_services', id, 'oauth_provider'],
+            message: `Service '${id}' requires authentication but no oauth_provider is specified. Add oauth_provider: ${providerNames[0]}`,
+          });
+        } else if (!providerNames.includes(s.oauth_provider)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['mcp_services', id, 'oauth_provider'],
+            message: `Service '${id}' specifies OAuth provider '${s.oauth_provider}' but only '${providerNames.join("', '")}' is configured. Set oauth_provider: ${providerNames[0]}`,
+          });
+        }
+      }
+      if (s.required_scopes) {
+        for (const sc of s.required_scopes) {
+          if (!s.scopes.includes(sc)) {
+            ctx.addIssue({ code: 'custom', path: ['mcp_services', id, 'required_scopes'], message: `required scope '${sc}' is not listed in scopes of service '${id}'` });
+          }
+        }
+      }
+    }
+    if (cfg.storage.type === 'redis' && !cfg.storage.redis) {
+      // defaults are fine: localhost:6379
+    }
+    if (cfg.storage.type === 'vault') {
+      if (!cfg.storage.vault) {
+        ctx.addIssue({ code: 'custom', path: ['storage', 'vault'], message: 'storage.type is vault but the storage.vault section (url, auth) is missing' });
+      } else {
+        const v = cfg.storage.vault;
+        if (v.auth_method === 'token' && !v.token) ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'token'], message: 'token is required for auth_method: token' });
+        if (v.auth_method === 'approle' && !(v.role_id && v.secret_id)) ctx.addIssue({ code: 'custom', path: ['storage', 'vault'], message: 'role_id and secret_id are required for auth_method: approle' });
+        if (v.auth_method === 'kubernetes' && !v.role) ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'role'], message: 'role is required for auth_method: kubernetes' });
+      }
+    }
+    if (cfg.registration.mode === 'token' && !cfg.registration.initial_access_token) {
+      ctx.addIssue({ code: 'custom', path: ['registration', 'initial_access_token'], message: 'registration.mode is token but no initial_access_token is set' });
+    }
+  });
+
+export type RawConfig = z.input<typeof configSchema>;
+export type GatewayConfig = z.output<typeof configSchema>;
+
+export type ProviderKind = 'google' | 'github' | 'okta' | 'oidc' | 'custom' | 'dev';
+
+/** The provider kind follows its key (`google`, `github`, `okta`, `dev`) unless `type` overrides it. */
+export function providerKind(name: string, p: Pick<ProviderConfig, 'type' | 'issuer'>): ProviderKind {
+  if (p.type) return p.type;
+  const key = name.toLowerCase();
+  if (key === 'google' || key === 'github' || key === 'okta' || key === 'dev') return key;
+  return p.issuer ? 'oidc' : 'custom';
+}

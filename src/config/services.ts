@@ -1,0 +1,47 @@
+/**
+ * Services as the rest of the gateway sees them: configuration plus the URLs derived from the issuer.
+ * The canonical URI `{issuer}/{id}/mcp` is the service's RFC 8707 resource indicator and token audience.
+ */
+import type { GatewayConfig, PolicyConfig, ServiceConfig } from './schema.js';
+
+export interface ResolvedService {
+  id: string;
+  name: string;
+  /** Backend URL, parsed. */
+  backend: URL;
+  /** `{issuer}/{id}/mcp`: resource indicator, token `aud`, PRM `resource`. */
+  canonicalUri: string;
+  /** `{issuer}/.well-known/oauth-protected-resource/{id}/mcp` (RFC 9728 path-inserted form). */
+  resourceMetadataUrl: string;
+  scopes: string[];
+  /** Scopes every request must carry. */
+  requiredScopes: string[];
+  authRequired: boolean;
+  /** The service policy, or the global default. */
+  policy: PolicyConfig | undefined;
+  config: ServiceConfig;
+}
+
+export function canonicalUri(issuer: string, id: string): string {
+  return `${issuer.replace(/\/+$/, '')}/${id}/mcp`;
+}
+
+export function resolveServices(config: GatewayConfig): Map<string, ResolvedService> {
+  const issuer = config.issuer.replace(/\/+$/, '');
+  const out = new Map<string, ResolvedService>();
+  for (const [id, s] of Object.entries(config.mcp_services)) {
+    out.set(id, {
+      id,
+      name: s.name,
+      backend: new URL(s.url),
+      canonicalUri: canonicalUri(issuer, id),
+      resourceMetadataUrl: `${issuer}/.well-known/oauth-protected-resource/${id}/mcp`,
+      scopes: [...s.scopes],
+      requiredScopes: [...(s.required_scopes ?? s.scopes)],
+      authRequired: s.auth_required,
+      policy: s.policy ?? config.access_policy,
+      config: s,
+    });
+  }
+  return out;
+}

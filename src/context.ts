@@ -1,0 +1,26 @@
+/**
+ * What the parts of a running gateway share. Built once by `createGateway` and handed to the
+ * authorization server (src/authz) and the proxy (src/proxy); dependencies point one way:
+ * http → authz / proxy → storage.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { GatewayConfig } from './config/schema.js';
+import type { ResolvedService } from './config/services.js';
+import type { Store } from './storage/store.js';
+import type { KeyManager } from './authz/keys.js';
+import type { RevocationList } from './authz/revocation.js';
+import type { Metrics } from './observability/metrics.js';
+import type { AuditLog } from './observability/audit.js';
+
+export interface GatewayContext {
+  config: GatewayConfig;
+  /** Issuer without trailing slash (an origin). */
+  issuer: string;
+  services: Map<string, ResolvedService>;
+  store: Store;
+  keys: KeyManager;
+  revocations: RevocationList;
+  log: FastifyBaseLogger;
+  metrics: Metrics;
+  audit: AuditLog;
+}

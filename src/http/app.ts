@@ -1,0 +1,117 @@
+/**
+ * The gateway's HTTP application: `createGateway(config)` builds one fastify instance carrying the
+ * authorization server (src/authz), the MCP proxy (src/proxy) and the operational routes, on a shared
+ * GatewayContext. Tests start it on port 0.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { GatewayConfig } from '../config/schema.js';
+import { resolveServices } from '../config/services.js';
+import type { GatewayContext } from '../context.js';
+import { KeyManager } from '../authz/keys.js';
+import { RevocationList } from '../authz/revocation.js';
+import { createStore, type StoreFactoryOptions } from '../storage/index.js';
+import type { Store } from '../storage/store.js';
+import { loggerOptions } from '../observability/logger.js';
+import { Metrics } from '../observability/metrics.js';
+import { AuditLog } from '../observability/audit.js';
+import { registerErrorHandling } from './errors.js';
+import { registerOperationalRoutes } from './operational-routes.js';
+import { registerAuthorizationServer } from '../authz/index.js';
+import { registerProxy } from '../proxy/index.js';
+
+export interface GatewayOptions {
+  /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
+  store?: Store;
+  /** Where log lines go (default stdout). Tests pass a stream to inspect them. */
+  logStream?: NodeJS.WritableStream;
+  /** Disable logging entirely. */
+  silent?: boolean;
+  storeOptions?: StoreFactoryOptions;
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  ctx: GatewayContext;
+  /** Starts listening on config.host/config.port; resolves to the bound base URL. */
+  listen(): Promise<string>;
+  /** Graceful stop: stop accepting, let in-flight requests finish up to the grace period, release storage. */
+  close(): Promise<void>;
+}
+
+export async function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Promise<Gateway> {
+  const app = Fastify({
+    logger: options.silent ? false : loggerOptions(config, options.logStream),
+    // fastify accepts a hop count too; its types only list string | boolean | string[].
+    trustProxy: config.trust_proxy as boolean | string[],
+    genReqId: () => randomUUID(),
+    requestIdLogLabel: 'reqId',
+    disableRequestLogging: false,
+    bodyLimit: 1024 * 1024,
+    // Header limits: Node's defaults (16 KiB total) stay in force.
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
+  });
+
+  const ownStore = !options.store;
+  const store = options.store ?? (await createStore(config.storage, options.storeOptions));
+  try {
+    const keys = await KeyManager.load(store, config.keys);
+    const revocations = new RevocationList(store, config.tokens.access_token_ttl + 60);
+    await revocations.start();
+    const metrics = new Metrics();
+    const ctx: GatewayContext = {
+      config,
+      issuer: config.issuer.replace(/\/+$/, ''),
+      services: resolveServices(config),
+      store,
+      keys,
+      revocations,
+      log: app.log,
+      metrics,
+      audit: new AuditLog(app.log),
+    };
+
+    registerErrorHandling(app);
+    registerOperationalRoutes(app, ctx);
+    await registerAuthorizationServer(app, ctx);
+    await registerProxy(app, ctx);
+
+    app.addHook('onClose', async () => {
+      revocations.stop();
+      if (ownStore) await store.close();
+    });
+
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      ctx,
+      async listen() {
+        const address = await app.listen({ host: config.host, port: config.port });
+        return address.replace('[::1]', 'localhost');
+      },
+      close() {
+        closing ??= closeWithGrace(app, config.limits.shutdown_grace * 1000);
+        return closing;
+      },
+    };
+  } catch (err) {
+    if (ownStore) await store.close();
+    throw err;
+  }
+}
+
+async function closeWithGrace(app: FastifyInstance, graceMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      // Past the deadline: cut the remaining connections (long-lived streams) so close() can finish.
+      app.server.closeAllConnections?.();
+      resolve();
+    }, graceMs);
+    timer.unref();
+  });
+  await Promise.race([app.close(), deadline.then(() => app.close())]);
+  if (timer) clearTimeout(timer);
+}

@@ -1,0 +1,4 @@
+import { MemoryStore } from '../../src/storage/memory/memory-store.js';
+import { storeContract } from './contract.js';
+
+storeContract('memory', { create: async () => new MemoryStore() });
