@@ -67,14 +67,14 @@ export function loadConfigFile(file: string, options: LoadOptions = {}): Gateway
 export function loadConfigText(text: string, source: string, options: LoadOptions = {}): GatewayConfig {
   const env = options.env ?? process.env;
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
       source,
       doc.errors.map((e) => ({
         path: '',
         line: e.linePos?.[0]?.line,
-        message: `YAML syntax error: ${e.message.split('\n')[0]}${e.code === 'BAD_INDENT' || e.code === 'UNEXPECTED_TOKEN' ? '' : ''}`,
+        message: `YAML syntax error: ${e.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
       })),
     );
   }
@@ -111,7 +111,7 @@ function validate(
   const badPaths = new Set(problems.map((p) => p.path));
   const result = configSchema.safeParse(substituted);
   if (!result.success) {
-    for (const issue of flattenIssues(result.error)) {
+    for (const issue of [...flattenIssues(result.error), ...crossFieldIssues(substituted, result.error)]) {
       const dotted = issue.path.join('.');
       if (badPaths.has(dotted)) continue; // already reported as a missing variable
       const envName = Object.entries(ENV_OVERRIDES).find(([n, k]) => k === issue.path[0] && env[n])?.[0];
@@ -122,10 +122,73 @@ function validate(
       });
     }
   }
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  if (problems.length > 0) {
+    const seen = new Set<string>();
+    const unique = problems.filter((p) => !seen.has(`${p.path}\n${p.message}`) && seen.add(`${p.path}\n${p.message}`));
+    throw new ConfigError(source, unique);
+  }
   const cfg = result.data as GatewayConfig;
   cfg.issuer = new URL(cfg.issuer).origin;
   return cfg;
+}
+
+/**
+ * zod skips the schema-level rules (superRefine: provider/service consistency, secret strength) while any
+ * field is invalid. To still report every problem at once, drop the invalid values (defaults fill in),
+ * re-validate, and keep the rule violations found on that repaired copy.
+ */
+function crossFieldIssues(input: Record<string, unknown>, first: ZodError): FlatIssue[] {
+  if (first.issues.every((i) => i.code === 'custom' && i.path.length <= 3 && !isFieldRefinement(i.message))) return []; // the rules already ran
+  const repaired = structuredClone(input);
+  const removed: string[] = [];
+  let issues = first.issues;
+  for (let round = 0; round < 20; round++) {
+    for (const issue of issues) {
+      const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
+      if (issue.code === 'unrecognized_keys') for (const k of issue.keys) removeAt(repaired, [...path, k]);
+      else if (issue.code === 'invalid_type' && issue.input === undefined && issue.expected === 'string') setAt(repaired, path, 'http://placeholder.invalid/');
+      else removeAt(repaired, path);
+      removed.push(path.join('.'));
+    }
+    const next = configSchema.safeParse(repaired);
+    if (next.success) return [];
+    if (round > 0 && next.error.issues.every((i) => i.code === 'custom')) {
+      return flattenIssues(next.error).filter((i) => !removed.includes(i.path.join('.')));
+    }
+    issues = round === 0 && next.error.issues.every((i) => i.code === 'custom') ? [] : next.error.issues.filter((i) => i.code !== 'custom');
+    if (issues.length === 0) return flattenIssues(next.error).filter((i) => !removed.includes(i.path.join('.')));
+  }
+  return [];
+}
+
+/** Field-level refinements (URL shape) as opposed to the cross-field rules of the schema's superRefine. */
+function isFieldRefinement(message: string): boolean {
+  return message.includes('must be an absolute http');
+}
+
+function setAt(root: Record<string, unknown>, path: (string | number)[], value: unknown): void {
+  let node: unknown = root;
+  for (const p of path.slice(0, -1)) {
+    if (node === null || typeof node !== 'object') return;
+    node = (node as Record<string | number, unknown>)[p];
+  }
+  if (node !== null && typeof node === 'object') (node as Record<string | number, unknown>)[path[path.length - 1]!] = value;
+}
+
+function removeAt(root: Record<string, unknown>, path: (string | number)[]): void {
+  if (path.length === 0) return;
+  let node: unknown = root;
+  for (const p of path.slice(0, -1)) {
+    if (node === null || typeof node !== 'object') return;
+    node = (node as Record<string | number, unknown>)[p];
+  }
+  const last = path[path.length - 1]!;
+  if (node === null || typeof node !== 'object') return;
+  const container = node as Record<string | number, unknown>;
+  // A required key that is missing cannot be "removed": drop its parent instead (a service without url).
+  if (container[last] === undefined && path.length > 1) removeAt(root, path.slice(0, -1));
+  else if (Array.isArray(container)) container.splice(Number(last), 1);
+  else delete container[last];
 }
 
 interface FlatIssue {

@@ -1,0 +1,120 @@
+/**
+ * The `mcp-oauth-gateway` command line.
+ *
+ *   mcp-oauth-gateway [--config FILE] [--host H] [--port N] [--debug]   run the gateway
+ *   mcp-oauth-gateway check-config [FILE]                                 validate a configuration
+ *   mcp-oauth-gateway keys rotate [--config FILE]                         rotate the signing key
+ *   mcp-oauth-gateway storage migrate --from A.yaml --to B.yaml           copy all state between back-ends
+ *
+ * Starting never writes a file it was not asked to write (the SQLite file named in the configuration
+ * is the one file it creates). Configuration errors exit 1 with every problem listed, never a stack trace.
+ */
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { VERSION } from '../version.js';
+import { ConfigError } from '../config/load.js';
+import { resolveConfigPath, loadForCli, type Output } from './common.js';
+import { runServe } from './serve.js';
+import { runCheckConfig } from './check-config.js';
+import { runAdmin } from './admin.js';
+
+export const HELP = `mcp-oauth-gateway ${VERSION}: OAuth 2.1 sign-in in front of MCP servers
+
+Usage:
+  mcp-oauth-gateway [options]                    run the gateway
+  mcp-oauth-gateway check-config [FILE]          validate a configuration file (exit 0 = OK)
+  mcp-oauth-gateway keys rotate                  add a new signing key (signs after the grace period)
+  mcp-oauth-gateway storage migrate --from A.yaml --to B.yaml
+                                                 copy all state from one storage back-end to another
+
+Options:
+  -c, --config FILE   configuration file (default: $MCP_CONFIG_PATH, then ./config.yaml)
+      --host HOST     address to bind (overrides the configuration)
+  -p, --port PORT     port to bind (overrides the configuration)
+      --debug         development mode (verbose logs, weak secrets allowed)
+  -h, --help          show this help
+  -v, --version       print the version
+
+Environment overrides: MCP_GATEWAY_HOST, MCP_GATEWAY_PORT, MCP_ISSUER, MCP_SESSION_SECRET, MCP_DEBUG.
+Documentation: docs/configuration.md
+`;
+
+const consoleOutput: Output = {
+  out: (s) => process.stdout.write(s.endsWith('\n') ? s : `${s}\n`),
+  err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
+};
+
+/** Runs the CLI; resolves to the exit code (the server command resolves only when it has stopped). */
+export async function main(argv: string[], output: Output = consoleOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        host: { type: 'string' },
+        port: { type: 'string', short: 'p' },
+        debug: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+        from: { type: 'string' },
+        to: { type: 'string' },
+        user: { type: 'string' },
+        client: { type: 'string' },
+        grant: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
+  } catch (err) {
+    output.err(`${(err as Error).message}\n\nRun mcp-oauth-gateway --help for usage.`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    output.out(HELP);
+    return 0;
+  }
+  if (values.version) {
+    output.out(VERSION);
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  try {
+    switch (command) {
+      case undefined:
+        return await runServe(values, env, output);
+      case 'check-config':
+        return runCheckConfig(rest[0] ?? values.config, env, output);
+      case 'keys':
+      case 'storage':
+        return await runAdmin(command, rest, values, env, output);
+      default:
+        output.err(`unknown command '${command}'\n\nRun mcp-oauth-gateway --help for usage.`);
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      output.err(err.message);
+      return 1;
+    }
+    output.err(`error: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+export { resolveConfigPath, loadForCli };
+
+const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`fatal: ${(err as Error).message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,127 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { freePort } from '../helpers/gateway.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gw-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return { output: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
+}
+
+const SECRET = 'cli-test-secret-cli-test-secret-cli-test-secret';
+
+describe('command line', () => {
+  it('--help and --version', async () => {
+    const c = capture();
+    expect(await main(['--help'], c.output, {})).toBe(0);
+    expect(c.out.join('')).toContain('check-config');
+    const v = capture();
+    expect(await main(['--version'], v.output, {})).toBe(0);
+    expect(v.out[0]).toMatch(/^\d+\.\d+\.\d+/);
+    const bad = capture();
+    expect(await main(['--nope'], bad.output, {})).toBe(2);
+    expect(bad.err.join('')).toContain('--help');
+  });
+
+  it('check-config prints OK for a valid file', async () => {
+    const file = join(dir, 'ok.yaml');
+    writeFileSync(file, `session_secret: ${SECRET}\nstorage: {type: memory}\n`);
+    const c = capture();
+    expect(await main(['check-config', file], c.output, {})).toBe(0);
+    expect(c.out[0]).toMatch(/^OK: /);
+  });
+
+  it('check-config reports every problem of a broken file with lines, exit 1, no stack trace', async () => {
+    const file = join(dir, 'broken.yaml');
+    writeFileSync(file, ['port: 70000', 'session_secret: x', 'storage:', '  type: floppy', 'mcp_services:', '  a:', '    url: http://x/mcp', '    auth_required: true', ''].join('\n'));
+    const c = capture();
+    expect(await main(['check-config', file], c.output, {})).toBe(1);
+    const text = c.err.join('\n');
+    expect(text).toContain(`${file}:1 port`);
+    expect(text).toContain(`${file}:2 session_secret`);
+    expect(text).toContain(`${file}:4 storage.type`);
+    expect(text).toContain('mcp_services.a.name');
+    expect(text).toContain('no OAuth providers are configured');
+    expect(text).not.toMatch(/\n\s+at /);
+  });
+
+  it('check-config names a missing file and a missing variable', async () => {
+    const c = capture();
+    expect(await main(['check-config', join(dir, 'nope.yaml')], c.output, {})).toBe(1);
+    expect(c.err.join('')).toContain('file not found');
+    const file = join(dir, 'env.yaml');
+    writeFileSync(file, 'session_secret: ${SECRET_FROM_ENV}\n');
+    const d = capture();
+    expect(await main(['check-config', file], d.output, {})).toBe(1);
+    expect(d.err.join('')).toContain("'SECRET_FROM_ENV'");
+    expect(d.err.join('')).toContain(`${file}:1`);
+  });
+
+  it('without any configuration the server command says what to do and writes nothing', async () => {
+    const empty = mkdtempSync(join(dir, 'empty-'));
+    const cwd = process.cwd();
+    process.chdir(empty);
+    try {
+      const c = capture();
+      expect(await main([], c.output, {})).toBe(1);
+      expect(c.err.join('')).toContain('No configuration found');
+      expect(readdirSync(empty)).toEqual([]);
+    } finally {
+      process.chdir(cwd);
+    }
+  });
+
+  it('runs the gateway from the real binary, serves /health and stops on SIGTERM', async () => {
+    const port = await freePort();
+    const file = join(dir, 'serve.yaml');
+    writeFileSync(file, `host: 127.0.0.1\nport: ${port}\nissuer: http://127.0.0.1:${port}\nsession_secret: ${SECRET}\nstorage:\n  type: sqlite\n  sqlite: {path: data/gw.db}\n`);
+    const bin = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+    const child = spawn(process.execPath, ['--import', 'tsx', bin, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`gateway did not start: ${stdout}`)), 20_000);
+        child.stdout.on('data', () => {
+          if (stdout.includes('listening on')) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${stdout}`)));
+      });
+      const res = await fetch(`http://127.0.0.1:${port}/health`);
+      expect(res.status).toBe(200);
+      expect(existsSync(join(dir, 'data', 'gw.db'))).toBe(true); // relative to the config file
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(stdout).toContain('shutting down');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('an occupied port is a clear error', async () => {
+    const { createServer } = await import('node:net');
+    const srv = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    const port = (srv.address() as { port: number }).port;
+    const file = join(dir, 'busy.yaml');
+    writeFileSync(file, `host: 127.0.0.1\nport: ${port}\nsession_secret: ${SECRET}\nstorage: {type: memory}\n`);
+    const c = capture();
+    try {
+      expect(await main(['--config', file], c.output, {})).toBe(1);
+      expect(c.err.join('')).toContain('already in use');
+    } finally {
+      srv.close();
+    }
+  });
+});
