@@ -1,8 +1,59 @@
 /**
- * The OAuth 2.1 authorization server (oidc-provider 9) mounted on the gateway's fastify instance.
- * PLACEHOLDER until issue #3 lands: registers nothing.
+ * The OAuth 2.1 authorization server (oidc-provider 9) mounted on the gateway's fastify instance at the
+ * root issuer (stack-notes §5.2): only the provider's own paths are handed to it, from a route-level
+ * onRequest hook (before fastify parses the body), so nothing else is swallowed.
  */
-import type { FastifyInstance } from 'fastify';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
+import { createUpstream } from '../upstream/index.js';
+import { registerInteractionRoutes } from './interactions.js';
+import { registerMetadataRoutes } from './metadata.js';
+import { ROUTES } from './provider.js';
+import { ProviderHost } from './provider-host.js';
+import { registrationHandler } from './registration.js';
 
-export async function registerAuthorizationServer(_app: FastifyInstance, _ctx: GatewayContext): Promise<void> {}
+export { rotateSigningKey } from './key-rotation.js';
+export { buildBearerChallenge } from './challenge.js';
+export { checkPolicy } from './policy.js';
+
+const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD'];
+
+/** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume) and `/oauth/register/:id`. */
+function providerPaths(ctx: GatewayContext): string[] {
+  const paths: string[] = [ROUTES.authorization, `${ROUTES.authorization}/*`, ROUTES.token, ROUTES.revocation, ROUTES.introspection, ROUTES.jwks];
+  // POST /oauth/register is checked first (registration.ts); RFC 7592 reads go straight through.
+  if (ctx.config.registration.mode !== 'off') paths.push(`${ROUTES.registration}/*`);
+  return paths;
+}
+
+const urlEncoded = (_req: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => {
+  done(null, Object.fromEntries(new URLSearchParams(body)));
+};
+
+export async function registerAuthorizationServer(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const host = new ProviderHost(ctx);
+  host.startKeyPolling();
+  app.addHook('onClose', async () => host.stop());
+  const upstream = createUpstream(ctx.config);
+
+  const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
+    reply.hijack();
+    await host.provider.callback()(req.raw, reply.raw);
+  };
+  for (const url of providerPaths(ctx)) {
+    app.route({ method: METHODS, url, onRequest: handOver, handler: async () => undefined });
+  }
+
+  if (ctx.config.registration.mode !== 'off') {
+    app.route({ method: ['OPTIONS', 'GET'], url: ROUTES.registration, onRequest: handOver, handler: async () => undefined });
+    app.post(ROUTES.registration, { bodyLimit: 64 * 1024 }, registrationHandler(() => host.provider.callback() as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
+  }
+  registerMetadataRoutes(app, ctx);
+
+  // Form posts (consent, abort) are parsed only in this scope; the proxy keeps raw bodies.
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, urlEncoded);
+    registerInteractionRoutes(scope, ctx, host, upstream);
+  });
+}

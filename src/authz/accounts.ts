@@ -1,0 +1,46 @@
+/**
+ * Accounts: the upstream profile kept in storage (`gw:account:<id>`) so that `findAccount` and the
+ * access-token claims (src/authz/claims.ts) work on every refresh, on every instance, after restarts.
+ * TTL ≥ the refresh-token and grant lifetimes, renewed on each sign-in. No upstream token is stored.
+ */
+import type { Account, KoaContextWithOIDC } from 'oidc-provider';
+import type { GatewayContext } from '../context.js';
+import type { UpstreamProfile } from '../upstream/profile.js';
+
+const ACCOUNT_PREFIX = 'gw:account:';
+
+function accountTtl(ctx: GatewayContext): number {
+  return Math.max(ctx.config.tokens.refresh_token_ttl, ctx.config.tokens.grant_ttl) + 86_400;
+}
+
+export async function saveAccount(ctx: GatewayContext, profile: UpstreamProfile): Promise<void> {
+  await ctx.store.set(ACCOUNT_PREFIX + profile.id, profile, { ttlSeconds: accountTtl(ctx) });
+}
+
+export async function loadAccount(ctx: GatewayContext, id: string): Promise<UpstreamProfile | undefined> {
+  return (await ctx.store.get<UpstreamProfile>(ACCOUNT_PREFIX + id))?.value;
+}
+
+/** oidc-provider `findAccount`: an unknown (expired) account makes refreshes fail with invalid_grant. */
+export function findAccountFor(ctx: GatewayContext) {
+  return async (_koa: KoaContextWithOIDC, id: string): Promise<Account | undefined> => {
+    const profile = await loadAccount(ctx, id);
+    if (!profile) return undefined;
+    return {
+      accountId: id,
+      claims: () => ({ sub: id, email: profile.email, name: profile.name, picture: profile.picture, groups: profile.groups }),
+    };
+  };
+}
+
+/** Identity claims added to access tokens (claims.ts): gid, email, name, picture, groups, idp. */
+export function identityClaims(profile: UpstreamProfile | undefined, grantId: string | undefined): Record<string, unknown> {
+  return {
+    gid: grantId,
+    email: profile?.email,
+    name: profile?.name,
+    picture: profile?.picture,
+    groups: profile?.groups,
+    idp: profile?.provider,
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Consent: the page (client, redirect host, service, scopes; Approve / Deny), its CSRF token (an HMAC
+ * bound to the interaction uid, so it is useless outside the browser holding that interaction's cookie),
+ * and remembered decisions per (user, client, service).
+ */
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import type { ResolvedService } from '../config/services.js';
+import type { GatewayContext } from '../context.js';
+import { escapeHtml } from './html.js';
+
+export function csrfToken(ctx: GatewayContext, uid: string): string {
+  const key = Buffer.from(hkdfSync('sha256', ctx.config.session_secret, 'mcp-oauth-gateway', 'consent csrf', 32));
+  return createHmac('sha256', key).update(uid).digest('base64url');
+}
+
+export function csrfValid(ctx: GatewayContext, uid: string, token: unknown): boolean {
+  if (typeof token !== 'string') return false;
+  const expected = Buffer.from(csrfToken(ctx, uid));
+  const given = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+const consentKey = (user: string, client: string, service: string) => `gw:consent:${service}:${user}:${client}`.slice(0, 512);
+
+export async function rememberConsent(ctx: GatewayContext, user: string, client: string, service: string, scopes: string[]): Promise<void> {
+  const prev = await ctx.store.get<{ scopes: string[] }>(consentKey(user, client, service));
+  const all = [...new Set([...(prev?.value.scopes ?? []), ...scopes])];
+  await ctx.store.set(consentKey(user, client, service), { scopes: all, at: Date.now() }, { ttlSeconds: ctx.config.tokens.grant_ttl });
+}
+
+/** Whether this user already approved this client for this service with (at least) these scopes. */
+export async function consentRemembered(ctx: GatewayContext, user: string, client: string, service: string, scopes: string[]): Promise<boolean> {
+  const rec = await ctx.store.get<{ scopes: string[] }>(consentKey(user, client, service));
+  return rec !== undefined && scopes.every((s) => rec.value.scopes.includes(s));
+}
+
+export interface ConsentView {
+  uid: string;
+  csrf: string;
+  clientName: string;
+  clientId: string;
+  redirectHost: string;
+  service: ResolvedService;
+  scopes: string[];
+  offline: boolean;
+}
+
+export function consentPage(v: ConsentView): string {
+  const scopes = v.scopes.length ? `<ul>${v.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>` : '<p>No specific permissions.</p>';
+  return `<h1>Allow access to ${escapeHtml(v.service.name)}?</h1>
+<p><strong>${escapeHtml(v.clientName)}</strong> wants to use <strong>${escapeHtml(v.service.name)}</strong> on your behalf.</p>
+<dl><dt>Application</dt><dd>${escapeHtml(v.clientName)}${v.clientName !== v.clientId ? ` <small>(${escapeHtml(v.clientId)})</small>` : ''}</dd>
+<dt>Returns to</dt><dd>${escapeHtml(v.redirectHost)}</dd>
+<dt>Service</dt><dd>${escapeHtml(v.service.canonicalUri)}</dd></dl>
+<h2>Permissions</h2>${scopes}${v.offline ? '<p>The application will stay signed in (refresh tokens).</p>' : ''}
+<p>Only approve if you started this sign-in from this application.</p>
+<form method="post" action="/interaction/${escapeHtml(v.uid)}/decision">
+<input type="hidden" name="csrf" value="${escapeHtml(v.csrf)}">
+<div class="actions"><button class="primary" type="submit" name="action" value="approve">Approve</button>
+<button type="submit" name="action" value="deny">Deny</button></div></form>`;
+}

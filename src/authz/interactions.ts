@@ -1,0 +1,225 @@
+/**
+ * The sign-in interaction (stack-notes §5.4), ordered per the MCP security best practices
+ * (confused deputy, MUST): consent is asked BEFORE the person is sent to the upstream IdP.
+ *
+ * 1. GET  /interaction/:uid           login prompt → consent page; consent prompt (known user) →
+ *                                     remembered / just-approved consent is applied, else the page.
+ * 2. POST /interaction/:uid/decision  Approve → upstream IdP (state, nonce, PKCE kept server-side);
+ *                                     Deny → `access_denied` to the client.
+ * 3. GET  /oauth/callback             the fixed upstream redirect_uri → /interaction/:uid/callback
+ *                                     (so the interaction's path-scoped cookie is sent).
+ * 4. GET  /interaction/:uid/callback  code exchange, profile stored, access policy, login finished.
+ * 5. POST /interaction/:uid/abort     after an error page: returns the OAuth error to the client.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { InteractionResults } from 'oidc-provider';
+import type { ResolvedService } from '../config/services.js';
+import type { GatewayContext } from '../context.js';
+import { UpstreamError, type UpstreamChecks, type UpstreamIdp } from '../upstream/index.js';
+import { loadAccount, saveAccount } from './accounts.js';
+import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent } from './consent.js';
+import { messagePage, sendPage } from './html.js';
+import { checkPolicy } from './policy.js';
+import type { ProviderHost } from './provider-host.js';
+import { serviceForResource } from './resource-servers.js';
+
+type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
+
+interface Approval {
+  clientId: string;
+  resource: string;
+  scopes: string[];
+}
+
+interface UpstreamAttempt {
+  uid: string;
+  checks: UpstreamChecks;
+  approval: Approval;
+}
+
+const ATTEMPT_PREFIX = 'gw:upstream-state:';
+const OAUTH_ERRORS = new Set(['access_denied', 'server_error', 'temporarily_unavailable']);
+
+export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayContext, host: ProviderHost, upstream: UpstreamIdp | undefined): void {
+  const callbackUrl = `${ctx.issuer}/oauth/callback`;
+
+  // ---- named steps -------------------------------------------------------------------------------
+  const detailsOf = (req: FastifyRequest, reply: FastifyReply) => host.provider.interactionDetails(req.raw, reply.raw);
+
+  const finish = (req: FastifyRequest, reply: FastifyReply, result: InteractionResults, merge = false) =>
+    host.provider.interactionFinished(req.raw as IncomingMessage, reply.raw as ServerResponse, result, { mergeWithLastSubmission: merge });
+
+  function requested(details: Details): { service: ResolvedService | undefined; resource: string; scopes: string[]; offline: boolean } {
+    const raw = details.params.resource;
+    const resource = Array.isArray(raw) ? String(raw[0] ?? '') : String(raw ?? '');
+    const service = serviceForResource(ctx, resource);
+    const asked = String(details.params.scope ?? '').split(' ').filter(Boolean);
+    const scopes = service ? asked.filter((s) => service.scopes.includes(s)) : [];
+    return { service, resource, scopes, offline: asked.includes('offline_access') };
+  }
+
+  async function showConsent(reply: FastifyReply, details: Details, service: ResolvedService, scopes: string[], offline: boolean): Promise<void> {
+    const clientId = String(details.params.client_id);
+    const client = await host.provider.Client.find(clientId);
+    const redirect = URL.parse(String(details.params.redirect_uri ?? ''));
+    const html = consentPage({
+      uid: details.uid,
+      csrf: csrfToken(ctx, details.uid),
+      clientId,
+      clientName: client?.clientName ?? clientId,
+      redirectHost: redirect ? `${redirect.protocol}//${redirect.host}` : 'unknown',
+      service,
+      scopes,
+      offline,
+    });
+    sendPage(reply.raw, 200, `Allow access to ${service.name}?`, html);
+  }
+
+  /** An error page whose button sends the OAuth error back to the client (never a silent dead end). */
+  function errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string): void {
+    const body = messagePage(heading, message, { action: `/interaction/${uid}/abort?error=${encodeURIComponent(error)}`, csrf: csrfToken(ctx, uid), label: 'Return to the application' });
+    sendPage(reply.raw, status, heading, body);
+  }
+
+  /** Access policy of the service (users, emails, domains, groups). */
+  async function policyAllows(reply: FastifyReply, uid: string, service: ResolvedService, userId: string, clientId: string): Promise<boolean> {
+    const profile = await loadAccount(ctx, userId);
+    const decision = checkPolicy(service.policy, { id: userId, email: profile?.email, groups: profile?.groups });
+    if (decision.allowed) return true;
+    ctx.metrics.policyDenials.inc({ service: service.id, stage: 'sign_in' });
+    ctx.audit.emit('policy.denied', { user: userId, client_id: clientId, service: service.id, reason: decision.reason });
+    errorPage(reply, uid, 403, 'Access not allowed', `Your account is not allowed to use ${service.name}. Ask the administrator for access.`, 'access_denied');
+    return false;
+  }
+
+  /** Builds/extends the grant from what the provider says is missing, then finishes the consent prompt. */
+  async function grantConsent(req: FastifyRequest, reply: FastifyReply, details: Details, accountId: string): Promise<void> {
+    const provider = host.provider;
+    const clientId = String(details.params.client_id);
+    const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
+    const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    const grantId = await grant.save();
+    await finish(req, reply, { consent: { grantId } }, true);
+  }
+
+  async function startUpstream(reply: FastifyReply, uid: string, approval: Approval): Promise<void> {
+    if (!upstream) throw new UpstreamError('server_error', 'no identity provider is configured (oauth_providers)');
+    const { url, checks } = await upstream.start(callbackUrl);
+    await ctx.store.set(ATTEMPT_PREFIX + checks.state, { uid, checks, approval } satisfies UpstreamAttempt, { ttlSeconds: 900 });
+    reply.raw.writeHead(303, { location: url.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+    reply.raw.end();
+  }
+
+  /** Hijacked handlers answer every failure themselves: an HTML page, 4xx for request errors, never a hang. */
+  const guard =
+    <R extends FastifyRequest>(handler: (req: R, reply: FastifyReply) => Promise<unknown>) =>
+    async (req: R, reply: FastifyReply): Promise<void> => {
+      try {
+        await handler(req, reply);
+      } catch (err) {
+        const e = err as Error & { statusCode?: number; error_description?: string; expose?: boolean };
+        const status = e.statusCode && e.statusCode < 500 ? e.statusCode : 500;
+        if (status >= 500) ctx.log.error({ err }, 'interaction failed');
+        if (!reply.sent) reply.hijack();
+        if (reply.raw.headersSent) return void reply.raw.end();
+        const message = status < 500 ? (e.error_description ?? 'This sign-in is unknown or has expired.') : 'An internal error occurred.';
+        sendPage(reply.raw, status, 'Sign-in error', messagePage('Sign-in error', `${message} Start again from the application.`));
+      }
+    };
+
+  // ---- routes ------------------------------------------------------------------------------------
+  app.get<{ Params: { uid: string } }>('/interaction/:uid', guard(async (req, reply) => {
+    reply.hijack();
+    const details = await detailsOf(req, reply);
+    const { service, scopes, offline, resource } = requested(details);
+    if (!service) return errorPage(reply, details.uid, 400, 'Unknown service', 'The application asked for a service this gateway does not offer.', 'access_denied');
+    const clientId = String(details.params.client_id);
+    if (details.prompt.name === 'consent' && details.session?.accountId) {
+      const user = details.session.accountId;
+      if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
+      const approved = (details.lastSubmission as { gwApproval?: Approval } | undefined)?.gwApproval;
+      const justApproved = approved?.clientId === clientId && approved.resource === resource && scopes.every((s) => approved.scopes.includes(s));
+      if (justApproved || (await consentRemembered(ctx, user, clientId, service.id, scopes))) {
+        if (justApproved) await rememberConsent(ctx, user, clientId, service.id, scopes);
+        return grantConsent(req, reply, details, user);
+      }
+    }
+    return showConsent(reply, details, service, scopes, offline);
+  }));
+
+  app.post<{ Params: { uid: string }; Body: Record<string, string> }>('/interaction/:uid/decision', guard(async (req, reply) => {
+    reply.hijack();
+    const details = await detailsOf(req, reply);
+    if (details.uid !== req.params.uid || !csrfValid(ctx, details.uid, req.body?.csrf)) {
+      return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired or did not come from this page. Start the sign-in again from the application.'));
+    }
+    const { service, scopes, resource } = requested(details);
+    const clientId = String(details.params.client_id);
+    const user = details.session?.accountId;
+    if (req.body?.action !== 'approve' || !service) {
+      ctx.audit.emit('consent.denied', { client_id: clientId, service: service?.id, user });
+      return finish(req, reply, { error: 'access_denied', error_description: 'The user denied the request' });
+    }
+    ctx.audit.emit('consent.granted', { client_id: clientId, service: service.id, user });
+    if (details.prompt.name === 'consent' && user) {
+      if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
+      await rememberConsent(ctx, user, clientId, service.id, scopes);
+      return grantConsent(req, reply, details, user);
+    }
+    return startUpstream(reply, details.uid, { clientId, resource, scopes });
+  }));
+
+  app.get<{ Querystring: { state?: string } }>('/oauth/callback', guard(async (req, reply) => {
+    const state = req.query.state;
+    const attempt = typeof state === 'string' && state ? await ctx.store.get<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
+    if (!attempt) {
+      reply.hijack();
+      return sendPage(reply.raw, 400, 'Sign-in expired', messagePage('Sign-in expired', 'This sign-in link is unknown or has expired. Start again from the application.'));
+    }
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+    return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect(`/interaction/${encodeURIComponent(attempt.value.uid)}/callback${query}`, 303);
+  }));
+
+  app.get<{ Params: { uid: string }; Querystring: { state?: string } }>('/interaction/:uid/callback', guard(async (req, reply) => {
+    reply.hijack();
+    const details = await detailsOf(req, reply);
+    // Single use: the stored state, nonce and verifier are taken, so a replayed callback fails.
+    const attempt = await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + String(req.query.state ?? ''));
+    if (!attempt || attempt.uid !== details.uid || !upstream) {
+      return errorPage(reply, details.uid, 400, 'Sign-in failed', 'The sign-in response did not match this sign-in attempt.', 'access_denied');
+    }
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+    let profile;
+    try {
+      profile = await upstream.finish(new URL(callbackUrl + query), attempt.checks);
+    } catch (err) {
+      const e = err instanceof UpstreamError ? err : new UpstreamError('server_error', 'the sign-in could not be completed', { cause: err });
+      ctx.metrics.signIns.inc({ outcome: 'failure' });
+      ctx.audit.emit('sign_in.failure', { client_id: attempt.approval.clientId, reason: e.message });
+      ctx.log.warn({ err: e.cause ?? e, provider: upstream.name }, 'upstream sign-in failed');
+      return errorPage(reply, details.uid, 502, 'Sign-in failed', `The sign-in failed: ${e.message}.`, e.oauthError);
+    }
+    await saveAccount(ctx, profile);
+    ctx.metrics.signIns.inc({ outcome: 'success' });
+    ctx.audit.emit('sign_in.success', { user: profile.id, client_id: attempt.approval.clientId, provider: profile.provider });
+    const service = serviceForResource(ctx, attempt.approval.resource);
+    if (service && !(await policyAllows(reply, details.uid, service, profile.id, attempt.approval.clientId))) return;
+    const result = { login: { accountId: profile.id, amr: ['ext'] }, gwApproval: attempt.approval } as InteractionResults;
+    return finish(req, reply, result);
+  }));
+
+  app.post<{ Params: { uid: string }; Querystring: { error?: string }; Body: Record<string, string> }>('/interaction/:uid/abort', guard(async (req, reply) => {
+    reply.hijack();
+    const details = await detailsOf(req, reply);
+    if (!csrfValid(ctx, details.uid, req.body?.csrf)) {
+      return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired. Start the sign-in again from the application.'));
+    }
+    const error = OAUTH_ERRORS.has(String(req.query.error)) ? String(req.query.error) : 'access_denied';
+    return finish(req, reply, { error, error_description: error === 'access_denied' ? 'access denied' : 'the sign-in could not be completed' });
+  }));
+}
+

@@ -1,0 +1,71 @@
+/**
+ * Discovery documents.
+ * - RFC 8414 authorization server metadata, built from our configuration so that it lists only
+ *   endpoints that answer (no userinfo, no OIDC discovery: the gateway is a plain OAuth 2.1 AS).
+ * - RFC 9728 protected resource metadata per service, at the path-inserted URL MCP clients derive
+ *   (`/.well-known/oauth-protected-resource/{id}/mcp`) and the seed's `?service_id=` form.
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ResolvedService } from '../config/services.js';
+import type { GatewayContext } from '../context.js';
+import { ROUTES } from './provider.js';
+
+export function authorizationServerMetadata(ctx: GatewayContext): Record<string, unknown> {
+  const base = ctx.issuer;
+  const scopes = new Set<string>();
+  for (const s of ctx.services.values()) if (s.authRequired) for (const sc of s.scopes) scopes.add(sc);
+  scopes.add('offline_access');
+  const authMethods = ['none', 'client_secret_basic', 'client_secret_post'];
+  return {
+    issuer: base,
+    authorization_endpoint: base + ROUTES.authorization,
+    token_endpoint: base + ROUTES.token,
+    ...(ctx.config.registration.mode !== 'off' ? { registration_endpoint: base + ROUTES.registration } : {}),
+    revocation_endpoint: base + ROUTES.revocation,
+    introspection_endpoint: base + ROUTES.introspection,
+    jwks_uri: base + ROUTES.jwks,
+    scopes_supported: [...scopes],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query', 'fragment', 'form_post'],
+    grant_types_supported: ['authorization_code', 'refresh_token'],
+    token_endpoint_auth_methods_supported: authMethods,
+    revocation_endpoint_auth_methods_supported: authMethods,
+    introspection_endpoint_auth_methods_supported: authMethods,
+    // OAuth 2.1 / MCP: PKCE S256 only.
+    code_challenge_methods_supported: ['S256'],
+    // RFC 9207.
+    authorization_response_iss_parameter_supported: true,
+    client_id_metadata_document_supported: ctx.config.registration.cimd.enabled,
+  };
+}
+
+export function protectedResourceMetadata(ctx: GatewayContext, s: ResolvedService): Record<string, unknown> {
+  return {
+    // RFC 9728 §3.3: `resource` must equal the URL the client used (the canonical service URI).
+    resource: s.canonicalUri,
+    authorization_servers: [ctx.issuer],
+    scopes_supported: s.scopes.filter((sc) => sc !== 'offline_access'),
+    bearer_methods_supported: ['header'],
+    resource_name: s.name,
+  };
+}
+
+function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  return reply.code(status).header('cache-control', status === 200 ? 'public, max-age=300' : 'no-store').header('access-control-allow-origin', '*').send(body);
+}
+
+function prm(ctx: GatewayContext, reply: FastifyReply, id: string | undefined): FastifyReply {
+  const s = id ? ctx.services.get(id) : undefined;
+  if (!s || !s.authRequired) {
+    return sendJson(reply, 404, { error: 'not_found', error_description: id ? `no protected service '${id}'` : 'protected resource metadata exists per service: /.well-known/oauth-protected-resource/{service-id}/mcp' });
+  }
+  return sendJson(reply, 200, protectedResourceMetadata(ctx, s));
+}
+
+export function registerMetadataRoutes(app: FastifyInstance, ctx: GatewayContext): void {
+  const asMetadata = authorizationServerMetadata(ctx);
+  app.get('/.well-known/oauth-authorization-server', (_req, reply) => sendJson(reply, 200, asMetadata));
+  app.get<{ Params: { id: string } }>('/.well-known/oauth-protected-resource/:id/mcp', (req, reply) => prm(ctx, reply, req.params.id));
+  // The seed's form; no root document without service_id (mcp-spec-notes §4.2).
+  app.get<{ Querystring: { service_id?: string } }>('/.well-known/oauth-protected-resource', (req, reply) => prm(ctx, reply, req.query.service_id));
+}

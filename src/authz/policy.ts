@@ -1,0 +1,36 @@
+/**
+ * Service access policy: who may obtain (authz) and use (proxy) a token for a service.
+ * A user is allowed when any listed rule matches; an absent policy allows every signed-in user.
+ * A policy object with no rules at all also allows everyone (nothing restricts).
+ */
+import type { PolicyConfig } from '../config/schema.js';
+
+export interface PolicyUser {
+  /** `{provider}:{subject}` */
+  id: string;
+  email?: string | undefined;
+  groups?: readonly string[] | undefined;
+}
+
+export type PolicyDecision = { allowed: true } | { allowed: false; reason: string };
+
+function domainOf(email: string): string | undefined {
+  const at = email.lastIndexOf('@');
+  return at > 0 ? email.slice(at + 1).toLowerCase() : undefined;
+}
+
+export function checkPolicy(policy: PolicyConfig | undefined, user: PolicyUser): PolicyDecision {
+  if (!policy) return { allowed: true };
+  const { users, emails, email_domains: domains, groups } = policy;
+  const hasRules = Boolean(users?.length || emails?.length || domains?.length || groups?.length);
+  if (!hasRules) return { allowed: true };
+
+  if (users?.includes(user.id)) return { allowed: true };
+  const email = user.email?.toLowerCase();
+  if (email && emails?.some((e) => e.toLowerCase() === email)) return { allowed: true };
+  const domain = email ? domainOf(email) : undefined;
+  if (domain && domains?.some((d) => d.toLowerCase().replace(/^@/, '') === domain)) return { allowed: true };
+  if (user.groups?.length && groups?.some((g) => user.groups!.includes(g))) return { allowed: true };
+
+  return { allowed: false, reason: `user ${user.id}${user.email ? ` (${user.email})` : ''} is not allowed by the service access policy` };
+}

@@ -1,0 +1,136 @@
+/**
+ * oidc-provider 9 configured as a plain OAuth 2.1 authorization server for MCP clients
+ * (stack-notes §5.8): flat `/oauth/*` routes at the root issuer, PKCE S256 for everyone, refresh tokens
+ * for every client allowed the refresh_token grant, RFC 9068 JWT access tokens bound to one service.
+ */
+import { hkdfSync } from 'node:crypto';
+import Provider, { type Configuration, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
+import type { GatewayContext } from '../context.js';
+import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
+import { createAdapterFactory } from './adapter.js';
+import { cimdFeature, cimdTesting } from './cimd.js';
+import { escapeHtml, page, PAGE_HEADERS } from './html.js';
+import { resourceIndicatorsFeature } from './resource-servers.js';
+
+export const ROUTES = {
+  authorization: '/oauth/authorize',
+  token: '/oauth/token',
+  registration: '/oauth/register',
+  revocation: '/oauth/revoke',
+  introspection: '/oauth/introspect',
+  jwks: '/oauth/jwks',
+  // Disabled features; their routes are never handed to the provider.
+  userinfo: '/oauth/userinfo',
+  end_session: '/oauth/logout',
+  pushed_authorization_request: '/oauth/par',
+  code_verification: '/oauth/device',
+  device_authorization: '/oauth/device/auth',
+  backchannel_authentication: '/oauth/backchannel',
+  challenge: '/oauth/challenge',
+} as const;
+
+/** The MCP-friendly client defaults (stack-notes §5.7 item 3): native apps, code + refresh, public. */
+const CLIENT_DEFAULTS: Partial<ClientMetadata> = {
+  application_type: 'native',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: 'none',
+  id_token_signed_response_alg: 'ES256',
+};
+
+export function cookieKeys(secret: string): string[] {
+  return [Buffer.from(hkdfSync('sha256', secret, 'mcp-oauth-gateway', 'oidc-provider cookies', 32)).toString('base64url')];
+}
+
+export function staticClients(ctx: GatewayContext): ClientMetadata[] {
+  return ctx.config.clients.map((c) => ({
+    client_id: c.client_id,
+    ...(c.client_secret ? { client_secret: c.client_secret } : {}),
+    ...(c.client_name ? { client_name: c.client_name } : {}),
+    redirect_uris: c.redirect_uris,
+    token_endpoint_auth_method: c.token_endpoint_auth_method ?? (c.client_secret ? 'client_secret_basic' : 'none'),
+    grant_types: c.grant_types,
+    response_types: ['code'],
+    application_type: 'native',
+    id_token_signed_response_alg: 'ES256',
+    ...(c.scope ? { scope: c.scope } : {}),
+  }));
+}
+
+export function allScopes(ctx: GatewayContext): string[] {
+  const scopes = new Set(['openid', 'offline_access']);
+  for (const s of ctx.services.values()) for (const sc of s.scopes) scopes.add(sc);
+  return [...scopes];
+}
+
+/** Browser-facing errors (unknown client, bad redirect_uri, …): an HTML page, never a redirect (RFC 6749 §4.1.2.1). */
+function renderError(koa: KoaContextWithOIDC, out: { error: string; error_description?: string | undefined }): void {
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
+  koa.type = 'html';
+  const description = out.error_description ?? 'The request could not be processed.';
+  koa.body = page('Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
+}
+
+export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Configuration {
+  const { tokens, registration } = ctx.config;
+  return {
+    adapter: createAdapterFactory(ctx.store, { onGrantRevoked, clientTtlSeconds: registration.client_ttl }),
+    clients: staticClients(ctx),
+    clientDefaults: CLIENT_DEFAULTS,
+    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    jwks: ctx.keys.privateJwks() as Configuration['jwks'],
+    cookies: { keys: cookieKeys(ctx.config.session_secret), long: { signed: true }, short: { signed: true } },
+    scopes: allScopes(ctx),
+    responseTypes: ['code'],
+    // OAuth 2.1 §4.1.1: PKCE for every client; oidc-provider 9 accepts only S256.
+    pkce: { required: () => true },
+    routes: ROUTES,
+    interactions: { url: (_koa, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: findAccountFor(ctx),
+    // stack-notes §5.7 item 1: refresh tokens for every client allowed the grant, not only offline_access.
+    issueRefreshToken: async (_koa, client) => client.grantTypeAllowed('refresh_token'),
+    // RFC 9700 §4.14.2: rotate on every use; a replayed one revokes the grant (refresh_token.js).
+    rotateRefreshToken: () => true,
+    expiresWithSession: async () => false,
+    async extraTokenClaims(_koa, token) {
+      if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
+      return identityClaims(await loadAccount(ctx, token.accountId), token.grantId);
+    },
+    renderError,
+    ttl: {
+      AccessToken: tokens.access_token_ttl,
+      AuthorizationCode: tokens.authorization_code_ttl,
+      RefreshToken: tokens.refresh_token_ttl,
+      Grant: tokens.grant_ttl,
+      Session: tokens.grant_ttl,
+      Interaction: 900,
+      IdToken: 3600,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      registration: {
+        enabled: registration.mode !== 'off',
+        initialAccessToken: registration.mode === 'token' ? registration.initial_access_token! : false,
+      },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      userinfo: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
+      claimsParameter: { enabled: false },
+      resourceIndicators: resourceIndicatorsFeature(ctx),
+      clientIdMetadataDocument: cimdFeature(ctx),
+    },
+    ...(cimdFetchOverride() ?? {}),
+  };
+}
+
+function cimdFetchOverride(): Pick<Configuration, 'fetch'> | undefined {
+  return cimdTesting.fetch ? { fetch: cimdTesting.fetch as Configuration['fetch'] } : undefined;
+}
+
+export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Provider {
+  const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked));
+  provider.proxy = Boolean(ctx.config.trust_proxy);
+  return provider;
+}

@@ -1,0 +1,44 @@
+/**
+ * RFC 7591 registration, normalised before oidc-provider sees it:
+ * - a client that names no `token_endpoint_auth_method` is public (`none`, the MCP client default), so
+ *   it gets no secret (oidc-provider decides on the raw request, before applying client defaults);
+ * - OAuth 2.1 §2.3.1 / RFC 8252 §8.3: plain `http` redirect URIs only on loopback hosts, whatever the
+ *   `application_type` (oidc-provider allows http for `web` clients).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; error: string; description: string };
+
+export function normaliseRegistration(body: unknown): RegistrationCheck {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, error: 'invalid_client_metadata', description: 'the registration request must be a JSON object' };
+  const out = { ...(body as Record<string, unknown>) };
+  out.token_endpoint_auth_method ??= 'none';
+  const uris = out.redirect_uris;
+  if (Array.isArray(uris)) {
+    for (const uri of uris) {
+      const u = typeof uri === 'string' ? URL.parse(uri) : null;
+      if (u?.protocol === 'http:' && !LOOPBACK.has(u.hostname)) {
+        return { ok: false, error: 'invalid_redirect_uri', description: 'plain http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)' };
+      }
+    }
+  }
+  return { ok: true, body: out };
+}
+
+/** fastify handler for POST /oauth/register: checks, then hands the parsed body to the provider. */
+export function registrationHandler(callback: () => (req: IncomingMessage, res: ServerResponse) => Promise<void> | void) {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const check = normaliseRegistration(req.body);
+    if (!check.ok) {
+      await reply.code(400).header('cache-control', 'no-store').send({ error: check.error, error_description: check.description });
+      return;
+    }
+    reply.hijack();
+    // oidc-provider uses an already parsed `req.body` when the stream has been consumed.
+    (req.raw as unknown as { body: unknown }).body = check.body;
+    await callback()(req.raw as IncomingMessage, reply.raw as ServerResponse);
+  };
+}

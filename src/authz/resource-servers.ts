@@ -1,0 +1,67 @@
+/**
+ * RFC 8707 resource indicators: every service that requires authentication is a resource server whose
+ * identifier is its canonical URI `{issuer}/{id}/mcp`. Access tokens are RFC 9068 JWTs bound to exactly
+ * that audience, carrying at most that service's scopes.
+ *
+ * Clients that send no `resource` (MCP 2025-03-26 era): the authorization request is bound to a service
+ * only when that service can be determined unambiguously (see `inferService`); otherwise the request is
+ * refused with `invalid_target`. A token valid for every service is never issued.
+ */
+import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
+import type { ResolvedService } from '../config/services.js';
+import type { GatewayContext } from '../context.js';
+
+/** The configured service whose canonical URI equals `indicator` (exact match, RFC 8707 §2). */
+export function serviceForResource(ctx: GatewayContext, indicator: string): ResolvedService | undefined {
+  for (const s of ctx.services.values()) if (s.authRequired && s.canonicalUri === indicator) return s;
+  return undefined;
+}
+
+function protectedServices(ctx: GatewayContext): ResolvedService[] {
+  return [...ctx.services.values()].filter((s) => s.authRequired);
+}
+
+/**
+ * The service an authorization request without `resource` is for, when unambiguous: the only protected
+ * service, or the only one whose scopes include every requested non-OIDC scope (and at least one).
+ */
+export function inferService(ctx: GatewayContext, requestedScope: string | undefined): ResolvedService | undefined {
+  const services = protectedServices(ctx);
+  if (services.length === 1) return services[0];
+  const scopes = (requestedScope ?? '').split(' ').filter((s) => s && s !== 'openid' && s !== 'offline_access');
+  if (scopes.length === 0) return undefined;
+  const matching = services.filter((s) => scopes.every((sc) => s.scopes.includes(sc)));
+  return matching.length === 1 ? matching[0] : undefined;
+}
+
+export function resourceIndicatorsFeature(ctx: GatewayContext) {
+  return {
+    enabled: true,
+    /** Only the authorization request is defaulted; at the token endpoint the grant's resource is used. */
+    async defaultResource(koa: KoaContextWithOIDC, _client: unknown, oneOf?: readonly string[]): Promise<string | readonly string[] | undefined> {
+      if (oneOf) return oneOf;
+      if (koa.oidc.route !== 'authorization') return undefined;
+      const scope = koa.oidc.params?.scope;
+      const service = inferService(ctx, typeof scope === 'string' ? scope : undefined);
+      if (service) return service.canonicalUri;
+      const uris = protectedServices(ctx).map((s) => s.canonicalUri);
+      throw new errors.InvalidTarget(
+        uris.length ? `a resource parameter is required: send resource=<service URI>, one of ${uris.join(', ')}` : 'no protected service is configured',
+      );
+    },
+    useGrantedResource: async () => true,
+    async getResourceServerInfo(_koa: KoaContextWithOIDC, indicator: string): Promise<ResourceServer> {
+      const service = serviceForResource(ctx, indicator);
+      // RFC 8707 §2: an unknown resource is `invalid_target`.
+      if (!service) throw new errors.InvalidTarget(`unknown resource; use a service URI such as ${ctx.issuer}/<service>/mcp`);
+      return {
+        scope: service.scopes.join(' '),
+        audience: service.canonicalUri,
+        accessTokenTTL: ctx.config.tokens.access_token_ttl,
+        accessTokenFormat: 'jwt',
+        // RFC 9068 JWT signed by the current gateway key (src/authz/keys.ts).
+        jwt: { sign: { alg: 'ES256', kid: ctx.keys.signer.kid } },
+      };
+    },
+  };
+}

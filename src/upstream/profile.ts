@@ -1,0 +1,59 @@
+/**
+ * The user as the gateway knows them after an upstream sign-in. The id is `{provider}:{subject}`: stable
+ * across sign-ins and unique across providers. Upstream tokens are never kept.
+ */
+export interface UpstreamProfile {
+  /** `{provider}:{subject}` */
+  id: string;
+  /** The provider name (key under `oauth_providers`). */
+  provider: string;
+  subject: string;
+  email?: string | undefined;
+  emailVerified?: boolean | undefined;
+  name?: string | undefined;
+  picture?: string | undefined;
+  groups: string[];
+}
+
+export interface ClaimNames {
+  id: string;
+  email: string;
+  name: string;
+  picture: string;
+  groups: string;
+}
+
+function str(v: unknown): string | undefined {
+  if (typeof v === 'string' && v.length > 0) return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return undefined;
+}
+
+/** Reads a claim by name; `a.b` walks nested objects (e.g. `realm_access.roles`). */
+function claim(claims: Record<string, unknown>, name: string): unknown {
+  if (name in claims) return claims[name];
+  return name.split('.').reduce<unknown>((o, part) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[part] : undefined), claims);
+}
+
+function groupsOf(v: unknown): string[] {
+  if (Array.isArray(v)) return v.map(str).filter((g): g is string => g !== undefined);
+  if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
+  return [];
+}
+
+/** Maps upstream claims (ID token or userinfo) to a profile; throws when no subject can be found. */
+export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames): UpstreamProfile {
+  const subject = str(claim(claims, names.id));
+  if (!subject) throw new Error(`the identity provider returned no '${names.id}' claim`);
+  const verified = claims.email_verified;
+  return {
+    id: `${provider}:${subject}`,
+    provider,
+    subject,
+    email: str(claim(claims, names.email)),
+    emailVerified: typeof verified === 'boolean' ? verified : undefined,
+    name: str(claim(claims, names.name)),
+    picture: str(claim(claims, names.picture)),
+    groups: groupsOf(claim(claims, names.groups)),
+  };
+}

@@ -1,0 +1,22 @@
+/** Shared set-up for the authz tests: an upstream IdP and a gateway with two services. */
+import { startGateway, type StartedGateway } from '../helpers/gateway.js';
+import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
+
+export interface AuthzWorld {
+  idp: UpstreamIdp;
+  gw: StartedGateway;
+}
+
+export async function startWorld(extra: Record<string, unknown> = {}, services?: Record<string, unknown>): Promise<AuthzWorld> {
+  const idp = await startUpstreamIdp();
+  const gw = await startGateway(() => ({
+    oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'] } },
+    mcp_services: services ?? {
+      calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools', 'mcp:read'] },
+      weather: { name: 'Weather', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['weather:read'], policy: { email_domains: ['example.com'] } },
+    },
+    ...extra,
+  }));
+  idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
+  return { idp, gw };
+}

@@ -1,0 +1,108 @@
+/**
+ * A real upstream OpenID provider for tests: a second oidc-provider on 127.0.0.1:0 with scripted users.
+ * Its interaction signs in `idp.nextUser` (the test picks who) and consents automatically. Discovery,
+ * PKCE, nonce and ID tokens (ES256) with email/name/picture/groups claims are real.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider, { type Adapter, type AdapterPayload, type ClientMetadata } from 'oidc-provider';
+import { onTestFinished } from 'vitest';
+
+export interface IdpUser {
+  sub: string;
+  email: string;
+  name?: string;
+  picture?: string;
+  groups?: string[];
+}
+
+export const ALICE: IdpUser = { sub: 'alice', email: 'alice@example.com', name: 'Alice Example', picture: 'https://example.com/alice.png', groups: ['staff', 'mcp-users'] };
+export const BOB: IdpUser = { sub: 'bob', email: 'bob@other.example', name: 'Bob Other', groups: ['guests'] };
+
+export interface UpstreamIdp {
+  issuer: string;
+  provider: Provider;
+  /** Who signs in next (default alice). */
+  nextUser: IdpUser;
+  /** When set, the IdP answers the next sign-in with this OAuth error instead. */
+  nextError?: string | undefined;
+  addClient(meta: ClientMetadata): void;
+  close(): Promise<void>;
+}
+
+function mapAdapter(store: Map<string, AdapterPayload>) {
+  return (model: string): Adapter => ({
+    upsert: async (id, payload) => void store.set(`${model}:${id}`, payload),
+    find: async (id) => store.get(`${model}:${id}`),
+    findByUid: async (uid) => [...store.entries()].find(([k, v]) => k.startsWith(`${model}:`) && v.uid === uid)?.[1],
+    findByUserCode: async () => undefined,
+    consume: async (id) => {
+      const v = store.get(`${model}:${id}`);
+      if (v) v.consumed = Math.floor(Date.now() / 1000);
+    },
+    destroy: async (id) => void store.delete(`${model}:${id}`),
+    revokeByGrantId: async (gid) => {
+      for (const [k, v] of store) if (v.grantId === gid) store.delete(k);
+    },
+  });
+}
+
+export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { cleanup?: boolean } = {}): Promise<UpstreamIdp> {
+  const data = new Map<string, AdapterPayload>();
+  const server: Server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const byId = new Map(users.map((u) => [u.sub, u]));
+  const provider = new Provider(issuer, {
+    adapter: mapAdapter(data),
+    clientDefaults: { id_token_signed_response_alg: 'ES256' },
+    jwks: { keys: [await esKey()] },
+    scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'], groups: ['groups'] },
+    conformIdTokenClaims: false,
+    features: { devInteractions: { enabled: false } },
+    interactions: { url: (_ctx, i) => `/i/${i.uid}` },
+    findAccount: async (_ctx, id) => {
+      const u = byId.get(id);
+      return u ? { accountId: id, claims: () => ({ sub: id, email: u.email, email_verified: true, name: u.name, picture: u.picture, groups: u.groups }) } : undefined;
+    },
+    cookies: { keys: ['upstream-idp-test-cookie-key'] },
+  });
+  const idp: UpstreamIdp = {
+    issuer,
+    provider,
+    nextUser: users[0]!,
+    addClient: (meta) => void data.set(`Client:${meta.client_id}`, { ...meta, application_type: 'web' } as AdapterPayload),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+  const callback = provider.callback();
+  server.on('request', async (req, res) => {
+    if (!req.url?.startsWith('/i/')) return callback(req, res);
+    try {
+      const details = await provider.interactionDetails(req, res);
+      if (idp.nextError) {
+        const error = idp.nextError;
+        idp.nextError = undefined;
+        return await provider.interactionFinished(req, res, { error, error_description: 'scripted upstream error' });
+      }
+      if (details.prompt.name === 'login') {
+        return await provider.interactionFinished(req, res, { login: { accountId: idp.nextUser.sub } });
+      }
+      const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
+      const missing = details.prompt.details as { missingOIDCScope?: string[] };
+      if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
+    } catch (err) {
+      res.statusCode = 500;
+      res.end(String(err));
+    }
+  });
+  if (opts.cleanup !== false) onTestFinished(() => idp.close());
+  return idp;
+}
+
+async function esKey() {
+  const { generateKeyPair, exportJWK } = await import('jose');
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  return { ...(await exportJWK(privateKey)), kid: 'idp-key', alg: 'ES256', use: 'sig' };
+}
