@@ -1,29 +1,216 @@
 /**
- * Operator sub-commands that work directly against the configured storage (the gateway may be running:
- * every instance re-reads shared state).
+ * Operator sub-commands that work directly against the configured storage. They are safe while gateways
+ * run: every instance re-reads shared state, and revocations reach running proxies through the
+ * revocation markers (src/authz/revocation.ts) within about a second.
+ *
+ *   clients list | clients show ID | clients delete ID
+ *   grants list [--user USER]
+ *   revoke --grant ID | --user USER | --client ID
+ *   keys rotate
+ *   storage migrate --from A.yaml --to B.yaml
  */
-import { createStore } from '../storage/index.js';
-import { KeyManager } from '../authz/keys.js';
-import { loadForCli, type CliValues, type Output } from './common.js';
 import { dirname } from 'node:path';
+import { createStore } from '../storage/index.js';
+import type { Store } from '../storage/store.js';
+import { KeyManager } from '../authz/keys.js';
+import { RevocationList } from '../authz/revocation.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { loadConfigFile } from '../config/load.js';
+import { loadForCli, type CliValues, type Output } from './common.js';
 
-export async function runAdmin(command: string, rest: string[], values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
-  const sub = rest[0];
-  if (command === 'keys' && sub === 'rotate') return rotateKeys(values, env, output);
-  output.err(`unknown command '${[command, ...rest].join(' ')}'\n\nRun mcp-oauth-gateway --help for usage.`);
-  return 2;
+const CLIENT_PREFIX = 'oidc:Client:';
+const GRANT_PREFIX = 'oidc:Grant:';
+
+interface ClientPayload {
+  client_id: string;
+  client_name?: string;
+  redirect_uris?: string[];
+  token_endpoint_auth_method?: string;
+  client_id_issued_at?: number;
+  [k: string]: unknown;
 }
 
-async function rotateKeys(values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
+interface GrantPayload {
+  accountId?: string;
+  clientId?: string;
+  iat?: number;
+  exp?: number;
+  resources?: Record<string, string>;
+}
+
+type Handler = (store: Store, config: GatewayConfig, args: string[], values: CliValues, output: Output) => Promise<number>;
+
+const COMMANDS: Record<string, Handler> = {
+  'clients list': clientsList,
+  'clients show': clientsShow,
+  'clients delete': clientsDelete,
+  'grants list': grantsList,
+  revoke,
+  'keys rotate': keysRotate,
+};
+
+export async function runAdmin(command: string, rest: string[], values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
+  if (command === 'storage' && rest[0] === 'migrate') return storageMigrate(values, env, output);
+  const name = command === 'revoke' ? 'revoke' : `${command} ${rest[0] ?? ''}`;
+  const handler = COMMANDS[name];
+  if (!handler) {
+    output.err(`unknown command '${[command, ...rest].join(' ')}'\n\nRun mcp-oauth-gateway --help for usage.`);
+    return 2;
+  }
   const { config, path } = loadForCli(values, env);
   const store = await createStore(config.storage, { baseDir: dirname(path) });
   try {
-    const keys = await KeyManager.load(store, config.keys);
-    const longest = Math.max(config.tokens.access_token_ttl, 300);
-    const next = await keys.rotate(config.tokens.key_rotation_grace, longest);
-    output.out(`new signing key ${next.kid} published now; it signs from ${new Date(next.activeAt).toISOString()} (after ${config.tokens.key_rotation_grace}s)`);
-    return 0;
+    const health = await store.health();
+    if (!health.ok) throw new Error(`storage (${config.storage.type}) is unreachable: ${health.detail ?? 'no detail'}`);
+    return await handler(store, config, command === 'revoke' ? rest : rest.slice(1), values, output);
   } finally {
     await store.close();
+  }
+}
+
+function print(output: Output, values: CliValues, rows: Record<string, unknown>[], columns: string[]): void {
+  if (values.json) {
+    output.out(JSON.stringify(rows, null, 2));
+    return;
+  }
+  if (rows.length === 0) {
+    output.out('(none)');
+    return;
+  }
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  output.out(columns.map((c, i) => c.padEnd(widths[i]!)).join('  '));
+  for (const r of rows) output.out(columns.map((c, i) => String(r[c] ?? '').padEnd(widths[i]!)).join('  '));
+}
+
+const iso = (epochSeconds: number | undefined) => (epochSeconds ? new Date(epochSeconds * 1000).toISOString() : '');
+
+async function clientsList(store: Store, _c: GatewayConfig, _a: string[], values: CliValues, output: Output): Promise<number> {
+  const rows = (await store.list<ClientPayload>(CLIENT_PREFIX, { limit: 100_000 })).map((r) => ({
+    client_id: r.value.client_id,
+    name: r.value.client_name ?? '',
+    auth: r.value.token_endpoint_auth_method ?? '',
+    redirect_uris: (r.value.redirect_uris ?? []).join(' '),
+    registered: iso(r.value.client_id_issued_at),
+  }));
+  print(output, values, rows, ['client_id', 'name', 'auth', 'registered', 'redirect_uris']);
+  return 0;
+}
+
+async function clientsShow(store: Store, _c: GatewayConfig, args: string[], _v: CliValues, output: Output): Promise<number> {
+  const id = args[0];
+  if (!id) {
+    output.err('usage: clients show CLIENT_ID');
+    return 2;
+  }
+  const rec = await store.get<ClientPayload>(CLIENT_PREFIX + id);
+  if (!rec) {
+    output.err(`no client '${id}'`);
+    return 1;
+  }
+  const { client_secret: secret, registration_access_token: _rat, ...visible } = rec.value;
+  output.out(JSON.stringify({ ...visible, ...(secret ? { client_secret: '[set, not shown]' } : {}) }, null, 2));
+  return 0;
+}
+
+async function grantsOf(store: Store, filter: (g: GrantPayload) => boolean): Promise<{ id: string; grant: GrantPayload }[]> {
+  return (await store.list<GrantPayload>(GRANT_PREFIX, { limit: 100_000 }))
+    .filter((r) => filter(r.value))
+    .map((r) => ({ id: r.key.slice(GRANT_PREFIX.length), grant: r.value }));
+}
+
+async function revokeGrants(store: Store, config: GatewayConfig, ids: string[]): Promise<void> {
+  const markers = new RevocationList(store, config.tokens.access_token_ttl + 60);
+  for (const id of ids) {
+    await store.deleteByIndex(`grant:${id}`);
+    await markers.revoke(id);
+  }
+}
+
+async function clientsDelete(store: Store, config: GatewayConfig, args: string[], _v: CliValues, output: Output): Promise<number> {
+  const id = args[0];
+  if (!id) {
+    output.err('usage: clients delete CLIENT_ID');
+    return 2;
+  }
+  const grants = await grantsOf(store, (g) => g.clientId === id);
+  await revokeGrants(store, config, grants.map((g) => g.id));
+  const deleted = await store.delete(CLIENT_PREFIX + id);
+  if (!deleted && grants.length === 0) {
+    output.err(`no client '${id}'`);
+    return 1;
+  }
+  output.out(`deleted client ${id}${grants.length ? ` and revoked ${grants.length} grant(s)` : ''}`);
+  return 0;
+}
+
+async function grantsList(store: Store, _c: GatewayConfig, _a: string[], values: CliValues, output: Output): Promise<number> {
+  const grants = await grantsOf(store, (g) => !values.user || g.accountId === values.user);
+  print(
+    output,
+    values,
+    grants.map(({ id, grant }) => ({
+      grant_id: id,
+      user: grant.accountId ?? '',
+      client_id: grant.clientId ?? '',
+      services: Object.keys(grant.resources ?? {}).join(' '),
+      issued: iso(grant.iat),
+      expires: iso(grant.exp),
+    })),
+    ['grant_id', 'user', 'client_id', 'issued', 'expires', 'services'],
+  );
+  return 0;
+}
+
+async function revoke(store: Store, config: GatewayConfig, _a: string[], values: CliValues, output: Output): Promise<number> {
+  const given = [values.grant, values.user, values.client].filter(Boolean).length;
+  if (given !== 1) {
+    output.err('usage: revoke --grant ID | --user USER_ID | --client CLIENT_ID (exactly one)');
+    return 2;
+  }
+  let ids: string[];
+  if (values.grant) {
+    const exists = await store.get(GRANT_PREFIX + values.grant);
+    if (!exists) {
+      output.err(`no grant '${values.grant}'`);
+      return 1;
+    }
+    ids = [values.grant];
+  } else {
+    ids = (await grantsOf(store, (g) => (values.user ? g.accountId === values.user : g.clientId === values.client))).map((g) => g.id);
+  }
+  await revokeGrants(store, config, ids);
+  output.out(`revoked ${ids.length} grant(s); running gateways refuse their access tokens within about a second`);
+  return 0;
+}
+
+async function keysRotate(store: Store, config: GatewayConfig, _a: string[], _v: CliValues, output: Output): Promise<number> {
+  const keys = await KeyManager.load(store, config.keys);
+  const next = await keys.rotate(config.tokens.key_rotation_grace, Math.max(config.tokens.access_token_ttl, 300));
+  output.out(`new signing key ${next.kid} published now; it signs from ${new Date(next.activeAt).toISOString()} (after ${config.tokens.key_rotation_grace}s)`);
+  return 0;
+}
+
+async function storageMigrate(values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
+  if (!values.from || !values.to) {
+    output.err('usage: storage migrate --from SOURCE.yaml --to TARGET.yaml');
+    return 2;
+  }
+  const from = loadConfigFile(values.from, { env });
+  const to = loadConfigFile(values.to, { env });
+  const { migrateStore } = (await import('../storage/migrate.js')) as {
+    migrateStore: (a: Store, b: Store, o?: { onProgress?(n: number): void }) => Promise<{ copied: number; skipped: number }>;
+  };
+  const source = await createStore(from.storage, { baseDir: dirname(values.from) });
+  try {
+    const target = await createStore(to.storage, { baseDir: dirname(values.to) });
+    try {
+      const result = await migrateStore(source, target, { onProgress: (n) => output.err(`  ${n} records...`) });
+      output.out(`copied ${result.copied} records from ${from.storage.type} to ${to.storage.type} (${result.skipped} skipped)`);
+      return 0;
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
   }
 }

@@ -23,6 +23,12 @@ export const HELP = `mcp-oauth-gateway ${VERSION}: OAuth 2.1 sign-in in front of
 Usage:
   mcp-oauth-gateway [options]                    run the gateway
   mcp-oauth-gateway check-config [FILE]          validate a configuration file (exit 0 = OK)
+  mcp-oauth-gateway clients list | show ID | delete ID
+                                                 registered OAuth clients (delete also revokes their grants)
+  mcp-oauth-gateway grants list [--user USER_ID] who has authorized which client for which services
+  mcp-oauth-gateway revoke --grant ID | --user USER_ID | --client CLIENT_ID
+                                                 revoke grants: refresh tokens stop at once, access
+                                                 tokens are refused by every instance within ~1 s
   mcp-oauth-gateway keys rotate                  add a new signing key (signs after the grace period)
   mcp-oauth-gateway storage migrate --from A.yaml --to B.yaml
                                                  copy all state from one storage back-end to another
@@ -32,6 +38,7 @@ Options:
       --host HOST     address to bind (overrides the configuration)
   -p, --port PORT     port to bind (overrides the configuration)
       --debug         development mode (verbose logs, weak secrets allowed)
+      --json          machine-readable output for list/show commands
   -h, --help          show this help
   -v, --version       print the version
 
@@ -89,6 +96,9 @@ export async function main(argv: string[], output: Output = consoleOutput, env: 
         return runCheckConfig(rest[0] ?? values.config, env, output);
       case 'keys':
       case 'storage':
+      case 'clients':
+      case 'grants':
+      case 'revoke':
         return await runAdmin(command, rest, values, env, output);
       default:
         output.err(`unknown command '${command}'\n\nRun mcp-oauth-gateway --help for usage.`);

@@ -5,24 +5,37 @@
 import { dirname } from 'node:path';
 import { createGateway } from '../http/app.js';
 import { loadConfigFile } from '../config/load.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { demoBanner, demoConfig, startDemoBackend } from '../demo/demo.js';
 import { cliOverrides, resolveConfigPath, type CliValues, type Output } from './common.js';
 
 export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
   const source = resolveConfigPath(values.config, env);
+  let config: GatewayConfig;
+  let baseDir: string | undefined;
+  let demo: { close(): Promise<void> } | undefined;
   if (source.kind === 'none') {
-    output.err(
-      [
-        'No configuration found.',
-        '  Looked for: --config FILE, $MCP_CONFIG_PATH, ./config.yaml',
-        '  Start from an example:  cp examples/minimal.yaml config.yaml   (then edit it)',
-        '  or run:                 npm start -- --config examples/minimal.yaml',
-        'The built-in demo (no configuration at all) is not available in this version yet.',
-      ].join('\n'),
-    );
-    return 1;
+    // SPEC §9: no configuration at all runs the demo (loopback only; the dev sign-in refuses otherwise).
+    const backend = await startDemoBackend();
+    demo = backend;
+    try {
+      config = demoConfig(backend.url, { host: values.host, port: values.port === undefined ? undefined : Number(values.port) });
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+  } else {
+    config = loadConfigFile(source.path, { env, overrides: cliOverrides(values) });
+    baseDir = dirname(source.path);
   }
-  const config = loadConfigFile(source.path, { env, overrides: cliOverrides(values) });
-  const gateway = await createGateway(config, { storeOptions: { baseDir: dirname(source.path), onWarning: (m) => output.err(`WARNING: ${m}`) } });
+  let gateway: Awaited<ReturnType<typeof createGateway>>;
+  try {
+    gateway = await createGateway(config, { storeOptions: { baseDir, onWarning: (m) => output.err(`WARNING: ${m}`) } });
+  } catch (err) {
+    await demo?.close();
+    throw err;
+  }
+  gateway.app.addHook('onClose', async () => demo?.close());
   let address: string;
   try {
     address = await gateway.listen();
@@ -33,7 +46,8 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
     if (e.code === 'EACCES') throw new Error(`cannot listen on ${config.host}:${config.port}: permission denied`);
     throw err;
   }
-  output.out(`mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}, config ${source.path})`);
+  if (demo) output.out(demoBanner(config.issuer));
+  output.out(`mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`);
   for (const s of gateway.ctx.services.values()) output.out(`  ${s.id}: ${s.canonicalUri} -> ${s.backend.origin}`);
 
   return new Promise<number>((resolve) => {

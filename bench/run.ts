@@ -1,0 +1,304 @@
+/**
+ * `npm run bench`: measures the gateway against calling the backend directly and against nginx
+ * `proxy_pass` to the same backend, on loopback. Not part of `npm test`.
+ *
+ * Processes: backend (bench/backend.ts), gateway (the real CLI with a generated config), nginx (when
+ * installed), the upstream OpenID provider (in this process, idle during measurements), and every load
+ * generator in its own process (bench/load.ts, bench/streams.ts).
+ *
+ * Writes bench/results/latest.json and prints a table.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { request } from 'undici';
+import { freePort } from '../test/helpers/gateway.js';
+import { benchToken, benchRefreshTokens, startBenchIdp, type BenchIdp } from './flow.js';
+
+const ROOT = new URL('..', import.meta.url).pathname;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const STREAMS = Number(process.env.BENCH_STREAMS ?? 9500);
+const children: ChildProcess[] = [];
+const tmp = mkdtempSync(join(tmpdir(), 'gw-bench-'));
+
+function cleanup(): void {
+  for (const c of children) c.kill('SIGKILL');
+  rmSync(tmp, { recursive: true, force: true });
+}
+process.on('exit', cleanup);
+process.on('SIGINT', () => process.exit(130));
+
+function tsx(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`timeout waiting for ${pattern}: ${buf}`)), timeoutMs);
+    const on = (d: Buffer) => {
+      buf += d.toString();
+      const m = buf.match(pattern);
+      if (m) {
+        clearTimeout(t);
+        child.stdout?.off('data', on);
+        resolve(m);
+      }
+    };
+    child.stdout?.on('data', on);
+    child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
+    child.once('exit', (code) => reject(new Error(`process exited (${code}) before ${pattern}: ${buf}`)));
+  });
+}
+
+async function runLoad(opts: Record<string, unknown>): Promise<LoadResult> {
+  const child = tsx('bench/load.ts', [JSON.stringify(opts)]);
+  const m = await waitFor(child, /(\{.*\})\n/, (Number(opts.duration ?? DURATION) + 30) * 1000);
+  return JSON.parse(m[1]!) as LoadResult;
+}
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+};
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+async function startNginx(backendPort: number): Promise<number | undefined> {
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
+  if (!bin) return undefined;
+  const port = await freePort();
+  const dir = join(tmp, 'nginx');
+  execFileSync('mkdir', ['-p', join(dir, 'logs')]);
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream backend { server 127.0.0.1:${backendPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+`,
+  );
+  const child = spawn(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  for (let i = 0; i < 50; i++) {
+    try {
+      const r = await request(`http://127.0.0.1:${port}/mcp`, { method: 'POST', body: '{}' });
+      await r.body.dump();
+      return port;
+    } catch {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error('nginx did not start');
+}
+
+async function sseLag(url: string, headers: Record<string, string>, n = 200, interval = 10): Promise<{ max: number; p99: number; p50: number }> {
+  const res = await request(`${url}?sse=${n}&interval=${interval}`, { method: 'GET', headers: { accept: 'text/event-stream', ...headers } });
+  if (res.statusCode !== 200) throw new Error(`SSE status ${res.statusCode}`);
+  const lags: number[] = [];
+  let buf = '';
+  for await (const chunk of res.body) {
+    const now = performance.timeOrigin + performance.now();
+    buf += (chunk as Buffer).toString();
+    let idx: number;
+    while ((idx = buf.indexOf('\n\n')) !== -1) {
+      const ev = buf.slice(0, idx);
+      buf = buf.slice(idx + 2);
+      const t = /"t":([\d.]+)/.exec(ev)?.[1];
+      if (t) lags.push(now - Number(t));
+    }
+  }
+  return { max: Math.max(...lags), p99: pct(lags, 99), p50: pct(lags, 50) };
+}
+
+async function firstByte(url: string, headers: Record<string, string>, body: string, n = 300): Promise<{ p50: number; p99: number }> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    const res = await request(url, { method: 'POST', headers, body });
+    xs.push(performance.now() - t0);
+    await res.body.dump();
+  }
+  return { p50: pct(xs, 50), p99: pct(xs, 99) };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const backend = tsx('bench/backend.ts', []);
+  const backendPort = Number((await waitFor(backend, /READY (\d+)/))[1]);
+  const direct = `http://127.0.0.1:${backendPort}/mcp`;
+
+  const idp: BenchIdp = await startBenchIdp();
+  const gwPort = await freePort();
+  const issuer = `http://127.0.0.1:${gwPort}`;
+  idp.allowGateway(issuer);
+  const cfgFile = join(tmp, 'gateway.yaml');
+  writeFileSync(
+    cfgFile,
+    JSON.stringify({
+      host: '127.0.0.1',
+      port: gwPort,
+      issuer,
+      session_secret: 'bench-session-secret-bench-session-secret-0123',
+      oauth_providers: { corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true } },
+      mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
+      storage: { type: 'memory' },
+      rate_limits: { enabled: false },
+      limits: { max_concurrent_per_service: 20000 },
+    }),
+  );
+  const gateway = tsx('src/cli/main.ts', ['--config', cfgFile]);
+  await waitFor(gateway, /listening on/);
+  const gwUrl = `${issuer}/bench/mcp`;
+
+  const token = await benchToken(issuer, 'bench');
+  const auth = { authorization: `Bearer ${token.accessToken}` };
+  const nginxPort = await startNginx(backendPort);
+  const nginxUrl = nginxPort ? `http://127.0.0.1:${nginxPort}/mcp` : undefined;
+
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
+  const jsonHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+
+  // Sanity: the gateway really validates (a request without the token is refused).
+  const unauth = await request(gwUrl, { method: 'POST', headers: jsonHeaders, body });
+  await unauth.body.dump();
+  if (unauth.statusCode !== 401) throw new Error(`expected 401 without a token, got ${unauth.statusCode}`);
+
+  const targets: [string, string, Record<string, string>][] = [
+    ['direct', direct, jsonHeaders],
+    ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders]] as [string, string, Record<string, string>][]) : []),
+    ['gateway', gwUrl, { ...jsonHeaders, ...auth }],
+  ];
+  // Warm-up (JIT, connection pools).
+  for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
+  const rounds: Record<string, LoadResult[]> = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, url, headers] of targets) {
+      const res = await runLoad({ url, headers, body, duration: DURATION, connections: CONNECTIONS });
+      (rounds[name] ??= []).push(res);
+      process.stderr.write(`round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}\n`);
+    }
+  }
+  const summary = Object.fromEntries(
+    Object.entries(rounds).map(([name, rs]) => [
+      name,
+      { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), non2xx: rs.reduce((a, x) => a + x.non2xx, 0), rounds: rs },
+    ]),
+  ) as Record<string, { rps: number; p50: number; p99: number; non2xx: number }>;
+
+  const lagDirect = await sseLag(direct, {});
+  const lagGateway = await sseLag(gwUrl, auth);
+  const ttfbDirect = await firstByte(direct, jsonHeaders, body);
+  const ttfbGateway = await firstByte(gwUrl, { ...jsonHeaders, ...auth }, body);
+
+  // Token endpoint (refresh grant, each chain rotating its own token) and registration throughput.
+  const refresh = await benchRefreshTokens(issuer, 'bench', 8, DURATION);
+  const registration = await runLoad({
+    url: `${issuer}/oauth/register`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ client_name: 'bench', redirect_uris: ['http://127.0.0.1:9999/callback'], token_endpoint_auth_method: 'none', application_type: 'native' }),
+    duration: DURATION,
+    connections: 16,
+  });
+
+  // Idle SSE streams: memory of the gateway process before and after.
+  const gwPid = gateway.pid!;
+  await new Promise((r) => setTimeout(r, 500));
+  const rssBefore = rssMb(gwPid);
+  const holder = tsx('bench/streams.ts', [JSON.stringify({ url: `${gwUrl}?idle=1`, n: STREAMS, headers: auth })]);
+  const opened = await waitFor(holder, /OPEN (\d+) FAILED (\d+)/, 300_000);
+  await new Promise((r) => setTimeout(r, 2000));
+  const rssAfter = rssMb(gwPid);
+  holder.kill('SIGTERM');
+  const streams = { requested: STREAMS, open: Number(opened[1]), failed: Number(opened[2]), rssBeforeMb: rssBefore, rssAfterMb: rssAfter, kbPerStream: ((rssAfter - rssBefore) * 1024) / Math.max(1, Number(opened[1])) };
+
+  const g = summary.gateway!;
+  const d = summary.direct!;
+  const n = summary.nginx;
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGb: Math.round(totalmem() / 2 ** 30), node: process.version },
+    settings: { rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS },
+    throughput: summary,
+    ratios: { gatewayToDirect: g.rps / d.rps, gatewayToNginx: n ? g.rps / n.rps : null },
+    overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
+    firstByteMs: { direct: ttfbDirect, gateway: ttfbGateway, overheadP50: ttfbGateway.p50 - ttfbDirect.p50, overheadP99: ttfbGateway.p99 - ttfbDirect.p99 },
+    sseLagMs: { direct: lagDirect, gateway: lagGateway },
+    refreshPerSecond: refresh.perSecond,
+    refreshErrors: refresh.errors,
+    registrationPerSecond: registration.rps,
+    registrationNon2xx: registration.non2xx,
+    idleStreams: streams,
+    elapsedSeconds: Math.round((Date.now() - started) / 1000),
+  };
+  writeFileSync(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const lines = [
+    `machine: ${results.machine.cpus} CPU (${results.machine.cpu}), Node ${results.machine.node}; ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections`,
+    '',
+    'target   | req/s    | p50 ms | p99 ms',
+    '---------|----------|--------|-------',
+    ...Object.entries(summary).map(([k, v]) => `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)}`),
+    '',
+    `gateway/direct throughput ${f(results.ratios.gatewayToDirect)}; gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}`,
+    `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
+    `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
+    `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
+    `token endpoint (refresh grant): ${f(refresh.perSecond, 0)}/s (${refresh.errors} errors); registration: ${f(registration.rps, 0)}/s (${registration.non2xx} non-2xx)`,
+    `idle SSE streams: ${streams.open}/${streams.requested} open (${streams.failed} failed), gateway RSS ${f(streams.rssBeforeMb, 0)} MB -> ${f(streams.rssAfterMb, 0)} MB (${f(streams.kbPerStream, 1)} KB per stream)`,
+    '',
+    `results: bench/results/latest.json (${results.elapsedSeconds}s)`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  await idp.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,64 @@
+/**
+ * Demo mode (SPEC §9): what `npm start` runs when there is no configuration at all. A gateway on
+ * http://127.0.0.1:8080 with SQLite storage in ./data, the built-in demo MCP service on a loopback port,
+ * and the development sign-in form. It can never run on a public address: the development provider
+ * refuses non-loopback hosts and NODE_ENV=production.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseConfig } from '../config/load.js';
+import type { GatewayConfig } from '../config/schema.js';
+import { startDemoMcpServer } from './mcp-server.js';
+
+export interface DemoOptions {
+  host?: string;
+  port?: number;
+  dataDir?: string;
+}
+
+export async function startDemoBackend(): Promise<{ url: string; close(): Promise<void> }> {
+  return startDemoMcpServer(0);
+}
+
+export function demoConfig(backendUrl: string, options: DemoOptions = {}): GatewayConfig {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 8080;
+  const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return parseConfig({
+    host,
+    port,
+    issuer: `http://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}`,
+    // A fresh secret per start: the demo's cookies only need to live for one sign-in.
+    session_secret: randomBytes(32).toString('base64url'),
+    debug: true,
+    oauth_providers: { dev: {} },
+    mcp_services: {
+      demo: {
+        name: 'Demo MCP service',
+        url: backendUrl,
+        oauth_provider: 'dev',
+        scopes: ['mcp:tools'],
+      },
+    },
+    storage: { type: 'sqlite', sqlite: { path: `${options.dataDir ?? './data'}/demo.db` } },
+  });
+}
+
+export function demoBanner(issuer: string): string {
+  const url = `${issuer}/demo/mcp`;
+  return [
+    '',
+    '  mcp-oauth-gateway demo (no configuration found, so the built-in demo is running)',
+    '',
+    `  MCP URL:      ${url}`,
+    '  Sign-in:      a local development form (name + email): for trying things out only',
+    '',
+    '  Connect a client:',
+    `    MCP Inspector:  npx @modelcontextprotocol/inspector   (Transport: Streamable HTTP, URL: ${url})`,
+    `    Claude Code:    claude mcp add --transport http demo ${url}`,
+    `    VS Code:        code --add-mcp '{"name":"demo","type":"http","url":"${url}"}'`,
+    '',
+    '  Then call the tool "whoami" to see the identity the gateway injects.',
+    '  Your own setup: cp examples/google.yaml config.yaml, edit it, npm start (docs/configuration.md).',
+    '',
+  ].join('\n');
+}
