@@ -4,7 +4,7 @@
  * logged, STYLE habit 4).
  */
 import type { FastifyInstance } from 'fastify';
-import { isGatewayError } from '../errors.js';
+import { ERROR_CODES, isGatewayError } from '../errors.js';
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
@@ -13,7 +13,12 @@ export function registerErrorHandling(app: FastifyInstance): void {
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
     if (isGatewayError(err)) {
-      if (err.statusCode >= 500) request.log.error({ err, code: err.code, detail: err.detail }, err.message);
+      // 5xx: the specific message may name internals (a Redis host, a Vault path): log it, send the generic one.
+      if (err.statusCode >= 500) {
+        request.log.error({ err, code: err.code, detail: err.detail }, err.message);
+        if (err.statusCode === 503) void reply.header('retry-after', '5');
+        return reply.code(err.statusCode).send({ error: err.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', error_description: ERROR_CODES[err.code].message });
+      }
       return reply.code(err.statusCode).send({ error: err.code.toLowerCase(), error_description: err.message });
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
