@@ -1,8 +1,315 @@
 /**
- * The MCP reverse proxy on `/{service-id}/mcp` and below.
- * PLACEHOLDER until issue #4 lands: registers nothing.
+ * The MCP reverse proxy on `/{service-id}/mcp` and below (SPEC §3; design in docs/proxy.md).
+ *
+ * Each request runs a short pipeline of named steps:
+ *   resolveService → checkOrigin (→ preflight) → checkMethod → authenticate → checkAccess
+ *   → checkProtocolVersion → checkSession → checkLimits → buildUpstreamHeaders → forward → relayResponse
+ * Everything per service is precomputed (service-state.ts). The route is hijacked: the proxy writes the
+ * raw response itself, so fastify never buffers, parses or serialises MCP traffic.
  */
-import type { FastifyInstance } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
+import { AccessTokenVerifier, parseBearer, type TokenEntry } from './access-token.js';
+import { BODY_TOO_LARGE, forward } from './forward.js';
+import { buildUpstreamHeaders } from './headers.js';
+import { AssertionCache } from './identity.js';
+import { OriginPolicy } from './origin.js';
+import { upstreamTarget } from './path.js';
+import { RPC, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
+import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
+import { SessionBindings } from './sessions.js';
 
-export async function registerProxy(_app: FastifyInstance, _ctx: GatewayContext): Promise<void> {}
+/** Methods proxied (SPEC §3: POST, GET, DELETE, and OPTIONS for CORS); anything else is 405. */
+const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
+const ALLOW = 'GET, POST, DELETE, OPTIONS';
+
+const E = {
+  unknownService: { status: 404, error: 'gw_err_backend_unknown', description: 'Unknown MCP service', rpcCode: RPC.GATEWAY },
+  origin: { status: 403, error: 'gw_err_origin_forbidden', description: 'Origin not allowed', rpcCode: RPC.GATEWAY },
+  method: { status: 405, error: 'method_not_allowed', description: 'Method not allowed', rpcCode: RPC.GATEWAY, headers: { allow: ALLOW } },
+  badPath: { status: 400, error: 'invalid_request', description: 'Invalid path', rpcCode: RPC.INVALID_REQUEST },
+  overloaded: { status: 503, error: 'gw_err_overloaded', description: 'The service is busy, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '1' } },
+  revocationUnavailable: { status: 503, error: 'temporarily_unavailable', description: 'Token status cannot be checked right now, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
+  storeUnavailable: { status: 503, error: 'gw_err_store_unavailable', description: 'Storage is unavailable, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
+  sessionNotFound: { status: 404, error: 'gw_err_session_unknown', description: 'Session not found', rpcCode: RPC.AUTH },
+  internal: { status: 500, error: 'server_error', description: 'Internal error', rpcCode: RPC.GATEWAY },
+} satisfies Record<string, ProxyError>;
+
+interface Exchange {
+  state: ServiceState;
+  res: ServerResponse;
+  jsonRpc: boolean;
+  cors: Record<string, string> | undefined;
+}
+
+export class McpProxy {
+  readonly states: Map<string, ServiceState>;
+  readonly #pools: Array<{ destroy(): Promise<void> }>;
+  readonly #origins: OriginPolicy;
+  readonly #tokens: AccessTokenVerifier;
+  readonly #assertions: AssertionCache;
+  readonly #sessions: SessionBindings;
+  readonly #failClosed: boolean;
+  readonly #trustProxy: boolean;
+  readonly #forwardedProto: string;
+  readonly #forwardedHost: string;
+
+  constructor(private readonly ctx: GatewayContext) {
+    const { states, pools } = buildServiceStates(ctx);
+    this.states = states;
+    this.#pools = pools;
+    this.#origins = new OriginPolicy(ctx.config.cors, ctx.issuer);
+    this.#tokens = new AccessTokenVerifier(ctx);
+    this.#assertions = new AssertionCache(ctx);
+    this.#sessions = new SessionBindings(ctx.store, {}, (err, op) => ctx.log.warn({ op, err: { message: (err as Error)?.message } }, 'proxy: session binding storage error'));
+    this.#failClosed = (ctx.config.storage.redis?.revocation_fail_mode ?? 'closed') === 'closed';
+    const tp = ctx.config.trust_proxy;
+    this.#trustProxy = tp !== false && !(Array.isArray(tp) && tp.length === 0);
+    const issuer = new URL(ctx.issuer);
+    this.#forwardedProto = issuer.protocol.slice(0, -1);
+    this.#forwardedHost = issuer.host;
+  }
+
+  /** Runs after the server stopped (in-flight requests finished or were cut at the grace deadline). */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.#pools.map((p) => p.destroy()));
+  }
+
+  /** Entry point for a hijacked request. Never throws. */
+  async handle(request: FastifyRequest<{ Params: { service: string } }>, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const headers = request.headers;
+    const method = request.method;
+    // JSON-RPC detection without touching the body: a POST with a JSON content type.
+    const ct = headers['content-type'];
+    const jsonRpc = method === 'POST' && ct !== undefined && ct.includes('json');
+
+    // resolveService: backends resolve only from configured ids (STYLE habit 8).
+    const state = this.states.get(request.params.service);
+    if (state === undefined) return sendProxyError(res, jsonRpc, E.unknownService, undefined);
+
+    // checkOrigin (MCP transports: MUST validate Origin; invalid → 403).
+    const origin = headers.origin;
+    const verdict = this.#origins.check(origin);
+    if (verdict === 'forbidden') return this.#fail({ state, res, jsonRpc, cors: undefined }, E.origin);
+    const cors = verdict === 'allowed' ? this.#origins.responseHeaders(origin!) : undefined;
+    const ex: Exchange = { state, res, jsonRpc, cors };
+
+    // CORS preflight (no credentials are sent on a preflight, so it is answered before authentication).
+    if (method === 'OPTIONS' && cors !== undefined && headers['access-control-request-method'] !== undefined) {
+      countStatus(this.ctx, state, 204);
+      return sendPreflight(res, this.#origins.preflightHeaders(origin!, headers['access-control-request-headers']));
+    }
+    if (!PROXIED_METHODS.has(method)) return this.#fail(ex, E.method);
+
+    const path = upstreamTarget(state.target, request.raw.url ?? '/');
+    if (path === undefined) return this.#fail(ex, E.badPath);
+
+    let entry: TokenEntry | undefined;
+    if (state.service.authRequired) {
+      entry = await this.#authenticate(ex, headers.authorization);
+      if (entry === undefined) return;
+      if (!this.#checkAccess(ex, entry)) return;
+    }
+
+    if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
+
+    const sessionId = single(headers['mcp-session-id']);
+    if (entry !== undefined && sessionId !== undefined) {
+      if (!(await this.#checkSession(ex, sessionId, entry.user.id))) return;
+    }
+
+    // checkLimits: declared size up front (the stream itself is counted when chunked), then concurrency.
+    const cl = headers['content-length'];
+    const chunked = headers['transfer-encoding'] !== undefined;
+    if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
+    if (state.inFlight >= state.maxConcurrent) return this.#fail(ex, E.overloaded);
+
+    let assertion: { header: string; value: string } | undefined;
+    if (entry?.assertionClaims && state.signedIdentity) {
+      const { key, claims } = entry.assertionClaims;
+      const a = this.#assertions.get(key, entry.user.id, claims, state.service.canonicalUri, state.signedIdentity.ttl);
+      assertion = { header: state.signedIdentity.header, value: typeof a === 'string' ? a : await a };
+    }
+
+    const upstreamHeaders = buildUpstreamHeaders({
+      incoming: headers,
+      stripped: state.strippedHeaders,
+      identity: entry?.identity,
+      assertion,
+      forwardedFor: this.#forwardedFor(request),
+      forwardedProto: this.#forwardedProto,
+      forwardedHost: this.#forwardedHost,
+    });
+
+    if (res.destroyed) return;
+    state.inFlight++;
+    const userId = entry?.user.id;
+    await forward(this.ctx, {
+      state,
+      req: request.raw,
+      res,
+      method: method as Dispatcher.HttpMethod,
+      path,
+      headers: upstreamHeaders,
+      hasBody: chunked || (cl !== undefined && cl !== '0'),
+      chunked,
+      started,
+      cors,
+      beforeRelay: userId === undefined ? undefined : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id']),
+      fail: (e) => sendProxyError(res, jsonRpc, e, cors),
+    });
+  }
+
+  /** authenticate: Bearer → verified token entry, or a 401/503 already written. */
+  async #authenticate(ex: Exchange, authorization: string | undefined): Promise<TokenEntry | undefined> {
+    const { state } = ex;
+    const parsed = parseBearer(authorization);
+    if (parsed.kind === 'absent') {
+      // RFC 6750 §3.1 / RFC 9728 §5.1: no credentials → challenge with resource_metadata and no error code.
+      this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'missing' });
+      this.#fail(ex, { status: 401, error: 'invalid_request', description: 'Authentication required', rpcCode: RPC.AUTH, headers: { 'www-authenticate': state.challenges.missing } });
+      return undefined;
+    }
+    if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed');
+    const result = await this.#tokens.verify(parsed.token, state);
+    if (!result.ok) return this.#invalidToken(ex, result.reason);
+    const entry = result.entry;
+    // Revocation: a synchronous in-memory lookup fed by storage polling (src/authz/revocation.ts).
+    if (!this.ctx.revocations.healthy && this.#failClosed) {
+      this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'revocation_unknown' });
+      this.#fail(ex, E.revocationUnavailable);
+      return undefined;
+    }
+    if (this.ctx.revocations.isRevoked(entry.user.grantId)) {
+      this.#tokens.forget(parsed.token);
+      return this.#invalidToken(ex, 'revoked');
+    }
+    return entry;
+  }
+
+  #invalidToken(ex: Exchange, reason: string): undefined {
+    this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason });
+    // RFC 6750 §3.1: invalid_token for expired, revoked, malformed or foreign-audience tokens.
+    this.#fail(ex, {
+      status: 401,
+      error: 'invalid_token',
+      description: reason === 'expired' ? 'The access token expired' : 'The access token is invalid',
+      rpcCode: RPC.AUTH,
+      headers: { 'www-authenticate': ex.state.challenges.invalid },
+    });
+    return undefined;
+  }
+
+  /** checkAccess: required scopes (RFC 6750 §3.1 insufficient_scope, 403) and the access policy (403). */
+  #checkAccess(ex: Exchange, entry: TokenEntry): boolean {
+    const { state } = ex;
+    if (entry.missingScopes.length > 0) {
+      this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'insufficient_scope' });
+      this.#fail(ex, {
+        status: 403,
+        error: 'insufficient_scope',
+        description: `The access token lacks required scopes: ${state.service.requiredScopes.join(' ')}`,
+        rpcCode: RPC.AUTH,
+        headers: { 'www-authenticate': state.challenges.scope },
+        data: { scope: state.service.requiredScopes.join(' ') },
+      });
+      return false;
+    }
+    if (entry.policyDenial !== undefined) {
+      this.ctx.metrics.policyDenials.inc({ service: state.id, stage: 'request' });
+      this.ctx.audit.emit('policy.denied', { user: entry.user.id, client_id: entry.user.clientId, service: state.id, reason: 'access policy' });
+      this.#fail(ex, { status: 403, error: 'access_denied', description: 'Your account is not allowed to use this service by its access policy', rpcCode: RPC.AUTH });
+      return false;
+    }
+    return true;
+  }
+
+  /** checkProtocolVersion: only when the operator pinned versions (MCP: unsupported → 400, -32022). */
+  #checkProtocolVersion(ex: Exchange, version: string | undefined): boolean {
+    const pinned = ex.state.pinnedVersions;
+    if (pinned === undefined || version === undefined || pinned.has(version)) return true;
+    this.#fail(ex, {
+      status: 400,
+      error: 'unsupported_protocol_version',
+      description: `Unsupported protocol version: ${version.slice(0, 64)}`,
+      rpcCode: RPC.UNSUPPORTED_PROTOCOL_VERSION,
+      data: { supported: ex.state.pinnedVersionList, requested: version.slice(0, 64) },
+      alwaysRpc: true,
+    });
+    return false;
+  }
+
+  /** checkSession: a bound legacy session may only be used by its owner (404, never reaching the backend). */
+  async #checkSession(ex: Exchange, sessionId: string, userId: string): Promise<boolean> {
+    let verdict;
+    try {
+      verdict = await this.#sessions.check(ex.state.id, sessionId, userId);
+    } catch (err) {
+      this.ctx.log.error({ service: ex.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding lookup failed');
+      this.#fail(ex, E.storeUnavailable);
+      return false;
+    }
+    if (verdict === 'foreign') {
+      this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason: 'session_owner' });
+      this.#fail(ex, E.sessionNotFound);
+      return false;
+    }
+    return true;
+  }
+
+  /** After the backend answered: bind a new session id to the user, or drop the binding of a deleted one. */
+  async #trackSession(state: ServiceState, userId: string, method: string, status: number, requested: string | undefined, returned: string | string[] | undefined): Promise<void> {
+    if (typeof returned === 'string' && returned !== requested && status < 400) {
+      await this.#sessions.bind(state.id, returned, userId);
+    } else if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) {
+      await this.#sessions.unbind(state.id, requested);
+    }
+  }
+
+  /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */
+  #forwardedFor(request: FastifyRequest): string {
+    const socketIp = request.raw.socket.remoteAddress ?? '';
+    if (!this.#trustProxy) return socketIp;
+    const ips = request.ips;
+    return ips && ips.length > 1 ? [...ips].reverse().join(', ') : socketIp;
+  }
+
+  #fail(ex: Exchange, error: ProxyError): void {
+    countStatus(this.ctx, ex.state, error.status);
+    sendProxyError(ex.res, ex.jsonRpc, error, ex.cors);
+  }
+}
+
+/** Node joins repeated unknown fields into one string; the array form only exists for set-cookie. */
+function single(v: string | string[] | undefined): string | undefined {
+  return typeof v === 'string' || v === undefined ? v : v.join(', ');
+}
+
+export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
+  const proxy = new McpProxy(ctx);
+  app.addHook('onClose', async () => proxy.close());
+
+  await app.register(async (scope) => {
+    // stack-notes §4.5: bodies are streamed raw to the backend, never parsed by fastify.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+    const handler = async (request: FastifyRequest<{ Params: { service: string } }>, reply: FastifyReply) => {
+      reply.hijack();
+      try {
+        await proxy.handle(request, reply.raw);
+      } catch (err) {
+        ctx.log.error({ service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'proxy: unexpected failure');
+        sendProxyError(reply.raw, false, E.internal, undefined);
+      }
+    };
+    // The per-request access log is off on the hot path; errors are logged by the proxy itself.
+    const opts = { logLevel: 'warn' as const };
+    scope.all<{ Params: { service: string } }>('/:service/mcp', opts, handler);
+    scope.all<{ Params: { service: string } }>('/:service/mcp/*', opts, handler);
+  });
+}
+

@@ -1,0 +1,185 @@
+/**
+ * Bearer authentication of proxied requests: `parseBearer` → `verifyAccessToken` → `checkAccess`.
+ *
+ * Tokens are the gateway's own RFC 9068 JWTs (src/authz/claims.ts), verified in-process against the
+ * gateway's public keys (`ctx.keys.verifyKeySet`): no HTTP, no key import per request. A verified token is
+ * kept in a bounded cache keyed by the token string, together with everything derived from it for its
+ * service (user, scope decision, policy decision, encoded identity headers), so that repeated requests
+ * with the same token cost a Map lookup plus the revocation and expiry checks, which run on every request.
+ */
+import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import type { VerifiedUser } from '../authz/claims.js';
+import { ACCESS_TOKEN_TYP } from '../authz/claims.js';
+import { checkPolicy } from '../authz/policy.js';
+import type { GatewayContext } from '../context.js';
+import type { ServiceState } from './service-state.js';
+import { identityHeadersFor } from './identity.js';
+
+/** Tokens longer than this are refused without parsing (Node's header limit is 16 KiB anyway). */
+const MAX_TOKEN_LENGTH = 8192;
+/** RFC 6750 §2.1: `Bearer 1*SP b64token`; the scheme is case-insensitive (RFC 9110 §11.1). */
+const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+const CLOCK_TOLERANCE_S = 5;
+
+/**
+ * Result of reading the Authorization header: `absent` when there is none or it uses another scheme
+ * (RFC 6750 §3.1: then the challenge carries no error code), `malformed` for a broken Bearer credential.
+ */
+export type BearerParse = { kind: 'absent' } | { kind: 'malformed' } | { kind: 'token'; token: string };
+
+const ABSENT: BearerParse = { kind: 'absent' };
+const MALFORMED: BearerParse = { kind: 'malformed' };
+
+export function parseBearer(header: string | undefined): BearerParse {
+  if (header === undefined || header.length === 0) return ABSENT;
+  if (header.length < 6 || header.slice(0, 6).toLowerCase() !== 'bearer') return ABSENT;
+  if (header.length > MAX_TOKEN_LENGTH + 16) return MALFORMED;
+  const m = BEARER.exec(header);
+  return m?.[1] ? { kind: 'token', token: m[1] } : MALFORMED;
+}
+
+/** Everything the proxy needs from one verified token, for the one service it is bound to. */
+export interface TokenEntry {
+  serviceId: string;
+  /** Expiry in epoch ms (tolerance included). */
+  expiresAt: number;
+  user: VerifiedUser;
+  /** Missing required scopes (empty: the token carries all). */
+  missingScopes: readonly string[];
+  /** Why the access policy refuses the user, or undefined when allowed. */
+  policyDenial: string | undefined;
+  /** Identity headers, already encoded. */
+  identity: ReadonlyArray<readonly [string, string]>;
+  /** Claims of the signed identity assertion (cache key material), when the service enables it. */
+  assertionClaims?: { key: string; claims: Record<string, unknown> };
+}
+
+export type VerifyResult = { ok: true; entry: TokenEntry } | { ok: false; reason: string };
+
+export function verifyOptions(ctx: GatewayContext, state: ServiceState): JWTVerifyOptions {
+  return {
+    issuer: ctx.issuer,
+    audience: state.service.canonicalUri,
+    typ: ACCESS_TOKEN_TYP,
+    algorithms: ['ES256'],
+    clockTolerance: CLOCK_TOLERANCE_S,
+    requiredClaims: ['exp', 'sub'],
+  };
+}
+
+export class AccessTokenVerifier {
+  readonly #cache = new Map<string, TokenEntry>();
+  readonly #max: number;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    maxEntries = 10_000,
+  ) {
+    this.#max = maxEntries;
+  }
+
+  /** Verifies a token for a service. Never throws: every failure is `{ ok: false }`. */
+  async verify(token: string, state: ServiceState, now = Date.now()): Promise<VerifyResult> {
+    const cached = this.#cache.get(token);
+    if (cached !== undefined) {
+      if (cached.expiresAt <= now) {
+        this.#cache.delete(token);
+        return { ok: false, reason: 'expired' };
+      }
+      // A token is bound to exactly one service (RFC 8707); a cached token for another one is foreign here.
+      if (cached.serviceId !== state.id) return { ok: false, reason: 'audience' };
+      return { ok: true, entry: cached };
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.ctx.keys.verifyKeySet, state.verifyOptions));
+    } catch (err) {
+      return { ok: false, reason: joseReason(err) };
+    }
+    const entry = this.#entryFrom(payload, state);
+    if (typeof entry === 'string') return { ok: false, reason: entry };
+    if (this.#cache.size >= this.#max) {
+      // Bounded: drop the oldest insertion (Map keeps insertion order).
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
+    }
+    this.#cache.set(token, entry);
+    return { ok: true, entry };
+  }
+
+  /** Drops a cached token (after it turned out to be revoked). */
+  forget(token: string): void {
+    this.#cache.delete(token);
+  }
+
+  /** Claims → TokenEntry, or the reason the claims are unacceptable. Claim types are checked, never assumed. */
+  #entryFrom(p: JWTPayload, state: ServiceState): TokenEntry | string {
+    // Decision (docs/proxy.md): `aud` must name exactly this service. jose accepted an array containing it;
+    // we accept an array only when it has this single value.
+    if (Array.isArray(p.aud) && p.aud.length !== 1) return 'audience';
+    if (typeof p.sub !== 'string' || p.sub.length === 0) return 'claims';
+    if (typeof p.exp !== 'number') return 'claims';
+    const clientId = p.client_id;
+    if (typeof clientId !== 'string' || clientId.length === 0) return 'claims';
+    const scopes = typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : [];
+    const groups = Array.isArray(p.groups) ? p.groups.filter((g): g is string => typeof g === 'string') : [];
+    const idp = str(p.idp);
+    const user: VerifiedUser = {
+      id: p.sub,
+      email: str(p.email),
+      name: str(p.name),
+      picture: str(p.picture),
+      groups,
+      provider: idp ?? providerOf(p.sub),
+      clientId,
+      scopes,
+      grantId: str(p.gid),
+    };
+    const missingScopes = state.service.requiredScopes.filter((s) => !scopes.includes(s));
+    const decision = checkPolicy(state.service.policy, { id: user.id, email: user.email, groups });
+    const entry: TokenEntry = {
+      serviceId: state.id,
+      expiresAt: p.exp * 1000 + CLOCK_TOLERANCE_S * 1000,
+      user,
+      missingScopes,
+      policyDenial: decision.allowed ? undefined : decision.reason,
+      identity: identityHeadersFor(user, state.identityNames),
+    };
+    if (state.signedIdentity) {
+      const claims = { client_id: clientId, email: user.email, name: user.name, groups, idp: user.provider };
+      entry.assertionClaims = { key: `${state.id}\n${user.id}\n${JSON.stringify(claims)}`, claims };
+    }
+    return entry;
+  }
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+function providerOf(sub: string): string | undefined {
+  const i = sub.indexOf(':');
+  return i > 0 ? sub.slice(0, i) : undefined;
+}
+
+/** A short, log-safe reason from a jose error code (never the token). */
+function joseReason(err: unknown): string {
+  const code = (err as { code?: unknown })?.code;
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return 'expired';
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED': {
+      const claim = (err as { claim?: unknown }).claim;
+      return claim === 'aud' ? 'audience' : `claim_${typeof claim === 'string' ? claim : 'invalid'}`;
+    }
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'signature';
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+    case 'ERR_JWKS_MULTIPLE_MATCHING_KEYS':
+      return 'unknown_key';
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return 'algorithm';
+    default:
+      return 'malformed';
+  }
+}

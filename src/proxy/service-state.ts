@@ -1,0 +1,129 @@
+/**
+ * Everything the hot path needs per service, computed once at start-up: the backend pool and target,
+ * challenge strings, header name sets, limits, metric children and the concurrency counter.
+ */
+import { Pool } from 'undici';
+import type { JWTVerifyOptions } from 'jose';
+import { buildBearerChallenge } from '../authz/challenge.js';
+import type { ResolvedService } from '../config/services.js';
+import type { GatewayContext } from '../context.js';
+import { verifyOptions } from './access-token.js';
+import { DEFAULT_IDENTITY_HEADERS, type IdentityHeaderNames } from './identity.js';
+import { backendTarget, type BackendTarget } from './path.js';
+
+/** RFC 9110 §5.1 field-name token. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+
+export interface ServiceState {
+  id: string;
+  service: ResolvedService;
+  pool: Pool;
+  target: BackendTarget;
+  verifyOptions: JWTVerifyOptions;
+  challenges: { missing: string; invalid: string; scope: string };
+  identityNames: IdentityHeaderNames;
+  /** Header names never accepted from clients on this service. */
+  strippedHeaders: ReadonlySet<string>;
+  signedIdentity: { header: string; ttl: number } | undefined;
+  allowSetCookie: boolean;
+  maxRequestBytes: number;
+  maxConcurrent: number;
+  /** In-flight requests plus open response streams. */
+  inFlight: number;
+  timeoutMs: number;
+  pinnedVersions: ReadonlySet<string> | undefined;
+  pinnedVersionList: readonly string[] | undefined;
+  metrics: {
+    duration: { observe(v: number): void };
+    ttfb: { observe(v: number): void };
+    streams: { inc(): void; dec(): void };
+    status: Map<number, { inc(): void }>;
+  };
+}
+
+function headerName(name: string, where: string): string {
+  const n = name.trim().toLowerCase();
+  if (!TOKEN.test(n)) throw new TypeError(`${where}: '${name}' is not a valid HTTP header name`);
+  return n;
+}
+
+export function buildServiceStates(ctx: GatewayContext): { states: Map<string, ServiceState>; pools: Pool[] } {
+  const pools = new Map<string, Pool>();
+  const states = new Map<string, ServiceState>();
+  for (const service of ctx.services.values()) {
+    const cfg = service.config;
+    const origin = service.backend.origin;
+    let pool = pools.get(origin);
+    if (!pool) {
+      // One keep-alive pool per backend origin. No retries anywhere: undici's core never retries, and we
+      // use neither RetryAgent nor interceptors. Timeouts are set per request (services may share a pool).
+      pool = new Pool(origin, {
+        pipelining: 1,
+        keepAliveTimeout: 10_000,
+        keepAliveMaxTimeout: 60_000,
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        connect: { timeout: Math.min(10_000, cfg.timeout) },
+      });
+      pools.set(origin, pool);
+    }
+    const names = { ...DEFAULT_IDENTITY_HEADERS, ...cfg.identity_headers };
+    const identityNames: IdentityHeaderNames = {
+      id: headerName(names.id, `mcp_services.${service.id}.identity_headers.id`),
+      email: headerName(names.email, `mcp_services.${service.id}.identity_headers.email`),
+      name: headerName(names.name, `mcp_services.${service.id}.identity_headers.name`),
+      provider: headerName(names.provider, `mcp_services.${service.id}.identity_headers.provider`),
+      avatar: headerName(names.avatar, `mcp_services.${service.id}.identity_headers.avatar`),
+      groups: headerName(names.groups, `mcp_services.${service.id}.identity_headers.groups`),
+    };
+    const signed = cfg.signed_identity?.enabled
+      ? { header: headerName(cfg.signed_identity.header, `mcp_services.${service.id}.signed_identity.header`), ttl: cfg.signed_identity.ttl }
+      : undefined;
+    const stripped = new Set<string>([...Object.values(identityNames), ...(signed ? [signed.header] : []), 'x-user-assertion']);
+    for (const n of stripped) {
+      if (n === 'authorization' || n === 'host' || n === 'cookie') throw new TypeError(`mcp_services.${service.id}: '${n}' cannot be an identity header name`);
+    }
+    const state: ServiceState = {
+      id: service.id,
+      service,
+      pool,
+      target: backendTarget(service.backend),
+      verifyOptions: {},
+      challenges: {
+        missing: buildBearerChallenge(service),
+        invalid: buildBearerChallenge(service, { error: 'invalid_token' }),
+        // MCP step-up: name every scope the client needs, not only the missing ones (mcp-spec-notes §4.8).
+        scope: buildBearerChallenge(service, { error: 'insufficient_scope', scopes: service.requiredScopes }),
+      },
+      identityNames,
+      strippedHeaders: stripped,
+      signedIdentity: signed,
+      allowSetCookie: cfg.allow_set_cookie,
+      maxRequestBytes: cfg.max_request_bytes ?? ctx.config.limits.max_request_bytes,
+      maxConcurrent: cfg.max_concurrent ?? ctx.config.limits.max_concurrent_per_service,
+      inFlight: 0,
+      timeoutMs: cfg.timeout,
+      pinnedVersions: cfg.protocol_versions?.length ? new Set(cfg.protocol_versions) : undefined,
+      pinnedVersionList: cfg.protocol_versions?.length ? [...cfg.protocol_versions] : undefined,
+      metrics: {
+        duration: ctx.metrics.proxyDuration.labels(service.id),
+        ttfb: ctx.metrics.proxyTtfb.labels(service.id),
+        streams: ctx.metrics.activeStreams.labels(service.id),
+        status: new Map(),
+      },
+    };
+    state.verifyOptions = verifyOptions(ctx, state);
+    states.set(service.id, state);
+  }
+  return { states, pools: [...pools.values()] };
+}
+
+/** Counts a finished proxied request by status (children cached per status code). */
+export function countStatus(ctx: GatewayContext, state: ServiceState, status: number): void {
+  let child = state.metrics.status.get(status);
+  if (!child) {
+    child = ctx.metrics.proxyRequests.labels(state.id, String(status));
+    state.metrics.status.set(status, child);
+  }
+  child.inc();
+}
