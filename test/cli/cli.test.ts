@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,30 @@ import { freePort } from '../helpers/gateway.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const TSX = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
+const CLI = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+
+function spawnCli(args: string[], cwd?: string): ChildProcess {
+  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '' } });
+}
+
+/** Resolves with everything printed so far once `text` appeared on stdout. */
+function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const t = setTimeout(() => reject(new Error(`no '${text}' within ${timeoutMs} ms: ${out}`)), timeoutMs);
+    const check = () => {
+      if (out.includes(text)) {
+        clearTimeout(t);
+        resolve(out);
+      }
+    };
+    child.stdout?.on('data', (d: Buffer) => ((out += d.toString()), check()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+  });
+}
 
 function capture() {
   const out: string[] = [];
@@ -64,46 +88,50 @@ describe('command line', () => {
     expect(d.err.join('')).toContain(`${file}:1`);
   });
 
-  it('without any configuration the server command says what to do and writes nothing', async () => {
+  it('without any configuration it runs the demo on loopback, writing only its SQLite file', async () => {
     const empty = mkdtempSync(join(dir, 'empty-'));
-    const cwd = process.cwd();
-    process.chdir(empty);
+    const port = await freePort();
+    const child = spawnCli(['--port', String(port)], empty);
     try {
-      const c = capture();
-      expect(await main([], c.output, {})).toBe(1);
-      expect(c.err.join('')).toContain('No configuration found');
-      expect(readdirSync(empty)).toEqual([]);
+      const stdout = await waitForOutput(child, 'listening on');
+      expect(stdout).toContain(`http://127.0.0.1:${port}/demo/mcp`);
+      expect(stdout).toContain('claude mcp add --transport http demo');
+      const res = await fetch(`http://127.0.0.1:${port}/services/demo`);
+      expect(await res.json()).toMatchObject({ id: 'demo', auth_required: true });
+      const unauth = await fetch(`http://127.0.0.1:${port}/demo/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(unauth.status).toBe(401);
+      expect(readdirSync(empty)).toEqual(['data']);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
     } finally {
-      process.chdir(cwd);
+      child.kill('SIGKILL');
     }
+  });
+
+  it('the demo refuses a non-loopback address', async () => {
+    const c = capture();
+    expect(await main(['--host', '0.0.0.0', '--port', '0'], c.output, {})).toBe(1);
+    expect(c.err.join('')).toMatch(/loopback|development/i);
   });
 
   it('runs the gateway from the real binary, serves /health and stops on SIGTERM', async () => {
     const port = await freePort();
     const file = join(dir, 'serve.yaml');
     writeFileSync(file, `host: 127.0.0.1\nport: ${port}\nissuer: http://127.0.0.1:${port}\nsession_secret: ${SECRET}\nstorage:\n  type: sqlite\n  sqlite: {path: data/gw.db}\n`);
-    const bin = new URL('../../src/cli/main.ts', import.meta.url).pathname;
-    const child = spawn(process.execPath, ['--import', 'tsx', bin, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const child = spawnCli(['--config', file]);
     try {
-      await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`gateway did not start: ${stdout}`)), 20_000);
-        child.stdout.on('data', () => {
-          if (stdout.includes('listening on')) {
-            clearTimeout(t);
-            resolve();
-          }
-        });
-        child.once('exit', (code) => reject(new Error(`exited early with ${code}: ${stdout}`)));
-      });
+      const stdout = await waitForOutput(child, 'listening on');
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       expect(res.status).toBe(200);
       expect(existsSync(join(dir, 'data', 'gw.db'))).toBe(true); // relative to the config file
+      expect(stdout).toContain('listening');
+      let after = '';
+      child.stdout?.on('data', (d: Buffer) => (after += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(stdout).toContain('shutting down');
+      expect(after).toContain('shutting down');
     } finally {
       child.kill('SIGKILL');
     }
