@@ -167,6 +167,7 @@ const redisSchema = z
     socket_connect_timeout: numberFrom(0.01, 600).default(5).describe('Seconds before a connection attempt times out.'),
     retry_on_timeout: boolFrom().default(true),
     health_check_interval: numberFrom(0, 3600).default(30).describe('Seconds between background PINGs (0 disables).'),
+    sweep_interval: intFrom(0, 86400).default(60).describe('Seconds between sweeps that drop expired keys from the key listing used by `list` (Redis expires the records themselves natively; 0 disables).'),
     sentinels: z.array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict()).optional().describe('Sentinel nodes; with `sentinel_name`.'),
     sentinel_name: z.string().optional().describe('Name of the master set monitored by the sentinels.'),
     cluster_nodes: z.array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict()).optional().describe('Cluster seed nodes; enables Cluster mode.'),
@@ -191,6 +192,14 @@ const vaultSchema = z
     verify_ssl: boolFrom().default(true),
     ca_cert: z.string().optional().describe('Path to a CA bundle (PEM).'),
     timeout: numberFrom(0.1, 600).default(10).describe('Seconds per request.'),
+    sweep_interval: intFrom(0, 86400).default(300).describe('Seconds between sweeps that hard-delete expired records (KV v2 has no TTL; expired records are already hidden on read). 0 disables.'),
+    short_lived: z
+      .enum(['none', 'memory', 'sqlite', 'redis'])
+      .default('none')
+      .describe('Keep high-churn records (keys starting with one of `short_lived_prefixes`) in this other back-end instead of Vault, configured by its own `storage.sqlite` / `storage.redis` section. `none`: everything in Vault.'),
+    short_lived_prefixes: stringList()
+      .default(['oidc:AuthorizationCode:', 'oidc:Interaction:', 'oidc:Session:', 'oidc:AccessToken:', 'oidc:ReplayDetection:', 'oidc:PushedAuthorizationRequest:', 'oidc:ClientCredentials:', 'oidc:DeviceCode:', 'oidc:BackchannelAuthenticationRequest:', 'gw:revoked-grant:', 'gw:mcp-session:', 'gw:upstream-state:', 'gw:ratelimit:'])
+      .describe('Key prefixes routed to `short_lived` when it is set. A prefix must cover whole record families: records and the index tags they carry stay in one back-end.'),
   })
   .strict();
 

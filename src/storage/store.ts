@@ -29,6 +29,11 @@ export interface SetOptions {
 
 export interface ListedRecord<T = unknown> extends StoredRecord<T> {
   key: string;
+  /**
+   * The record's index tags (sorted). Every back-end fills this in `list()` so that a migration
+   * (src/storage/migrate.ts) can re-create them; optional only so that older callers need not care.
+   */
+  indexes?: string[];
 }
 
 export interface StoreHealth {
@@ -81,6 +86,20 @@ export interface Store {
 
   /** Releases connections and timers. Idempotent. */
   close(): Promise<void>;
+
+  /**
+   * Optional cross-instance messaging (Redis only; absent elsewhere). Delivers `message` to every
+   * subscriber of `channel` on every instance sharing the back-end, this one included. Fire-and-forget:
+   * a message published while an instance is disconnected is not replayed to it, so use it to speed up
+   * what storage polling already guarantees (for example revocation), never as the only path.
+   */
+  publish?(channel: string, message: string): Promise<void>;
+
+  /**
+   * Optional (see `publish`). Subscribes `handler` to `channel` on a dedicated connection and returns a
+   * function that unsubscribes it. Handlers must not throw; errors they throw are swallowed.
+   */
+  subscribe?(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
 }
 
 export const MAX_KEY_LENGTH = 512;

@@ -170,6 +170,21 @@ export function storeContract(name: string, factory: ContractFactory): void {
       expect(await s.list('none:')).toEqual([]);
     });
 
+    it('list reports each record\'s index tags (used by migrations)', async () => {
+      const s = await make();
+      await s.set('ix:a', { v: 1 }, { indexes: ['grant:b', 'grant:a'] });
+      await s.set('ix:b', { v: 2 });
+      await s.set('ix:c', { v: 3 }, { indexes: ['grant:a'], ttlSeconds: 60 });
+      await s.set('ix:c', { v: 3 }, { indexes: ['uid:c'], ttlSeconds: 60 });
+      const listed = await s.list('ix:');
+      expect(listed.map((r) => [r.key, [...(r.indexes ?? [])].sort()])).toEqual([
+        ['ix:a', ['grant:a', 'grant:b']],
+        ['ix:b', []],
+        ['ix:c', ['uid:c']],
+      ]);
+      expect(listed[2]?.expiresAt).toBeGreaterThan(Date.now());
+    });
+
     it('large values (2 MB) round-trip', async () => {
       const s = await make();
       const big = { blob: 'x'.repeat(2 * 1024 * 1024), list: Array.from({ length: 1000 }, (_, i) => ({ i })) };

@@ -140,7 +140,7 @@ export class MemoryStore implements Store {
     for (const k of keys) {
       if (out.length >= limit) break;
       const e = this.#live(k, now);
-      if (e) out.push({ key: k, ...this.#record<T>(e) });
+      if (e) out.push({ key: k, ...this.#record<T>(e), indexes: [...e.indexes].sort() });
     }
     return out;
   }

@@ -101,6 +101,7 @@ export class SqliteStore implements Store {
       list: db.prepare<[string, string, number, number], Row>(
         'SELECT key, value, expires_at, consumed_at FROM kv WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?',
       ),
+      tagsOf: db.prepare<[string], { tag: string }>('SELECT tag FROM kv_index WHERE key = ? ORDER BY tag'),
       sweep: db.prepare<[number]>('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?'),
       ping: db.prepare('SELECT 1 AS ok'),
     };
@@ -195,7 +196,7 @@ export class SqliteStore implements Store {
     const limit = options?.limit ?? 1000;
     // Range scan on the primary key: [prefix, prefix + U+FFFF).
     const rows = this.#stmt.list.all(prefix, `${prefix}\uffff`, Date.now(), limit);
-    return rows.map((r) => ({ key: r.key, ...toRecord<T>(r) }));
+    return rows.map((r) => ({ key: r.key, ...toRecord<T>(r), indexes: this.#stmt.tagsOf.all(r.key).map((t) => t.tag) }));
   }
 
   async health(): Promise<StoreHealth> {
