@@ -14,6 +14,8 @@ export interface AdapterHooks {
   onGrantRevoked(grantId: string): Promise<void>;
   /** Lifetime of dynamically registered clients in seconds (0: forever). */
   clientTtlSeconds: number;
+  /** Whether a grant is already revoked (the RevocationList): records of such a grant are never written. */
+  isGrantRevoked?(grantId: string): boolean;
 }
 
 const key = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -33,6 +35,10 @@ export class StoreAdapter implements Adapter {
   ) {}
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    // A request that raced a revocation (e.g. the winner of concurrent code redemptions, whose grant the
+    // losers revoked) must not re-create tokens of the revoked grant after its records were deleted.
+    const grantId = this.model === 'Grant' ? id : payload.grantId;
+    if (typeof grantId === 'string' && this.hooks.isGrantRevoked?.(grantId)) return;
     const indexes: string[] = [];
     if (typeof payload.grantId === 'string') indexes.push(`grant:${payload.grantId}`);
     if (this.model === 'Grant') indexes.push(`grant:${id}`);
@@ -84,8 +90,9 @@ export class StoreAdapter implements Adapter {
     await this.store.delete(key(this.model, id));
   }
 
+  /** Marks the grant revoked first (so no racing write re-creates a record), then deletes its records. */
   async revokeByGrantId(grantId: string): Promise<void> {
-    await this.store.deleteByIndex(`grant:${grantId}`);
     await this.hooks.onGrantRevoked(grantId);
+    await this.store.deleteByIndex(`grant:${grantId}`);
   }
 }

@@ -3,7 +3,7 @@
  * an https URL is fetched by oidc-provider (https only, SSRF guard against special-use addresses, 5 KiB,
  * cached). `registration.cimd.allowed_hosts` restricts which hosts may be fetched.
  */
-import type { KoaContextWithOIDC } from 'oidc-provider';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
 
 /**
@@ -21,7 +21,9 @@ export function cimdFeature(ctx: GatewayContext) {
     async allowFetch(_koa: KoaContextWithOIDC, clientId: string): Promise<boolean> {
       if (!hosts) return true;
       const host = URL.parse(clientId)?.hostname.toLowerCase();
-      return host !== undefined && hosts.includes(host);
+      if (host !== undefined && hosts.includes(host)) return true;
+      // Refused before any request is made; the person sees why on the error page.
+      throw new errors.InvalidClient(`client_id metadata documents from ${host ?? 'this host'} are not accepted: the host is not in registration.cimd.allowed_hosts`);
     },
   };
 }

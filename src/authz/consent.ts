@@ -20,6 +20,13 @@ export function csrfValid(ctx: GatewayContext, uid: string, token: unknown): boo
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** What the person approved on the consent page, carried (server-side) through the sign-in. */
+export interface Approval {
+  clientId: string;
+  resource: string;
+  scopes: string[];
+}
+
 const consentKey = (user: string, client: string, service: string) => `gw:consent:${service}:${user}:${client}`.slice(0, 512);
 
 export async function rememberConsent(ctx: GatewayContext, user: string, client: string, service: string, scopes: string[]): Promise<void> {

@@ -6,6 +6,12 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
 
+interface RevokedToken {
+  kind: string;
+  clientId?: string;
+  grantId?: string;
+}
+
 export function wireProviderEvents(provider: Provider, ctx: GatewayContext): void {
   provider.on('grant.success', (koa: KoaContextWithOIDC) => {
     const grantType = String(koa.oidc.params?.grant_type ?? 'unknown');
@@ -13,20 +19,33 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
     const at = koa.oidc.entities.AccessToken;
     ctx.audit.emit('token.issued', { grant_type: grantType, client_id: koa.oidc.client?.clientId, user: at?.accountId, grant_id: at?.grantId });
   });
-  provider.on('grant.error', (koa: KoaContextWithOIDC, err: Error & { error_description?: string }) => {
-    if (err.error_description === 'refresh token already used' || err.message === 'refresh token already used') {
+  // oidc-provider's InvalidGrant carries the reason in `error_detail` (the response says only invalid_grant);
+  // sequential reuse (refresh_token.js) and a lost concurrent race (adapter.ts) use the same text.
+  provider.on('grant.error', (koa: KoaContextWithOIDC, err: Error & { error_detail?: string }) => {
+    if (err.error_detail === 'refresh token already used') {
       ctx.audit.emit('token.refresh_reuse', { client_id: koa.oidc.client?.clientId, grant_id: koa.oidc.entities.RefreshToken?.grantId });
     }
   });
   provider.on('registration_create.success', (_koa: KoaContextWithOIDC, client: { clientId: string; clientName?: string }) => {
     ctx.audit.emit('client.registered', { client_id: client.clientId, client_name: client.clientName });
   });
-  // RFC 7009 revocations: the model is destroyed inside the revocation endpoint (no dedicated event).
+  // `*.destroyed` fires for every deletion (rotation, replay handling, …). token.revoked is only for an
+  // RFC 7009 revocation: the token the revocation endpoint found AND destroyed in this request.
+  const destroyed = new WeakSet<object>();
   for (const kind of ['access_token', 'refresh_token'] as const) {
-    provider.on(`${kind}.destroyed` as "access_token.destroyed", (token: { kind: string; clientId?: string; grantId?: string }) => {
-      ctx.audit.emit('token.revoked', { client_id: token.clientId, kind: token.kind, grant_id: token.grantId });
-    });
+    provider.on(`${kind}.destroyed` as 'access_token.destroyed', (token: object) => void destroyed.add(token));
   }
+  provider.use(async (koa, next) => {
+    await next();
+    if (koa.oidc?.route !== 'revocation' || koa.status !== 200) return;
+    const entities = koa.oidc.entities as { AccessToken?: RevokedToken; RefreshToken?: RevokedToken };
+    const token = entities.RefreshToken ?? entities.AccessToken;
+    if (token && destroyed.has(token)) {
+      ctx.audit.emit('token.revoked', { client_id: token.clientId, kind: token.kind, grant_id: token.grantId });
+    }
+  });
+  // Grant revocation (replay, refresh-token reuse, RFC 7009 of a grant's token, operator): grant.revoked,
+  // emitted once per grant by ProviderHost.
   provider.on('server_error', (_koa: KoaContextWithOIDC, err: Error) => {
     ctx.log.error({ err }, 'authorization server error');
   });

@@ -48,6 +48,14 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   if (ctx.config.registration.mode !== 'off') {
     app.route({ method: ['OPTIONS', 'GET'], url: ROUTES.registration, onRequest: handOver, handler: async () => undefined });
     app.post(ROUTES.registration, { bodyLimit: 64 * 1024 }, registrationHandler(() => host.provider.callback() as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
+  } else {
+    // registration.mode: off. Not advertised in the metadata; a client that tries anyway learns why.
+    app.route({
+      method: ['GET', 'POST'],
+      url: ROUTES.registration,
+      handler: async (_req, reply) =>
+        reply.code(404).header('cache-control', 'no-store').send({ error: 'invalid_request', error_description: 'dynamic client registration is disabled on this gateway; use a pre-registered client or a client ID metadata document' }),
+    });
   }
   registerMetadataRoutes(app, ctx);
 

@@ -10,27 +10,25 @@
  *                                     (so the interaction's path-scoped cookie is sent).
  * 4. GET  /interaction/:uid/callback  code exchange, profile stored, access policy, login finished.
  * 5. POST /interaction/:uid/abort     after an error page: returns the OAuth error to the client.
+ * Development sign-in (`dev` provider) instead of steps 3–4, after Approve:
+ *    GET/POST /interaction/:uid/dev-login  the local form (dev-login.ts), then the same completion.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { InteractionResults } from 'oidc-provider';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
-import { UpstreamError, type UpstreamChecks, type UpstreamIdp } from '../upstream/index.js';
+import { UpstreamError, type SignIn, type UpstreamChecks } from '../upstream/index.js';
+import type { UpstreamProfile } from '../upstream/profile.js';
 import { loadAccount, saveAccount } from './accounts.js';
-import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent } from './consent.js';
+import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, type Approval } from './consent.js';
+import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
 import { messagePage, sendPage } from './html.js';
 import { checkPolicy } from './policy.js';
 import type { ProviderHost } from './provider-host.js';
 import { serviceForResource } from './resource-servers.js';
 
 type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
-
-interface Approval {
-  clientId: string;
-  resource: string;
-  scopes: string[];
-}
 
 interface UpstreamAttempt {
   uid: string;
@@ -41,7 +39,9 @@ interface UpstreamAttempt {
 const ATTEMPT_PREFIX = 'gw:upstream-state:';
 const OAUTH_ERRORS = new Set(['access_denied', 'server_error', 'temporarily_unavailable']);
 
-export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayContext, host: ProviderHost, upstream: UpstreamIdp | undefined): void {
+export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayContext, host: ProviderHost, signIn: SignIn | undefined): void {
+  const upstream = signIn && !('local' in signIn) ? signIn : undefined;
+  const devSignIn = signIn && 'local' in signIn ? signIn : undefined;
   const callbackUrl = `${ctx.issuer}/oauth/callback`;
 
   // ---- named steps -------------------------------------------------------------------------------
@@ -107,11 +107,28 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   }
 
   async function startUpstream(reply: FastifyReply, uid: string, approval: Approval): Promise<void> {
+    if (devSignIn) {
+      // Consent first (as for a real IdP); the approval waits server-side for the form, single use.
+      await ctx.store.set(DEV_LOGIN_PREFIX + uid, approval, { ttlSeconds: 900 });
+      reply.raw.writeHead(303, { location: `/interaction/${encodeURIComponent(uid)}/dev-login`, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+      return void reply.raw.end();
+    }
     if (!upstream) throw new UpstreamError('server_error', 'no identity provider is configured (oauth_providers)');
     const { url, checks } = await upstream.start(callbackUrl);
     await ctx.store.set(ATTEMPT_PREFIX + checks.state, { uid, checks, approval } satisfies UpstreamAttempt, { ttlSeconds: 900 });
     reply.raw.writeHead(303, { location: url.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
     reply.raw.end();
+  }
+
+  /** After a successful sign-in: profile kept, access policy checked, login finished with the approval. */
+  async function completeSignIn(req: FastifyRequest, reply: FastifyReply, uid: string, profile: UpstreamProfile, approval: Approval, amr: string): Promise<void> {
+    await saveAccount(ctx, profile);
+    ctx.metrics.signIns.inc({ outcome: 'success' });
+    ctx.audit.emit('sign_in.success', { user: profile.id, client_id: approval.clientId, provider: profile.provider });
+    const service = serviceForResource(ctx, approval.resource);
+    if (service && !(await policyAllows(reply, uid, service, profile.id, approval.clientId))) return;
+    const result = { login: { accountId: profile.id, amr: [amr] }, gwApproval: approval } as InteractionResults;
+    return finish(req, reply, result);
   }
 
   /** Hijacked handlers answer every failure themselves: an HTML page, 4xx for request errors, never a hang. */
@@ -203,14 +220,10 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       ctx.log.warn({ err: e.cause ?? e, provider: upstream.name }, 'upstream sign-in failed');
       return errorPage(reply, details.uid, 502, 'Sign-in failed', `The sign-in failed: ${e.message}.`, e.oauthError);
     }
-    await saveAccount(ctx, profile);
-    ctx.metrics.signIns.inc({ outcome: 'success' });
-    ctx.audit.emit('sign_in.success', { user: profile.id, client_id: attempt.approval.clientId, provider: profile.provider });
-    const service = serviceForResource(ctx, attempt.approval.resource);
-    if (service && !(await policyAllows(reply, details.uid, service, profile.id, attempt.approval.clientId))) return;
-    const result = { login: { accountId: profile.id, amr: ['ext'] }, gwApproval: attempt.approval } as InteractionResults;
-    return finish(req, reply, result);
+    return completeSignIn(req, reply, details.uid, profile, attempt.approval, 'ext');
   }));
+
+  if (devSignIn) registerDevLoginRoutes(app, ctx, devSignIn, { detailsOf, guard, errorPage, completeSignIn });
 
   app.post<{ Params: { uid: string }; Querystring: { error?: string }; Body: Record<string, string> }>('/interaction/:uid/abort', guard(async (req, reply) => {
     reply.hijack();

@@ -4,7 +4,7 @@
  * for every client allowed the refresh_token grant, RFC 9068 JWT access tokens bound to one service.
  */
 import { hkdfSync } from 'node:crypto';
-import Provider, { type Configuration, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
 import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
 import { createAdapterFactory } from './adapter.js';
@@ -74,7 +74,7 @@ function renderError(koa: KoaContextWithOIDC, out: { error: string; error_descri
 export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Configuration {
   const { tokens, registration } = ctx.config;
   return {
-    adapter: createAdapterFactory(ctx.store, { onGrantRevoked, clientTtlSeconds: registration.client_ttl }),
+    adapter: createAdapterFactory(ctx.store, { onGrantRevoked, clientTtlSeconds: registration.client_ttl, isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid) }),
     clients: staticClients(ctx),
     clientDefaults: CLIENT_DEFAULTS,
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
@@ -112,8 +112,22 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
         enabled: registration.mode !== 'off',
         initialAccessToken: registration.mode === 'token' ? registration.initial_access_token! : false,
       },
-      revocation: { enabled: true },
-      introspection: { enabled: true },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only tokens issued to it. A confidential client is told
+        // (invalid_request); for a public one the request is a no-op 200, so it learns nothing.
+        async allowedPolicy(_koa, client, token) {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
+      introspection: {
+        enabled: true,
+        // RFC 7662 §4: only the client a token was issued to may introspect it (the proxy verifies JWTs
+        // itself, so no resource server needs to introspect other clients' tokens): others get active=false.
+        allowedPolicy: async (_koa, client, token) => token.clientId === client.clientId,
+      },
       userinfo: { enabled: false },
       rpInitiatedLogout: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },

@@ -5,7 +5,7 @@
  * - OAuth 2.1 §2.3.1 / RFC 8252 §8.3: plain `http` redirect URIs only on loopback hosts, whatever the
  *   `application_type` (oidc-provider allows http for `web` clients).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { IncomingMessage, type ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
@@ -28,7 +28,31 @@ export function normaliseRegistration(body: unknown): RegistrationCheck {
   return { ok: true, body: out };
 }
 
-/** fastify handler for POST /oauth/register: checks, then hands the parsed body to the provider. */
+/**
+ * The normalised body as a fresh, unread request: oidc-provider reads and parses the body itself when
+ * the stream is readable (fastify has consumed the original one), so it never falls back to a
+ * pre-parsed `req.body` (and never prints its "already parsed request body" warning).
+ */
+export function replayRequest(original: IncomingMessage, body: Record<string, unknown>): IncomingMessage {
+  const payload = Buffer.from(JSON.stringify(body), 'utf8');
+  const replay = new IncomingMessage(original.socket);
+  replay.method = original.method;
+  replay.url = original.url;
+  replay.httpVersion = original.httpVersion;
+  replay.httpVersionMajor = original.httpVersionMajor;
+  replay.httpVersionMinor = original.httpVersionMinor;
+  const headers = { ...original.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(payload.length) };
+  delete headers['transfer-encoding'];
+  replay.headers = headers;
+  replay.rawHeaders = Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, String(v)]));
+  // `complete`: the replay is a whole message; an incomplete IncomingMessage destroys its socket on end.
+  replay.complete = true;
+  replay.push(payload);
+  replay.push(null);
+  return replay;
+}
+
+/** fastify handler for POST /oauth/register: checks, then hands the normalised body to the provider. */
 export function registrationHandler(callback: () => (req: IncomingMessage, res: ServerResponse) => Promise<void> | void) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const check = normaliseRegistration(req.body);
@@ -37,8 +61,6 @@ export function registrationHandler(callback: () => (req: IncomingMessage, res: 
       return;
     }
     reply.hijack();
-    // oidc-provider uses an already parsed `req.body` when the stream has been consumed.
-    (req.raw as unknown as { body: unknown }).body = check.body;
-    await callback()(req.raw as IncomingMessage, reply.raw as ServerResponse);
+    await callback()(replayRequest(req.raw, check.body), reply.raw as ServerResponse);
   };
 }

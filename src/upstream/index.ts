@@ -2,38 +2,41 @@
  * Builds the upstream identity provider from `oauth_providers` (exactly one is configured).
  */
 import { providerKind, type GatewayConfig } from '../config/schema.js';
+import { assertDevSignInAllowed, DevSignIn } from './dev.js';
 import { OAuth2Upstream } from './oauth2.js';
 import { OidcUpstream } from './oidc.js';
 import type { ClaimNames } from './profile.js';
-import { UpstreamError, type UpstreamIdp } from './types.js';
+import type { UpstreamIdp } from './types.js';
 
 export type { UpstreamIdp, UpstreamChecks } from './types.js';
 export { UpstreamError } from './types.js';
+export { DevSignIn } from './dev.js';
 
-function claimNames(kind: string, mapping: Partial<ClaimNames> | undefined): ClaimNames {
+/** A redirecting identity provider, or the local development sign-in form. */
+export type SignIn = UpstreamIdp | DevSignIn;
+
+type ClaimMapping = Partial<Record<keyof ClaimNames, string | undefined>>;
+
+/**
+ * Where each attribute is read from. A configured `claims:` entry is used alone; otherwise the defaults
+ * of the original gateway (original-behaviour §3.4): OAuth 2.0 userinfo `id|sub|user_id`,
+ * `name|display_name|username`, `avatar_url|picture|profile_image_url`; OpenID Connect `sub`,
+ * `name|preferred_username` (Okta's fallback in the original, applied to every OIDC kind), `picture`.
+ */
+export function claimNames(kind: string, mapping: ClaimMapping | undefined): ClaimNames {
   const oauth2 = kind === 'github' || kind === 'custom';
+  const pick = (configured: string | undefined, defaults: string[]) => (configured ? [configured] : defaults);
   return {
-    id: mapping?.id ?? (oauth2 ? 'id' : 'sub'),
-    email: mapping?.email ?? 'email',
-    name: mapping?.name ?? 'name',
-    picture: mapping?.picture ?? 'picture',
-    groups: mapping?.groups ?? 'groups',
+    id: pick(mapping?.id, oauth2 ? ['id', 'sub', 'user_id'] : ['sub']),
+    email: pick(mapping?.email, ['email']),
+    name: pick(mapping?.name, oauth2 ? ['name', 'display_name', 'username'] : ['name', 'preferred_username']),
+    picture: pick(mapping?.picture, oauth2 ? ['avatar_url', 'picture', 'profile_image_url'] : ['picture']),
+    groups: pick(mapping?.groups, ['groups']),
   };
 }
 
-/** Upstream for the `dev` kind: not implemented in this issue; every sign-in fails with a clear message. */
-class DevUpstream implements UpstreamIdp {
-  readonly kind = 'dev';
-  constructor(readonly name: string) {}
-  start(): never {
-    throw new UpstreamError('server_error', 'the development sign-in provider (type: dev) is not implemented yet');
-  }
-  finish(): never {
-    return this.start();
-  }
-}
-
-export function createUpstream(config: GatewayConfig): UpstreamIdp | undefined {
+/** Throws (at createGateway time) for an invalid or, for `dev`, a not-allowed provider. */
+export function createUpstream(config: GatewayConfig): SignIn | undefined {
   const first = Object.entries(config.oauth_providers)[0];
   if (!first) return undefined;
   const [name, p] = first;
@@ -41,7 +44,8 @@ export function createUpstream(config: GatewayConfig): UpstreamIdp | undefined {
   const names = claimNames(kind, p.claims);
   switch (kind) {
     case 'dev':
-      return new DevUpstream(name);
+      assertDevSignInAllowed(name, config);
+      return new DevSignIn(name);
     case 'github':
       return new OAuth2Upstream(name, kind, p, names);
     case 'custom':

@@ -29,6 +29,18 @@ function endpointsOf(name: string, kind: ProviderKind, p: ProviderConfig): Endpo
   return { issuer: new URL(p.authorization_url).origin, authorization: p.authorization_url, token: p.token_url, api: p.userinfo_url };
 }
 
+/**
+ * GitHub answers a bad, expired or replayed code with HTTP 200 and `{"error": "bad_verification_code"}`.
+ * openid-client refuses that response (no access_token); this names the provider's error for the page.
+ */
+function tokenErrorInBody(err: unknown): UpstreamError | undefined {
+  const body = (err as { cause?: { body?: unknown } } | undefined)?.cause?.body ?? (err as { body?: unknown } | undefined)?.body;
+  const error = body && typeof body === 'object' ? (body as Record<string, unknown>).error : undefined;
+  if (typeof error !== 'string') return undefined;
+  const code = error.replace(/[^\w.-]/g, '').slice(0, 64);
+  return new UpstreamError(code === 'access_denied' ? 'access_denied' : 'server_error', `the identity provider refused the code exchange (${code})`, { cause: err });
+}
+
 interface GithubEmail {
   email: string;
   primary: boolean;
@@ -48,7 +60,9 @@ export class OAuth2Upstream implements UpstreamIdp {
     if (!p.client_id || !p.client_secret) throw new TypeError(`oauth_providers.${name}: client_id and client_secret are required`);
     this.#endpoints = endpointsOf(name, kind, p);
     const e = this.#endpoints;
-    this.#config = new oidc.Configuration({ issuer: e.issuer, authorization_endpoint: e.authorization, token_endpoint: e.token }, p.client_id, p.client_secret);
+    // Credentials in the form body: GitHub's documented method, and what the original gateway sent to
+    // custom providers (original-behaviour §3.2, §3.4).
+    this.#config = new oidc.Configuration({ issuer: e.issuer, authorization_endpoint: e.authorization, token_endpoint: e.token }, p.client_id, { client_secret: p.client_secret }, oidc.ClientSecretPost(p.client_secret));
     for (const fn of executeOptions(insecureAllowed(name, p))) fn(this.#config);
   }
 
@@ -74,7 +88,7 @@ export class OAuth2Upstream implements UpstreamIdp {
       const claims = this.kind === 'github' ? await this.#githubClaims(tokens.access_token) : ((await getJson(this.#endpoints.api, tokens.access_token)) as Record<string, unknown>);
       return mapClaims(this.name, claims, this.claimNames);
     } catch (err) {
-      throw callbackFailure(err);
+      throw callbackFailure(tokenErrorInBody(err) ?? err);
     }
   }
 

@@ -75,7 +75,7 @@ export class OidcUpstream implements UpstreamIdp {
       let claims: Record<string, unknown> = { ...tokens.claims() };
       const userinfo = config.serverMetadata().userinfo_endpoint;
       // Some providers (Okta, Google) put email/groups only in userinfo; the ID token's `sub` wins.
-      if (userinfo && (!claims.email || !(this.claimNames.groups in claims))) {
+      if (userinfo && (!claims.email || !this.claimNames.groups.some((g) => g in claims))) {
         const info = (await getJson(userinfo, tokens.access_token).catch(() => ({}))) as Record<string, unknown>;
         if (info.sub === undefined || info.sub === claims.sub) claims = { ...info, ...claims };
       }

@@ -15,12 +15,13 @@ export interface UpstreamProfile {
   groups: string[];
 }
 
+/** Candidate claim names per attribute, tried in order (the first present, non-empty one wins). */
 export interface ClaimNames {
-  id: string;
-  email: string;
-  name: string;
-  picture: string;
-  groups: string;
+  id: readonly string[];
+  email: readonly string[];
+  name: readonly string[];
+  picture: readonly string[];
+  groups: readonly string[];
 }
 
 function str(v: unknown): string | undefined {
@@ -41,19 +42,28 @@ function groupsOf(v: unknown): string[] {
   return [];
 }
 
+/** The first candidate whose value is present (not null/undefined/empty string). */
+function firstOf(claims: Record<string, unknown>, names: readonly string[]): unknown {
+  for (const n of names) {
+    const v = claim(claims, n);
+    if (v !== undefined && v !== null && v !== '') return v;
+  }
+  return undefined;
+}
+
 /** Maps upstream claims (ID token or userinfo) to a profile; throws when no subject can be found. */
 export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames): UpstreamProfile {
-  const subject = str(claim(claims, names.id));
-  if (!subject) throw new Error(`the identity provider returned no '${names.id}' claim`);
+  const subject = str(firstOf(claims, names.id));
+  if (!subject) throw new Error(`the identity provider returned no '${names.id.join("' / '")}' claim`);
   const verified = claims.email_verified;
   return {
     id: `${provider}:${subject}`,
     provider,
     subject,
-    email: str(claim(claims, names.email)),
+    email: str(firstOf(claims, names.email)),
     emailVerified: typeof verified === 'boolean' ? verified : undefined,
-    name: str(claim(claims, names.name)),
-    picture: str(claim(claims, names.picture)),
-    groups: groupsOf(claim(claims, names.groups)),
+    name: str(firstOf(claims, names.name)),
+    picture: str(firstOf(claims, names.picture)),
+    groups: groupsOf(firstOf(claims, names.groups)),
   };
 }

@@ -73,7 +73,10 @@ describe('authorization endpoint and registration', () => {
     const noPkce = await location({ code_challenge: undefined, code_challenge_method: undefined, resource: `${gw.url}/calc/mcp` });
     expect(noPkce.searchParams.get('error')).toBe('invalid_request');
     expect(noPkce.searchParams.get('iss')).toBe(gw.url);
-    expect((await location({ resource: 'https://elsewhere.example/mcp' })).searchParams.get('error')).toBe('invalid_target');
+    const unknown = await location({ resource: 'https://elsewhere.example/mcp' });
+    expect(unknown.searchParams.get('error')).toBe('invalid_target');
+    // RFC 9207: `iss` on error responses too.
+    expect(unknown.searchParams.get('iss')).toBe(gw.url);
     const ambiguous = await location({ scope: 'offline_access' });
     expect(ambiguous.searchParams.get('error')).toBe('invalid_target');
     expect(ambiguous.searchParams.get('error_description')).toContain('resource=');

@@ -1,4 +1,5 @@
 /** Shared set-up for the authz tests: an upstream IdP and a gateway with two services. */
+import type { GatewayOptions } from '../../src/http/app.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
 
@@ -7,7 +8,7 @@ export interface AuthzWorld {
   gw: StartedGateway;
 }
 
-export async function startWorld(extra: Record<string, unknown> = {}, services?: Record<string, unknown>): Promise<AuthzWorld> {
+export async function startWorld(extra: Record<string, unknown> = {}, services?: Record<string, unknown>, options: GatewayOptions = {}): Promise<AuthzWorld> {
   const idp = await startUpstreamIdp();
   const gw = await startGateway(() => ({
     oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'] } },
@@ -16,7 +17,7 @@ export async function startWorld(extra: Record<string, unknown> = {}, services?:
       weather: { name: 'Weather', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['weather:read'], policy: { email_domains: ['example.com'] } },
     },
     ...extra,
-  }));
+  }), options);
   idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
   return { idp, gw };
 }

@@ -1,7 +1,8 @@
 /**
  * A real MCP SDK client auth driver. `BrowserDriver` plays the person's browser: it follows redirects
- * through the gateway, answers the consent page (approve or deny), passes the upstream IdP, and stops at
- * the client's loopback redirect URI, capturing `code`, `state` and `iss`. `TestOAuthProvider` is the
+ * through the gateway, answers the consent page (approve or deny), fills the development sign-in form
+ * (`devLogin`), passes the upstream IdP, and stops at the client's loopback redirect URI, capturing
+ * `code`, `state` and `iss`. Every page shown and URL visited is kept in the `WalkResult`. `TestOAuthProvider` is the
  * SDK's `OAuthClientProvider` backed by it; `obtainToken` runs the SDK `auth()` flow end to end.
  */
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -12,7 +13,11 @@ export interface WalkResult {
   /** The final redirect to the client, parsed. */
   redirect?: URL;
   /** Pages that were shown, by kind. */
-  pages: Array<'consent' | 'error' | 'return'>;
+  pages: Array<'consent' | 'error' | 'return' | 'dev-login'>;
+  /** The HTML of every page shown, in order (with its status and headers). */
+  shown: Array<{ status: number; body: string; headers: Headers }>;
+  /** Every URL the browser requested, in order (upstream callbacks included). */
+  visited: URL[];
   /** The last HTML body when the walk ended on a page (no redirect). */
   finalPage?: { status: number; body: string };
 }
@@ -21,6 +26,8 @@ export class BrowserDriver {
   readonly #jar = new Map<string, Map<string, string>>();
   /** What to answer on the consent page. */
   consent: 'approve' | 'deny' = 'approve';
+  /** What to type into the development sign-in form (without it the walk stops on that page). */
+  devLogin: { name: string; email: string; groups?: string } | undefined;
 
   #cookieHeader(url: URL): string {
     const jar = this.#jar.get(url.host);
@@ -52,9 +59,10 @@ export class BrowserDriver {
 
   /** Follows the browser journey from `start` until a redirect whose URL starts with `redirectUri`. */
   async walk(start: URL, redirectUri: string): Promise<WalkResult> {
-    const result: WalkResult = { pages: [] };
+    const result: WalkResult = { pages: [], shown: [], visited: [] };
     let next: { url: URL; init?: RequestInit } | undefined = { url: start };
     for (let hops = 0; next && hops < 30; hops++) {
+      result.visited.push(next.url);
       const res = await this.request(next.url, next.init);
       const location = res.headers.get('location');
       if (res.status >= 300 && res.status < 400 && location) {
@@ -67,15 +75,26 @@ export class BrowserDriver {
         continue;
       }
       const body = await res.text();
+      result.shown.push({ status: res.status, body, headers: res.headers });
       const form = parseForm(body);
       if (!form) {
         result.finalPage = { status: res.status, body };
         return result;
       }
       const isConsent = form.action.includes('/decision');
-      result.pages.push(isConsent ? 'consent' : 'return');
+      const isDevLogin = form.action.endsWith('/dev-login');
+      result.pages.push(isConsent ? 'consent' : isDevLogin ? 'dev-login' : 'return');
       const fields = new URLSearchParams(form.fields);
       if (isConsent) fields.set('action', this.consent);
+      if (isDevLogin) {
+        if (!this.devLogin) {
+          result.finalPage = { status: res.status, body };
+          return result;
+        }
+        fields.set('name', this.devLogin.name);
+        fields.set('email', this.devLogin.email);
+        fields.set('groups', this.devLogin.groups ?? '');
+      }
       next = { url: new URL(form.action, next.url), init: { method: 'POST', body: fields, headers: { 'content-type': 'application/x-www-form-urlencoded' } } };
     }
     return result;
@@ -100,6 +119,8 @@ export interface TestProviderOptions {
   clientInformation?: OAuthClientInformationMixed;
   clientMetadataUrl?: string;
   browser?: BrowserDriver;
+  /** Fill the development sign-in form with these values. */
+  devLogin?: { name: string; email: string; groups?: string };
 }
 
 export class TestOAuthProvider implements OAuthClientProvider {
@@ -118,6 +139,7 @@ export class TestOAuthProvider implements OAuthClientProvider {
 
   constructor(opts: TestProviderOptions = {}) {
     this.browser = opts.browser ?? new BrowserDriver();
+    if (opts.devLogin) this.browser.devLogin = opts.devLogin;
     this.redirectUri = opts.redirectUri ?? 'http://127.0.0.1:49152/callback';
     this.#meta = opts.clientMetadata ?? {};
     this.#client = opts.clientInformation;
@@ -155,7 +177,11 @@ export class TestOAuthProvider implements OAuthClientProvider {
   async redirectToAuthorization(url: URL): Promise<void> {
     this.lastWalk = await this.browser.walk(url, this.redirectUri);
     const r = this.lastWalk.redirect;
-    if (!r) throw new Error(`the browser journey ended on a page (${this.lastWalk.finalPage?.status}): ${this.lastWalk.finalPage?.body.slice(0, 300)}`);
+    if (!r) {
+      const page = this.lastWalk.finalPage;
+      const alert = page ? /<p role="alert"[^>]*>([\s\S]*?)<\/p>/.exec(page.body)?.[1] : undefined;
+      throw Object.assign(new Error(`the browser journey ended on a page (${page?.status}): ${alert ? decode(alert) : page?.body.slice(0, 300)}`), { page });
+    }
     const p = r.searchParams;
     this.captured = {
       code: p.get('code') ?? undefined,
@@ -188,4 +214,16 @@ export async function obtainToken(gatewayUrl: string, serviceId: string, opts: O
   if (c.error) throw Object.assign(new Error(`authorization error: ${c.error}`), { oauthError: c.error, description: c.errorDescription, iss: c.iss });
   await auth(provider, { serverUrl, resourceMetadataUrl, authorizationCode: c.code! });
   return { tokens: provider.tokens()!, provider };
+}
+
+/**
+ * Runs the SDK `auth()` up to the redirect back to the client (registration and browser journey) and
+ * stops there: the code is in `provider.captured`, unredeemed.
+ */
+export async function authorizeOnly(gatewayUrl: string, serviceId: string, opts: ObtainTokenOptions = {}): Promise<TestOAuthProvider> {
+  const provider = opts.provider ?? new TestOAuthProvider(opts);
+  const resourceMetadataUrl = new URL(`${gatewayUrl}/.well-known/oauth-protected-resource/${serviceId}/mcp`);
+  await auth(provider, { serverUrl: `${gatewayUrl}/${serviceId}/mcp`, resourceMetadataUrl, ...(opts.scope ? { scope: opts.scope } : {}) });
+  if (!provider.captured?.code) throw new Error(`no code: ${provider.captured?.error ?? 'journey failed'}`);
+  return provider;
 }

@@ -67,6 +67,8 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
       return u ? { accountId: id, claims: () => ({ sub: id, email: u.email, email_verified: true, name: u.name, picture: u.picture, groups: u.groups }) } : undefined;
     },
     cookies: { keys: ['upstream-idp-test-cookie-key'] },
+    // Explicit lifetimes (oidc-provider prints a notice for every defaulted one).
+    ttl: { Interaction: 600, Session: 3600, Grant: 3600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60, RefreshToken: 3600 },
   });
   const idp: UpstreamIdp = {
     issuer,

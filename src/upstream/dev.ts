@@ -1,0 +1,64 @@
+/**
+ * The development sign-in (`oauth_providers: { dev: {} }`): no upstream IdP, the person types a name,
+ * an email and optional groups into a local form (src/authz/dev-login.ts). Anyone can be anyone, so it is
+ * refused at start-up unless the gateway can only be reached from this machine (SPEC §9, STYLE habit 7):
+ * NODE_ENV=production, a non-loopback bind address or a non-loopback issuer each stop createGateway.
+ */
+import { isIP } from 'node:net';
+import type { GatewayConfig } from '../config/schema.js';
+import type { UpstreamProfile } from './profile.js';
+
+/** 127.0.0.0/8, ::1 (also bracketed and IPv4-mapped), `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (isIP(v4) === 4) return v4.split('.')[0] === '127';
+  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
+}
+
+export function assertDevSignInAllowed(name: string, config: Pick<GatewayConfig, 'host' | 'issuer'>): void {
+  const where = `oauth_providers.${name} (type: dev, the development sign-in)`;
+  if (process.env.NODE_ENV === 'production') {
+    throw new TypeError(`${where} is refused when NODE_ENV=production: anyone could sign in as anyone. Configure a real identity provider.`);
+  }
+  if (!isLoopbackHost(config.host)) {
+    throw new TypeError(`${where} is only allowed on a loopback address, but host is '${config.host}'. Bind to 127.0.0.1 (or ::1, localhost), or configure a real identity provider.`);
+  }
+  const issuerHost = URL.parse(config.issuer)?.hostname ?? '';
+  if (!isLoopbackHost(issuerHost)) {
+    throw new TypeError(`${where} is only allowed with a loopback issuer, but issuer is '${config.issuer}'. Configure a real identity provider for a public address.`);
+  }
+}
+
+export interface DevLoginInput {
+  name?: unknown;
+  email?: unknown;
+  groups?: unknown;
+}
+
+export type DevLoginResult = { ok: true; profile: UpstreamProfile } | { ok: false; message: string };
+
+const EMAIL = /^[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+$/;
+
+/** Validates the form; the user id is `{provider}:{lower-cased email}`. */
+export function devProfile(provider: string, input: DevLoginInput): DevLoginResult {
+  const name = typeof input.name === 'string' ? input.name.trim() : '';
+  const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
+  const groupsRaw = typeof input.groups === 'string' ? input.groups : '';
+  if (!name || name.length > 100) return { ok: false, message: 'Enter a name (at most 100 characters).' };
+  if (email.length > 254 || !EMAIL.test(email)) return { ok: false, message: 'Enter an email address such as ada@example.com.' };
+  const groups = [...new Set(groupsRaw.split(',').map((g) => g.trim()).filter(Boolean))];
+  if (groups.length > 20 || groups.some((g) => g.length > 64)) return { ok: false, message: 'Enter at most 20 groups of at most 64 characters each, separated by commas.' };
+  return { ok: true, profile: { id: `${provider}:${email}`, provider, subject: email, email, emailVerified: false, name, groups } };
+}
+
+/** The `dev` provider: signs in through the local form, never redirects anywhere. */
+export class DevSignIn {
+  readonly kind = 'dev' as const;
+  readonly local = true as const;
+  constructor(readonly name: string) {}
+  profile(input: DevLoginInput): DevLoginResult {
+    return devProfile(this.name, input);
+  }
+}
