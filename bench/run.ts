@@ -32,8 +32,8 @@ function cleanup(): void {
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
-function tsx(script: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function tsx(script: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): ChildProcess {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return child;
 }
@@ -48,6 +48,9 @@ function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs = 30_000): Prom
       if (m) {
         clearTimeout(t);
         child.stdout?.off('data', on);
+        // Keep draining: a child blocked on a full stdout pipe would measure the pipe, not itself.
+        child.stdout?.resume();
+        child.stderr?.resume();
         resolve(m);
       }
     };
@@ -185,9 +188,12 @@ async function main(): Promise<void> {
       storage: { type: 'memory' },
       rate_limits: { enabled: false },
       limits: { max_concurrent_per_service: 20000 },
+      ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
     }),
   );
-  const gateway = tsx('src/cli/main.ts', ['--config', cfgFile]);
+  // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
+  const gateway = tsx('src/cli/main.ts', ['--config', cfgFile], {}, profile);
   await waitFor(gateway, /listening on/);
   const gwUrl = `${issuer}/bench/mcp`;
 
@@ -293,6 +299,11 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   await idp.close();
+  if (profile.length) {
+    const exited = new Promise((r) => gateway.once('exit', r));
+    gateway.kill('SIGTERM');
+    await exited;
+  }
 }
 
 main().then(

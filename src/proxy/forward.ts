@@ -12,7 +12,7 @@
  *   2026-07-28: closing the SSE response stream MUST be treated as cancellation.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline, Transform, type TransformCallback, type Readable } from 'node:stream';
+import { Transform, type TransformCallback, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
 import { buildResponseHeaders } from './headers.js';
@@ -86,53 +86,172 @@ export interface ForwardInput {
 /**
  * Runs the exchange. The caller has already counted the request into `state.inFlight`; this function
  * releases it when the client response closes, whatever happened.
+ *
+ * Hot path: undici's low-level `dispatch` with a handler that writes straight into the client response
+ * (no AbortController, no response Readable, no `stream.pipeline` per request: each of those allocates,
+ * and pipeline's internal abort creates a DOMException with a stack trace on every finished request).
  */
-export async function forward(ctx: GatewayContext, f: ForwardInput): Promise<void> {
+export function forward(ctx: GatewayContext, f: ForwardInput): void {
   const { state, res } = f;
-  const ac = new AbortController();
-  let streaming = false;
-  let status = 0;
-  res.once('close', () => {
-    if (!res.writableFinished) ac.abort();
-    state.inFlight--;
-    if (streaming) state.metrics.streams.dec();
-    state.metrics.duration.observe((performance.now() - f.started) / 1000);
-    if (status !== 0) countStatus(ctx, state, status);
-  });
+  const relay = new RelayHandler(ctx, f);
+  res.once('close', () => relay.onClientClose());
 
   let body: Readable | undefined;
-  let limiter: ByteLimit | undefined;
   if (f.hasBody) {
     if (f.chunked) {
-      limiter = new ByteLimit(state.maxRequestBytes);
-      const counted = limiter;
+      const limiter = new ByteLimit(state.maxRequestBytes);
+      relay.limiter = limiter;
       // Not `pipeline`: on overflow it would destroy the client request (and its socket) before the 413.
-      f.req.once('error', (err) => counted.destroy(err));
-      f.req.pipe(counted);
-      body = counted;
+      f.req.once('error', (err) => limiter.destroy(err));
+      f.req.pipe(limiter);
+      body = limiter;
     } else {
       body = f.req;
     }
   }
+  state.pool.dispatch(
+    { origin: state.origin, path: f.path, method: f.method, headers: f.headers, body: body ?? null, headersTimeout: state.timeoutMs, bodyTimeout: 0 },
+    relay,
+  );
+}
 
-  let upstream: Dispatcher.ResponseData;
-  try {
-    upstream = await state.pool.request({
-      path: f.path,
-      method: f.method,
-      headers: f.headers,
-      body,
-      signal: ac.signal,
-      headersTimeout: state.timeoutMs,
-      bodyTimeout: 0,
-    });
-  } catch (err) {
-    if (ac.signal.aborted || res.destroyed) {
-      ctx.metrics.upstreamErrors.inc({ service: state.id, kind: 'aborted' });
+type Controller = Dispatcher.DispatchController;
+
+/** undici handler relaying one backend response into the client response, with backpressure. */
+class RelayHandler implements Dispatcher.DispatchHandler {
+  limiter: ByteLimit | undefined;
+  #controller: Controller | undefined;
+  #status = 0;
+  #streaming = false;
+  #clientGone = false;
+  #waitingDrain = false;
+  /** Chunks received while an async step (session binding) runs before the headers are written. */
+  #held: Buffer[] | undefined;
+  #ended = false;
+  #resumeOnDrain = () => {
+    this.#waitingDrain = false;
+    this.#controller?.resume();
+  };
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly f: ForwardInput,
+  ) {}
+
+  onClientClose(): void {
+    const { state, res } = this.f;
+    // stack-notes §4.5: the response's close (not the request's) means the client went away.
+    if (!res.writableFinished) {
+      this.#clientGone = true;
+      this.#controller?.abort(CLIENT_GONE);
+    }
+    state.inFlight--;
+    if (this.#streaming) state.metrics.streams.dec();
+    state.metrics.duration.observe((performance.now() - this.f.started) / 1000);
+    if (this.#status !== 0) countStatus(this.ctx, state, this.#status);
+  }
+
+  onRequestStart(controller: Controller): void {
+    this.#controller = controller;
+    if (this.#clientGone) controller.abort(CLIENT_GONE);
+  }
+
+  onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    const { f } = this;
+    f.state.metrics.ttfb.observe((performance.now() - f.started) / 1000);
+    this.#status = statusCode;
+    if (f.beforeRelay) {
+      // The async step must finish before the headers go out; hold what arrives meanwhile.
+      this.#held = [];
+      controller.pause();
+      Promise.resolve()
+        .then(() => f.beforeRelay!(statusCode, headers))
+        .catch((err: unknown) => this.ctx.log.error({ service: f.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding failed'))
+        .finally(() => {
+          const held = this.#held ?? [];
+          this.#held = undefined;
+          if (!this.#writeHead(statusCode, headers)) return;
+          for (const chunk of held) this.f.res.write(chunk);
+          if (this.#ended) this.f.res.end();
+          else controller.resume();
+        });
       return;
     }
-    if (limiter?.exceeded) {
-      status = 413;
+    this.#writeHead(statusCode, headers);
+  }
+
+  /** Writes status and filtered headers; false when the response is gone or the headers were refused. */
+  #writeHead(statusCode: number, upstreamHeaders: Record<string, string | string[] | undefined>): boolean {
+    const { f } = this;
+    const { res, state } = f;
+    if (res.destroyed) {
+      this.#controller?.abort(CLIENT_GONE);
+      return false;
+    }
+    const headers = buildResponseHeaders(upstreamHeaders, state.allowSetCookie);
+    const contentType = upstreamHeaders['content-type'];
+    const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
+    // MCP 2026-07-28: servers SHOULD send X-Accel-Buffering: no, so that nginx-like hops do not buffer SSE.
+    if (sse) headers['x-accel-buffering'] = 'no';
+    if (f.cors) {
+      const vary = headers.vary;
+      Object.assign(headers, f.cors);
+      if (vary !== undefined) headers.vary = `${Array.isArray(vary) ? vary.join(', ') : vary}, Origin`;
+    }
+    try {
+      res.writeHead(statusCode, headers);
+    } catch (err) {
+      // A header value Node refuses (should not happen: undici parsed it): never a 500 with partial output.
+      this.ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: invalid backend response headers');
+      this.#controller?.abort(CLIENT_GONE);
+      f.fail({ status: 502, error: 'gw_err_upstream_unreachable', description: 'The MCP service sent an invalid response', rpcCode: RPC.GATEWAY });
+      return false;
+    }
+    if (sse) res.flushHeaders();
+    this.#streaming = true;
+    state.metrics.streams.inc();
+    return true;
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#held) {
+      this.#held.push(chunk);
+      return;
+    }
+    const { res } = this.f;
+    if (res.destroyed) return;
+    // Backpressure: stop reading from the backend until the client has drained what it got.
+    if (!res.write(chunk) && !this.#waitingDrain) {
+      this.#waitingDrain = true;
+      controller.pause();
+      res.once('drain', this.#resumeOnDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.#held) {
+      this.#ended = true;
+      return;
+    }
+    this.f.res.end();
+  }
+
+  onResponseError(_controller: Controller, err: Error): void {
+    const { f, ctx } = this;
+    const { state, res } = f;
+    if (this.#clientGone || err === CLIENT_GONE || res.destroyed) {
+      ctx.metrics.upstreamErrors.inc({ service: state.id, kind: 'aborted' });
+      if (!res.destroyed) res.destroy();
+      return;
+    }
+    if (this.#streaming || res.headersSent) {
+      // The backend failed mid-stream: cut the client stream so it sees an incomplete response.
+      ctx.metrics.upstreamErrors.inc({ service: state.id, kind: 'aborted' });
+      res.destroy();
+      return;
+    }
+    if (this.limiter?.exceeded) {
+      this.#status = 413;
       f.fail(BODY_TOO_LARGE);
       return;
     }
@@ -140,57 +259,10 @@ export async function forward(ctx: GatewayContext, f: ForwardInput): Promise<voi
     ctx.metrics.upstreamErrors.inc({ service: state.id, kind: failure.kind });
     // Logged with the service id and the error code only: no URL, no headers, no token.
     ctx.log.warn({ service: state.id, code: (err as { code?: unknown })?.code, kind: failure.kind }, 'proxy: backend request failed');
-    status = failure.error.status;
+    this.#status = failure.error.status;
     f.fail(failure.error);
-    return;
   }
-
-  state.metrics.ttfb.observe((performance.now() - f.started) / 1000);
-  status = upstream.statusCode;
-  if (f.beforeRelay) {
-    try {
-      await f.beforeRelay(upstream.statusCode, upstream.headers);
-    } catch (err) {
-      ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding failed');
-    }
-  }
-  relayResponse(ctx, f, upstream, () => {
-    streaming = true;
-    state.metrics.streams.inc();
-  });
 }
 
-/** Writes status + filtered headers, then pipes the body with backpressure. */
-function relayResponse(ctx: GatewayContext, f: ForwardInput, upstream: Dispatcher.ResponseData, onStreaming: () => void): void {
-  const { res, state } = f;
-  if (res.destroyed) {
-    upstream.body.destroy();
-    return;
-  }
-  const headers = buildResponseHeaders(upstream.headers, state.allowSetCookie);
-  const contentType = upstream.headers['content-type'];
-  const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
-  // MCP 2026-07-28: servers SHOULD send X-Accel-Buffering: no, so that nginx-like hops do not buffer SSE.
-  if (sse) headers['x-accel-buffering'] = 'no';
-  if (f.cors) {
-    const vary = headers.vary;
-    Object.assign(headers, f.cors);
-    if (vary !== undefined) headers.vary = `${Array.isArray(vary) ? vary.join(', ') : vary}, Origin`;
-  }
-  try {
-    res.writeHead(upstream.statusCode, headers);
-  } catch (err) {
-    // A header value Node refuses (should not happen: undici parsed it): never a 500 with partial output.
-    ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: invalid backend response headers');
-    upstream.body.destroy();
-    f.fail({ status: 502, error: 'gw_err_upstream_unreachable', description: 'The MCP service sent an invalid response', rpcCode: RPC.GATEWAY });
-    return;
-  }
-  if (sse) res.flushHeaders();
-  onStreaming();
-  pipeline(upstream.body, res, (err) => {
-    if (err && !res.writableFinished && (err as { code?: string }).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
-      ctx.metrics.upstreamErrors.inc({ service: state.id, kind: 'aborted' });
-    }
-  });
-}
+/** The abort reason used when the client went away (compared by identity, never logged). */
+const CLIENT_GONE = Object.freeze(Object.assign(new Error('client disconnected'), { code: 'GW_CLIENT_GONE' }));

@@ -147,7 +147,7 @@ export class McpProxy {
     if (res.destroyed) return;
     state.inFlight++;
     const userId = entry?.user.id;
-    await forward(this.ctx, {
+    forward(this.ctx, {
       state,
       req: request.raw,
       res,

@@ -18,6 +18,8 @@ export interface ServiceState {
   id: string;
   service: ResolvedService;
   pool: Pool;
+  /** Backend origin (`http://host:port`), passed to `dispatch`. */
+  origin: string;
   target: BackendTarget;
   verifyOptions: JWTVerifyOptions;
   challenges: { missing: string; invalid: string; scope: string };
@@ -87,6 +89,7 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       id: service.id,
       service,
       pool,
+      origin,
       target: backendTarget(service.backend),
       verifyOptions: {},
       challenges: {
