@@ -61,5 +61,14 @@ describe('end to end: discovery, sign-in, tools on two services', () => {
     const progress: number[] = [];
     await a.client.callTool({ name: 'progress', arguments: { count: 3, intervalMs: 10 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
     expect(progress).toEqual([1, 2, 3]);
+
+    // What happened is visible in Prometheus metrics, with bounded labels.
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/mcp_gateway_tokens_issued_total\{grant_type="authorization_code"\} 2/);
+    expect(metrics).toMatch(/mcp_gateway_sign_ins_total\{outcome="success"\} 2/);
+    expect(metrics).toMatch(/mcp_gateway_proxy_requests_total\{service="calc",status="200"\} \d+/);
+    expect(metrics).toMatch(/mcp_gateway_proxy_requests_total\{service="notes",status="401"\} 2/); // the discovery challenge and the foreign token
+    expect(metrics).toMatch(/mcp_gateway_proxy_ttfb_seconds_count\{service="calc"\} \d+/);
+    expect(metrics).not.toContain("alice");
   });
 });
