@@ -11,6 +11,8 @@ import type { KeyManager } from './authz/keys.js';
 import type { RevocationList } from './authz/revocation.js';
 import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
+import type { StorageMonitor } from './http/availability.js';
+import type { RateLimits } from './http/rate-limit.js';
 
 export interface GatewayContext {
   config: GatewayConfig;
@@ -23,4 +25,11 @@ export interface GatewayContext {
   log: FastifyBaseLogger;
   metrics: Metrics;
   audit: AuditLog;
+  /** Whether storage is usable right now (src/http/availability.ts). */
+  availability: StorageMonitor;
+  /**
+   * Rate limits (src/http/rate-limit.ts). The proxy's failed-authentication limit is applied by a global
+   * hook; `limits.blockedFor(ip)` / `limits.failedAuth(ip)` are there for code that wants to do it inline.
+   */
+  limits: RateLimits;
 }

@@ -299,13 +299,14 @@ export const configSchema = z
       .default({ max_request_bytes: 10 * 1024 * 1024, max_concurrent_per_service: 1000, shutdown_grace: 10 }),
     rate_limits: z
       .object({
-        enabled: boolFrom().default(true),
-        register_per_minute: intFrom(1, 1_000_000).default(20),
-        token_per_minute: intFrom(1, 1_000_000).default(300),
-        authorize_per_minute: intFrom(1, 1_000_000).default(120),
-        failed_auth_per_minute: intFrom(1, 1_000_000).default(300),
+        enabled: boolFrom().default(true).describe('Apply the rate limits below (`false` disables all). Over a limit: 429 with `Retry-After` and `{"error":"too_many_requests"}`.'),
+        register_per_minute: intFrom(1, 1_000_000).default(20).describe('Requests to `/oauth/register` per client IP per minute.'),
+        token_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic.'),
+        authorize_per_minute: intFrom(1, 1_000_000).default(120).describe('Requests to `/oauth/authorize` per client IP per minute.'),
+        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens (401 at the proxy) per client IP per minute; past it the IP gets 429 until the minute ends.'),
       })
       .strict()
+      .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`.')
       .default({ enabled: true, register_per_minute: 20, token_per_minute: 300, authorize_per_minute: 120, failed_auth_per_minute: 300 }),
     logging: z
       .object({

@@ -19,6 +19,8 @@ import { registerErrorHandling } from './errors.js';
 import { registerOperationalRoutes } from './operational-routes.js';
 import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
+import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
+import { RateLimits, registerRateLimits } from './rate-limit.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -55,12 +57,25 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   });
 
   const ownStore = !options.store;
-  const store = options.store ?? (await createStore(config.storage, options.storeOptions));
+  const rawStore = options.store ?? (await createStore(config.storage, options.storeOptions));
+  // Everything below sees the instrumented store: failures are counted and reported to the monitor.
+  let availability: StorageMonitor | undefined;
+  const store = instrumentStore(rawStore, (op, err) => availability?.reportFailure(op, err));
   try {
+    const metrics = new Metrics();
     const keys = await KeyManager.load(store, config.keys);
     const revocations = new RevocationList(store, config.tokens.access_token_ttl + 60);
     await revocations.start();
-    const metrics = new Metrics();
+    availability = new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocations.markUnhealthy(), onUp: () => revocations.refresh() });
+    await availability.start();
+    const limits = new RateLimits(config.rate_limits, {
+      redis: (rawStore as { redisClient?: unknown }).redisClient,
+      keyPrefix: `${config.storage.redis?.key_prefix ?? 'gw:'}ratelimit:`,
+      pubsub: store,
+      metrics,
+      onError: (operation) => metrics.storageErrors.inc({ operation }),
+    });
+    await limits.start();
     const ctx: GatewayContext = {
       config,
       issuer: config.issuer.replace(/\/+$/, ''),
@@ -71,15 +86,22 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       log: app.log,
       metrics,
       audit: new AuditLog(app.log),
+      availability,
+      limits,
     };
 
     registerErrorHandling(app);
+    // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.
+    registerAvailabilityGuard(app, availability);
+    registerRateLimits(app, limits, ctx.services);
     registerOperationalRoutes(app, ctx);
     await registerAuthorizationServer(app, ctx);
     await registerProxy(app, ctx);
 
     app.addHook('onClose', async () => {
       revocations.stop();
+      availability?.stop();
+      await limits.stop();
       if (ownStore) await store.close();
     });
 
@@ -97,6 +119,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       },
     };
   } catch (err) {
+    availability?.stop();
     if (ownStore) await store.close();
     throw err;
   }

@@ -3,30 +3,34 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { GatewayContext } from '../context.js';
+import type { StoreHealth } from '../storage/store.js';
 import { VERSION } from '../version.js';
 
 export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   // Liveness: the process answers. Storage state is reported but does not fail liveness.
   app.get('/health', async () => {
-    const storage = await ctx.store.health();
-    ctx.metrics.storageUp.set({ backend: storage.backend }, storage.ok ? 1 : 0);
+    const storage = await ctx.availability.check();
     return {
-      status: storage.ok ? 'healthy' : 'degraded',
+      status: storage.ok && !ctx.availability.degraded ? 'healthy' : 'degraded',
       timestamp: Date.now() / 1000,
       version: VERSION,
-      storage: { healthy: storage.ok, backend_type: ctx.config.storage.type, backend: storage.backend, ...(storage.detail ? { detail: storage.detail } : {}) },
+      storage: storageView(ctx, storage),
     };
   });
 
-  // Readiness: 503 while storage is unreachable, so a load balancer takes the instance out.
+  // Readiness: 503 while storage is unreachable, so a load balancer takes the instance out. Also 503 on
+  // the `fallback: memory` stand-in (SPEC §4: a configured back-end that cannot be reached fails
+  // readiness); that instance still serves whoever reaches it directly. See docs/operations-multi-instance.md.
   app.get('/ready', async (_request, reply) => {
-    const storage = await ctx.store.health();
-    ctx.metrics.storageUp.set({ backend: storage.backend }, storage.ok ? 1 : 0);
-    const ready = storage.ok && storage.backend === backendName(ctx.config.storage.type);
+    const storage = await ctx.availability.check();
+    const degraded = ctx.availability.degraded;
+    const ready = storage.ok && !degraded;
     if (!ready) void reply.code(503).header('retry-after', '5');
     return {
-      status: ready ? 'ready' : 'not_ready',
-      storage: { healthy: storage.ok, configured: ctx.config.storage.type, backend: storage.backend, ...(storage.detail ? { detail: storage.detail } : {}) },
+      status: ready ? 'ready' : degraded ? 'degraded' : 'not_ready',
+      storage: { ...storageView(ctx, storage), configured: ctx.config.storage.type },
+      revocation: { healthy: ctx.revocations.healthy, pubsub: ctx.revocations.subscribed },
+      rate_limits: { enabled: ctx.limits.enabled, counters: ctx.limits.kind },
     };
   });
 
@@ -58,6 +62,13 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
   });
 }
 
-function backendName(type: string): string {
-  return type;
+function storageView(ctx: GatewayContext, h: StoreHealth) {
+  return {
+    healthy: h.ok,
+    backend_type: ctx.config.storage.type,
+    backend: h.backend,
+    degraded: ctx.availability.degraded,
+    // No `detail`: it can name hosts, ports or paths, and these routes are unauthenticated (the detail is
+    // logged by the storage monitor when the state changes).
+  };
 }

@@ -81,6 +81,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly storageDegraded = new Gauge({
+    name: 'mcp_gateway_storage_degraded',
+    help: '1 when the gateway runs on the in-memory stand-in for an unreachable Redis (storage.redis.fallback: memory)',
+    registers: [this.registry],
+  });
+  readonly rateLimited = new Counter({
+    name: 'mcp_gateway_rate_limited_total',
+    help: 'Requests refused with 429 by a rate limit, by bucket (register, token, token_client, authorize, failed_auth)',
+    labelNames: ['bucket'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_gateway_' });
   }

@@ -110,6 +110,14 @@ export class RedisStore implements Store {
     }
   }
 
+  /**
+   * The command connection, for counters that live outside the record contract (the rate limiter's own
+   * Lua script, src/http/rate-limit.ts). Do not use it for records; the store owns and closes it.
+   */
+  get redisClient(): RedisClient {
+    return this.#client;
+  }
+
   async #heartbeat(): Promise<void> {
     if (this.#closed || (this.#client as { status?: string }).status !== 'ready') return;
     const ms = this.#opts.commandTimeoutMs ?? 5000;

@@ -1,0 +1,311 @@
+/**
+ * Rate limits (SPEC §5, issue #8 part 2): fixed one-minute windows counted by @fastify/rate-limit's own
+ * stores: its Redis store (one Lua INCR + PEXPIRE per hit, shared by every instance on the same Redis)
+ * when storage is Redis, its local LRU store otherwise.
+ *
+ * | bucket         | what is counted                                   | key                  | limit (per minute)       |
+ * |----------------|---------------------------------------------------|----------------------|--------------------------|
+ * | `register`     | every non-OPTIONS request to /oauth/register[/…]  | client IP            | `register_per_minute`    |
+ * | `token`        | POST /oauth/token                                 | client IP            | `token_per_minute`       |
+ * | `token_client` | POST /oauth/token with HTTP Basic client auth     | client_id            | `token_per_minute`       |
+ * | `authorize`    | GET/POST /oauth/authorize (not the resume URL)    | client IP            | `authorize_per_minute`   |
+ * | `failed_auth`  | proxy 401s to requests carrying Authorization     | client IP            | `failed_auth_per_minute` |
+ *
+ * The OAuth routes are hijacked by oidc-provider in route-level onRequest hooks, so the limits run in a
+ * GLOBAL onRequest hook (global hooks run first), dispatched by method and path. The token endpoint's
+ * body is not parsed at that point (and must not be consumed: oidc-provider reads the stream), so the
+ * per-client bucket only sees clients that authenticate with HTTP Basic; public clients (client_id in the
+ * form body) are limited per IP.
+ *
+ * Failed bearer authentication at the proxy: after `failed_auth_per_minute` 401s from one IP within the
+ * window, further proxy requests from that IP get 429 BEFORE token verification, until the window ends.
+ * Successful requests do not count. The check is a synchronous lookup in a local map (no I/O on the proxy's
+ * hot path); the count is shared through Redis, and the instance whose count reaches the limit publishes
+ * the block on the `ratelimit-blocks` channel so that every instance blocks the IP within milliseconds.
+ *
+ * Over the limit: `429`, `Retry-After: <seconds until the window ends>`, `Cache-Control: no-store` and
+ * `{"error":"too_many_requests","error_description":"…"}` (OAuth-shaped; RFC 6749 has no code for it,
+ * `temporarily_unavailable` is kept for outages). If the counter store fails (Redis down) the request is
+ * not limited (the storage guard in availability.ts answers 503 for the OAuth routes anyway).
+ *
+ * IPs: `request.ip` (honours `trust_proxy`), IPv6 grouped by /56 as @fastify/rate-limit does.
+ */
+import { createRequire } from 'node:module';
+import { normalizeIP } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { GatewayConfig } from '../config/schema.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { Store } from '../storage/store.js';
+
+export type Bucket = 'register' | 'token' | 'token_client' | 'authorize' | 'failed_auth';
+
+const WINDOW_MS = 60_000;
+const BLOCK_CHANNEL = 'ratelimit-blocks';
+/** Upper bound of locally remembered blocked IPs (oldest dropped first). */
+const MAX_BLOCKED = 100_000;
+
+/** The callback contract shared by @fastify/rate-limit's LocalStore and RedisStore. */
+interface CounterStore {
+  incr(key: string, cb: (err: Error | null, res: { current: number; ttl: number } | null) => void, timeWindow: number, max: number): void;
+}
+type CounterStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, backing?: unknown, nameSpace?: string) => CounterStore;
+
+// The stores are CommonJS files of the package without type declarations of their own.
+const require = createRequire(import.meta.url);
+const LocalStore = require('@fastify/rate-limit/store/LocalStore.js') as CounterStoreCtor;
+const RedisStore = require('@fastify/rate-limit/store/RedisStore.js') as CounterStoreCtor;
+
+export interface HitResult {
+  allowed: boolean;
+  /** Seconds until the window ends (≥ 1 when not allowed). */
+  retryAfter: number;
+}
+
+export interface RateLimitsOptions {
+  /** An ioredis client (standalone or Cluster): counters are shared through it. */
+  redis?: unknown;
+  /** Redis key prefix of the counters (default `gw:ratelimit:`). */
+  keyPrefix?: string;
+  /** Store for the cross-instance block messages (its optional publish/subscribe). */
+  pubsub?: Pick<Store, 'publish' | 'subscribe'>;
+  metrics?: Metrics;
+  onError?: (operation: string, err: unknown) => void;
+}
+
+export class RateLimits {
+  readonly enabled: boolean;
+  /** `redis` when counters are shared, `local` otherwise. */
+  readonly kind: 'redis' | 'local';
+  readonly #limits: Record<Bucket, number>;
+  readonly #stores: Record<Bucket, CounterStore>;
+  readonly #opts: RateLimitsOptions;
+  /** ip → blocked until (epoch ms), for failed bearer authentication. */
+  readonly #blocked = new Map<string, number>();
+  #unsubscribe: (() => Promise<void>) | undefined;
+
+  constructor(config: GatewayConfig['rate_limits'], options: RateLimitsOptions = {}) {
+    this.enabled = config.enabled;
+    this.#opts = options;
+    this.kind = options.redis ? 'redis' : 'local';
+    this.#limits = {
+      register: config.register_per_minute,
+      token: config.token_per_minute,
+      token_client: config.token_per_minute,
+      authorize: config.authorize_per_minute,
+      failed_auth: config.failed_auth_per_minute,
+    };
+    const prefix = options.keyPrefix ?? 'gw:ratelimit:';
+    const make = (bucket: Bucket): CounterStore =>
+      options.redis ? new RedisStore(false, false, options.redis, `${prefix}${bucket}:`) : new LocalStore(false, false, 10_000);
+    this.#stores = { register: make('register'), token: make('token'), token_client: make('token_client'), authorize: make('authorize'), failed_auth: make('failed_auth') };
+  }
+
+  /** Subscribes to block messages of other instances (when the store has pub/sub). */
+  async start(): Promise<void> {
+    const sub = this.#opts.pubsub?.subscribe;
+    if (!this.enabled || !sub) return;
+    try {
+      this.#unsubscribe = await sub.call(this.#opts.pubsub, BLOCK_CHANNEL, (m) => this.#onBlockMessage(m));
+    } catch (err) {
+      this.#opts.onError?.('subscribe', err);
+    }
+  }
+
+  async stop(): Promise<void> {
+    const u = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    if (u) await u().catch(() => undefined);
+  }
+
+  /** Counts one request in `bucket` for `key`. Fails open (allowed) if the counter store fails. */
+  hit(bucket: Bucket, key: string): Promise<HitResult> {
+    const max = this.#limits[bucket];
+    return new Promise((resolve) => {
+      this.#stores[bucket].incr(
+        key,
+        (err, res) => {
+          if (err || !res) {
+            this.#opts.onError?.('ratelimit', err);
+            return resolve({ allowed: true, retryAfter: 0 });
+          }
+          const retryAfter = Math.max(1, Math.ceil(res.ttl / 1000));
+          if (res.current <= max) return resolve({ allowed: true, retryAfter });
+          this.#opts.metrics?.rateLimited.inc({ bucket });
+          resolve({ allowed: false, retryAfter });
+        },
+        WINDOW_MS,
+        max,
+      );
+    });
+  }
+
+  /**
+   * Synchronous: seconds this IP stays blocked for failed bearer authentication, 0 when it is not.
+   * `ip` is `request.ip` (it is normalised here).
+   */
+  blockedFor(ip: string): number {
+    if (!this.enabled || this.#blocked.size === 0) return 0;
+    const key = normalizeIP(ip);
+    const until = this.#blocked.get(key);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left <= 0) {
+      this.#blocked.delete(key);
+      return 0;
+    }
+    return Math.ceil(left / 1000);
+  }
+
+  /**
+   * Records one failed bearer authentication (a 401 at the proxy) from `ip`; resolves to whether the IP
+   * is now blocked. Never rejects.
+   */
+  async failedAuth(ip: string): Promise<boolean> {
+    if (!this.enabled) return false;
+    const key = normalizeIP(ip);
+    const max = this.#limits.failed_auth;
+    const res = await new Promise<{ current: number; ttl: number } | undefined>((resolve) => {
+      this.#stores.failed_auth.incr(
+        key,
+        (err, r) => {
+          if (err || !r) this.#opts.onError?.('ratelimit', err);
+          resolve(r ?? undefined);
+        },
+        WINDOW_MS,
+        max,
+      );
+    });
+    if (!res || res.current < max) return false;
+    const until = Date.now() + Math.max(1000, res.ttl);
+    if (!this.#blocked.has(key)) this.#opts.metrics?.rateLimited.inc({ bucket: 'failed_auth' });
+    this.#block(key, until);
+    const publish = this.#opts.pubsub?.publish;
+    if (publish && res.current === max) {
+      // Only the request that reached the limit tells the others (not every later failure).
+      publish.call(this.#opts.pubsub, BLOCK_CHANNEL, JSON.stringify({ ip: key, until })).catch((err: unknown) => this.#opts.onError?.('publish', err));
+    }
+    return true;
+  }
+
+  #block(key: string, until: number): void {
+    if (this.#blocked.size >= MAX_BLOCKED) {
+      const now = Date.now();
+      for (const [k, u] of this.#blocked) if (u <= now) this.#blocked.delete(k);
+      while (this.#blocked.size >= MAX_BLOCKED) this.#blocked.delete(this.#blocked.keys().next().value as string);
+    }
+    const known = this.#blocked.get(key);
+    if (known === undefined || known < until) this.#blocked.set(key, until);
+  }
+
+  /** Messages from other instances; anyone with Redis access could publish, so validate. */
+  #onBlockMessage(message: string): void {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(message);
+    } catch {
+      return;
+    }
+    const { ip, until } = (parsed ?? {}) as { ip?: unknown; until?: unknown };
+    if (typeof ip !== 'string' || ip.length === 0 || ip.length > 64 || typeof until !== 'number' || !Number.isFinite(until)) return;
+    const now = Date.now();
+    const bounded = Math.min(until, now + WINDOW_MS);
+    if (bounded > now) this.#block(ip, bounded);
+  }
+}
+
+/** client_id from `Authorization: Basic` (RFC 6749 §2.3.1: form-encoded id before the colon). */
+export function basicClientId(header: string | undefined): string | undefined {
+  if (!header || header.length > 4096 || !/^basic\s/i.test(header)) return undefined;
+  let decoded: string;
+  try {
+    decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  } catch {
+    return undefined;
+  }
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) return undefined;
+  let id: string;
+  try {
+    id = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
+  // eslint-disable-next-line no-control-regex
+  return id.length > 0 && id.length <= 256 && !/[\u0000-\u001f\u007f]/.test(id) ? id : undefined;
+}
+
+export function sendTooManyRequests(reply: FastifyReply, retryAfter: number): FastifyReply {
+  return reply
+    .code(429)
+    .header('retry-after', String(retryAfter))
+    .header('cache-control', 'no-store')
+    .send({ error: 'too_many_requests', error_description: `Too many requests, retry in ${retryAfter} s` });
+}
+
+/** Whether `path` (no query) is a proxy route `/{service}/mcp[/…]` of a configured service. */
+function isProxyPath(path: string, services: ReadonlyMap<string, unknown>): boolean {
+  const slash = path.indexOf('/', 1);
+  if (slash < 0) return false;
+  if (!path.startsWith('/mcp', slash) || (path.length > slash + 4 && path[slash + 4] !== '/')) return false;
+  return services.has(path.slice(1, slash));
+}
+
+/**
+ * The global onRequest hook. Register it after the availability guard and before the authz routes.
+ * `limits.enabled: false` registers nothing.
+ */
+export function registerRateLimits(app: FastifyInstance, limits: RateLimits, services: ReadonlyMap<string, unknown>): void {
+  if (!limits.enabled) return;
+  const limited = async (reply: FastifyReply, checks: Array<Promise<HitResult>>): Promise<boolean> => {
+    const results = await Promise.all(checks);
+    const denied = results.filter((r) => !r.allowed);
+    if (denied.length === 0) return false;
+    sendTooManyRequests(reply, Math.max(...denied.map((r) => r.retryAfter)));
+    return true;
+  };
+
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    const url = request.url;
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const method = request.method;
+
+    if (path.startsWith('/oauth/')) {
+      let checks: Array<Promise<HitResult>> | undefined;
+      const ip = normalizeIP(request.ip);
+      if (path === '/oauth/token' && method === 'POST') {
+        const clientId = basicClientId(request.headers.authorization);
+        checks = [limits.hit('token', ip)];
+        if (clientId !== undefined) checks.push(limits.hit('token_client', clientId));
+      } else if ((path === '/oauth/register' || path.startsWith('/oauth/register/')) && method !== 'OPTIONS') {
+        checks = [limits.hit('register', ip)];
+      } else if (path === '/oauth/authorize' && (method === 'GET' || method === 'POST')) {
+        checks = [limits.hit('authorize', ip)];
+      }
+      if (checks === undefined) return done();
+      limited(reply, checks).then(
+        (stop) => (stop ? undefined : done()),
+        () => done(),
+      );
+      return;
+    }
+
+    if (isProxyPath(path, services)) {
+      const wait = limits.blockedFor(request.ip);
+      if (wait > 0) {
+        sendTooManyRequests(reply, wait);
+        return;
+      }
+      // A failed authentication is a 401 to a request that presented credentials (a 401 without them is
+      // the normal start of the MCP discovery flow). The proxy writes the raw response itself, so the raw
+      // response is watched; requests without credentials cost nothing here.
+      if (request.headers.authorization !== undefined) {
+        const raw = reply.raw;
+        raw.once('finish', () => {
+          if (raw.statusCode === 401) void limits.failedAuth(request.ip);
+        });
+      }
+    }
+    done();
+  });
+}
