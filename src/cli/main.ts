@@ -17,6 +17,7 @@ import { resolveConfigPath, loadForCli, type Output } from './common.js';
 import { runServe } from './serve.js';
 import { runCheckConfig } from './check-config.js';
 import { runAdmin } from './admin.js';
+import { runDemoServer } from './demo-server.js';
 
 export const HELP = `mcp-oauth-gateway ${VERSION}: OAuth 2.1 sign-in in front of MCP servers
 
@@ -30,6 +31,8 @@ Usage:
                                                  revoke grants: refresh tokens stop at once, access
                                                  tokens are refused by every instance within ~1 s
   mcp-oauth-gateway keys rotate                  add a new signing key (signs after the grace period)
+  mcp-oauth-gateway demo-server [--host H] [--port N]
+                                                 run only the demo MCP backend (no auth: put it behind the gateway)
   mcp-oauth-gateway storage migrate --from A.yaml --to B.yaml
                                                  copy all state from one storage back-end to another
 
@@ -94,6 +97,8 @@ export async function main(argv: string[], output: Output = consoleOutput, env: 
         return await runServe(values, env, output);
       case 'check-config':
         return runCheckConfig(rest[0] ?? values.config, env, output);
+      case 'demo-server':
+        return await runDemoServer(values, output);
       case 'keys':
       case 'storage':
       case 'clients':

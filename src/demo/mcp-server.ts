@@ -136,8 +136,8 @@ function handle(req: IncomingMessage, res: ServerResponse, msg: JsonRpcRequest):
   }
 }
 
-/** Starts the demo server on 127.0.0.1 (port 0: any free port). */
-export async function startDemoMcpServer(port = 0): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+/** Starts the demo server (default 127.0.0.1, port 0: any free port). */
+export async function startDemoMcpServer(port = 0, host = '127.0.0.1'): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     if (req.method !== 'POST') {
       // No standalone GET stream and no sessions to delete (the transport allows 405 for both).
@@ -161,12 +161,15 @@ export async function startDemoMcpServer(port = 0): Promise<{ server: Server; ur
       () => res.destroy(),
     );
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
   const addr = server.address();
   const bound = typeof addr === 'object' && addr ? addr.port : port;
   return {
     server,
-    url: `http://127.0.0.1:${bound}/mcp`,
+    url: `http://${host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host}:${bound}/mcp`,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
