@@ -251,7 +251,8 @@ export const configSchema = z
     session_secret: z.string().default('change-this-in-production').describe('Secret (≥ 32 characters) from which cookie-signing and encryption keys are derived. A placeholder or a short value is refused unless `debug: true`.'),
     debug: boolFrom().default(false).describe('Development mode: verbose logs, weak secrets allowed.'),
     trust_proxy: z
-      .union([boolFrom(), intFrom(1, 100), stringList()])
+      // The hop count comes first: boolFrom() would read 1 as `true` (trust every hop).
+      .union([intFrom(1, 100), boolFrom(), stringList()])
       .default(false)
       .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses/CIDRs. Default: do not trust.'),
     oauth_providers: z.record(z.string(), providerSchema).default({}).describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),

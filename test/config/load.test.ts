@@ -175,6 +175,13 @@ mcp_services:
     expect(p.map((x) => x.path).sort()).toEqual(['issuer', 'mcp_services.a/b', 'mcp_services.oauth']);
   });
 
+  it('trust_proxy: a hop count stays a number (1 must not become "trust everything")', () => {
+    expect(parseConfig({ session_secret: SECRET, trust_proxy: 1 }).trust_proxy).toBe(1);
+    expect(parseConfig({ session_secret: SECRET, trust_proxy: '2' }).trust_proxy).toBe(2);
+    expect(parseConfig({ session_secret: SECRET, trust_proxy: true }).trust_proxy).toBe(true);
+    expect(parseConfig({ session_secret: SECRET, trust_proxy: ['10.0.0.0/8'] }).trust_proxy).toEqual(['10.0.0.0/8']);
+  });
+
   it('derives the provider kind from its key unless type is given', () => {
     expect(providerKind('google', {})).toBe('google');
     expect(providerKind('GitHub', {})).toBe('github');
