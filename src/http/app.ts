@@ -60,13 +60,15 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const rawStore = options.store ?? (await createStore(config.storage, options.storeOptions));
   // Everything below sees the instrumented store: failures are counted and reported to the monitor.
   let availability: StorageMonitor | undefined;
+  let revocations: RevocationList | undefined;
   const store = instrumentStore(rawStore, (op, err) => availability?.reportFailure(op, err));
   try {
     const metrics = new Metrics();
     const keys = await KeyManager.load(store, config.keys);
-    const revocations = new RevocationList(store, config.tokens.access_token_ttl + 60);
+    revocations = new RevocationList(store, config.tokens.access_token_ttl + 60);
     await revocations.start();
-    availability = new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocations.markUnhealthy(), onUp: () => revocations.refresh() });
+    const revocationList = revocations;
+    availability = new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocationList.markUnhealthy(), onUp: () => revocationList.refresh() });
     await availability.start();
     const limits = new RateLimits(config.rate_limits, {
       redis: (rawStore as { redisClient?: unknown }).redisClient,
@@ -99,7 +101,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     await registerProxy(app, ctx);
 
     app.addHook('onClose', async () => {
-      revocations.stop();
+      revocationList.stop();
       availability?.stop();
       await limits.stop();
       if (ownStore) await store.close();
@@ -119,7 +121,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       },
     };
   } catch (err) {
+    // A refused start (bad provider settings, the dev sign-in on a public address) leaves nothing running.
+    revocations?.stop();
     availability?.stop();
+    await app.close().catch(() => undefined);
     if (ownStore) await store.close();
     throw err;
   }
