@@ -25,8 +25,12 @@ const STREAMS = Number(process.env.BENCH_STREAMS ?? 9500);
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 
+let nginxPid: number | undefined;
+
 function cleanup(): void {
-  for (const c of children) c.kill('SIGKILL');
+  // nginx: SIGTERM to the master stops its workers too (SIGKILL would orphan them).
+  if (nginxPid) process.kill(nginxPid, 'SIGTERM');
+  for (const c of children) if (c.pid !== nginxPid) c.kill('SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -123,6 +127,7 @@ http {
   );
   const child = spawn(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
+  nginxPid = child.pid;
   for (let i = 0; i < 50; i++) {
     try {
       const r = await request(`http://127.0.0.1:${port}/mcp`, { method: 'POST', body: '{}' });
@@ -193,7 +198,10 @@ async function main(): Promise<void> {
   );
   // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
-  const gateway = tsx('src/cli/main.ts', ['--config', cfgFile], {}, profile);
+  // The gateway runs the way users run it (`npm start`: compiled dist/), rebuilt first so it is current.
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  const gateway = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(gateway);
   await waitFor(gateway, /listening on/);
   const gwUrl = `${issuer}/bench/mcp`;
 

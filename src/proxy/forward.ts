@@ -73,6 +73,8 @@ export interface ForwardInput {
   headers: Record<string, string>;
   /** Whether the client request has a body (Content-Length > 0 or chunked). */
   hasBody: boolean;
+  /** The declared Content-Length (0 when absent or chunked). */
+  contentLength: number;
   chunked: boolean;
   started: number;
   /** CORS headers for the client's origin, if any. */
@@ -96,23 +98,51 @@ export function forward(ctx: GatewayContext, f: ForwardInput): void {
   const relay = new RelayHandler(ctx, f);
   res.once('close', () => relay.onClientClose());
 
-  let body: Readable | undefined;
-  if (f.hasBody) {
-    if (f.chunked) {
-      const limiter = new ByteLimit(state.maxRequestBytes);
-      relay.limiter = limiter;
-      // Not `pipeline`: on overflow it would destroy the client request (and its socket) before the 413.
-      f.req.once('error', (err) => limiter.destroy(err));
-      f.req.pipe(limiter);
-      body = limiter;
-    } else {
-      body = f.req;
-    }
+  if (!f.hasBody) return dispatch(f, relay, null);
+  if (f.chunked) {
+    const limiter = new ByteLimit(state.maxRequestBytes);
+    relay.limiter = limiter;
+    // Not `pipeline`: on overflow it would destroy the client request (and its socket) before the 413.
+    f.req.once('error', (err) => limiter.destroy(err));
+    f.req.pipe(limiter);
+    return dispatch(f, relay, limiter);
   }
-  state.pool.dispatch(
-    { origin: state.origin, path: f.path, method: f.method, headers: f.headers, body: body ?? null, headersTimeout: state.timeoutMs, bodyTimeout: 0 },
+  if (f.contentLength <= SMALL_BODY) {
+    // A small body of declared length (a typical JSON-RPC message, usually one TCP segment) is gathered
+    // first, so undici sends headers and body in one write: measured ~30% more throughput than streaming
+    // it (docs/performance.md). Anything larger streams through untouched.
+    readSmallBody(f.req, f.contentLength, (body) => {
+      if (relay.clientGone) return;
+      dispatch(f, relay, body);
+    });
+    return;
+  }
+  dispatch(f, relay, f.req);
+}
+
+/** Bodies up to this size (declared by Content-Length) are gathered before dispatch. */
+const SMALL_BODY = 64 * 1024;
+
+function dispatch(f: ForwardInput, relay: RelayHandler, body: Readable | Buffer | null): void {
+  f.state.pool.dispatch(
+    { origin: f.state.origin, path: f.path, method: f.method, headers: f.headers, body, headersTimeout: f.state.timeoutMs, bodyTimeout: 0 },
     relay,
   );
+}
+
+/** Collects a body of known, small length; `done` is not called when the request fails or is cut short. */
+function readSmallBody(req: IncomingMessage, length: number, done: (body: Buffer) => void): void {
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
+  req.on('data', (chunk: Buffer) => {
+    if (first === undefined) first = chunk;
+    else (chunks ??= [first]).push(chunk);
+  });
+  req.once('end', () => {
+    const body = chunks ? Buffer.concat(chunks) : (first ?? Buffer.alloc(0));
+    // Node's parser enforces Content-Length; a mismatch here means the request was cut short.
+    if (body.length === length) done(body);
+  });
 }
 
 type Controller = Dispatcher.DispatchController;
@@ -137,6 +167,10 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     private readonly ctx: GatewayContext,
     private readonly f: ForwardInput,
   ) {}
+
+  get clientGone(): boolean {
+    return this.#clientGone;
+  }
 
   onClientClose(): void {
     const { state, res } = this.f;

@@ -155,6 +155,7 @@ export class McpProxy {
       path,
       headers: upstreamHeaders,
       hasBody: chunked || (cl !== undefined && cl !== '0'),
+      contentLength: chunked || cl === undefined ? 0 : Number(cl),
       chunked,
       started,
       cors,
@@ -306,8 +307,11 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
         sendProxyError(reply.raw, false, E.internal, undefined);
       }
     };
-    // The per-request access log is off on the hot path; errors are logged by the proxy itself.
-    const opts = { logLevel: 'warn' as const };
+    // The per-request access log is off on the hot path; errors are logged by the proxy itself. One shared
+    // warn-level logger instead of a child per request: creating a pino child redacts its bindings, which
+    // showed up in the profile (docs/performance.md).
+    const proxyLog = app.log.child({ component: 'proxy' }, { level: 'warn' });
+    const opts = { logLevel: 'warn' as const, childLoggerFactory: () => proxyLog };
     scope.all<{ Params: { service: string } }>('/:service/mcp', opts, handler);
     scope.all<{ Params: { service: string } }>('/:service/mcp/*', opts, handler);
   });
