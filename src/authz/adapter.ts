@@ -6,8 +6,9 @@
  * `revokeByGrantId` is one `deleteByIndex`), `uid:<uid>` for Session (`findByUid`), `usercode:<code>`
  * (`findByUserCode`). `consume` is the Store's atomic consume; `find` reports it as `consumed`.
  */
+import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { Store } from '../storage/store.js';
+import { MAX_KEY_LENGTH, type Store } from '../storage/store.js';
 
 export interface AdapterHooks {
   /** Called once per grant revocation (code replay, refresh-token reuse, RFC 7009, operator). */
@@ -19,6 +20,23 @@ export interface AdapterHooks {
 }
 
 const key = (model: string, id: string) => `oidc:${model}:${id}`;
+
+/**
+ * Models whose id IS the bearer secret a client holds (the authorization code or opaque token value).
+ * SPEC §2/§4: secrets at rest are hashes. Their records are keyed by SHA-256(id) and stored without the
+ * payload's `jti` copy (restored from the presented value on `find`), so a storage dump holds no usable
+ * code or refresh token. The ids are >= 256-bit random values, so an unsalted hash cannot be reversed.
+ * Not hashed: Session and Interaction ids (only usable inside cookies signed with keys derived from
+ * `session_secret`), Grant and Client ids (identifiers, not credentials).
+ */
+const HASHED_ID_MODELS = new Set(['AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest', 'RegistrationAccessToken', 'InitialAccessToken']);
+
+// eslint-disable-next-line no-control-regex
+const usableKey = (k: string) => k.length <= MAX_KEY_LENGTH && !/[\u0000-\u001f\u007f]/.test(k);
+
+export function hashedId(id: string): string {
+  return `sha256.${createHash('sha256').update(id).digest('base64url')}`;
+}
 
 /** Models whose second `consume` means replay: RFC 9700 §4.14 (refresh) and RFC 6749 §4.1.2 (code). */
 const SINGLE_USE = new Set(['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
@@ -46,14 +64,47 @@ export class StoreAdapter implements Adapter {
     if (typeof payload.userCode === 'string') indexes.push(`usercode:${payload.userCode}`);
     let ttlSeconds = expiresIn && expiresIn > 0 ? expiresIn : undefined;
     if (this.model === 'Client' && ttlSeconds === undefined && this.hooks.clientTtlSeconds > 0) ttlSeconds = this.hooks.clientTtlSeconds;
-    await this.store.set(key(this.model, id), payload, { ttlSeconds, indexes });
+    let stored = payload;
+    if (this.#hashed) {
+      const { jti: _jti, ...rest } = payload;
+      stored = rest;
+    }
+    await this.store.set(this.#key(id), stored, { ttlSeconds, indexes });
+  }
+
+  get #hashed(): boolean {
+    return HASHED_ID_MODELS.has(this.model);
+  }
+
+  /**
+   * The storage key of a record: the hashed id for secret-valued models, and for any id that cannot be
+   * a storage key as it is (control characters, over-long: a `client_id` from the request, a long CIMD
+   * URL), so that lookups of such ids find nothing instead of failing with a 500.
+   */
+  #key(id: string): string {
+    const plain = key(this.model, id);
+    return this.#hashed || !usableKey(plain) ? key(this.model, hashedId(id)) : plain;
+  }
+
+  /**
+   * Refresh tokens written before ids were hashed (0.1.0 pre-releases) stay usable: their record is
+   * looked up under the plain id when no hashed one exists. Codes and the other models are short-lived.
+   */
+  async #locate(id: string): Promise<string> {
+    const k = this.#key(id);
+    if (this.model !== 'RefreshToken') return k;
+    if ((await this.store.get(k)) !== undefined) return k;
+    const legacy = key(this.model, id);
+    if (!usableKey(legacy)) return k;
+    return (await this.store.get(legacy)) !== undefined ? legacy : k;
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    const rec = await this.store.get<AdapterPayload>(key(this.model, id));
+    const rec = await this.store.get<AdapterPayload>(await this.#locate(id));
     if (!rec) return undefined;
-    if (rec.consumedAt !== undefined) return { ...rec.value, consumed: Math.floor(rec.consumedAt / 1000) };
-    return rec.value;
+    const value = this.#hashed ? { ...rec.value, jti: id } : rec.value;
+    if (rec.consumedAt !== undefined) return { ...value, consumed: Math.floor(rec.consumedAt / 1000) };
+    return value;
   }
 
   async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -68,7 +119,9 @@ export class StoreAdapter implements Adapter {
     const prefix = key(this.model, '');
     const keys = (await this.store.listByIndex(tag)).filter((k) => k.startsWith(prefix));
     const first = keys[0];
-    return first ? this.find(first.slice(prefix.length)) : undefined;
+    // A hashed record cannot give back its id (used only by Session, whose ids are not hashed).
+    if (!first || this.#hashed) return undefined;
+    return this.find(first.slice(prefix.length));
   }
 
   /**
@@ -76,7 +129,7 @@ export class StoreAdapter implements Adapter {
    * for a sequential replay) the whole grant is revoked, and the request fails with `invalid_grant`.
    */
   async consume(id: string): Promise<void> {
-    const k = key(this.model, id);
+    const k = await this.#locate(id);
     if (await this.store.consume(k)) return;
     if (SINGLE_USE.has(this.model)) {
       const rec = await this.store.get<AdapterPayload>(k);
@@ -87,7 +140,7 @@ export class StoreAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.store.delete(key(this.model, id));
+    await this.store.delete(await this.#locate(id));
   }
 
   /** Marks the grant revoked first (so no racing write re-creates a record), then deletes its records. */

@@ -3,21 +3,30 @@
  * bound to the interaction uid, so it is useless outside the browser holding that interaction's cookie),
  * and remembered decisions per (user, client, service).
  */
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
 import { escapeHtml } from './html.js';
 
-export function csrfToken(ctx: GatewayContext, uid: string): string {
-  const key = Buffer.from(hkdfSync('sha256', ctx.config.session_secret, 'mcp-oauth-gateway', 'consent csrf', 32));
+function csrfFor(secret: string, uid: string): string {
+  const key = Buffer.from(hkdfSync('sha256', secret, 'mcp-oauth-gateway', 'consent csrf', 32));
   return createHmac('sha256', key).update(uid).digest('base64url');
 }
 
+export function csrfToken(ctx: GatewayContext, uid: string): string {
+  return csrfFor(ctx.config.session_secret, uid);
+}
+
+/** Constant-time check against the token from `session_secret` and from each previous secret (rotation). */
 export function csrfValid(ctx: GatewayContext, uid: string, token: unknown): boolean {
   if (typeof token !== 'string') return false;
-  const expected = Buffer.from(csrfToken(ctx, uid));
   const given = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  let ok = false;
+  for (const secret of [ctx.config.session_secret, ...(ctx.config.previous_session_secrets ?? [])]) {
+    const expected = Buffer.from(csrfFor(secret, uid));
+    if (given.length === expected.length && timingSafeEqual(given, expected)) ok = true;
+  }
+  return ok;
 }
 
 /** What the person approved on the consent page, carried (server-side) through the sign-in. */
@@ -27,7 +36,12 @@ export interface Approval {
   scopes: string[];
 }
 
-const consentKey = (user: string, client: string, service: string) => `gw:consent:${service}:${user}:${client}`.slice(0, 512);
+/**
+ * One record per (service, user, client). User and client ids are hashed together: a CIMD client id is a
+ * URL of any length, and a truncated key would let two clients with a long common prefix share a consent.
+ */
+const consentKey = (user: string, client: string, service: string) =>
+  `gw:consent:${service}:${createHash('sha256').update(user).update('\n').update(client).digest('base64url')}`;
 
 export async function rememberConsent(ctx: GatewayContext, user: string, client: string, service: string, scopes: string[]): Promise<void> {
   const prev = await ctx.store.get<{ scopes: string[] }>(consentKey(user, client, service));

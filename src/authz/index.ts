@@ -17,6 +17,9 @@ export { rotateSigningKey } from './key-rotation.js';
 export { buildBearerChallenge } from './challenge.js';
 export { checkPolicy } from './policy.js';
 
+/** oidc-provider's own body limit (shared/selective_body.js). */
+const PROVIDER_BODY_LIMIT = 56 * 1024;
+
 const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD'];
 
 /** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume) and `/oauth/register/:id`. */
@@ -38,6 +41,12 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   const upstream = createUpstream(ctx.config);
 
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
+    // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse
+    // the request body". A declared oversized body is refused up front with the right status, unread.
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > PROVIDER_BODY_LIMIT) {
+      return reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
+    }
     reply.hijack();
     await host.provider.callback()(req.raw, reply.raw);
   };

@@ -39,6 +39,11 @@ interface UpstreamAttempt {
 const ATTEMPT_PREFIX = 'gw:upstream-state:';
 const OAUTH_ERRORS = new Set(['access_denied', 'server_error', 'temporarily_unavailable']);
 
+/** States are ours (random, URL-safe); anything else is unknown without touching storage (no 500 on odd bytes). */
+function isStateValue(state: unknown): state is string {
+  return typeof state === 'string' && /^[\x21-\x7e]{1,256}$/.test(state);
+}
+
 export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayContext, host: ProviderHost, signIn: SignIn | undefined): void {
   const upstream = signIn && !('local' in signIn) ? signIn : undefined;
   const devSignIn = signIn && 'local' in signIn ? signIn : undefined;
@@ -192,7 +197,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
 
   app.get<{ Querystring: { state?: string } }>('/oauth/callback', guard(async (req, reply) => {
     const state = req.query.state;
-    const attempt = typeof state === 'string' && state ? await ctx.store.get<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
+    const attempt = isStateValue(state) ? await ctx.store.get<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
     if (!attempt) {
       reply.hijack();
       return sendPage(reply.raw, 400, 'Sign-in expired', messagePage('Sign-in expired', 'This sign-in link is unknown or has expired. Start again from the application.'));
@@ -205,7 +210,8 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     reply.hijack();
     const details = await detailsOf(req, reply);
     // Single use: the stored state, nonce and verifier are taken, so a replayed callback fails.
-    const attempt = await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + String(req.query.state ?? ''));
+    const state = req.query.state;
+    const attempt = isStateValue(state) ? await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
     if (!attempt || attempt.uid !== details.uid || !upstream) {
       return errorPage(reply, details.uid, 400, 'Sign-in failed', 'The sign-in response did not match this sign-in attempt.', 'access_denied');
     }

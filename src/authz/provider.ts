@@ -38,8 +38,12 @@ const CLIENT_DEFAULTS: Partial<ClientMetadata> = {
   id_token_signed_response_alg: 'ES256',
 };
 
-export function cookieKeys(secret: string): string[] {
-  return [Buffer.from(hkdfSync('sha256', secret, 'mcp-oauth-gateway', 'oidc-provider cookies', 32)).toString('base64url')];
+/**
+ * Cookie-signing keys (keygrip: the first signs, every one verifies): derived from `session_secret`, then
+ * from each of `previous_session_secrets`, so that a rotation does not break cookies already handed out.
+ */
+export function cookieKeys(secret: string, previous: readonly string[] = []): string[] {
+  return [secret, ...previous].map((s) => Buffer.from(hkdfSync('sha256', s, 'mcp-oauth-gateway', 'oidc-provider cookies', 32)).toString('base64url'));
 }
 
 export function staticClients(ctx: GatewayContext): ClientMetadata[] {
@@ -71,6 +75,16 @@ function renderError(koa: KoaContextWithOIDC, out: { error: string; error_descri
   koa.body = page('Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
 }
 
+/** RFC 8707 §2.2 at the refresh grant: `resource`, when sent, must be one the grant was issued for. */
+function assertRefreshResource(koa: KoaContextWithOIDC): void {
+  const requested = koa.oidc.params?.resource as unknown;
+  if (requested === undefined) return;
+  const token = koa.oidc.entities.RefreshToken as { resourceIndicators?: Set<string> } | undefined;
+  if (typeof requested !== 'string' || !token?.resourceIndicators?.has(requested)) {
+    throw new errors.InvalidTarget('the refresh token was not issued for this resource');
+  }
+}
+
 export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Configuration {
   const { tokens, registration } = ctx.config;
   return {
@@ -79,7 +93,7 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
     clientDefaults: CLIENT_DEFAULTS,
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
     jwks: ctx.keys.privateJwks() as Configuration['jwks'],
-    cookies: { keys: cookieKeys(ctx.config.session_secret), long: { signed: true }, short: { signed: true } },
+    cookies: { keys: cookieKeys(ctx.config.session_secret, ctx.config.previous_session_secrets), long: { signed: true }, short: { signed: true } },
     scopes: allScopes(ctx),
     responseTypes: ['code'],
     // OAuth 2.1 §4.1.1: PKCE for every client; oidc-provider 9 accepts only S256.
@@ -90,7 +104,13 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
     // stack-notes §5.7 item 1: refresh tokens for every client allowed the grant, not only offline_access.
     issueRefreshToken: async (_koa, client) => client.grantTypeAllowed('refresh_token'),
     // RFC 9700 §4.14.2: rotate on every use; a replayed one revokes the grant (refresh_token.js).
-    rotateRefreshToken: () => true,
+    // oidc-provider consumes the old token before it resolves `resource`, so a refresh naming another
+    // resource would burn the token (and its retry would count as reuse and revoke the grant). This hook
+    // runs just before that consume: an unacceptable resource is refused here, the token stays valid.
+    rotateRefreshToken: (koa) => {
+      assertRefreshResource(koa);
+      return true;
+    },
     expiresWithSession: async () => false,
     async extraTokenClaims(_koa, token) {
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;

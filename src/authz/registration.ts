@@ -12,8 +12,28 @@ const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; error: string; description: string };
 
+/**
+ * Client metadata is shallow (an inline `jwks` is the deepest member, about 4 levels). Anything deeper is
+ * refused before it is re-serialised: a body nested thousands of levels (well within the 64 KiB limit)
+ * overflowed the stack in JSON.stringify after the reply was hijacked, and the request hung forever.
+ */
+const MAX_DEPTH = 16;
+
+function depthExceeds(value: unknown, max: number): boolean {
+  // Iterative walk: recursion is exactly what such a body attacks.
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) stack.push([child, d + 1]);
+  }
+  return false;
+}
+
 export function normaliseRegistration(body: unknown): RegistrationCheck {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, error: 'invalid_client_metadata', description: 'the registration request must be a JSON object' };
+  if (depthExceeds(body, MAX_DEPTH)) return { ok: false, error: 'invalid_client_metadata', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
   const out = { ...(body as Record<string, unknown>) };
   out.token_endpoint_auth_method ??= 'none';
   const uris = out.redirect_uris;
@@ -60,7 +80,9 @@ export function registrationHandler(callback: () => (req: IncomingMessage, res: 
       await reply.code(400).header('cache-control', 'no-store').send({ error: check.error, error_description: check.description });
       return;
     }
+    // Built before hijacking: should it throw, fastify still answers (a hijacked reply would hang).
+    const replay = replayRequest(req.raw, check.body);
     reply.hijack();
-    await callback()(replayRequest(req.raw, check.body), reply.raw as ServerResponse);
+    await callback()(replay, reply.raw as ServerResponse);
   };
 }

@@ -249,6 +249,10 @@ export const configSchema = z
     port: intFrom(0, 65535).default(8080).describe('Port to bind (0: any free port).'),
     issuer: httpUrl('issuer').default('http://localhost:8080').describe('The public origin of the gateway (`https://gateway.example.com`). No path; a trailing slash is removed. Used in token `iss`, metadata, the upstream callback URL and every service URI.'),
     session_secret: z.string().default('change-this-in-production').describe('Secret (≥ 32 characters) from which cookie-signing and encryption keys are derived. A placeholder or a short value is refused unless `debug: true`.'),
+    previous_session_secrets: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.grant_ttl` to keep sign-in sessions; then remove it.'),
     debug: boolFrom().default(false).describe('Development mode: verbose logs, weak secrets allowed.'),
     trust_proxy: z
       // The hop count comes first: boolFrom() would read 1 as `true` (trust every hop).
@@ -331,6 +335,11 @@ export const configSchema = z
         });
       }
     }
+    cfg.previous_session_secrets.forEach((secret, i) => {
+      if (!cfg.debug && (secret.length < 32 || KNOWN_PLACEHOLDER_SECRETS.includes(secret.trim().toLowerCase()))) {
+        ctx.addIssue({ code: 'custom', path: ['previous_session_secrets', i], message: 'previous session secrets must be at least 32 characters and not a placeholder' });
+      }
+    });
     const providerNames = Object.keys(cfg.oauth_providers);
     if (providerNames.length > 1) {
       ctx.addIssue({

@@ -52,9 +52,16 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     bodyLimit: 1024 * 1024,
     // Header limits: Node's defaults (16 KiB total) stay in force.
     return503OnClosing: true,
+    // Receiving a request (headers and body) must finish within 2 minutes: a client trickling a body
+    // forever would otherwise hold its socket (fastify's default is no limit). Responses, such as
+    // long-lived SSE streams, are not limited by this.
+    requestTimeout: 120_000,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
   });
+
+  // Slow-header clients (slowloris): the whole header block within 15 s (Node's default is 60 s).
+  app.server.headersTimeout = 15_000;
 
   const ownStore = !options.store;
   const rawStore = options.store ?? (await createStore(config.storage, options.storeOptions));
@@ -132,6 +139,10 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
 
 async function closeWithGrace(app: FastifyInstance, graceMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  // Keep-alive connections whose response finished after close() began are idle now: close them as they
+  // become idle, so close() ends when the in-flight work is done rather than at the grace deadline.
+  const sweeper = setInterval(() => app.server.closeIdleConnections?.(), 250);
+  sweeper.unref();
   const deadline = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
       // Past the deadline: cut the remaining connections (long-lived streams) so close() can finish.
@@ -140,6 +151,10 @@ async function closeWithGrace(app: FastifyInstance, graceMs: number): Promise<vo
     }, graceMs);
     timer.unref();
   });
-  await Promise.race([app.close(), deadline.then(() => app.close())]);
-  if (timer) clearTimeout(timer);
+  try {
+    await Promise.race([app.close(), deadline.then(() => app.close())]);
+  } finally {
+    clearInterval(sweeper);
+    if (timer) clearTimeout(timer);
+  }
 }

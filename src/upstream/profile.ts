@@ -24,6 +24,11 @@ export interface ClaimNames {
   groups: readonly string[];
 }
 
+/** OpenID Connect Core §2: `sub` is at most 255 ASCII characters. */
+const MAX_SUBJECT_LENGTH = 255;
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 function str(v: unknown): string | undefined {
   if (typeof v === 'string' && v.length > 0) return v;
   if (typeof v === 'number' && Number.isFinite(v)) return String(v);
@@ -55,6 +60,9 @@ function firstOf(claims: Record<string, unknown>, names: readonly string[]): unk
 export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames): UpstreamProfile {
   const subject = str(firstOf(claims, names.id));
   if (!subject) throw new Error(`the identity provider returned no '${names.id.join("' / '")}' claim`);
+  // The user id ends up in storage keys, token `sub` and headers: control characters or a huge value are
+  // refused as a failed sign-in (a clear page), never a 500 further down (original-behaviour S18).
+  if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject)) throw new Error('the identity provider returned an unusable user identifier');
   const verified = claims.email_verified;
   return {
     id: `${provider}:${subject}`,
