@@ -4,7 +4,7 @@
  * GatewayContext. Tests start it on port 0.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import { resolveServices } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
@@ -47,8 +47,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // fastify accepts a hop count too; its types only list string | boolean | string[].
     trustProxy: config.trust_proxy as boolean | string[],
     genReqId: () => randomUUID(),
-    requestIdLogLabel: 'reqId',
-    disableRequestLogging: false,
+    logController: new LogController({ requestIdLogLabel: 'reqId' }),
     bodyLimit: 1024 * 1024,
     // Header limits: Node's defaults (16 KiB total) stay in force.
     return503OnClosing: true,
