@@ -48,7 +48,7 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
       return reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
     }
     reply.hijack();
-    await host.provider.callback()(req.raw, reply.raw);
+    await host.callback(req.raw, reply.raw);
   };
   for (const url of providerPaths(ctx)) {
     app.route({ method: METHODS, url, onRequest: handOver, handler: async () => undefined });
@@ -56,7 +56,7 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
 
   if (ctx.config.registration.mode !== 'off') {
     app.route({ method: ['OPTIONS', 'GET'], url: ROUTES.registration, onRequest: handOver, handler: async () => undefined });
-    app.post(ROUTES.registration, { bodyLimit: 64 * 1024 }, registrationHandler(() => host.provider.callback() as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
+    app.post(ROUTES.registration, { bodyLimit: 64 * 1024 }, registrationHandler(() => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
   } else {
     // registration.mode: off. Not advertised in the metadata; a client that tries anyway learns why.
     app.route({

@@ -10,6 +10,8 @@ import { buildProvider } from './provider.js';
 
 export class ProviderHost {
   #provider: Provider;
+  /** `provider.callback()` composes Koa's middleware chain: built once per provider, not per request. */
+  #callback: ReturnType<Provider['callback']>;
   #keyFingerprint: string;
   #timer: NodeJS.Timeout | undefined;
   #recentlyRevoked = new Map<string, number>();
@@ -17,6 +19,7 @@ export class ProviderHost {
   constructor(private readonly ctx: GatewayContext) {
     this.#keyFingerprint = this.#fingerprint();
     this.#provider = this.#build();
+    this.#callback = this.#provider.callback();
   }
 
   /** The provider to hand this request to (rebuilt first if the keys changed). */
@@ -25,8 +28,15 @@ export class ProviderHost {
     if (fp !== this.#keyFingerprint) {
       this.#keyFingerprint = fp;
       this.#provider = this.#build();
+      this.#callback = this.#provider.callback();
     }
     return this.#provider;
+  }
+
+  /** The request handler of the current provider (rebuilt with it). */
+  get callback(): ReturnType<Provider['callback']> {
+    void this.provider; // rebuilds first when the keys changed
+    return this.#callback;
   }
 
   /** Re-reads keys from storage every `ms` (other instances may have rotated). */

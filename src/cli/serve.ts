@@ -61,12 +61,17 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
       stopping = true;
       output.out(`received ${signal}: shutting down (grace ${config.limits.shutdown_grace}s)`);
       gateway.close().then(
-        () => resolve(0),
+        () => done(0),
         (err: unknown) => {
           output.err(`error during shutdown: ${(err as Error).message}`);
-          resolve(1);
+          done(1);
         },
       );
+    };
+    const done = (code: number) => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve(code);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

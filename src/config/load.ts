@@ -111,7 +111,7 @@ function validate(
   const badPaths = new Set(problems.map((p) => p.path));
   const result = configSchema.safeParse(substituted);
   if (!result.success) {
-    for (const issue of [...flattenIssues(result.error), ...crossFieldIssues(substituted, result.error)]) {
+    for (const issue of [...flattenIssues(result.error, substituted), ...crossFieldIssues(substituted, result.error)]) {
       const dotted = issue.path.join('.');
       if (badPaths.has(dotted)) continue; // already reported as a missing variable
       const envName = Object.entries(ENV_OVERRIDES).find(([n, k]) => k === issue.path[0] && env[n])?.[0];
@@ -153,10 +153,10 @@ function crossFieldIssues(input: Record<string, unknown>, first: ZodError): Flat
     const next = configSchema.safeParse(repaired);
     if (next.success) return [];
     if (round > 0 && next.error.issues.every((i) => i.code === 'custom')) {
-      return flattenIssues(next.error).filter((i) => !removed.includes(i.path.join('.')));
+      return flattenIssues(next.error, repaired).filter((i) => !removed.includes(i.path.join('.')));
     }
     issues = round === 0 && next.error.issues.every((i) => i.code === 'custom') ? [] : next.error.issues.filter((i) => i.code !== 'custom');
-    if (issues.length === 0) return flattenIssues(next.error).filter((i) => !removed.includes(i.path.join('.')));
+    if (issues.length === 0) return flattenIssues(next.error, repaired).filter((i) => !removed.includes(i.path.join('.')));
   }
   return [];
 }
@@ -196,7 +196,7 @@ interface FlatIssue {
   message: string;
 }
 
-function flattenIssues(error: ZodError): FlatIssue[] {
+function flattenIssues(error: ZodError, root: unknown): FlatIssue[] {
   const out: FlatIssue[] = [];
   for (const issue of error.issues) {
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
@@ -208,21 +208,40 @@ function flattenIssues(error: ZodError): FlatIssue[] {
       out.push({ path, message: issue.message });
       continue;
     }
-    out.push({ path, message: humanMessage(issue) });
+    out.push({ path, message: humanMessage(issue, valueAt(root, path)) });
   }
   return out;
 }
 
-function humanMessage(issue: ZodError['issues'][number]): string {
+/**
+ * zod 4 does not keep the offending input in its issues, so the value is looked up in the validated object.
+ * Values of secret-looking keys are described by their type only (a numeric password must not be echoed).
+ */
+function humanMessage(issue: ZodError['issues'][number], found: { present: boolean; value?: unknown; secret: boolean }): string {
+  const got = found.present ? ` (got ${found.secret ? typeName(found.value) : describe(found.value)})` : '';
   if (issue.code === 'invalid_type') {
-    if (issue.input === undefined) return `required (expected ${issue.expected})`;
-    return `expected ${issue.expected}, got ${describe(issue.input)}`;
+    if (!found.present) return `required (expected ${issue.expected})`;
+    return `expected ${issue.expected}${got}`;
   }
-  if (issue.code === 'invalid_value' && 'values' in issue) {
-    return `must be one of: ${issue.values.map((v) => String(v)).join(', ')} (got ${describe(issue.input)})`;
-  }
-  if (issue.code === 'too_small' || issue.code === 'too_big') return `${issue.message} (got ${describe(issue.input)})`;
+  if (issue.code === 'invalid_value' && 'values' in issue) return `must be one of: ${issue.values.map((v) => String(v)).join(', ')}${got}`;
+  if (issue.code === 'too_small' || issue.code === 'too_big') return `${issue.message}${got}`;
   return issue.message;
+}
+
+const SECRET_KEY = /secret|password|token|key|jwk/i;
+
+function valueAt(root: unknown, path: (string | number)[]): { present: boolean; value?: unknown; secret: boolean } {
+  let node: unknown = root;
+  for (const p of path) {
+    if (node === null || typeof node !== 'object' || !(p in (node as object))) return { present: false, secret: false };
+    node = (node as Record<string | number, unknown>)[p];
+  }
+  const last = path[path.length - 1];
+  return { present: node !== undefined, value: node, secret: typeof last === 'string' && SECRET_KEY.test(last) };
+}
+
+function typeName(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'object' ? 'a mapping' : `a ${typeof v}`;
 }
 
 function describe(v: unknown): string {

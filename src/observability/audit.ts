@@ -1,5 +1,5 @@
 /**
- * The audit stream: security events as structured log lines with a stable schema (docs/audit.md).
+ * The audit stream: security events as structured log lines with a stable schema (docs/observability.md).
  * Every line has `audit: true`, `event`, and only identifiers (user id, client id, service id, grant id),
  * never a token, code or secret.
  */

@@ -1,8 +1,9 @@
 /**
- * `forward` → `relayResponse`: one backend exchange over undici, streamed both ways.
+ * `forward` → `RelayHandler`: one backend exchange over undici `dispatch`, streamed both ways.
  *
  * - Request body: the client's stream goes to undici as is (a byte counter is inserted only for chunked
- *   bodies; a declared Content-Length is checked up front and enforced by Node's parser).
+ *   bodies; a declared Content-Length is checked up front and enforced by Node's parser). Bodies of at
+ *   most 64 KiB with a declared length are gathered first and sent in one write.
  * - Response: status and filtered headers are written as soon as the backend sends them; the body is
  *   piped with backpressure, each chunk written as it arrives (SSE events are never buffered).
  * - Timeouts: the service `timeout` bounds the wait for response headers only (`headersTimeout`);
@@ -80,7 +81,11 @@ export interface ForwardInput {
   /** CORS headers for the client's origin, if any. */
   cors: Record<string, string> | undefined;
   /** Runs once response headers are known and before they are written (session binding). */
-  beforeRelay?: ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<void> | void) | undefined;
+  /**
+   * Runs once response headers are known: returns a promise when it has async work (session binding) that
+   * must finish before the headers are written, or undefined when there is nothing to do (the common case).
+   */
+  beforeRelay?: ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<void> | undefined) | undefined;
   /** Writes a gateway error (the caller's error writer, with JSON-RPC detection). */
   fail(error: ProxyError): void;
 }
@@ -194,12 +199,18 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const { f } = this;
     f.state.metrics.ttfb.observe((performance.now() - f.started) / 1000);
     this.#status = statusCode;
-    if (f.beforeRelay) {
+    // Session bookkeeping decides synchronously whether it has work; only then is the response held.
+    let pending: Promise<void> | undefined;
+    try {
+      pending = f.beforeRelay?.(statusCode, headers);
+    } catch (err) {
+      this.ctx.log.error({ service: f.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding failed');
+    }
+    if (pending) {
       // The async step must finish before the headers go out; hold what arrives meanwhile.
       this.#held = [];
       controller.pause();
-      Promise.resolve()
-        .then(() => f.beforeRelay!(statusCode, headers))
+      pending
         .catch((err: unknown) => this.ctx.log.error({ service: f.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding failed'))
         .finally(() => {
           const held = this.#held ?? [];

@@ -3,7 +3,7 @@
  *
  * Each request runs a short pipeline of named steps:
  *   resolveService → checkOrigin (→ preflight) → checkMethod → authenticate → checkAccess
- *   → checkProtocolVersion → checkSession → checkLimits → buildUpstreamHeaders → forward → relayResponse
+ *   → checkProtocolVersion → checkSession → checkLimits → buildUpstreamHeaders → forward → RelayHandler
  * Everything per service is precomputed (service-state.ts). The route is hijacked: the proxy writes the
  * raw response itself, so fastify never buffers, parses or serialises MCP traffic.
  */
@@ -125,7 +125,6 @@ export class McpProxy {
     const cl = headers['content-length'];
     const chunked = headers['transfer-encoding'] !== undefined;
     if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
-    if (state.inFlight >= state.maxConcurrent) return this.#fail(ex, E.overloaded);
 
     let assertion: { header: string; value: string } | undefined;
     if (entry?.assertionClaims && state.signedIdentity) {
@@ -145,6 +144,8 @@ export class McpProxy {
     });
 
     if (res.destroyed) return;
+    // checkLimits (concurrency) right before counting in: nothing async happens in between.
+    if (state.inFlight >= state.maxConcurrent) return this.#fail(ex, E.overloaded);
     state.inFlight++;
     const userId = entry?.user.id;
     forward(this.ctx, {
@@ -262,12 +263,10 @@ export class McpProxy {
   }
 
   /** After the backend answered: bind a new session id to the user, or drop the binding of a deleted one. */
-  async #trackSession(state: ServiceState, userId: string, method: string, status: number, requested: string | undefined, returned: string | string[] | undefined): Promise<void> {
-    if (typeof returned === 'string' && returned !== requested && status < 400) {
-      await this.#sessions.bind(state.id, returned, userId);
-    } else if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) {
-      await this.#sessions.unbind(state.id, requested);
-    }
+  #trackSession(state: ServiceState, userId: string, method: string, status: number, requested: string | undefined, returned: string | string[] | undefined): Promise<void> | undefined {
+    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#sessions.bind(state.id, returned, userId);
+    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) return this.#sessions.unbind(state.id, requested);
+    return undefined;
   }
 
   /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */

@@ -125,6 +125,16 @@ mcp_services:
     expect(p.length).toBeGreaterThanOrEqual(7);
   });
 
+  it('describes wrong values as wrong, not missing, and never echoes a secret value', () => {
+    const p = problems(`session_secret: "${SECRET}"\nport: abc\nstorage:\n  type: floppy\n  redis: {password: 987654321}\n`);
+    const byPath = Object.fromEntries(p.map((x) => [x.path, x.message]));
+    expect(byPath.port).toBe('expected number (got "abc")');
+    expect(byPath['storage.type']).toBe('must be one of: memory, sqlite, redis, vault (got "floppy")');
+    expect(byPath['storage.redis.password']).toBe('expected string (got a number)');
+    expect(JSON.stringify(p)).not.toContain('987654321');
+    expect(problems(`session_secret: "${SECRET}"\nmcp_services:\n  a: {url: "http://x/mcp", auth_required: false}\n`)[0]?.message).toBe('required (expected string)');
+  });
+
   it('enforces the provider rules with messages that say how to fix them', () => {
     const noProvider = problems(`session_secret: "${SECRET}"\nmcp_services:\n  a: {name: A, url: "http://x/mcp"}\n`);
     expect(noProvider[0]?.message).toContain('require authentication but no OAuth providers are configured');

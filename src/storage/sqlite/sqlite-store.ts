@@ -98,10 +98,11 @@ export class SqliteStore implements Store {
         'DELETE FROM kv WHERE key IN (SELECT key FROM kv_index WHERE tag = ?) AND (expires_at IS NULL OR expires_at > ?)',
       ),
       deleteIndexTag: db.prepare<[string]>('DELETE FROM kv_index WHERE tag = ?'),
-      list: db.prepare<[string, string, number, number], Row>(
-        'SELECT key, value, expires_at, consumed_at FROM kv WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?',
+      // Tags come from the same statement (one indexed sub-select per row inside SQLite), not one query per
+      // row from JavaScript: the revocation poll lists every second (tags cannot contain control characters).
+      list: db.prepare<[string, string, number, number], Row & { tags: string | null }>(
+        'SELECT key, value, expires_at, consumed_at, (SELECT group_concat(tag, char(31)) FROM kv_index WHERE kv_index.key = kv.key) AS tags FROM kv WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY key LIMIT ?',
       ),
-      tagsOf: db.prepare<[string], { tag: string }>('SELECT tag FROM kv_index WHERE key = ? ORDER BY tag'),
       sweep: db.prepare<[number]>('DELETE FROM kv WHERE expires_at IS NOT NULL AND expires_at <= ?'),
       ping: db.prepare('SELECT 1 AS ok'),
     };
@@ -196,7 +197,7 @@ export class SqliteStore implements Store {
     const limit = options?.limit ?? 1000;
     // Range scan on the primary key: [prefix, prefix + U+FFFF).
     const rows = this.#stmt.list.all(prefix, `${prefix}\uffff`, Date.now(), limit);
-    return rows.map((r) => ({ key: r.key, ...toRecord<T>(r), indexes: this.#stmt.tagsOf.all(r.key).map((t) => t.tag) }));
+    return rows.map((r) => ({ key: r.key, ...toRecord<T>(r), indexes: r.tags ? r.tags.split('\u001f').sort() : [] }));
   }
 
   async health(): Promise<StoreHealth> {
