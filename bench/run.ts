@@ -191,7 +191,8 @@ async function main(): Promise<void> {
       oauth_providers: { corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true } },
       mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
       storage: { type: 'memory' },
-      rate_limits: { enabled: false },
+      // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
+      rate_limits: { enabled: true, register_per_minute: 1_000_000, token_per_minute: 1_000_000, authorize_per_minute: 1_000_000, failed_auth_per_minute: 1_000_000 },
       limits: { max_concurrent_per_service: 20000 },
       ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
     }),
