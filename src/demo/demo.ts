@@ -29,7 +29,8 @@ export function demoConfig(backendUrl: string, options: DemoOptions = {}): Gatew
     issuer: `http://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}`,
     // A fresh secret per start: the demo's cookies only need to live for one sign-in.
     session_secret: randomBytes(32).toString('base64url'),
-    debug: true,
+    // Quiet console: the banner says what to do; warnings and errors still show.
+    logging: { level: 'warn' },
     oauth_providers: { dev: {} },
     mcp_services: {
       demo: {
