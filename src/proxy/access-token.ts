@@ -14,6 +14,7 @@ import { checkPolicy } from '../authz/policy.js';
 import type { GatewayContext } from '../context.js';
 import type { ServiceState } from './service-state.js';
 import { identityHeadersFor } from './identity.js';
+import { setBounded } from './bounded-map.js';
 
 /** Tokens longer than this are refused without parsing (Node's header limit is 16 KiB anyway). */
 const MAX_TOKEN_LENGTH = 8192;
@@ -98,12 +99,7 @@ export class AccessTokenVerifier {
     }
     const entry = this.#entryFrom(payload, state);
     if (typeof entry === 'string') return { ok: false, reason: entry };
-    if (this.#cache.size >= this.#max) {
-      // Bounded: drop the oldest insertion (Map keeps insertion order).
-      const oldest = this.#cache.keys().next();
-      if (!oldest.done) this.#cache.delete(oldest.value);
-    }
-    this.#cache.set(token, entry);
+    setBounded(this.#cache, token, entry, this.#max);
     return { ok: true, entry };
   }
 

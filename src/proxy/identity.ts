@@ -5,6 +5,7 @@
 import type { VerifiedUser } from '../authz/claims.js';
 import type { GatewayContext } from '../context.js';
 import { encodeHeaderList, encodeHeaderValue } from './headers.js';
+import { setBounded } from './bounded-map.js';
 
 export interface IdentityHeaderNames {
   id: string;
@@ -72,12 +73,8 @@ export class AssertionCache {
     const p = this.ctx.keys
       .sign(claims, { typ: IDENTITY_ASSERTION_TYP, audience, issuer: this.ctx.issuer, ttlSeconds, subject })
       .then((jwt) => {
-        if (this.#cache.size >= this.max) {
-          const oldest = this.#cache.keys().next();
-          if (!oldest.done) this.#cache.delete(oldest.value);
-        }
         // Re-sign once three quarters of the lifetime have passed.
-        this.#cache.set(key, { jwt, refreshAt: Date.now() + ttlSeconds * 750 });
+        setBounded(this.#cache, key, { jwt, refreshAt: Date.now() + ttlSeconds * 750 }, this.max);
         return jwt;
       })
       .finally(() => this.#pending.delete(key));

@@ -9,6 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Store } from '../storage/store.js';
+import { setBounded } from './bounded-map.js';
 
 export const SESSION_PREFIX = 'gw:mcp-session:';
 
@@ -87,10 +88,6 @@ export class SessionBindings {
   }
 
   #remember(key: string, b: Binding): void {
-    if (!this.#cache.has(key) && this.#cache.size >= this.#max) {
-      const oldest = this.#cache.keys().next();
-      if (!oldest.done) this.#cache.delete(oldest.value);
-    }
-    this.#cache.set(key, b);
+    setBounded(this.#cache, key, b, this.#max);
   }
 }

@@ -2,22 +2,12 @@
  * Starts a real gateway on a free loopback port. The issuer must equal the address clients use, so the
  * port is reserved first and the configuration built with it.
  */
-import { createServer } from 'node:net';
+import { freePort } from './ports.js';
 import { onTestFinished } from 'vitest';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/http/app.js';
 import { testConfig } from './config.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface StartedGateway extends Gateway {
   /** Base URL, equal to the issuer: http://127.0.0.1:<port> */

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'vitest';
 import { storageSchema } from '../../src/config/schema.js';
+import { freePort } from './ports.js';
 
 const BIN = process.env.GW_REDIS_SERVER ?? 'redis-server';
 const CLI = process.env.GW_REDIS_CLI ?? 'redis-cli';
@@ -44,17 +45,7 @@ export function describeRedis(name: string, body: () => void): void {
   describe.skip(name, body);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { freePort };
 
 async function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
