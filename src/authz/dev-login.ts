@@ -16,6 +16,12 @@ export const DEV_LOGIN_PREFIX = 'gw:dev-login:';
 
 const purpose = (uid: string) => `dev-login:${uid}`;
 
+/**
+ * The form's redirect chain ends at the client's redirect URI (validated by oidc-provider against the
+ * registration): CSP form-action lists it, as Chromium checks form-action on every redirect (html.ts).
+ */
+const formTargets = (details: { params: Record<string, unknown> }) => [String(details.params.redirect_uri ?? '')];
+
 export const devLoginCsrf = (ctx: GatewayContext, uid: string) => csrfToken(ctx, purpose(uid));
 export const devLoginCsrfValid = (ctx: GatewayContext, uid: string, token: unknown) => csrfValid(ctx, purpose(uid), token);
 
@@ -43,7 +49,7 @@ ${v.error ? `<p role="alert" class="error">${escapeHtml(v.error)}</p>` : ''}
 
 /** The interaction steps the form shares with the upstream sign-in (src/authz/interactions.ts). */
 export interface InteractionKit {
-  detailsOf(req: FastifyRequest, reply: FastifyReply): Promise<{ uid: string }>;
+  detailsOf(req: FastifyRequest, reply: FastifyReply): Promise<{ uid: string; params: Record<string, unknown> }>;
   guard<R extends FastifyRequest>(handler: (req: R, reply: FastifyReply) => Promise<unknown>): (req: R, reply: FastifyReply) => Promise<void>;
   errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string): void;
   completeSignIn(req: FastifyRequest, reply: FastifyReply, uid: string, profile: UpstreamProfile, approval: Approval, amr: string): Promise<void>;
@@ -58,7 +64,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
     const details = await detailsOf(req, reply);
     const approval = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
     if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied');
-    sendPage(reply.raw, 200, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(approval.value.resource) }));
+    sendPage(reply.raw, 200, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(approval.value.resource) }), formTargets(details));
   }));
 
   app.post<{ Params: { uid: string }; Body: Record<string, string> }>('/interaction/:uid/dev-login', guard(async (req, reply) => {
@@ -72,7 +78,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
     const checked = signIn.profile(req.body ?? {});
     if (!checked.ok) {
       const values = { name: String(req.body?.name ?? ''), email: String(req.body?.email ?? ''), groups: String(req.body?.groups ?? '') };
-      return sendPage(reply.raw, 400, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(pending.value.resource), values, error: checked.message }));
+      return sendPage(reply.raw, 400, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(pending.value.resource), values, error: checked.message }), formTargets(details));
     }
     // Single use: a second submission finds no approval.
     const approval = await ctx.store.take<Approval>(DEV_LOGIN_PREFIX + details.uid);

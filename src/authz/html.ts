@@ -4,14 +4,60 @@
  */
 import type { ServerResponse } from 'node:http';
 
-export const PAGE_HEADERS: Record<string, string> = {
-  'content-type': 'text/html; charset=utf-8',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-  'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-store',
-  'x-content-type-options': 'nosniff',
-};
+const CSP_BASE = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'";
+const CSP_TAIL = "frame-ancestors 'none'; base-uri 'none'";
+
+/**
+ * The headers of every page. `form-action 'self'` is the default: the page's own forms post to the
+ * gateway. Pages whose form starts a redirect chain off the gateway use `pageHeaders(targets)` instead.
+ */
+export const PAGE_HEADERS: Record<string, string> = pageHeaders();
+
+/**
+ * Page headers whose CSP `form-action` lists `'self'` plus the sources a form's redirect chain reaches.
+ *
+ * Why per page: CSP 3 §6.3.1 (form-action) is checked by Chromium on every redirect that follows a form
+ * submission, not only on the form's own action (Firefox, as tested, checks the action only). Approve on the consent
+ * page answers 303 to the upstream IdP's authorization endpoint (which, when the person is already signed
+ * in there, redirects straight back through the gateway to the client); the development sign-in, the
+ * "Return to the application" form and Deny end with oidc-provider's redirect to the client's
+ * `redirect_uri`. With `form-action 'self'` alone Chromium blocks all of them. We list exactly the
+ * origins of this interaction (the IdP's authorization origin, the client's redirect URI origin or
+ * custom scheme, already validated by oidc-provider against the registration), never a wildcard, so an
+ * injected form still cannot post anywhere else. Dropping `form-action` would let injected markup post
+ * the person's form data anywhere (default-src does not cover it).
+ */
+export function pageHeaders(formTargets: readonly (string | undefined)[] = []): Record<string, string> {
+  const sources = new Set(["'self'"]);
+  for (const t of formTargets) {
+    const s = t === undefined ? undefined : cspSource(t);
+    if (s) sources.add(s);
+  }
+  return {
+    'content-type': 'text/html; charset=utf-8',
+    'content-security-policy': `${CSP_BASE}; form-action ${[...sources].join(' ')}; ${CSP_TAIL}`,
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+  };
+}
+
+/**
+ * A URL as a CSP source expression (CSP 3 §2.3.1): `scheme://host[:port]` for http(s) (CSP ignores the
+ * path after a redirect anyway, §6.7.2.9), the scheme alone (`cursor:`) for a custom-scheme redirect URI
+ * (RFC 8252 §7.1: it has no host to match). Anything that is not plainly one of these (a host with `;`,
+ * `,` or quotes, which the URL parser keeps) is left out rather than risk breaking the header.
+ */
+export function cspSource(url: string): string | undefined {
+  const u = URL.parse(url);
+  if (!u) return undefined;
+  if (u.protocol === 'http:' || u.protocol === 'https:') {
+    return /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i.test(u.host) ? `${u.protocol}//${u.host}` : undefined;
+  }
+  if (/^(?:javascript|data|blob|file|filesystem|about):$/i.test(u.protocol)) return undefined;
+  return /^[a-z][a-z0-9+.-]*:$/i.test(u.protocol) ? u.protocol.toLowerCase() : undefined;
+}
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -27,8 +73,9 @@ export function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="referrer" content="no-referrer"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head><body><main>${body}</main></body></html>`;
 }
 
-export function sendPage(res: ServerResponse, status: number, title: string, body: string): void {
-  res.writeHead(status, PAGE_HEADERS);
+/** `formTargets`: where the page's form may lead besides the gateway (see pageHeaders). */
+export function sendPage(res: ServerResponse, status: number, title: string, body: string, formTargets?: readonly (string | undefined)[]): void {
+  res.writeHead(status, formTargets?.length ? pageHeaders(formTargets) : PAGE_HEADERS);
   res.end(page(title, body));
 }
 

@@ -50,7 +50,18 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   const callbackUrl = `${ctx.issuer}/oauth/callback`;
 
   // ---- named steps -------------------------------------------------------------------------------
-  const detailsOf = (req: FastifyRequest, reply: FastifyReply) => host.provider.interactionDetails(req.raw, reply.raw);
+  // The interaction each reply serves, so that every page can list its client's redirect URI in the
+  // CSP form-action (html.ts pageHeaders: Chromium checks it on the redirects after a form post).
+  const served = new WeakMap<FastifyReply, Details>();
+  const detailsOf = async (req: FastifyRequest, reply: FastifyReply) => {
+    const details = await host.provider.interactionDetails(req.raw, reply.raw);
+    served.set(reply, details);
+    return details;
+  };
+  const redirectOf = (details: Details | undefined) => (details ? String(details.params.redirect_uri ?? '') : undefined);
+  /** Where Approve sends the person: the IdP's authorization origin (start() only builds a URL; nothing is stored). */
+  const upstreamTarget = (details: Details) =>
+    upstream && details.prompt.name === 'login' ? upstream.start(callbackUrl).then((s) => s.url.origin, () => undefined) : undefined;
 
   const finish = (req: FastifyRequest, reply: FastifyReply, result: InteractionResults, merge = false) =>
     host.provider.interactionFinished(req.raw as IncomingMessage, reply.raw as ServerResponse, result, { mergeWithLastSubmission: merge });
@@ -78,13 +89,13 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       scopes,
       offline,
     });
-    sendPage(reply.raw, 200, `Allow access to ${service.name}?`, html);
+    sendPage(reply.raw, 200, `Allow access to ${service.name}?`, html, [redirectOf(details), await upstreamTarget(details)]);
   }
 
   /** An error page whose button sends the OAuth error back to the client (never a silent dead end). */
   function errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string): void {
     const body = messagePage(heading, message, { action: `/interaction/${uid}/abort?error=${encodeURIComponent(error)}`, csrf: csrfToken(ctx, uid), label: 'Return to the application' });
-    sendPage(reply.raw, status, heading, body);
+    sendPage(reply.raw, status, heading, body, [redirectOf(served.get(reply))]);
   }
 
   /** Access policy of the service (users, emails, domains, groups). */

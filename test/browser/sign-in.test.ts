@@ -1,0 +1,164 @@
+/**
+ * The whole sign-in in real browsers (issue 11 §4): consent page → upstream OpenID provider → the
+ * client's loopback redirect URI, and the demo's development sign-in form, with the CSP, frame and
+ * referrer headers each page really sends. Chromium applies `form-action` to every redirect that follows a
+ * form submission; a policy that does not list the redirect chain's origins stops the sign-in there.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { discoverAuthorizationServerMetadata, discoverOAuthProtectedResourceMetadata, exchangeAuthorization, registerClient, startAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { HTTPResponse } from 'puppeteer-core';
+import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
+import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, launchBrowser, type RealBrowser, type WatchedPage } from '../helpers/browser.js';
+import { startGateway, type StartedGateway } from '../helpers/gateway.js';
+import { startMcpBackend } from '../helpers/mcp-backend.js';
+import { textOf } from '../helpers/sdk-session.js';
+import { startUpstreamIdp } from '../helpers/upstream-idp.js';
+
+/** The client's redirect target: a loopback http server (RFC 8252 §7.3) that records what it received. */
+async function startRedirectTarget(): Promise<{ uri: string; hits: URL[] }> {
+  const hits: URL[] = [];
+  const server: Server = createServer((req, res) => {
+    hits.push(new URL(req.url ?? '/', 'http://127.0.0.1'));
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Signed in</title><p>You can close this window.</p>');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
+  return { uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`, hits };
+}
+
+/** Registers (RFC 7591) and starts an authorization exactly as the MCP SDK client does. */
+async function mcpClientStart(gw: StartedGateway, serviceId: string, redirectUri: string) {
+  const mcpUrl = `${gw.url}/${serviceId}/mcp`;
+  const prm = await discoverOAuthProtectedResourceMetadata(mcpUrl);
+  const authServer = prm.authorization_servers![0]!;
+  const metadata = (await discoverAuthorizationServerMetadata(authServer))!;
+  const clientInformation = await registerClient(authServer, {
+    metadata,
+    clientMetadata: { client_name: 'Browser test client', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+  });
+  const state = `st-${Math.random().toString(36).slice(2)}`;
+  const { authorizationUrl, codeVerifier } = await startAuthorization(authServer, {
+    metadata,
+    clientInformation,
+    redirectUrl: redirectUri,
+    scope: prm.scopes_supported?.join(' '),
+    state,
+    resource: new URL(prm.resource),
+  });
+  return { mcpUrl, authServer, metadata, clientInformation, state, authorizationUrl, codeVerifier, resource: new URL(prm.resource) };
+}
+
+type Started = Awaited<ReturnType<typeof mcpClientStart>>;
+
+/** Exchanges the code and calls a tool through the proxy with the access token. */
+async function finishAndCallTool(started: Started, code: string, redirectUri: string): Promise<unknown> {
+  const tokens = await exchangeAuthorization(started.authServer, {
+    metadata: started.metadata,
+    clientInformation: started.clientInformation,
+    authorizationCode: code,
+    codeVerifier: started.codeVerifier,
+    redirectUri,
+    resource: started.resource,
+  });
+  const transport = new StreamableHTTPClientTransport(new URL(started.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${tokens.access_token}` } } });
+  const client = new Client({ name: 'browser-test', version: '1.0.0' });
+  await client.connect(transport);
+  onTestFinished(() => client.close());
+  return JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} })));
+}
+
+/** Waits for the browser to arrive at the redirect target; the failure message says where it stopped. */
+async function waitForRedirect(w: WatchedPage, hits: URL[], what: string): Promise<URL> {
+  const deadline = Date.now() + BROWSER_TIMEOUT / 2;
+  while (hits.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (hits.length === 0) {
+    throw new Error(`${what}: the browser never reached the client's redirect URI; it stopped at ${w.page.url()}\nCSP: ${w.cspViolations.join('\n') || 'none reported'}\nconsole:\n${w.console.join('\n')}`);
+  }
+  return hits[0]!;
+}
+
+function expectPageProtections(res: HTTPResponse | null): string {
+  expect(res).not.toBeNull();
+  const h = res!.headers();
+  const csp = h['content-security-policy'] ?? '';
+  expect(csp).toContain("frame-ancestors 'none'");
+  expect(csp).toContain("default-src 'none'");
+  expect(csp).not.toMatch(/script-src/);
+  expect(csp).not.toMatch(/form-action[^;]*\*/);
+  expect(h['x-frame-options']).toBe('DENY');
+  expect(h['referrer-policy']).toBe('no-referrer');
+  return csp;
+}
+
+describeBrowsers('real-browser sign-in', (name) => {
+  let rb: RealBrowser;
+  beforeAll(async () => {
+    rb = await launchBrowser(name);
+  }, BROWSER_TIMEOUT);
+  afterAll(async () => rb?.close());
+
+  test('consent → upstream OpenID provider → the client redirect URI; code exchanged, tool called; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
+    const idp = await startUpstreamIdp();
+    const backend = await startMcpBackend();
+    const gw = await startGateway(() => ({
+      oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'] } },
+      mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
+      ...BROWSER_GATEWAY_LIMITS,
+    }));
+    idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
+    const target = await startRedirectTarget();
+    const started = await mcpClientStart(gw, 'calc', target.uri);
+
+    const w = await rb.newPage();
+    onTestFinished(() => w.close());
+    const consent = await w.page.goto(started.authorizationUrl.href, { waitUntil: 'load' });
+    expect(w.page.url()).toMatch(new RegExp(`^${gw.url}/interaction/`));
+    expect(await w.page.content()).toContain('Calculator');
+    const csp = expectPageProtections(consent);
+    // The consent page's form may lead to the gateway, the IdP's authorization endpoint and the client.
+    expect(csp).toMatch(new RegExp(`form-action 'self' [^;]*${idp.issuer}`));
+    expect(csp).toMatch(new RegExp(`form-action [^;]*${new URL(target.uri).origin}`));
+
+    await w.page.click('button[value="approve"]');
+    const arrived = await waitForRedirect(w, target.hits, 'Approve');
+    expect(arrived.searchParams.get('error')).toBeNull();
+    expect(arrived.searchParams.get('state')).toBe(started.state);
+    expect(arrived.searchParams.get('iss')).toBe(gw.url);
+    const code = arrived.searchParams.get('code');
+    expect(code).toBeTruthy();
+    expect(w.cspViolations).toEqual([]);
+
+    const who = (await finishAndCallTool(started, code!, target.uri)) as Record<string, string>;
+    expect(JSON.stringify(who)).toContain('alice@example.com');
+  });
+
+  test('the development sign-in: consent → the typed name and email → the client redirect URI; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
+    const backend = await startMcpBackend();
+    const gw = await startGateway({ oauth_providers: { dev: {} }, mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'dev', scopes: ['mcp:tools'] } }, ...BROWSER_GATEWAY_LIMITS });
+    const target = await startRedirectTarget();
+    const started = await mcpClientStart(gw, 'calc', target.uri);
+
+    const w = await rb.newPage();
+    onTestFinished(() => w.close());
+    const consent = await w.page.goto(started.authorizationUrl.href, { waitUntil: 'load' });
+    expectPageProtections(consent);
+    const [form] = await Promise.all([w.page.waitForNavigation({ waitUntil: 'load' }), w.page.click('button[value="approve"]')]);
+    expect(w.page.url()).toMatch(/\/interaction\/[^/]+\/dev-login$/);
+    const csp = expectPageProtections(form);
+    expect(csp).toMatch(new RegExp(`form-action 'self' ${new URL(target.uri).origin}(;|$)`));
+    expect(await w.page.content()).toContain('Development sign-in');
+    await w.page.type('#dev-name', 'Ada Lovelace');
+    await w.page.type('#dev-email', 'ada@example.com');
+    await w.page.click('button[type="submit"]');
+    const arrived = await waitForRedirect(w, target.hits, 'Development sign-in');
+    expect(arrived.searchParams.get('state')).toBe(started.state);
+    expect(arrived.searchParams.get('iss')).toBe(gw.url);
+    expect(w.cspViolations).toEqual([]);
+
+    const who = (await finishAndCallTool(started, arrived.searchParams.get('code')!, target.uri)) as Record<string, string>;
+    expect(JSON.stringify(who)).toContain('ada@example.com');
+  });
+});
