@@ -6,6 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
+import { registerOAuthCors } from '../http/cors.js';
 import { createUpstream } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
@@ -39,6 +40,8 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   host.startKeyPolling();
   app.addHook('onClose', async () => host.stop());
   const upstream = createUpstream(ctx.config);
+  // Before any route: CORS preflights and Origin checks for discovery, registration, token, revocation.
+  registerOAuthCors(app, ctx);
 
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
     // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse

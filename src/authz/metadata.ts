@@ -51,7 +51,8 @@ export function protectedResourceMetadata(ctx: GatewayContext, s: ResolvedServic
 }
 
 function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
-  return reply.code(status).header('cache-control', status === 200 ? 'public, max-age=300' : 'no-store').header('access-control-allow-origin', '*').send(body);
+  // CORS headers come from the onRequest hook (src/http/cors.ts): `*` for a simple read, the origin for an allowed one.
+  return reply.code(status).header('cache-control', status === 200 ? 'public, max-age=300' : 'no-store').send(body);
 }
 
 function prm(ctx: GatewayContext, reply: FastifyReply, id: string | undefined): FastifyReply {

@@ -9,6 +9,7 @@ import type { GatewayContext } from '../context.js';
 import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
 import { createAdapterFactory } from './adapter.js';
 import { cimdFeature, cimdTesting } from './cimd.js';
+import { OriginPolicy } from '../proxy/origin.js';
 import { escapeHtml, page, PAGE_HEADERS } from './html.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
 
@@ -117,6 +118,11 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
       return identityClaims(await loadAccount(ctx, token.accountId), token.grantId);
     },
     renderError,
+    // Its default allows every origin; ours is the gateway's one CORS rule (src/http/cors.ts).
+    clientBasedCORS: (() => {
+      const origins = new OriginPolicy(ctx.config.cors, ctx.issuer);
+      return (_koa: KoaContextWithOIDC, origin: string) => origins.check(origin) === 'allowed';
+    })(),
     ttl: {
       AccessToken: tokens.access_token_ttl,
       AuthorizationCode: tokens.authorization_code_ttl,
