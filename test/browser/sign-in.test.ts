@@ -15,7 +15,7 @@ import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, launchBrowse
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { textOf } from '../helpers/sdk-session.js';
-import { startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { BOB, startUpstreamIdp } from '../helpers/upstream-idp.js';
 
 /** The client's redirect target: a loopback http server (RFC 8252 §7.3) that records what it received. */
 async function startRedirectTarget(): Promise<{ uri: string; hits: URL[] }> {
@@ -160,5 +160,41 @@ describeBrowsers('real-browser sign-in', (name) => {
 
     const who = (await finishAndCallTool(started, arrived.searchParams.get('code')!, target.uri)) as Record<string, string>;
     expect(JSON.stringify(who)).toContain('ada@example.com');
+  });
+
+  test('Deny, and "Return to the application" after a policy refusal, bring the error to the client; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
+    const idp = await startUpstreamIdp();
+    const backend = await startMcpBackend();
+    const gw = await startGateway(() => ({
+      oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile'] } },
+      mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'], policy: { email_domains: ['example.com'] } } },
+      ...BROWSER_GATEWAY_LIMITS,
+    }));
+    idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
+
+    const denyTarget = await startRedirectTarget();
+    const deny = await mcpClientStart(gw, 'calc', denyTarget.uri);
+    const w = await rb.newPage();
+    onTestFinished(() => w.close());
+    await w.page.goto(deny.authorizationUrl.href, { waitUntil: 'load' });
+    await w.page.click('button[value="deny"]');
+    const denied = await waitForRedirect(w, denyTarget.hits, 'Deny');
+    expect(denied.searchParams.get('error')).toBe('access_denied');
+    expect(denied.searchParams.get('state')).toBe(deny.state);
+
+    // Bob (other.example) passes the IdP, then the service's policy refuses him on a page with a form.
+    idp.nextUser = BOB;
+    const refusedTarget = await startRedirectTarget();
+    const refused = await mcpClientStart(gw, 'calc', refusedTarget.uri);
+    await w.page.goto(refused.authorizationUrl.href, { waitUntil: 'load' });
+    const [page] = await Promise.all([w.page.waitForNavigation({ waitUntil: 'load' }), w.page.click('button[value="approve"]')]);
+    expect(page?.status()).toBe(403);
+    expect(await w.page.content()).toContain('Access not allowed');
+    expectPageProtections(page);
+    await w.page.click('button[value="return"]');
+    const returned = await waitForRedirect(w, refusedTarget.hits, 'Return to the application');
+    expect(returned.searchParams.get('error')).toBe('access_denied');
+    expect(returned.searchParams.get('state')).toBe(refused.state);
+    expect(w.cspViolations).toEqual([]);
   });
 });
