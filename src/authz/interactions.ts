@@ -23,6 +23,7 @@ import type { UpstreamProfile } from '../upstream/profile.js';
 import { loadAccount, saveAccount } from './accounts.js';
 import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, type Approval } from './consent.js';
 import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
+import { upstreamFormTarget } from './form-targets.js';
 import { messagePage, sendPage } from './html.js';
 import { checkPolicy } from './policy.js';
 import type { ProviderHost } from './provider-host.js';
@@ -59,9 +60,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     return details;
   };
   const redirectOf = (details: Details | undefined) => (details ? String(details.params.redirect_uri ?? '') : undefined);
-  /** Where Approve sends the person: the IdP's authorization origin (start() only builds a URL; nothing is stored). */
-  const upstreamTarget = (details: Details) =>
-    upstream && details.prompt.name === 'login' ? upstream.start(callbackUrl).then((s) => s.url.origin, () => undefined) : undefined;
+  const upstreamOrigin = upstream ? upstreamFormTarget(upstream, callbackUrl) : undefined;
+  /** Where Approve sends a person who is not signed in yet: the IdP's authorization origin. */
+  const upstreamTarget = (details: Details) => (details.prompt.name === 'login' ? upstreamOrigin?.() : undefined);
 
   const finish = (req: FastifyRequest, reply: FastifyReply, result: InteractionResults, merge = false) =>
     host.provider.interactionFinished(req.raw as IncomingMessage, reply.raw as ServerResponse, result, { mergeWithLastSubmission: merge });

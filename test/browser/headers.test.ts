@@ -3,11 +3,13 @@
  * form-action (html.ts) for every kind of redirect URI and every page with a form, and the CORS answers
  * of the authorization server's endpoints (src/http/cors.ts) for allowed, unlisted and absent origins.
  */
-import { describe, expect, test } from 'vitest';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, onTestFinished, test } from 'vitest';
 import { cspSource, pageHeaders, PAGE_HEADERS } from '../../src/authz/html.js';
 import { corsClassOf } from '../../src/http/cors.js';
 import { startGateway } from '../helpers/gateway.js';
-import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
+import { BrowserDriver, obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { BOB } from '../helpers/upstream-idp.js';
 import { startWorld } from '../authz/setup.js';
 
@@ -59,6 +61,34 @@ describe('page CSP form-action', () => {
     expect(second.lastWalk!.pages).toEqual(['consent']);
     expect(formAction(second.lastWalk!.shown[0]!.headers.get('content-security-policy'))).toEqual(["'self'", 'http://127.0.0.1:49323']);
   });
+});
+
+test('an IdP that does not answer does not hold the consent page: shown within the cap, without the IdP origin', { timeout: 30_000 }, async () => {
+  // Accepts connections and never answers (discovery would wait for its own 10 s timeout).
+  const held: Socket[] = [];
+  const silent = createServer((sock) => void held.push(sock));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  onTestFinished(() => {
+    for (const sock of held) sock.destroy();
+    return new Promise<void>((r) => silent.close(() => r()));
+  });
+  const issuer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const gw = await startGateway({
+    oauth_providers: { myidp: { issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true } },
+    mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
+  });
+  const reg = await fetch(`${gw.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:49324/callback'] }) });
+  const { client_id } = (await reg.json()) as { client_id: string };
+  const authorize = new URL(`${gw.url}/oauth/authorize`);
+  authorize.search = new URLSearchParams({ response_type: 'code', client_id, redirect_uri: 'http://127.0.0.1:49324/callback', scope: 'mcp:tools', resource: `${gw.url}/calc/mcp`, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's' }).toString();
+  const browser = new BrowserDriver();
+  let res = await browser.request(authorize);
+  const started = Date.now();
+  for (let hops = 0; res.status >= 300 && res.status < 400 && hops < 5; hops++) res = await browser.request(new URL(res.headers.get('location')!, gw.url));
+  expect(res.status).toBe(200);
+  expect(await res.text()).toContain('Allow access to Calculator');
+  expect(Date.now() - started).toBeLessThan(8000);
+  expect(formAction(res.headers.get('content-security-policy'))).toEqual(["'self'", 'http://127.0.0.1:49324']);
 });
 
 describe('CORS on the authorization server', () => {
