@@ -133,6 +133,19 @@ describeBrowsers('real-browser sign-in', (name) => {
 
     const who = (await finishAndCallTool(started, code!, target.uri)) as Record<string, string>;
     expect(JSON.stringify(who)).toContain('alice@example.com');
+
+    // Signed in now: a second client gets the consent page (consent prompt) and Approve goes straight
+    // back to that client, without the IdP.
+    const second = await startRedirectTarget();
+    const again = await mcpClientStart(gw, 'calc', second.uri);
+    const consent2 = await w.page.goto(again.authorizationUrl.href, { waitUntil: 'load' });
+    expect(await w.page.content()).toContain('Calculator');
+    expect(expectPageProtections(consent2)).toMatch(new RegExp(`form-action 'self' ${new URL(second.uri).origin};`));
+    await w.page.click('button[value="approve"]');
+    const back = await waitForRedirect(w, second.hits, 'Approve (signed in)');
+    expect(back.searchParams.get('state')).toBe(again.state);
+    expect(back.searchParams.get('code')).toBeTruthy();
+    expect(w.cspViolations).toEqual([]);
   });
 
   test('the development sign-in: consent → the typed name and email → the client redirect URI; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
