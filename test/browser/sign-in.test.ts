@@ -4,7 +4,10 @@
  * referrer headers each page really sends. Chromium applies `form-action` to every redirect that follows a
  * form submission; a policy that does not list the redirect chain's origins stops the sign-in there.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { discoverAuthorizationServerMetadata, discoverOAuthProtectedResourceMetadata, exchangeAuthorization, registerClient, startAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -12,7 +15,9 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { HTTPResponse } from 'puppeteer-core';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, launchBrowser, type RealBrowser, type WatchedPage } from '../helpers/browser.js';
-import { startGateway, type StartedGateway } from '../helpers/gateway.js';
+import { demoConfig, startDemoBackend } from '../../src/demo/demo.js';
+import { createGateway } from '../../src/http/app.js';
+import { freePort, startGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { textOf } from '../helpers/sdk-session.js';
 import { BOB, startUpstreamIdp } from '../helpers/upstream-idp.js';
@@ -30,7 +35,7 @@ async function startRedirectTarget(): Promise<{ uri: string; hits: URL[] }> {
 }
 
 /** Registers (RFC 7591) and starts an authorization exactly as the MCP SDK client does. */
-async function mcpClientStart(gw: StartedGateway, serviceId: string, redirectUri: string) {
+async function mcpClientStart(gw: { url: string }, serviceId: string, redirectUri: string) {
   const mcpUrl = `${gw.url}/${serviceId}/mcp`;
   const prm = await discoverOAuthProtectedResourceMetadata(mcpUrl);
   const authServer = prm.authorization_servers![0]!;
@@ -54,7 +59,7 @@ async function mcpClientStart(gw: StartedGateway, serviceId: string, redirectUri
 type Started = Awaited<ReturnType<typeof mcpClientStart>>;
 
 /** Exchanges the code and calls a tool through the proxy with the access token. */
-async function finishAndCallTool(started: Started, code: string, redirectUri: string): Promise<unknown> {
+async function finishAndCallTool(started: Started, code: string, redirectUri: string): Promise<{ text: string; structured: unknown }> {
   const tokens = await exchangeAuthorization(started.authServer, {
     metadata: started.metadata,
     clientInformation: started.clientInformation,
@@ -67,7 +72,8 @@ async function finishAndCallTool(started: Started, code: string, redirectUri: st
   const client = new Client({ name: 'browser-test', version: '1.0.0' });
   await client.connect(transport);
   onTestFinished(() => client.close());
-  return JSON.parse(textOf(await client.callTool({ name: 'whoami', arguments: {} })));
+  const result = await client.callTool({ name: 'whoami', arguments: {} });
+  return { text: textOf(result), structured: result.structuredContent };
 }
 
 /** Waits for the browser to arrive at the redirect target; the failure message says where it stopped. */
@@ -131,8 +137,8 @@ describeBrowsers('real-browser sign-in', (name) => {
     expect(code).toBeTruthy();
     expect(w.cspViolations).toEqual([]);
 
-    const who = (await finishAndCallTool(started, code!, target.uri)) as Record<string, string>;
-    expect(JSON.stringify(who)).toContain('alice@example.com');
+    const who = await finishAndCallTool(started, code!, target.uri);
+    expect(who.text).toContain('alice@example.com');
 
     // Signed in now: a second client gets the consent page (consent prompt) and Approve goes straight
     // back to that client, without the IdP.
@@ -148,11 +154,21 @@ describeBrowsers('real-browser sign-in', (name) => {
     expect(w.cspViolations).toEqual([]);
   });
 
-  test('the development sign-in: consent → the typed name and email → the client redirect URI; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
-    const backend = await startMcpBackend();
-    const gw = await startGateway({ oauth_providers: { dev: {} }, mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'dev', scopes: ['mcp:tools'] } }, ...BROWSER_GATEWAY_LIMITS });
+  test('the demo\'s development sign-in: consent → the typed name and email → the client redirect URI; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
+    // The demo exactly as `mcp-oauth-gateway demo` configures it (src/demo/demo.ts).
+    const dir = mkdtempSync(join(tmpdir(), 'gw-demo-browser-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const backend = await startDemoBackend();
+    onTestFinished(() => backend.close());
+    const config = demoConfig(backend.url, { port: await freePort(), dataDir: dir });
+    config.logging.level = 'silent';
+    config.limits.shutdown_grace = BROWSER_GATEWAY_LIMITS.limits.shutdown_grace;
+    const demo = await createGateway(config, { silent: true });
+    onTestFinished(() => demo.close());
+    await demo.listen();
+    const gw = { url: config.issuer };
     const target = await startRedirectTarget();
-    const started = await mcpClientStart(gw, 'calc', target.uri);
+    const started = await mcpClientStart(gw, 'demo', target.uri);
 
     const w = await rb.newPage();
     onTestFinished(() => w.close());
@@ -171,8 +187,8 @@ describeBrowsers('real-browser sign-in', (name) => {
     expect(arrived.searchParams.get('iss')).toBe(gw.url);
     expect(w.cspViolations).toEqual([]);
 
-    const who = (await finishAndCallTool(started, arrived.searchParams.get('code')!, target.uri)) as Record<string, string>;
-    expect(JSON.stringify(who)).toContain('ada@example.com');
+    const who = await finishAndCallTool(started, arrived.searchParams.get('code')!, target.uri);
+    expect(who.structured).toMatchObject({ 'x-user-id': 'dev:ada@example.com', 'x-user-name': 'Ada Lovelace' });
   });
 
   test('Deny, and "Return to the application" after a policy refusal, bring the error to the client; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
