@@ -226,4 +226,33 @@ describeBrowsers('real-browser sign-in', (name) => {
     expect(returned.searchParams.get('state')).toBe(refused.state);
     expect(w.cspViolations).toEqual([]);
   });
+
+  test('a custom-scheme redirect URI (cursor://…): the browser is sent there with the code, not stopped by the CSP', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
+    const gw = await startGateway({ oauth_providers: { dev: {} }, mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', scopes: ['mcp:tools'] } }, ...BROWSER_GATEWAY_LIMITS });
+    const redirectUri = 'cursor://anysphere.cursor-retrieval/oauth/user-calc/callback';
+    const started = await mcpClientStart(gw, 'calc', redirectUri);
+    const w = await rb.newPage();
+    onTestFinished(() => w.close());
+    const sentTo: URL[] = [];
+    const failures: string[] = [];
+    w.page.on('response', (r) => {
+      const location = r.headers()['location'];
+      if (location?.startsWith('cursor:')) sentTo.push(new URL(location));
+    });
+    w.page.on('requestfailed', (r) => void failures.push(`${r.url()} ${r.failure()?.errorText ?? ''}`));
+    await w.page.goto(started.authorizationUrl.href, { waitUntil: 'load' });
+    const [form] = await Promise.all([w.page.waitForNavigation({ waitUntil: 'load' }), w.page.click('button[value="approve"]')]);
+    expect(expectPageProtections(form)).toMatch(/form-action 'self' cursor:;/);
+    await w.page.type('#dev-name', 'Ada Lovelace');
+    await w.page.type('#dev-email', 'ada@example.com');
+    await w.page.click('button[type="submit"]');
+    const deadline = Date.now() + BROWSER_TIMEOUT / 2;
+    // The browser has no handler for cursor: (no editor here): the navigation ends there, aborted.
+    while (!failures.some((f) => /cursor:|UNKNOWN_PROTOCOL|ERR_ABORTED/.test(f)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(sentTo).toHaveLength(1);
+    expect(sentTo[0]!.searchParams.get('state')).toBe(started.state);
+    expect(sentTo[0]!.searchParams.get('code')).toBeTruthy();
+    expect(failures.join('\n')).not.toMatch(/BLOCKED_BY_CSP/);
+    expect(w.cspViolations).toEqual([]);
+  });
 });
