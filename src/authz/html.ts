@@ -47,13 +47,18 @@ export function pageHeaders(formTargets: readonly (string | undefined)[] = []): 
  * A URL as a CSP source expression (CSP 3 §2.3.1): `scheme://host[:port]` for http(s) (CSP ignores the
  * path after a redirect anyway, §6.7.2.9), the scheme alone (`cursor:`) for a custom-scheme redirect URI
  * (RFC 8252 §7.1: it has no host to match). Anything that is not plainly one of these (a host with `;`,
- * `,` or quotes, which the URL parser keeps) is left out rather than risk breaking the header.
+ * `,` or quotes, which the URL parser keeps) is left out rather than risk breaking the header. An IPv6
+ * literal (RFC 8252 §7.3 `http://[::1]:port`) becomes `http://*:port`.
  */
 export function cspSource(url: string): string | undefined {
   const u = URL.parse(url);
   if (!u) return undefined;
   if (u.protocol === 'http:' || u.protocol === 'https:') {
-    return /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/i.test(u.host) ? `${u.protocol}//${u.host}` : undefined;
+    if (/^[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::\d{1,5})?$/i.test(u.host)) return `${u.protocol}//${u.host}`;
+    // CSP host-source grammar has no IPv6 literal: Chromium and Firefox both ignore `http://[::1]:8080`
+    // (as tested). The narrowest source that matches it is the scheme and port with any host.
+    if (/^\[[0-9a-f:.]+\]$/i.test(u.hostname)) return `${u.protocol}//*${u.port ? `:${u.port}` : ''}`;
+    return undefined;
   }
   if (/^(?:javascript|data|blob|file|filesystem|about):$/i.test(u.protocol)) return undefined;
   return /^[a-z][a-z0-9+.-]*:$/i.test(u.protocol) ? u.protocol.toLowerCase() : undefined;

@@ -20,7 +20,9 @@ describe('page CSP form-action', () => {
     expect(cspSource('http://127.0.0.1:33418/callback?x=1')).toBe('http://127.0.0.1:33418');
     expect(cspSource('https://App.Example.com:443/cb')).toBe('https://app.example.com');
     expect(cspSource('http://localhost/callback')).toBe('http://localhost');
-    expect(cspSource('http://[::1]:8080/cb')).toBe('http://[::1]:8080');
+    // CSP cannot name an IPv6 literal (both browsers ignore such a source): scheme and port, any host.
+    expect(cspSource('http://[::1]:8080/cb')).toBe('http://*:8080');
+    expect(cspSource('http://[::1]/cb')).toBe('http://*');
     expect(cspSource('cursor://anysphere.cursor-retrieval/oauth/callback')).toBe('cursor:');
     expect(cspSource('com.example.app:/oauth2redirect')).toBe('com.example.app:');
     // The URL parser keeps these characters in a host; in a CSP header they would end or split the directive.

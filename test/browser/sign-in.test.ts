@@ -23,15 +23,16 @@ import { textOf } from '../helpers/sdk-session.js';
 import { BOB, startUpstreamIdp } from '../helpers/upstream-idp.js';
 
 /** The client's redirect target: a loopback http server (RFC 8252 §7.3) that records what it received. */
-async function startRedirectTarget(): Promise<{ uri: string; hits: URL[] }> {
+async function startRedirectTarget(host = '127.0.0.1'): Promise<{ uri: string; hits: URL[] }> {
   const hits: URL[] = [];
   const server: Server = createServer((req, res) => {
     hits.push(new URL(req.url ?? '/', 'http://127.0.0.1'));
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Signed in</title><p>You can close this window.</p>');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
   onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
-  return { uri: `http://127.0.0.1:${(server.address() as AddressInfo).port}/callback`, hits };
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return { uri: `http://${shown}:${(server.address() as AddressInfo).port}/callback`, hits };
 }
 
 /** Registers (RFC 7591) and starts an authorization exactly as the MCP SDK client does. */
@@ -253,6 +254,30 @@ describeBrowsers('real-browser sign-in', (name) => {
     expect(sentTo[0]!.searchParams.get('state')).toBe(started.state);
     expect(sentTo[0]!.searchParams.get('code')).toBeTruthy();
     expect(failures.join('\n')).not.toMatch(/BLOCKED_BY_CSP/);
+    expect(w.cspViolations).toEqual([]);
+  });
+
+  test('an IPv6 loopback redirect URI (http://[::1]:port, RFC 8252 §7.3) is reached; no CSP violation', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
+    let target: Awaited<ReturnType<typeof startRedirectTarget>>;
+    try {
+      target = await startRedirectTarget('::1');
+    } catch (err) {
+      console.warn(`SKIPPED the IPv6 redirect URI test in ${name}: this machine cannot listen on [::1] (${(err as Error).message})`);
+      return;
+    }
+    const gw = await startGateway({ oauth_providers: { dev: {} }, mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', scopes: ['mcp:tools'] } }, ...BROWSER_GATEWAY_LIMITS });
+    const started = await mcpClientStart(gw, 'calc', target.uri);
+    const w = await rb.newPage();
+    onTestFinished(() => w.close());
+    await w.page.goto(started.authorizationUrl.href, { waitUntil: 'load' });
+    const [form] = await Promise.all([w.page.waitForNavigation({ waitUntil: 'load' }), w.page.click('button[value="approve"]')]);
+    expect(form?.headers()['content-security-policy']).toMatch(new RegExp(`form-action 'self' http://\\*:${new URL(target.uri).port};`));
+    await w.page.type('#dev-name', 'Ada Lovelace');
+    await w.page.type('#dev-email', 'ada@example.com');
+    await w.page.click('button[type="submit"]');
+    const arrived = await waitForRedirect(w, target.hits, 'Development sign-in (IPv6 redirect URI)');
+    expect(arrived.searchParams.get('state')).toBe(started.state);
+    expect(arrived.searchParams.get('code')).toBeTruthy();
     expect(w.cspViolations).toEqual([]);
   });
 });
