@@ -305,14 +305,14 @@ export const configSchema = z
     rate_limits: z
       .object({
         enabled: boolFrom().default(true).describe('Apply the rate limits below (`false` disables all). Over a limit: 429 with `Retry-After` and `{"error":"too_many_requests"}`.'),
-        register_per_minute: intFrom(1, 1_000_000).default(20).describe('Requests to `/oauth/register` per client IP per minute.'),
-        token_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic.'),
-        authorize_per_minute: intFrom(1, 1_000_000).default(120).describe('Requests to `/oauth/authorize` per client IP per minute.'),
-        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens (401 at the proxy) per client IP per minute; past it the IP gets 429 until the minute ends.'),
+        register_per_minute: intFrom(1, 1_000_000).default(200).describe('Requests to `/oauth/register` per client IP per minute. Default 200: fifty people behind one office NAT address connecting two clients each (one registration per client and server) fit with room for clients that register again.'),
+        token_per_minute: intFrom(1, 1_000_000).default(600).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic. Default 600: a code exchange and refreshes for every client of fifty people in one minute, with room for retries.'),
+        authorize_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/authorize` per client IP per minute (resume URLs are not counted). Default 300: fifty people x two clients, each authorization retried once, with room to spare.'),
+        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens (401 at the proxy) per client IP per minute; past it the IP gets 429 until the minute ends. Default 300: every client of fifty people presenting an expired token a few times.'),
       })
       .strict()
-      .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`.')
-      .default({ enabled: true, register_per_minute: 20, token_per_minute: 300, authorize_per_minute: 120, failed_auth_per_minute: 300 }),
+      .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`: behind a reverse proxy without it, every person counts as the proxy\'s address. The defaults are sized for fifty people behind one NAT address connecting their clients within the same minute (test/http/office-nat.test.ts).')
+      .default({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300 }),
     logging: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().describe('Log level (default `info`, `debug` when `debug: true`).'),
