@@ -165,7 +165,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
       const approved = (details.lastSubmission as { gwApproval?: Approval } | undefined)?.gwApproval;
       const justApproved = approved?.clientId === clientId && approved.resource === resource && scopes.every((s) => approved.scopes.includes(s));
-      if (justApproved || (await consentRemembered(ctx, user, clientId, service.id, scopes))) {
+      // OIDC Core §3.1.2.1: `prompt=consent` asks for consent again, whatever was remembered (P9).
+      const consentRequested = String(details.params.prompt ?? '').split(' ').includes('consent');
+      if (justApproved || (!consentRequested && (await consentRemembered(ctx, user, clientId, service.id, scopes)))) {
         if (justApproved) await rememberConsent(ctx, user, clientId, service.id, scopes);
         return grantConsent(req, reply, details, user);
       }

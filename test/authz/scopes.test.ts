@@ -130,3 +130,23 @@ describe('P1: one resource per authorization', () => {
     expect(gidOf(String(token.json.access_token))).toBeTruthy();
   });
 });
+
+describe('P9: prompt=consent', () => {
+  test('P9: prompt=consent shows the consent page although consent is remembered; without it no page', async () => {
+    const { gw } = await securityWorld({}, {}, services);
+    const clientId = String((await register(gw.url)).json.client_id);
+    const browser = new BrowserDriver();
+    const first = await browser.walk(new URL(authorizeUrl(gw.url, { client_id: clientId })), REDIRECT);
+    expect(first.pages).toEqual(['consent']);
+    const remembered = await browser.walk(new URL(authorizeUrl(gw.url, { client_id: clientId })), REDIRECT);
+    expect(remembered.pages).toEqual([]);
+    expect(remembered.redirect?.searchParams.get('code')).toBeTruthy();
+    const forced = await browser.walk(new URL(authorizeUrl(gw.url, { client_id: clientId, prompt: 'consent' })), REDIRECT);
+    expect(forced.pages).toEqual(['consent']);
+    expect(forced.redirect?.searchParams.get('code')).toBeTruthy();
+    browser.consent = 'deny';
+    const denied = await browser.walk(new URL(authorizeUrl(gw.url, { client_id: clientId, prompt: 'consent' })), REDIRECT);
+    expect(denied.pages).toEqual(['consent']);
+    expect(denied.redirect?.searchParams.get('error')).toBe('access_denied');
+  });
+});
