@@ -22,9 +22,9 @@ const PROVIDER_BODY_LIMIT = 56 * 1024;
 
 const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD'];
 
-/** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume) and `/oauth/register/:id`. */
+/** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume), `/oauth/register/:id` and `/oauth/logout/confirm`. */
 function providerPaths(ctx: GatewayContext): string[] {
-  const paths: string[] = [ROUTES.authorization, `${ROUTES.authorization}/*`, ROUTES.token, ROUTES.revocation, ROUTES.introspection, ROUTES.jwks];
+  const paths: string[] = [ROUTES.authorization, `${ROUTES.authorization}/*`, ROUTES.token, ROUTES.revocation, ROUTES.introspection, ROUTES.jwks, ROUTES.end_session, `${ROUTES.end_session}/*`];
   // POST /oauth/register is checked first (registration.ts); RFC 7592 reads go straight through.
   if (ctx.config.registration.mode !== 'off') paths.push(`${ROUTES.registration}/*`);
   return paths;

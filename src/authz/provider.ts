@@ -75,6 +75,22 @@ function renderError(koa: KoaContextWithOIDC, out: { error: string; error_descri
   koa.body = page('Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
 }
 
+/** The sign-out confirmation (oidc-provider supplies `form`: its own CSRF-protected form, no script). */
+async function logoutSource(koa: KoaContextWithOIDC, form: string): Promise<void> {
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
+  koa.type = 'html';
+  koa.body = page(
+    'Sign out',
+    `<h1>Sign out of this gateway?</h1><p>Applications you connected keep their access until you revoke it; the next sign-in goes through your identity provider again.</p>${form}<div class="actions"><button class="primary" autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button><button type="submit" form="op.logoutForm">Stay signed in</button></div>`,
+  );
+}
+
+async function postLogoutSuccessSource(koa: KoaContextWithOIDC): Promise<void> {
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
+  koa.type = 'html';
+  koa.body = page('Signed out', '<h1>Signed out</h1><p>You are signed out of this gateway. You can close this window.</p>');
+}
+
 /** RFC 8707 §2.2 at the refresh grant: `resource`, when sent, must be one the grant was issued for. */
 function assertRefreshResource(koa: KoaContextWithOIDC): void {
   const requested = koa.oidc.params?.resource as unknown;
@@ -122,7 +138,8 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
       AuthorizationCode: tokens.authorization_code_ttl,
       RefreshToken: tokens.refresh_token_ttl,
       Grant: tokens.grant_ttl,
-      Session: tokens.grant_ttl,
+      // P10: the browser session (and so the age of the profile policies check at sign-in) is bounded.
+      Session: tokens.session_ttl,
       Interaction: 900,
       IdToken: 3600,
     },
@@ -149,7 +166,10 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
         allowedPolicy: async (_koa, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: false },
-      rpInitiatedLogout: { enabled: false },
+      // P10: sign-out of the gateway's browser session at /oauth/logout (OIDC RP-Initiated Logout). Grants
+      // do not expire with the session (expiresWithSession: false), so MCP clients keep working; the next
+      // authorization sends the person through the upstream identity provider again.
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       pushedAuthorizationRequests: { enabled: false },
       claimsParameter: { enabled: false },
       resourceIndicators: resourceIndicatorsFeature(ctx),

@@ -252,7 +252,7 @@ export const configSchema = z
     previous_session_secrets: z
       .array(z.string().min(1))
       .default([])
-      .describe('Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.grant_ttl` to keep sign-in sessions; then remove it.'),
+      .describe('Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.session_ttl` to keep sign-in sessions; then remove it.'),
     debug: boolFrom().default(false).describe('Development mode: verbose logs, weak secrets allowed.'),
     trust_proxy: z
       // The hop count comes first: boolFrom() would read 1 as `true` (trust every hop).
@@ -270,10 +270,11 @@ export const configSchema = z
         refresh_token_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Refresh token lifetime in seconds (default 30 days).'),
         authorization_code_ttl: intFrom(10, 600).default(60).describe('Authorization code lifetime in seconds.'),
         grant_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Lifetime of a grant (and of the remembered consent) in seconds.'),
+        session_ttl: intFrom(60, 31_536_000).default(43_200).describe('Lifetime of the sign-in session in the person\'s browser (the gateway cookie), in seconds. Default 12 hours: a working day. After it, the next authorization sends the person through the upstream identity provider again, so the profile that access policies check at sign-in (groups, email) is never older than this. Clients keep their grants; sign out at `/oauth/logout`.'),
         key_rotation_grace: intFrom(0, 604_800).default(3600).describe('Seconds a newly rotated signing key is published before it signs tokens.'),
       })
       .strict()
-      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, key_rotation_grace: 3600 }),
+      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, session_ttl: 43_200, key_rotation_grace: 3600 }),
     registration: z
       .object({
         mode: z.enum(['open', 'off', 'token']).default('open').describe('Dynamic Client Registration: `open`, `off`, or `token` (requires `initial_access_token`).'),
