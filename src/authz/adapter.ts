@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { MAX_KEY_LENGTH, type Store } from '../storage/store.js';
+import { HANDLE_PREFIX } from './structured-tokens.js';
 
 export interface AdapterHooks {
   /** Called once per grant revocation (code replay, refresh-token reuse, RFC 7009, operator). */
@@ -17,6 +18,8 @@ export interface AdapterHooks {
   clientTtlSeconds: number;
   /** Whether a grant is already revoked (the RevocationList): records of such a grant are never written. */
   isGrantRevoked?(grantId: string): boolean;
+  /** The record of a wrapped JWT access token at revocation/introspection (structured-tokens.ts). */
+  structuredAccessToken?(handle: string): Promise<AdapterPayload | undefined>;
 }
 
 const key = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -100,6 +103,7 @@ export class StoreAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    if (this.model === 'AccessToken' && this.hooks.structuredAccessToken && id.startsWith(HANDLE_PREFIX)) return this.hooks.structuredAccessToken(id);
     const rec = await this.store.get<AdapterPayload>(await this.#locate(id));
     if (!rec) return undefined;
     const value = this.#hashed ? { ...rec.value, jti: id } : rec.value;

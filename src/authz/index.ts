@@ -12,6 +12,8 @@ import { registerMetadataRoutes } from './metadata.js';
 import { ROUTES } from './provider.js';
 import { ProviderHost } from './provider-host.js';
 import { registrationHandler } from './registration.js';
+import { readBody, replayWithBody } from './replay.js';
+import { wrapStructuredToken } from './structured-tokens.js';
 
 export { rotateSigningKey } from './key-rotation.js';
 export { buildBearerChallenge } from './challenge.js';
@@ -30,6 +32,23 @@ function providerPaths(ctx: GatewayContext): string[] {
   return paths;
 }
 
+/** The endpoints where a JWT access token is wrapped for oidc-provider (structured-tokens.ts, P4). */
+const TOKEN_LOOKUP_PATHS = new Set<string>([ROUTES.revocation, ROUTES.introspection]);
+
+/**
+ * RFC 7009 / RFC 7662 form posts carrying a JWT `token`: replayed with the token wrapped; other requests
+ * as they are. Undefined: the (undeclared, chunked) body is over oidc-provider's limit.
+ */
+async function withStructuredToken(req: FastifyRequest): Promise<IncomingMessage | undefined> {
+  const path = req.url.split('?', 1)[0]!;
+  if (req.method !== 'POST' || !TOKEN_LOOKUP_PATHS.has(path) || !String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return req.raw;
+  const body = await readBody(req.raw, PROVIDER_BODY_LIMIT);
+  if (body === undefined) return undefined;
+  const params = new URLSearchParams(body.toString('utf8'));
+  if (!wrapStructuredToken(params)) return replayWithBody(req.raw, body, String(req.headers['content-type']));
+  return replayWithBody(req.raw, Buffer.from(params.toString(), 'utf8'), String(req.headers['content-type']));
+}
+
 const urlEncoded = (_req: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => {
   done(null, Object.fromEntries(new URLSearchParams(body)));
 };
@@ -43,12 +62,12 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
     // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse
     // the request body". A declared oversized body is refused up front with the right status, unread.
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > PROVIDER_BODY_LIMIT) {
-      return reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
-    }
+    const tooLarge = () => reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
+    if (Number(req.headers['content-length'] ?? 0) > PROVIDER_BODY_LIMIT) return tooLarge();
+    const raw = await withStructuredToken(req);
+    if (raw === undefined) return tooLarge();
     reply.hijack();
-    await host.callback(req.raw, reply.raw);
+    await host.callback(raw, reply.raw);
   };
   for (const url of providerPaths(ctx)) {
     app.route({ method: METHODS, url, onRequest: handOver, handler: async () => undefined });

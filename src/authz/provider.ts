@@ -11,6 +11,7 @@ import { createAdapterFactory } from './adapter.js';
 import { cimdFeature, cimdTesting } from './cimd.js';
 import { escapeHtml, page, PAGE_HEADERS } from './html.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
+import { structuredAccessToken } from './structured-tokens.js';
 
 export const ROUTES = {
   authorization: '/oauth/authorize',
@@ -104,7 +105,12 @@ function assertRefreshResource(koa: KoaContextWithOIDC): void {
 export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Configuration {
   const { tokens, registration } = ctx.config;
   return {
-    adapter: createAdapterFactory(ctx.store, { onGrantRevoked, clientTtlSeconds: registration.client_ttl, isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid) }),
+    adapter: createAdapterFactory(ctx.store, {
+      onGrantRevoked,
+      clientTtlSeconds: registration.client_ttl,
+      isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid),
+      structuredAccessToken: (handle) => structuredAccessToken(ctx, handle),
+    }),
     clients: staticClients(ctx),
     clientDefaults: CLIENT_DEFAULTS,
     clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],

@@ -5,8 +5,9 @@
  * - OAuth 2.1 §2.3.1 / RFC 8252 §8.3: plain `http` redirect URIs only on loopback hosts, whatever the
  *   `application_type` (oidc-provider allows http for `web` clients).
  */
-import { IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { replayWithBody } from './replay.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
@@ -48,28 +49,9 @@ export function normaliseRegistration(body: unknown): RegistrationCheck {
   return { ok: true, body: out };
 }
 
-/**
- * The normalised body as a fresh, unread request: oidc-provider reads and parses the body itself when
- * the stream is readable (fastify has consumed the original one), so it never falls back to a
- * pre-parsed `req.body` (and never prints its "already parsed request body" warning).
- */
+/** The normalised body as a fresh, unread request for oidc-provider (replay.ts). */
 export function replayRequest(original: IncomingMessage, body: Record<string, unknown>): IncomingMessage {
-  const payload = Buffer.from(JSON.stringify(body), 'utf8');
-  const replay = new IncomingMessage(original.socket);
-  replay.method = original.method;
-  replay.url = original.url;
-  replay.httpVersion = original.httpVersion;
-  replay.httpVersionMajor = original.httpVersionMajor;
-  replay.httpVersionMinor = original.httpVersionMinor;
-  const headers = { ...original.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(payload.length) };
-  delete headers['transfer-encoding'];
-  replay.headers = headers;
-  replay.rawHeaders = Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, String(v)]));
-  // `complete`: the replay is a whole message; an incomplete IncomingMessage destroys its socket on end.
-  replay.complete = true;
-  replay.push(payload);
-  replay.push(null);
-  return replay;
+  return replayWithBody(original, Buffer.from(JSON.stringify(body), 'utf8'), 'application/json; charset=utf-8');
 }
 
 /** fastify handler for POST /oauth/register: checks, then hands the normalised body to the provider. */
