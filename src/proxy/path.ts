@@ -36,6 +36,8 @@ export function backendTarget(url: URL): BackendTarget {
   return { path, basePath, baseQuery, baseNames: names.size ? names : undefined, plain: path + (baseQuery ? `?${baseQuery}` : '') };
 }
 
+const NEEDS_NORMALISING = /[%+[. ]/;
+
 /** `&`, and `;` which some parsers (older Python, some Java servlet containers) also split on. */
 const PAIR_SEPARATOR = /[&;]/;
 
@@ -47,7 +49,10 @@ const PAIR_SEPARATOR = /[&;]/;
  */
 export function paramName(pair: string): string {
   const eq = pair.indexOf('=');
-  let name = (eq < 0 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ');
+  let name = eq < 0 ? pair : pair.slice(0, eq);
+  // Common case (a plain name): nothing to decode or cut, only the case to fold.
+  if (!NEEDS_NORMALISING.test(name)) return name.toLowerCase();
+  name = name.replace(/\+/g, ' ');
   if (name.includes('%')) {
     try {
       name = decodeURIComponent(name);
@@ -87,6 +92,21 @@ function reservedParam(name: string): ProxyError {
   };
 }
 
+/** The first parameter of `query` whose name is one of `names`, without splitting the query into an array. */
+function reservedIn(query: string, names: ReadonlySet<string>): string | undefined {
+  let start = 0;
+  while (start <= query.length) {
+    let end = start;
+    while (end < query.length && query.charCodeAt(end) !== 38 /* & */ && query.charCodeAt(end) !== 59 /* ; */) end++;
+    if (end > start) {
+      const name = paramName(query.slice(start, end));
+      if (names.has(name)) return name;
+    }
+    start = end + 1;
+  }
+  return undefined;
+}
+
 /**
  * RFC 9112 §3.2.2 absolute-form → the path (and query) of its origin-form, as find-my-way routes it:
  * `http(s)://authority/path?query` → `/path?query`. Undefined for anything else.
@@ -123,9 +143,8 @@ export function upstreamTarget(target: BackendTarget, rawUrl: string): string | 
   if (rest === '' && query === '') return target.plain;
   if (rest !== '' && isUnsafeSubPath(rest)) return UNSAFE_PATH;
   if (query !== '' && target.baseNames !== undefined) {
-    for (const pair of query.split(PAIR_SEPARATOR)) {
-      if (pair && target.baseNames.has(paramName(pair))) return reservedParam(paramName(pair));
-    }
+    const clash = reservedIn(query, target.baseNames);
+    if (clash !== undefined) return reservedParam(clash);
   }
   const fullPath = rest === '' ? target.path : target.basePath + rest;
   const fullQuery = target.baseQuery && query ? `${target.baseQuery}&${query}` : target.baseQuery || query;
