@@ -24,6 +24,8 @@ export interface BackendTarget {
   baseNames: ReadonlySet<string> | undefined;
   /** `path` plus `?baseQuery`: the target of a request without sub-path or query. */
   plain: string;
+  /** Backend `host[:port]`, to recognise the backend's own address in a `Location`. */
+  host: string;
 }
 
 export function backendTarget(url: URL): BackendTarget {
@@ -33,7 +35,7 @@ export function backendTarget(url: URL): BackendTarget {
   const names = new Set<string>();
   if (baseQuery) for (const pair of baseQuery.split(PAIR_SEPARATOR)) if (pair) names.add(paramName(pair));
   names.delete('');
-  return { path, basePath, baseQuery, baseNames: names.size ? names : undefined, plain: path + (baseQuery ? `?${baseQuery}` : '') };
+  return { path, basePath, baseQuery, baseNames: names.size ? names : undefined, plain: path + (baseQuery ? `?${baseQuery}` : ''), host: url.host };
 }
 
 const NEEDS_NORMALISING = /[%+[. ]/;
@@ -153,15 +155,17 @@ export function upstreamTarget(target: BackendTarget, rawUrl: string): string | 
 
 /**
  * The `Location` of a backend response as the client must see it (issue 12 P8). A value that resolves
- * (against the backend request URL) to the backend's origin is rewritten to the gateway's public URL of
- * the service: `{canonicalUri}{sub-path}{query without the operator's parameters}`. A value on another
- * origin is relayed unchanged. Undefined when it points at the backend outside the service's path: the
- * gateway publishes no URL for it, and relaying it would reveal the internal address.
+ * (against the backend request URL) to the backend's host and port is rewritten to the gateway's public
+ * URL of the service: `{canonicalUri}{sub-path}{query without the operator's parameters}`. The scheme is
+ * not compared: a backend that trusts the gateway's `X-Forwarded-Proto: https` (uvicorn does, from
+ * loopback) builds `https://127.0.0.1:3001/...` for itself. A value on another host is relayed unchanged.
+ * Undefined when it points at the backend outside the service's path: the gateway publishes no URL for
+ * it, and relaying it would reveal the internal address.
  */
 export function publicLocation(target: BackendTarget, origin: string, requestPath: string, publicUrl: string, location: string): string | undefined {
   const u = URL.parse(location, origin + requestPath);
   if (u === null) return undefined;
-  if (u.origin !== origin) return location;
+  if (u.host !== target.host) return location;
   const p = u.pathname;
   let rest: string;
   if (p === target.path || p === target.basePath) rest = '';

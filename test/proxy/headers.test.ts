@@ -160,7 +160,9 @@ describe('backend target', () => {
     expect(at('/mcp/a/b?tenant=1&z=2#f')).toBe('https://gw/svc/mcp/a/b?z=2#f');
     expect(at('y?tenant=1')).toBe('https://gw/svc/mcp/y');
     expect(at('//elsewhere.example/mcp')).toBe('//elsewhere.example/mcp');
-    expect(at('https://b:1/mcp')).toBe('https://b:1/mcp');
+    // The backend's own address under another scheme (it trusted X-Forwarded-Proto) is still the backend.
+    expect(at('https://b:1/mcp/z')).toBe('https://gw/svc/mcp/z');
+    expect(at('https://b:2/mcp')).toBe('https://b:2/mcp');
     expect(at('http://b:1/mcpx')).toBeUndefined();
     expect(at('http://b:1/')).toBeUndefined();
     expect(at('/mcp/x', backendTarget(new URL('http://b:1/')))).toBe('https://gw/svc/mcp/mcp/x');
