@@ -5,6 +5,7 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
+import { serviceForResource } from './resource-servers.js';
 
 interface RevokedToken {
   kind: string;
@@ -16,8 +17,19 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   provider.on('grant.success', (koa: KoaContextWithOIDC) => {
     const grantType = String(koa.oidc.params?.grant_type ?? 'unknown');
     ctx.metrics.tokensIssued.inc({ grant_type: grantType });
-    const at = koa.oidc.entities.AccessToken;
-    ctx.audit.emit('token.issued', { grant_type: grantType, client_id: koa.oidc.client?.clientId, user: at?.accountId, grant_id: at?.grantId });
+    const at = koa.oidc.entities.AccessToken as (typeof koa.oidc.entities.AccessToken & { aud?: unknown; scope?: unknown }) | undefined;
+    // The service is the token's audience (exactly one, RFC 8707), named by its id as in every other
+    // event (issue 12 P13); the scope granted with it. Identifiers only: never the token.
+    const aud = Array.isArray(at?.aud) ? at.aud[0] : at?.aud;
+    const service = typeof aud === 'string' ? (serviceForResource(ctx, aud)?.id ?? aud) : undefined;
+    ctx.audit.emit('token.issued', {
+      grant_type: grantType,
+      client_id: koa.oidc.client?.clientId,
+      user: at?.accountId,
+      grant_id: at?.grantId,
+      service,
+      scope: typeof at?.scope === 'string' ? at.scope : undefined,
+    });
   });
   // oidc-provider's InvalidGrant carries the reason in `error_detail` (the response says only invalid_grant);
   // sequential reuse (refresh_token.js) and a lost concurrent race (adapter.ts) use the same text.

@@ -32,9 +32,29 @@ function depthExceeds(value: unknown, max: number): boolean {
   return false;
 }
 
+/**
+ * Control characters in a client name (issue 12 P6): C0 (CR, LF, NUL, ESC, …), DEL, C1, and the Unicode
+ * line and paragraph separators. They forge table rows and terminal escapes where names are printed and
+ * are never part of a name. Bidi controls are allowed (right-to-left names) and neutralised where shown.
+ */
+// eslint-disable-next-line no-control-regex
+const NAME_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+function clientNameProblem(body: Record<string, unknown>): string | undefined {
+  for (const key of Object.keys(body)) {
+    // RFC 7591 §2.2: `client_name#<language tag>` variants are names too.
+    if (key !== 'client_name' && !key.startsWith('client_name#')) continue;
+    const v = body[key];
+    if (typeof v === 'string' && NAME_CONTROL.test(v)) return `${key} must not contain control characters (CR, LF, NUL, ESC, other C0/C1 controls, U+2028/U+2029)`;
+  }
+  return undefined;
+}
+
 export function normaliseRegistration(body: unknown): RegistrationCheck {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, error: 'invalid_client_metadata', description: 'the registration request must be a JSON object' };
   if (depthExceeds(body, MAX_DEPTH)) return { ok: false, error: 'invalid_client_metadata', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
+  const nameProblem = clientNameProblem(body as Record<string, unknown>);
+  if (nameProblem) return { ok: false, error: 'invalid_client_metadata', description: nameProblem };
   const out = { ...(body as Record<string, unknown>) };
   out.token_endpoint_auth_method ??= 'none';
   const uris = out.redirect_uris;

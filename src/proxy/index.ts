@@ -29,7 +29,6 @@ const E = {
   unknownService: { status: 404, error: 'gw_err_backend_unknown', description: 'Unknown MCP service', rpcCode: RPC.GATEWAY },
   origin: { status: 403, error: 'gw_err_origin_forbidden', description: 'Origin not allowed', rpcCode: RPC.GATEWAY },
   method: { status: 405, error: 'method_not_allowed', description: 'Method not allowed', rpcCode: RPC.GATEWAY, headers: { allow: ALLOW } },
-  badPath: { status: 400, error: 'invalid_request', description: 'Invalid path', rpcCode: RPC.INVALID_REQUEST },
   overloaded: { status: 503, error: 'gw_err_overloaded', description: 'The service is busy, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '1' } },
   revocationUnavailable: { status: 503, error: 'temporarily_unavailable', description: 'Token status cannot be checked right now, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
   storeUnavailable: { status: 503, error: 'gw_err_store_unavailable', description: 'Storage is unavailable, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
@@ -105,7 +104,7 @@ export class McpProxy {
     if (!PROXIED_METHODS.has(method)) return this.#fail(ex, E.method);
 
     const path = upstreamTarget(state.target, request.raw.url ?? '/');
-    if (path === undefined) return this.#fail(ex, E.badPath);
+    if (typeof path !== 'string') return this.#fail(ex, path);
 
     let entry: TokenEntry | undefined;
     if (state.service.authRequired) {
@@ -117,8 +116,8 @@ export class McpProxy {
     if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
 
     const sessionId = single(headers['mcp-session-id']);
-    if (entry !== undefined && sessionId !== undefined) {
-      if (!(await this.#checkSession(ex, sessionId, entry.user.id))) return;
+    if (sessionId !== undefined && (entry !== undefined || state.checkAnonymousSessions)) {
+      if (!(await this.#checkSession(ex, sessionId, entry?.user.id))) return;
     }
 
     // checkLimits: declared size up front (the stream itself is counted when chunked), then concurrency.
@@ -244,11 +243,14 @@ export class McpProxy {
     return false;
   }
 
-  /** checkSession: a bound legacy session may only be used by its owner (404, never reaching the backend). */
-  async #checkSession(ex: Exchange, sessionId: string, userId: string): Promise<boolean> {
+  /**
+   * checkSession: a bound legacy session may only be used by its owner, through any route to its backend
+   * (404, never reaching the backend). `userId` undefined: an anonymous caller, refused any bound id.
+   */
+  async #checkSession(ex: Exchange, sessionId: string, userId: string | undefined): Promise<boolean> {
     let verdict;
     try {
-      verdict = await this.#sessions.check(ex.state.id, sessionId, userId);
+      verdict = await this.#sessions.check(ex.state.sessionScope, sessionId, userId);
     } catch (err) {
       this.ctx.log.error({ service: ex.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding lookup failed');
       this.#fail(ex, E.storeUnavailable);
@@ -264,8 +266,8 @@ export class McpProxy {
 
   /** After the backend answered: bind a new session id to the user, or drop the binding of a deleted one. */
   #trackSession(state: ServiceState, userId: string, method: string, status: number, requested: string | undefined, returned: string | string[] | undefined): Promise<void> | undefined {
-    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#sessions.bind(state.id, returned, userId);
-    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) return this.#sessions.unbind(state.id, requested);
+    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#sessions.bind(state.sessionScope, returned, userId);
+    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) return this.#sessions.unbind(state.sessionScope, requested);
     return undefined;
   }
 
