@@ -28,8 +28,8 @@ export interface GatewayContext {
   /** Whether storage is usable right now (src/http/availability.ts). */
   availability: StorageMonitor;
   /**
-   * Rate limits (src/http/rate-limit.ts). The proxy's failed-authentication limit is applied by a global
-   * hook; `limits.blockedFor(ip)` / `limits.failedAuth(ip)` are there for code that wants to do it inline.
+   * Rate limits (src/http/rate-limit.ts). The OAuth endpoints are limited by a global hook; the proxy
+   * applies the failed-authentication limit itself where it rejects a token (`blockedFor`, `failedAuth`).
    */
   limits: RateLimits;
 }

@@ -309,11 +309,12 @@ export const configSchema = z
         register_per_minute: intFrom(1, 1_000_000).default(200).describe('Requests to `/oauth/register` per client IP per minute. Default 200: fifty people behind one office NAT address connecting two clients each (one registration per client and server) fit with room for clients that register again.'),
         token_per_minute: intFrom(1, 1_000_000).default(600).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic. Default 600: a code exchange and refreshes for every client of fifty people in one minute, with room for retries.'),
         authorize_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/authorize` per client IP per minute (resume URLs are not counted). Default 300: fifty people x two clients, each authorization retried once, with room to spare.'),
-        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens (401 at the proxy) per client IP per minute; past it the IP gets 429 until the minute ends. Default 300: every client of fifty people presenting an expired token a few times.'),
+        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens at the proxy per client IP per minute; past it, further REJECTED tokens from that IP get 429 instead of 401 until the minute ends (valid tokens, requests without a token and public services are never refused by it). Default 300: every client of fifty people presenting an expired token a few times.'),
+        failed_auth_per_token_per_minute: intFrom(1, 1_000_000).default(60).describe('Rejections of one and the same bearer token per minute (a client looping on a stale token); past it that token gets 429 instead of 401 until the minute ends. Default 60: one a second.'),
       })
       .strict()
       .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`: behind a reverse proxy without it, every person counts as the proxy\'s address. The defaults are sized for fifty people behind one NAT address connecting their clients within the same minute (test/http/office-nat.test.ts).')
-      .default({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300 }),
+      .default({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300, failed_auth_per_token_per_minute: 60 }),
     logging: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().describe('Log level (default `info`, `debug` when `debug: true`).'),

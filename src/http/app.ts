@@ -103,7 +103,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     registerErrorHandling(app);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.
     registerAvailabilityGuard(app, availability);
-    registerRateLimits(app, limits, ctx.services);
+    registerRateLimits(app, limits, { trustProxy: config.trust_proxy });
     registerOperationalRoutes(app, ctx);
     await registerAuthorizationServer(app, ctx);
     await registerProxy(app, ctx);

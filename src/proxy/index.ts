@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
-import { AccessTokenVerifier, parseBearer, type TokenEntry } from './access-token.js';
+import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry } from './access-token.js';
 import { BODY_TOO_LARGE, forward } from './forward.js';
 import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
@@ -108,7 +108,7 @@ export class McpProxy {
 
     let entry: TokenEntry | undefined;
     if (state.service.authRequired) {
-      entry = await this.#authenticate(ex, headers.authorization);
+      entry = await this.#authenticate(ex, headers.authorization, request);
       if (entry === undefined) return;
       if (!this.#checkAccess(ex, entry)) return;
     }
@@ -165,7 +165,7 @@ export class McpProxy {
   }
 
   /** authenticate: Bearer → verified token entry, or a 401/503 already written. */
-  async #authenticate(ex: Exchange, authorization: string | undefined): Promise<TokenEntry | undefined> {
+  async #authenticate(ex: Exchange, authorization: string | undefined, request: FastifyRequest): Promise<TokenEntry | undefined> {
     const { state } = ex;
     const parsed = parseBearer(authorization);
     if (parsed.kind === 'absent') {
@@ -174,9 +174,9 @@ export class McpProxy {
       this.#fail(ex, { status: 401, error: 'invalid_request', description: 'Authentication required', rpcCode: RPC.AUTH, headers: { 'www-authenticate': state.challenges.missing } });
       return undefined;
     }
-    if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed');
+    if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed', request, authorization ?? '');
     const result = await this.#tokens.verify(parsed.token, state);
-    if (!result.ok) return this.#invalidToken(ex, result.reason);
+    if (!result.ok) return this.#invalidToken(ex, result.reason, request, parsed.token);
     const entry = result.entry;
     // Revocation: a synchronous in-memory lookup fed by storage polling (src/authz/revocation.ts).
     if (!this.ctx.revocations.healthy && this.#failClosed) {
@@ -186,13 +186,26 @@ export class McpProxy {
     }
     if (this.ctx.revocations.isRevoked(entry.user.grantId)) {
       this.#tokens.forget(parsed.token);
-      return this.#invalidToken(ex, 'revoked');
+      return this.#invalidToken(ex, 'revoked', request, parsed.token);
     }
     return entry;
   }
 
-  #invalidToken(ex: Exchange, reason: string): undefined {
+  #invalidToken(ex: Exchange, reason: string, request: FastifyRequest, token: string): undefined {
     this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason });
+    // Failed-authentication limits (P5), decided here where the token was rejected: only a rejected token
+    // is ever refused with 429; a valid one from the same address always gets through.
+    const limits = this.ctx.limits;
+    if (limits.enabled) {
+      const ip = request.ip;
+      const fingerprint = tokenFingerprint(token);
+      const wait = limits.blockedFor(ip, fingerprint);
+      if (wait > 0) {
+        this.#fail(ex, { status: 429, error: 'too_many_requests', description: `Too many rejected access tokens, retry in ${wait} s`, rpcCode: RPC.AUTH, headers: { 'retry-after': String(wait) } });
+        return undefined;
+      }
+      void limits.failedAuth(ip, fingerprint);
+    }
     // RFC 6750 §3.1: invalid_token for expired, revoked, malformed or foreign-audience tokens.
     this.#fail(ex, {
       status: 401,

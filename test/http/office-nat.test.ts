@@ -21,7 +21,7 @@ const PARALLEL = 10;
 describe('default rate limits: fifty people behind one NAT address', () => {
   test('the defaults are the documented office-sized ones', () => {
     const limits = parseConfig({ session_secret: 'x'.repeat(40) }).rate_limits;
-    expect(limits).toEqual({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300 });
+    expect(limits).toEqual({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300, failed_auth_per_token_per_minute: 60 });
   });
 
   test(`${PEOPLE} people x ${CLIENTS_PER_PERSON} clients sign in, call tools, refresh and retry within a minute: nobody gets 429`, { timeout: 240_000 }, async () => {
@@ -37,7 +37,9 @@ describe('default rate limits: fifty people behind one NAT address', () => {
     const statuses: number[] = [];
     let connected = 0;
 
+    let n = 0;
     const connectOne = async () => {
+      const person = n++;
       const s = await connectByDiscovery(`${gw.url}/calc/mcp`, { browser: new BrowserDriver() });
       try {
         expect(JSON.parse(textOf(await s.client.callTool({ name: 'whoami', arguments: {} })))['x-user-id']).toBe('corp:alice');
@@ -51,7 +53,7 @@ describe('default rate limits: fifty people behind one NAT address', () => {
         });
         statuses.push(refreshed.status);
         // A stale token from yesterday's session: one rejected bearer token before the new one is used.
-        const stale = await fetch(`${gw.url}/calc/mcp`, { method: 'POST', headers: { authorization: 'Bearer yesterday.expired.token', 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+        const stale = await fetch(`${gw.url}/calc/mcp`, { method: 'POST', headers: { authorization: `Bearer yesterday.expired.token-${person}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
         statuses.push(stale.status);
         connected++;
       } finally {
