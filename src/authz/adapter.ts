@@ -17,6 +17,11 @@ export interface AdapterHooks {
   clientTtlSeconds: number;
   /** Whether a grant is already revoked (the RevocationList): records of such a grant are never written. */
   isGrantRevoked?(grantId: string): boolean;
+  /**
+   * Whether a consumed refresh token is still inside `tokens.refresh_reuse_grace` (src/authz/refresh-grace.ts):
+   * then `find` does not report it consumed, so oidc-provider reaches the grace hook instead of revoking.
+   */
+  refreshReuseCovered?(refreshToken: string): Promise<boolean>;
 }
 
 const key = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -103,7 +108,10 @@ export class StoreAdapter implements Adapter {
     const rec = await this.store.get<AdapterPayload>(await this.#locate(id));
     if (!rec) return undefined;
     const value = this.#hashed ? { ...rec.value, jti: id } : rec.value;
-    if (rec.consumedAt !== undefined) return { ...value, consumed: Math.floor(rec.consumedAt / 1000) };
+    if (rec.consumedAt !== undefined) {
+      if (this.model === 'RefreshToken' && (await this.hooks.refreshReuseCovered?.(id))) return value;
+      return { ...value, consumed: Math.floor(rec.consumedAt / 1000) };
+    }
     return value;
   }
 

@@ -1,0 +1,8 @@
+/**
+ * Types for the oidc-provider internals the gateway reuses instead of re-implementing them (the package
+ * has no `exports` map, so its modules are importable; it ships no types for them).
+ */
+declare module 'oidc-provider/lib/helpers/fetch_request.js' {
+  /** The special-use address check behind oidc-provider's SSRF-guarded dispatcher (IPv4 and IPv6 registries). */
+  export function isSpecialUseIP(address: string): boolean;
+}
