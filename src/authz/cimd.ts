@@ -4,11 +4,12 @@
  * cached). `registration.cimd.allowed_hosts` restricts which hosts may be fetched;
  * `registration.cimd.private_hosts` lets named internal hosts through the SSRF guard.
  */
+import { lookup as lookupCallback, type LookupAddress, type LookupOptions } from 'node:dns';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { isSpecialUseIP } from 'oidc-provider/lib/helpers/fetch_request.js';
+import { applySSRFProtection, isSpecialUseIP } from 'oidc-provider/lib/helpers/fetch_request.js';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { GatewayContext } from '../context.js';
 
@@ -85,18 +86,44 @@ export function cimdFeature(ctx: GatewayContext) {
 
 /**
  * The provider's outbound `fetch` (CIMD documents, a client's `jwks_uri`). oidc-provider hands every
- * request its SSRF-guarded dispatcher; that is kept for every host except those the operator listed in
- * `registration.cimd.private_hosts`, which get an ordinary agent (normal DNS, verified TLS).
+ * request a dispatcher that destroys a socket to a special-use address once it is connected (so the TCP
+ * handshake, and with TLS the ClientHello, already reached the target). Ours resolves first and connects
+ * only to checked addresses (`guardedLookup`; IP literals are checked before the request, as no lookup
+ * happens for them), and keeps oidc-provider's connect-time check on top. Hosts the operator listed in
+ * `registration.cimd.private_hosts` get an ordinary agent (normal DNS, verified TLS).
  */
 export function providerFetch(ctx: GatewayContext): ProviderFetch {
   if (cimdTesting.fetch) return cimdTesting.fetch;
   const privateHosts = new Set(ctx.config.registration.cimd.private_hosts.map((h) => h.toLowerCase()));
   return (url, init) => {
     const host = URL.parse(url)?.hostname;
-    if (host === undefined || !privateHosts.has(host)) return fetch(url, init as RequestInit);
-    const { dispatcher: _guarded, ...rest } = init;
-    return undiciFetch(url, { ...(rest as Parameters<typeof undiciFetch>[1]), dispatcher: privateAgent() }) as unknown as Promise<Response>;
+    const { dispatcher: _theirs, ...rest } = init;
+    const options = rest as Parameters<typeof undiciFetch>[1];
+    if (host !== undefined && privateHosts.has(host)) return undiciFetch(url, { ...options, dispatcher: privateAgent() }) as unknown as Promise<Response>;
+    const bare = host?.replace(/^\[|\]$/g, '') ?? '';
+    if (isIP(bare) && isSpecialUse(bare)) return Promise.reject(new Error('the address is a special-use IP address (SSRF guard)'));
+    return undiciFetch(url, { ...options, dispatcher: guardedAgent() }) as unknown as Promise<Response>;
   };
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/** `dns.lookup` that fails for a name with any special-use address, so such a socket is never opened. */
+function guardedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
+  lookupCallback(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return callback(err, []);
+    if (addresses.length === 0 || addresses.some((a) => isSpecialUse(a.address))) {
+      return callback(Object.assign(new Error(`${hostname} resolves to a special-use IP address (SSRF guard)`), { code: 'ESPECIALUSE' }), []);
+    }
+    if (options.all) return callback(null, addresses);
+    callback(null, addresses[0]!.address, addresses[0]!.family);
+  });
+}
+
+let guarded: Agent | undefined;
+function guardedAgent(): Agent {
+  guarded ??= applySSRFProtection(new Agent({ connect: { lookup: guardedLookup as never } }));
+  return guarded;
 }
 
 /** One agent per process (providers are rebuilt on key rotation; their fetches share its pool). */

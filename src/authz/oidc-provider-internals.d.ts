@@ -5,4 +5,6 @@
 declare module 'oidc-provider/lib/helpers/fetch_request.js' {
   /** The special-use address check behind oidc-provider's SSRF-guarded dispatcher (IPv4 and IPv6 registries). */
   export function isSpecialUseIP(address: string): boolean;
+  /** Adds the connect-time check (a socket to a special-use address is destroyed) to an undici dispatcher. */
+  export function applySSRFProtection<T>(dispatcher: T): T;
 }
