@@ -74,6 +74,12 @@ export class StoreAdapter implements Adapter {
       const { jti: _jti, ...rest } = payload;
       stored = rest;
     }
+    if (this.model === 'ReplayDetection') {
+      // RFC 7523 §3 item 7: a client assertion's jti is used once. oidc-provider checks with find-then-save;
+      // the atomic insert makes the second of two concurrent uses fail too.
+      if (!(await this.store.setIfAbsent(this.#key(id), stored, { ttlSeconds, indexes }))) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
+      return;
+    }
     await this.store.set(this.#key(id), stored, { ttlSeconds, indexes });
   }
 

@@ -8,6 +8,7 @@ import { decodeJwt, exportJWK, exportPKCS8, generateKeyPair, SignJWT } from 'jos
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { cimdTesting } from '../../src/authz/cimd.js';
 import { startCimdServer } from '../helpers/cimd-server.js';
+import { redisAvailable, RedisServer, redisConfig } from '../helpers/redis-server.js';
 import { authorizeOnly, obtainToken, TestOAuthProvider, type TestProviderOptions } from '../helpers/oauth-client.js';
 import { startWorld } from './setup.js';
 
@@ -235,6 +236,19 @@ describe('token_endpoint_auth_method private_key_jwt (RFC 7523)', () => {
     const replayed = await post(`${gw.url}/oauth/token`, { ...refresh, refresh_token: String(ok.json.refresh_token), client_assertion_type: ASSERTION_TYPE, client_assertion: signed });
     expect(replayed.status).toBe(401);
     expect(replayed.json.error).toBe('invalid_client');
+  });
+
+  test.skipIf(!redisAvailable())('one client assertion sent in parallel (Redis: the requests truly interleave): exactly one authenticates (atomic jti check)', async () => {
+    const redis = await RedisServer.start();
+    onTestFinished(() => redis.stop());
+    const { gw } = await startWorld({ storage: redisConfig({ url: redis.url }) });
+    const key = await keyPair();
+    const provider = new JwtClientProvider({ clientMetadata: { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [key.jwk] } } as TestProviderOptions['clientMetadata'] }, { pem: key.pem, kid: key.jwk.kid });
+    const { tokens } = await obtainToken(gw.url, 'calc', { provider });
+    const clientId = provider.clientInformation()!.client_id;
+    const signed = await assertion(clientId, key.privateKey, gw.url);
+    const results = await Promise.all(Array.from({ length: 6 }, () => post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId, client_assertion_type: ASSERTION_TYPE, client_assertion: signed })));
+    expect(results.map((r) => `${r.status} ${String(r.json.error ?? '')}`).sort()).toEqual(['200 ', ...Array(5).fill('401 invalid_client')]);
   });
 
   test('DCR with jwks_uri: the keys are fetched from it and the code is exchanged with a signed assertion', async () => {
