@@ -8,3 +8,10 @@ declare module 'oidc-provider/lib/helpers/fetch_request.js' {
   /** Adds the connect-time check (a socket to a special-use address is destroyed) to an undici dispatcher. */
   export function applySSRFProtection<T>(dispatcher: T): T;
 }
+
+declare module 'oidc-provider/lib/helpers/als.js' {
+  import type { AsyncLocalStorage } from 'node:async_hooks';
+  /** The request (koa context) oidc-provider is handling, for code it calls without one (adapters). */
+  const als: AsyncLocalStorage<unknown>;
+  export default als;
+}

@@ -21,13 +21,14 @@
  *    nothing is consumed, issued or revoked. Different parameters (scope, resource) than the winner's
  *    are not the same request repeated: that is reuse, and revokes the grant.
  * 4. oidc-provider revokes on its own when `find` reports the token consumed (before the hook runs), so
- *    the adapter hides `consumed` while the claim lives (`covers`); once it expires the token is reported
- *    consumed again and reuse revokes the grant exactly as before.
+ *    the adapter hides `consumed` while the claim lives (`covers`), for the refresh grant only; once the
+ *    claim expires the token is reported consumed again and reuse revokes the grant exactly as before.
  * The new refresh token is never stored in plaintext (SPEC §2/§4: secrets at rest are hashes), and the
  * claim is keyed by the old token's hash.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import als from 'oidc-provider/lib/helpers/als.js';
 import type { Store } from '../storage/store.js';
 import { hashedId } from './adapter.js';
 
@@ -78,9 +79,15 @@ export class RefreshGrace {
     return PREFIX + hashedId(refreshToken);
   }
 
-  /** The adapter asks this for a consumed refresh token: is its reuse still inside the grace? */
+  /**
+   * The adapter asks this for a consumed refresh token: is its reuse still inside the grace? Only for a
+   * refresh grant presenting that very token; introspection and revocation keep seeing it consumed.
+   */
   async covers(refreshToken: string): Promise<boolean> {
     if (!this.enabled) return false;
+    const koa = als.getStore() as KoaContextWithOIDC | undefined;
+    const params = koa?.oidc?.params;
+    if (koa?.oidc?.route !== 'token' || params?.grant_type !== 'refresh_token' || params.refresh_token !== refreshToken) return false;
     return (await this.store.get(RefreshGrace.key(refreshToken))) !== undefined;
   }
 

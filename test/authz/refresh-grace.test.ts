@@ -96,6 +96,14 @@ describe('refresh reuse grace', () => {
     expect((await refresh(String(a.json.refresh_token))).json.error).toBe('invalid_grant');
   });
 
+  test('inside the grace the old refresh token is still inactive for introspection (only a refresh grant is answered from the grace)', async () => {
+    const { gw, tokens, clientId, refresh } = await graceWorld(10);
+    expect((await refresh()).status).toBe(200);
+    const introspected = await post(`${gw.url}/oauth/introspect`, { token: tokens.refresh_token!, client_id: clientId });
+    expect(introspected.json.active).toBe(false);
+    expect((await refresh()).status).toBe(200);
+  });
+
   test('a reuse inside the grace with other parameters (scope) is not a repeat: the grant is revoked', async () => {
     const { gw, refresh, gid } = await graceWorld(10);
     expect((await refresh()).status).toBe(200);
