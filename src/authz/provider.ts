@@ -182,7 +182,7 @@ function adapterHooks(ctx: GatewayContext, onGrantRevoked: (gid: string) => Prom
 
 function refreshGrace(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): RefreshGrace {
   const revoker = new StoreAdapter('Grant', ctx.store, adapterHooks(ctx, onGrantRevoked));
-  return new RefreshGrace(ctx.store, ctx.config.tokens.refresh_reuse_grace, ctx.config.session_secret, (gid) => revoker.revokeByGrantId(gid));
+  return new RefreshGrace(ctx.store, ctx.config.tokens.refresh_reuse_grace, ctx.config.session_secret, (gid) => revoker.revokeByGrantId(gid), ctx.log);
 }
 
 export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Provider {

@@ -67,6 +67,7 @@ export class RefreshGrace {
     sessionSecret: string,
     /** Revokes a grant as a replay does (the adapter's revokeByGrantId). */
     private readonly revokeGrant: (grantId: string) => Promise<void>,
+    private readonly log: { warn(obj: object, msg: string): void },
   ) {
     this.#baseKey = Buffer.from(hkdfSync('sha256', sessionSecret, 'mcp-oauth-gateway', 'refresh reuse grace', 32));
   }
@@ -128,12 +129,18 @@ export class RefreshGrace {
       }
       const body = koa.body as Record<string, unknown> | undefined;
       const left = this.seconds * 1000 - (Date.now() - role.claim.started);
-      if (koa.status !== 200 || !body || typeof body.refresh_token !== 'string' || left <= 0) {
-        await this.store.delete(role.key);
-        return;
+      // The winner's own response is already decided: a storage failure here must not turn it into a 500
+      // (its tokens are issued); the losers then get invalid_grant after their wait, without revocation.
+      try {
+        if (koa.status !== 200 || !body || typeof body.refresh_token !== 'string' || left <= 0) {
+          await this.store.delete(role.key);
+          return;
+        }
+        const sealed = this.#seal(role.token, role.key, body);
+        await this.store.set(role.key, { ...role.claim, sealed } satisfies Claim, { ttlSeconds: left / 1000 });
+      } catch (err) {
+        this.log.warn({ err }, 'refresh reuse grace: the rotated response could not be kept');
       }
-      const sealed = this.#seal(role.token, role.key, body);
-      await this.store.set(role.key, { ...role.claim, sealed } satisfies Claim, { ttlSeconds: left / 1000 });
     };
   }
 
