@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { describe, expect, onTestFinished, test } from 'vitest';
+import { createGateway } from '../../src/http/app.js';
+import { freePort } from '../helpers/gateway.js';
 import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { redisAvailable, RedisServer, redisConfig } from '../helpers/redis-server.js';
 import { VaultStandin } from '../helpers/vault-standin.js';
@@ -78,6 +80,22 @@ describe('refresh reuse grace', () => {
       }
     });
   }
+
+  test.skipIf(!redisAvailable())('two gateway instances on one Redis: parallel refreshes split across them all get the same new pair', async () => {
+    const redis = await RedisServer.start();
+    onTestFinished(() => redis.stop());
+    const { gw, tokens, clientId, gid } = await graceWorld(10, redisConfig({ url: redis.url }));
+    // The second instance: the same configuration (issuer, session_secret, storage), another port.
+    const second = await createGateway({ ...gw.ctx.config, port: await freePort() }, { silent: true });
+    onTestFinished(() => second.close());
+    const url2 = await second.listen();
+    const body = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId };
+    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => post(`${i % 2 ? url2 : gw.url}/oauth/token`, body)));
+    for (const r of results) expect(r.status, JSON.stringify(r.json)).toBe(200);
+    expect(new Set(results.map((r) => String(r.json.refresh_token))).size).toBe(1);
+    expect(gw.ctx.revocations.isRevoked(gid)).toBe(false);
+    expect(second.ctx.revocations.isRevoked(gid)).toBe(false);
+  });
 
   test('a sequential reuse inside the grace gets the same pair with a shorter expires_in; after the grace it revokes the grant', async () => {
     const { gw, refresh, gid } = await graceWorld(2);
