@@ -7,7 +7,8 @@
 import { hostname } from 'node:os';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { cimdTesting } from '../../src/authz/cimd.js';
+import type { LookupAddress } from 'node:dns';
+import { cimdTesting, guardedLookup } from '../../src/authz/cimd.js';
 import { startCimdServer, type CimdServer } from '../helpers/cimd-server.js';
 import { authorizeOnly, obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { startWorld } from './setup.js';
@@ -112,5 +113,16 @@ describe('registration.cimd.private_hosts', () => {
     expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
     expect(cimd.hits).toEqual([]);
     expect(cimd.connections).toBe(0);
+  });
+
+  test('the guarded lookup answers both lookup shapes net.connect uses for public addresses, and refuses special-use ones', async () => {
+    const run = (host: string, all: boolean) =>
+      new Promise<{ err: NodeJS.ErrnoException | null; address: string | LookupAddress[]; family?: number }>((resolve) => guardedLookup(host, { all }, (err, address, family) => resolve({ err, address, family })));
+    expect(await run('93.184.215.14', true)).toEqual({ err: null, address: [{ address: '93.184.215.14', family: 4 }], family: undefined });
+    expect(await run('2606:4700::1111', false)).toEqual({ err: null, address: '2606:4700::1111', family: 6 });
+    for (const host of ['localhost', '127.0.0.1', '::1', '10.1.2.3', '::ffff:127.0.0.1']) {
+      const r = await run(host, true);
+      expect(r.err?.code, host).toBe('ESPECIALUSE');
+    }
   });
 });
