@@ -170,8 +170,8 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
       resourceIndicators: resourceIndicatorsFeature(ctx),
       clientIdMetadataDocument: cimdFeature(ctx),
     },
-    // CIMD documents and clients' jwks_uri: oidc-provider's SSRF-guarded fetch, except for the
-    // operator's registration.cimd.private_hosts (cimd.ts).
+    // CIMD documents and clients' jwks_uri: resolved and checked before connecting (SSRF guard), except
+    // for the operator's registration.cimd.private_hosts (cimd.ts).
     fetch: providerFetch(ctx) as Configuration['fetch'],
   };
 }
