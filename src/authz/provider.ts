@@ -7,9 +7,11 @@ import { hkdfSync } from 'node:crypto';
 import Provider, { errors, type Configuration, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
 import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
-import { createAdapterFactory } from './adapter.js';
-import { cimdFeature, cimdTesting } from './cimd.js';
+import { createAdapterFactory, StoreAdapter, type AdapterHooks } from './adapter.js';
+import { cimdFeature, providerFetch } from './cimd.js';
 import { escapeHtml, page, PAGE_HEADERS } from './html.js';
+import { RefreshGrace } from './refresh-grace.js';
+import { loopbackRedirectAllowed } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
 import { structuredAccessToken } from './structured-tokens.js';
 
@@ -29,6 +31,16 @@ export const ROUTES = {
   backchannel_authentication: '/oauth/backchannel',
   challenge: '/oauth/challenge',
 } as const;
+
+/**
+ * Token endpoint client authentication (also used at revocation and introspection). `private_key_jwt`
+ * (RFC 7523 §2.2, OIDC Core §9): clients that register `jwks` or `jwks_uri`, e.g. ChatGPT's CIMD document;
+ * the MCP authorization spec lets CIMD clients use it. No `client_secret_jwt`: CIMD forbids shared secrets
+ * and nothing in the field uses it.
+ */
+export const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+/** Accepted client assertion algorithms (oidc-provider's default minus HS256, which only client_secret_jwt uses). */
+export const CLIENT_ASSERTION_ALGS = ['RS256', 'PS256', 'ES256', 'Ed25519', 'EdDSA'] as const;
 
 /** The MCP-friendly client defaults (stack-notes §5.7 item 3): native apps, code + refresh, public. */
 const CLIENT_DEFAULTS: Partial<ClientMetadata> = {
@@ -102,18 +114,14 @@ function assertRefreshResource(koa: KoaContextWithOIDC): void {
   }
 }
 
-export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Configuration {
+export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>, grace = refreshGrace(ctx, onGrantRevoked)): Configuration {
   const { tokens, registration } = ctx.config;
   return {
-    adapter: createAdapterFactory(ctx.store, {
-      onGrantRevoked,
-      clientTtlSeconds: registration.client_ttl,
-      isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid),
-      structuredAccessToken: (handle) => structuredAccessToken(ctx, handle),
-    }),
+    adapter: createAdapterFactory(ctx.store, { ...adapterHooks(ctx, onGrantRevoked), refreshReuseCovered: (rt) => grace.covers(rt) }),
     clients: staticClients(ctx),
     clientDefaults: CLIENT_DEFAULTS,
-    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_ALGS] },
     jwks: ctx.keys.privateJwks() as Configuration['jwks'],
     cookies: { keys: cookieKeys(ctx.config.session_secret, ctx.config.previous_session_secrets), long: { signed: true }, short: { signed: true } },
     scopes: allScopes(ctx),
@@ -129,8 +137,10 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
     // oidc-provider consumes the old token before it resolves `resource`, so a refresh naming another
     // resource would burn the token (and its retry would count as reuse and revoke the grant). This hook
     // runs just before that consume: an unacceptable resource is refused here, the token stays valid.
-    rotateRefreshToken: (koa) => {
+    // It is also where `tokens.refresh_reuse_grace` claims the token or answers a reuse (refresh-grace.ts).
+    rotateRefreshToken: async (koa) => {
       assertRefreshResource(koa);
+      await grace.beforeRotation(koa);
       return true;
     },
     expiresWithSession: async () => false,
@@ -181,16 +191,41 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
       resourceIndicators: resourceIndicatorsFeature(ctx),
       clientIdMetadataDocument: cimdFeature(ctx),
     },
-    ...(cimdFetchOverride() ?? {}),
+    // CIMD documents and clients' jwks_uri: resolved and checked before connecting (SSRF guard), except
+    // for the operator's registration.cimd.private_hosts (cimd.ts).
+    fetch: providerFetch(ctx) as Configuration['fetch'],
   };
 }
 
-function cimdFetchOverride(): Pick<Configuration, 'fetch'> | undefined {
-  return cimdTesting.fetch ? { fetch: cimdTesting.fetch as Configuration['fetch'] } : undefined;
+function adapterHooks(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): AdapterHooks {
+  return {
+    onGrantRevoked,
+    clientTtlSeconds: ctx.config.registration.client_ttl,
+    isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid),
+    structuredAccessToken: (handle) => structuredAccessToken(ctx, handle),
+  };
+}
+
+function refreshGrace(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): RefreshGrace {
+  const revoker = new StoreAdapter('Grant', ctx.store, adapterHooks(ctx, onGrantRevoked));
+  return new RefreshGrace(ctx.store, ctx.config.tokens.refresh_reuse_grace, ctx.config.session_secret, (gid) => revoker.revokeByGrantId(gid), ctx.log);
 }
 
 export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Provider {
-  const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked));
+  const grace = refreshGrace(ctx, onGrantRevoked);
+  const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked, grace));
   provider.proxy = Boolean(ctx.config.trust_proxy);
+  if (grace.enabled) provider.use(grace.middleware());
+  relaxLoopbackPorts(provider);
   return provider;
+}
+
+/** Extends oidc-provider's native-only loopback port rule to every client (registration.ts). */
+function relaxLoopbackPorts(provider: Provider): void {
+  type Matcher = { redirectUris: string[]; redirectUriAllowed(value: string): boolean };
+  const proto = (provider.Client as unknown as { prototype: Matcher }).prototype;
+  const exact = proto.redirectUriAllowed;
+  proto.redirectUriAllowed = function (this: Matcher, value: string): boolean {
+    return exact.call(this, value) || loopbackRedirectAllowed(value, this.redirectUris ?? []);
+  };
 }

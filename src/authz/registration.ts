@@ -11,6 +11,25 @@ import { replayWithBody } from './replay.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
+/** `http://<loopback host>[:port]<rest>` on the raw string: the host as registered, any port, the rest verbatim. */
+const LOOPBACK_REDIRECT = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?([/?#].*)?$/s;
+
+function loopbackWithoutPort(uri: string): string | undefined {
+  const m = LOOPBACK_REDIRECT.exec(uri);
+  return m ? `http://${m[1]}${m[2] ?? ''}` : undefined;
+}
+
+/**
+ * RFC 8252 §7.3 and SPEC §2: a loopback redirect URI matches with any port; everything else (scheme,
+ * host spelling, path, query) exactly. oidc-provider does this only for `application_type: native`;
+ * this applies it to every client (a `web` client on loopback is the same local listener). No other host
+ * is ever relaxed: a URI that is not `http` on one of the three loopback spellings never matches here.
+ */
+export function loopbackRedirectAllowed(value: string, registered: readonly string[]): boolean {
+  const wanted = loopbackWithoutPort(value);
+  return wanted !== undefined && registered.some((r) => loopbackWithoutPort(r) === wanted);
+}
+
 export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; error: string; description: string };
 
 /**

@@ -272,9 +272,14 @@ export const configSchema = z
         grant_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Lifetime of a grant (and of the remembered consent) in seconds.'),
         session_ttl: intFrom(60, 31_536_000).default(43_200).describe('Lifetime of the sign-in session in the person\'s browser (the gateway cookie), in seconds. Default 12 hours: a working day. After it, the next authorization sends the person through the upstream identity provider again, so the profile that access policies check at sign-in (groups, email) is never older than this. Clients keep their grants; sign out at `/oauth/logout`.'),
         key_rotation_grace: intFrom(0, 604_800).default(3600).describe('Seconds a newly rotated signing key is published before it signs tokens.'),
+        refresh_reuse_grace: intFrom(0, 60)
+          .default(10)
+          .describe(
+            'Seconds after a refresh token is used during which using it again (two windows of one client refreshing at once, a retry after a lost response) returns the same new token pair instead of revoking the grant. Default 10: MCP clients that share one credential between several windows or terminals refresh together within a second or two, and a stolen token replayed inside the window only gets the pair the legitimate client already got; after it, every reuse is a replay and revokes the grant (RFC 9700 §4.14.2). 0: no grace; at most 60.',
+          ),
       })
       .strict()
-      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, session_ttl: 43_200, key_rotation_grace: 3600 }),
+      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, session_ttl: 43_200, key_rotation_grace: 3600, refresh_reuse_grace: 10 }),
     registration: z
       .object({
         mode: z.enum(['open', 'off', 'token']).default('open').describe('Dynamic Client Registration: `open`, `off`, or `token` (requires `initial_access_token`).'),
@@ -284,12 +289,18 @@ export const configSchema = z
           .object({
             enabled: boolFrom().default(true).describe('Accept Client ID Metadata Documents (https URL client_ids).'),
             allowed_hosts: stringList().optional().describe('Only fetch documents from these host names (absent: any public host).'),
+            private_hosts: z
+              .array(z.string().min(1).regex(/^[A-Za-z0-9.-]+$/, 'a host name (letters, digits, dots, hyphens), without scheme, port or wildcard'))
+              .default([])
+              .describe(
+                'Host names (exact, no wildcards) whose documents may be fetched although they resolve to a private, loopback or link-local address: internal clients inside a company network. Every other host keeps the SSRF guard. The certificate is still verified (system CAs, or `NODE_EXTRA_CA_CERTS` for an internal CA). A listed host is also accepted when `allowed_hosts` is set.',
+              ),
           })
           .strict()
-          .default({ enabled: true }),
+          .default({ enabled: true, private_hosts: [] }),
       })
       .strict()
-      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true } }),
+      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] } }),
     clients: z.array(staticClientSchema).default([]).describe('Pre-registered (static) OAuth clients.'),
     keys: z
       .array(z.record(z.string(), z.unknown()))
