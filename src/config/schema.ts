@@ -5,6 +5,7 @@
  *
  * The seed's format is accepted unchanged; our additions are new keys with defaults.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** Accepts numbers and digit strings (values substituted from `${VAR}` are strings). */
@@ -89,7 +90,9 @@ export const providerSchema = z
     api_url: httpUrl('api_url').optional().describe('GitHub: API base URL override (default `https://api.github.com`, or `{base_url}/api/v3`).'),
     extra_params: z.record(z.string(), z.string()).default({}).describe('Extra query parameters added to the upstream authorization request. They cannot override protocol parameters (state, nonce, PKCE, redirect_uri).'),
     claims: claimMapping.optional(),
-    allow_insecure_http: boolFrom().default(false).describe('Allow plain-http provider URLs. For local testing only; refused when NODE_ENV=production.'),
+    allow_insecure_http: boolFrom()
+      .default(false)
+      .describe('Allow plain-http provider URLs on a non-loopback host. For a test set-up only; refused when NODE_ENV=production. Not needed for loopback URLs (`127.0.0.0/8`, `::1`, `localhost`): those are accepted over http with a warning at start-up.'),
   })
   .strict();
 
@@ -354,14 +357,16 @@ export const configSchema = z
         if (!p.client_id) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_id'], message: `client_id is required for provider '${name}'` });
         if (!p.client_secret) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_secret'], message: `client_secret is required for provider '${name}'` });
       }
-      if (kind === 'custom' && !(p.authorization_url && p.token_url && p.userinfo_url)) {
+      // Presence, not validity: a key that is there but wrong (or an unset `${VAR}`) is reported at that key.
+      if (kind === 'custom' && (p.authorization_url === undefined || p.token_url === undefined || p.userinfo_url === undefined)) {
         ctx.addIssue({
           code: 'custom',
           path: ['oauth_providers', name],
           message: `provider '${name}' needs either issuer (OpenID Connect discovery) or all of authorization_url, token_url and userinfo_url`,
         });
       }
-      if (kind === 'okta' && !p.issuer && !p.authorization_url) {
+      for (const problem of providerUrlProblems(name, kind, p)) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, problem.key], message: problem.message });
+      if (kind === 'okta' && p.issuer === undefined && p.authorization_url === undefined) {
         ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `Okta provider '${name}' needs issuer (for example https://dev-123.okta.com/oauth2/default)` });
       }
     }
@@ -422,6 +427,59 @@ export const configSchema = z
     }
   });
 
+/** The provider keys that hold URLs, in the order they are checked. */
+export const PROVIDER_URL_KEYS = ['issuer', 'authorization_url', 'token_url', 'userinfo_url', 'base_url', 'api_url'] as const;
+export type ProviderUrlKey = (typeof PROVIDER_URL_KEYS)[number];
+
+/** 127.0.0.0/8, ::1 (also bracketed and IPv4-mapped), `localhost` and `*.localhost` (RFC 6761 §6.3). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (isIP(v4) === 4) return v4.split('.')[0] === '127';
+  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
+}
+
+/**
+ * The shape rules for a provider's URLs (STYLE habit 5: fail where the mistake is, at load time):
+ * - plain http only on a loopback host, or with `allow_insecure_http: true` (codes, tokens and the client
+ *   secret would otherwise cross the network in clear text; openid-client refuses it at sign-in time);
+ * - GitHub `base_url` is an origin (`/login/oauth/…` and `/api/v3` are appended to it);
+ * - no fragment anywhere (RFC 6749 §3.1 and §3.2: endpoint URIs MUST NOT include a fragment), and no query
+ *   in `issuer` (OpenID Connect Discovery 1.0 §2: "no query or fragment components").
+ * Strings that are not http(s) URLs at all are reported by the field check (`httpUrl`).
+ */
+export function providerUrlProblems(name: string, kind: ProviderKind, p: ProviderConfig): { key: ProviderUrlKey; message: string }[] {
+  const out: { key: ProviderUrlKey; message: string }[] = [];
+  for (const key of PROVIDER_URL_KEYS) {
+    const value = p[key];
+    const u = value === undefined ? null : URL.parse(value);
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) continue;
+    if (u.hash || value!.includes('#')) {
+      out.push({ key, message: `${key} must not contain a fragment ('#…'): RFC 6749 §3.1 forbids it in endpoint URLs` });
+    } else if (key === 'issuer' && u.search) {
+      out.push({ key, message: 'issuer must not contain a query string (OpenID Connect Discovery 1.0 §2); discovery appends /.well-known/openid-configuration to it' });
+    } else if (key === 'base_url' && kind === 'github' && (u.pathname !== '/' || u.search)) {
+      out.push({ key, message: `base_url must be an origin such as ${u.origin} (got a path or query: ${u.pathname}${u.search}); the gateway appends /login/oauth/… and /api/v3 itself (use api_url for a different API location)` });
+    }
+    if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !p.allow_insecure_http) {
+      out.push({
+        key,
+        message: `${key} uses plain http on a non-loopback host (${u.host}): sign-in codes, tokens and the client secret would cross the network unencrypted. Use https, or for a test set-up set allow_insecure_http: true on provider '${name}' (refused when NODE_ENV=production). Plain http on 127.0.0.1, ::1 or localhost needs no flag`,
+      });
+    }
+  }
+  return out;
+}
+
+/** The provider URLs that use plain http on a loopback host (accepted, with one warning line at start-up). */
+export function loopbackHttpUrls(p: ProviderConfig): ProviderUrlKey[] {
+  return PROVIDER_URL_KEYS.filter((key) => {
+    const u = p[key] === undefined ? null : URL.parse(p[key]!);
+    return u?.protocol === 'http:' && isLoopbackHost(u.hostname);
+  });
+}
+
 export type RawConfig = z.input<typeof configSchema>;
 export type GatewayConfig = z.output<typeof configSchema>;
 
@@ -432,5 +490,5 @@ export function providerKind(name: string, p: Pick<ProviderConfig, 'type' | 'iss
   if (p.type) return p.type;
   const key = name.toLowerCase();
   if (key === 'google' || key === 'github' || key === 'okta' || key === 'dev') return key;
-  return p.issuer ? 'oidc' : 'custom';
+  return p.issuer !== undefined ? 'oidc' : 'custom';
 }
