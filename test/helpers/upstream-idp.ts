@@ -47,10 +47,10 @@ function mapAdapter(store: Map<string, AdapterPayload>) {
   });
 }
 
-export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { cleanup?: boolean } = {}): Promise<UpstreamIdp> {
+export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { cleanup?: boolean; port?: number } = {}): Promise<UpstreamIdp> {
   const data = new Map<string, AdapterPayload>();
   const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(opts.port ?? 0, '127.0.0.1', r));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const byId = new Map(users.map((u) => [u.sub, u]));
   const provider = new Provider(issuer, {
@@ -75,7 +75,12 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
     provider,
     nextUser: users[0]!,
     addClient: (meta) => void data.set(`Client:${meta.client_id}`, { ...meta, application_type: 'web' } as AdapterPayload),
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // Keep-alive connections too: a stopped IdP must refuse the next request, not answer it on an old socket.
+        server.closeAllConnections();
+      }),
   };
   const callback = provider.callback();
   server.on('request', async (req, res) => {
