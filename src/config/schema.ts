@@ -480,6 +480,13 @@ export function loopbackHttpUrls(p: ProviderConfig): ProviderUrlKey[] {
   });
 }
 
+/** The one start-up (and check-config) line for a provider accepted over plain http because it is on loopback. */
+export function loopbackHttpNotice(name: string, p: ProviderConfig): string | undefined {
+  const keys = loopbackHttpUrls(p);
+  if (keys.length === 0 || p.allow_insecure_http) return undefined;
+  return `identity provider '${name}': plain http (${keys.join(', ')}) is accepted only because it is on a loopback address (127.0.0.0/8, ::1, localhost); use https for any other host`;
+}
+
 export type RawConfig = z.input<typeof configSchema>;
 export type GatewayConfig = z.output<typeof configSchema>;
 

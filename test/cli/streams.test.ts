@@ -5,7 +5,7 @@
  * Run as an operator does: the real CLI in a child process.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
@@ -49,4 +49,36 @@ it('the demo with --debug: stdout is JSON only (proxied requests, refused author
   expect(stdout).not.toContain('not-a-real-token-abc123');
   expect(stderr).not.toContain('{"level"');
   expect(stderr).toContain('shutting down');
+});
+
+it('check-config: a loopback plain-http provider is OK on stdout with one warning line on stderr; a non-loopback one is refused with key, line and fix', async () => {
+  const { main } = await import('../../src/cli/main.js');
+  const dir = mkdtempSync(join(tmpdir(), 'gw-check-'));
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'c.yaml');
+  const text = (host: string) =>
+    [
+      'session_secret: a-very-long-session-secret-for-tests-0123456789',
+      'oauth_providers:',
+      '  myidp:',
+      '    client_id: gw',
+      '    client_secret: s',
+      `    issuer: http://${host}:8081`,
+      'mcp_services:',
+      '  calc: {name: Calc, url: "http://127.0.0.1:1/mcp", oauth_provider: myidp}',
+      'storage: {type: memory}',
+      '',
+    ].join('\n');
+  writeFileSync(file, text('127.0.0.1'));
+  const out: string[] = [];
+  const err: string[] = [];
+  expect(await main(['check-config', file], { out: (s) => out.push(s), err: (s) => err.push(s) }, {})).toBe(0);
+  expect(out).toEqual([expect.stringMatching(/^OK: /)]);
+  expect(err).toEqual(["WARNING: identity provider 'myidp': plain http (issuer) is accepted only because it is on a loopback address (127.0.0.0/8, ::1, localhost); use https for any other host"]);
+
+  writeFileSync(file, text('idp.example.com'));
+  err.length = 0;
+  expect(await main(['check-config', file], { out: (s) => out.push(s), err: (s) => err.push(s) }, {})).toBe(1);
+  expect(err.join('\n')).toContain(`${file}:6 oauth_providers.myidp.issuer: issuer uses plain http on a non-loopback host (idp.example.com:8081)`);
+  expect(err.join('\n')).toContain('allow_insecure_http: true');
 });
