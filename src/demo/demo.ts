@@ -63,7 +63,7 @@ export function demoBanner(issuer: string, db = DEMO_DB): string {
     '  Sign-in:      a local development form (name + email): for trying things out only',
     '',
     '  Connect a client:',
-    `    MCP Inspector:  npx @modelcontextprotocol/inspector   (Transport: Streamable HTTP, URL: ${url})`,
+    `    MCP Inspector:  npx @modelcontextprotocol/inspector   (add the server: Streamable HTTP, ${url}; connect and it signs in)`,
     `    Claude Code:    claude mcp add --transport http demo ${url}`,
     `    VS Code:        code --add-mcp '{"name":"demo","type":"http","url":"${url}"}'`,
     '',
