@@ -6,7 +6,7 @@
  */
 import { Writable } from 'node:stream';
 import { decodeJwt } from 'jose';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, onTestFinished, test } from 'vitest';
 import { freePort, startGateway } from '../helpers/gateway.js';
 import { startGithubStandin } from '../helpers/github-standin.js';
 import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
@@ -147,5 +147,29 @@ describe('a provider that answers but cannot be used', () => {
     expect(page.status).toBe(502);
     expect(page.body).toContain('Sign-in failed');
     expect(page.body).toMatch(/discovery document could not be used \(HTTP 4\d\d\)/);
+  });
+});
+
+describe('timeouts count as unreachable', () => {
+  test('a provider that accepts the connection and never answers: openid-client and fetch timeouts both map to temporarily_unavailable', async () => {
+    const { createServer } = await import('node:http');
+    const oidc = await import('openid-client');
+    const { isUnavailable, startFailure, callbackFailure } = await import('../../src/upstream/http.js');
+    const silent = createServer(() => undefined); // never responds
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    onTestFinished(() => new Promise<void>((r) => (silent.closeAllConnections(), silent.close(() => r()))));
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+
+    const discovery = await oidc.discovery(new URL(url), 'c', 's', undefined, { execute: [oidc.allowInsecureRequests], timeout: 0.2 }).catch((e: unknown) => e);
+    expect(isUnavailable(discovery)).toBe(true);
+    expect(startFailure(discovery).oauthError).toBe('temporarily_unavailable');
+
+    const fetched = await fetch(url, { signal: AbortSignal.timeout(200) }).catch((e: unknown) => e);
+    expect(isUnavailable(fetched)).toBe(true);
+    expect(callbackFailure(fetched)).toMatchObject({ oauthError: 'temporarily_unavailable', httpStatus: 503 });
+
+    // Not every failure is an outage: a plain bug stays server_error (502 page).
+    expect(isUnavailable(new TypeError('x is not a function'))).toBe(false);
+    expect(callbackFailure(new Error('boom'))).toMatchObject({ oauthError: 'server_error', httpStatus: 502 });
   });
 });
