@@ -124,8 +124,10 @@ function validate(
   }
   problems.push(...productionProblems(substituted, env, lineOf));
   if (problems.length > 0) {
+    // One message per key: the first is the root cause (a missing variable, then the field check, then the
+    // rules); a rule restating it ("client_id is required" after "too small") would only add noise.
     const seen = new Set<string>();
-    const unique = problems.filter((p) => !seen.has(`${p.path}\n${p.message}`) && seen.add(`${p.path}\n${p.message}`));
+    const unique = problems.filter((p) => !seen.has(p.path) && seen.add(p.path));
     throw new ConfigError(source, unique);
   }
   const cfg = result.data as GatewayConfig;
@@ -185,12 +187,26 @@ function crossFieldIssues(input: Record<string, unknown>, first: ZodError): Flat
     const next = configSchema.safeParse(repaired);
     if (next.success) return [];
     if (round > 0 && next.error.issues.every((i) => i.code === 'custom')) {
-      return flattenIssues(next.error, repaired).filter((i) => !removed.includes(i.path.join('.')));
+      return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
     }
     issues = round === 0 && next.error.issues.every((i) => i.code === 'custom') ? [] : next.error.issues.filter((i) => i.code !== 'custom');
-    if (issues.length === 0) return flattenIssues(next.error, repaired).filter((i) => !removed.includes(i.path.join('.')));
+    if (issues.length === 0) return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
   }
   return [];
+}
+
+/**
+ * Whether a rule violation found on the repaired copy may only exist because of a value that was dropped:
+ * the same key, a key below it (the rule is about a whole provider or service, or about `oauth_providers`
+ * itself), or a sibling in the same provider or service (`required_scopes` checked against `scopes` that
+ * were dropped; a custom provider's URLs checked after a bad `type` was dropped). Such a message would be
+ * a second, misleading one for the same mistake; a real one shows up once the first is fixed.
+ */
+function dependsOnRemoved(issuePath: (string | number)[], removed: string): boolean {
+  const path = issuePath.join('.');
+  if (path === removed || removed.startsWith(`${path}.`)) return true;
+  const parent = issuePath.slice(0, -1).join('.');
+  return issuePath.length >= 3 && removed.startsWith(`${parent}.`);
 }
 
 /** Field-level refinements (URL shape) as opposed to the cross-field rules of the schema's superRefine. */

@@ -121,3 +121,20 @@ describe('one mistake, one message: the provider kind', () => {
     expect(found).toEqual([{ path: 'oauth_providers.myidp.issuer', line: 6, message: expect.stringContaining("environment variable 'IDP_ISSUER'") }]);
   });
 });
+
+describe('one mistake, one message: rules that read a dropped value', () => {
+  it('scopes of the wrong type do not also say "required scope … is not listed in scopes"', () => {
+    const text = yaml([...CREDS, 'issuer: https://idp.example.com']).replace('    oauth_provider: myidp', '    oauth_provider: myidp\n    scopes: read\n    required_scopes: [read]');
+    expect(problems(text)).toEqual([{ path: 'mcp_services.calc.scopes', line: 12, message: 'expected array (got "read")' }]);
+  });
+
+  it('an empty client_id is one message, not also "client_id is required"', () => {
+    const found = problems(yaml(['client_id: ""', 'client_secret: s', 'issuer: https://idp.example.com']));
+    expect(found.map((p) => p.path)).toEqual(['oauth_providers.myidp.client_id']);
+  });
+
+  it('a misspelt type does not turn the provider into a custom one that "needs authorization_url, token_url and userinfo_url"', () => {
+    const found = problems(yaml([...CREDS, 'type: oidcc']));
+    expect(found).toEqual([{ path: 'oauth_providers.myidp.type', line: 6, message: expect.stringContaining('must be one of') }]);
+  });
+});
