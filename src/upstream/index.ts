@@ -74,7 +74,9 @@ export function announceUpstream(config: GatewayConfig, signIn: SignIn | undefin
     (err: unknown) =>
       log.warn(
         { provider: name, reason: signIn.health.reason, err: (err as { cause?: unknown }).cause ?? err },
-        `identity provider '${name}' cannot be used yet: ${(err as Error).message}. The gateway runs; sign-ins show "temporarily unavailable" until it answers (discovery is retried at each sign-in, /ready shows the state)`,
+        `identity provider '${name}' cannot be used yet: ${(err as Error).message}. The gateway runs; ${
+          signIn.health.state === 'unreachable' ? 'sign-ins show "temporarily unavailable" until it answers' : 'sign-ins fail with this reason until the provider or oauth_providers.' + name + '.issuer is fixed'
+        } (discovery is retried at each sign-in; /ready shows identity_provider.state)`,
       ),
   );
 }
