@@ -441,12 +441,19 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
+ * Ports that fetch (undici, hence openid-client) never connects to: https://fetch.spec.whatwg.org/#bad-port.
+ * A provider there would fail every sign-in with "fetch failed: bad port"; say it at load time instead.
+ */
+const FETCH_BAD_PORTS = new Set('1 7 9 11 13 15 17 19 20 21 22 23 25 37 42 43 53 69 77 79 87 95 101 102 103 104 109 110 111 113 115 117 119 123 135 137 139 143 161 179 389 427 465 512 513 514 515 526 530 531 532 540 548 554 556 563 587 601 636 989 990 993 995 1719 1720 1723 2049 3659 4045 4190 5060 5061 6000 6566 6665 6666 6667 6668 6669 6679 6697 10080'.split(' '));
+
+/**
  * The shape rules for a provider's URLs (STYLE habit 5: fail where the mistake is, at load time):
  * - plain http only on a loopback host, or with `allow_insecure_http: true` (codes, tokens and the client
  *   secret would otherwise cross the network in clear text; openid-client refuses it at sign-in time);
  * - GitHub `base_url` is an origin (`/login/oauth/…` and `/api/v3` are appended to it);
  * - no fragment anywhere (RFC 6749 §3.1 and §3.2: endpoint URIs MUST NOT include a fragment), and no query
- *   in `issuer` (OpenID Connect Discovery 1.0 §2: "no query or fragment components").
+ *   in `issuer` (OpenID Connect Discovery 1.0 §2: "no query or fragment components");
+ * - no port that fetch refuses (FETCH_BAD_PORTS).
  * Strings that are not http(s) URLs at all are reported by the field check (`httpUrl`).
  */
 export function providerUrlProblems(name: string, kind: ProviderKind, p: ProviderConfig): { key: ProviderUrlKey; message: string }[] {
@@ -461,6 +468,9 @@ export function providerUrlProblems(name: string, kind: ProviderKind, p: Provide
       out.push({ key, message: 'issuer must not contain a query string (OpenID Connect Discovery 1.0 §2); discovery appends /.well-known/openid-configuration to it' });
     } else if (key === 'base_url' && kind === 'github' && (u.pathname !== '/' || u.search)) {
       out.push({ key, message: `base_url must be an origin such as ${u.origin} (got a path or query: ${u.pathname}${u.search}); the gateway appends /login/oauth/… and /api/v3 itself (use api_url for a different API location)` });
+    }
+    if (FETCH_BAD_PORTS.has(u.port)) {
+      out.push({ key, message: `${key} uses port ${u.port}, which fetch refuses to connect to (a "bad port" of the WHATWG Fetch standard, like 1, 6000 or 6667): run the identity provider on another port` });
     }
     if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !p.allow_insecure_http) {
       out.push({

@@ -53,8 +53,9 @@ export function isUnavailable(err: unknown): boolean {
 export function failureReason(err: unknown): string {
   let e: unknown = err;
   for (let depth = 0; depth < 6 && e && typeof e === 'object'; depth++) {
-    const { code, name, status } = e as { code?: unknown; name?: unknown; status?: unknown };
+    const { code, name, status, message } = e as { code?: unknown; name?: unknown; status?: unknown; message?: unknown };
     if (typeof code === 'string' && /^[A-Z_]+$/.test(code) && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') return code;
+    if (message === 'bad port') return 'bad_port'; // fetch refuses the port (Fetch standard "bad port")
     if (typeof status === 'number') return `HTTP ${status}`;
     if (name === 'TimeoutError') return 'timeout';
     e = (e as { cause?: unknown }).cause;

@@ -138,3 +138,12 @@ describe('one mistake, one message: rules that read a dropped value', () => {
     expect(found).toEqual([{ path: 'oauth_providers.myidp.type', line: 6, message: expect.stringContaining('must be one of') }]);
   });
 });
+
+describe('ports fetch refuses', () => {
+  it('a provider on a fetch "bad port" (e.g. 6000) is refused at load time instead of failing every sign-in with "fetch failed: bad port"', () => {
+    expect(problems(yaml([...CREDS, 'issuer: http://127.0.0.1:6000']))).toEqual([
+      { path: 'oauth_providers.myidp.issuer', line: 6, message: expect.stringContaining('uses port 6000, which fetch refuses to connect to') },
+    ]);
+    expect(() => loadConfigText(yaml([...CREDS, 'issuer: http://127.0.0.1:6001']), 'cfg.yaml', { env: {} })).not.toThrow();
+  });
+});
