@@ -150,6 +150,25 @@ describe('a provider that answers but cannot be used', () => {
   });
 });
 
+describe('a loopback issuer does not open plain http to other hosts', () => {
+  test('a discovery document on loopback that lists a plain-http token endpoint elsewhere: refused (502 page, /ready failed), the code never goes there', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((req, res) => {
+      const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: 'http://idp.example.com/token', jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'] }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    onTestFinished(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
+    const gw = await gateway({ issuer: `http://127.0.0.1:${(server.address() as { port: number }).port}` });
+    await expect.poll(async () => (await readyBody(await fetch(`${gw.url}/ready`))).identity_provider).toMatchObject({ state: 'failed', reason: 'insecure_endpoint' });
+    const provider = new TestOAuthProvider();
+    await expect(obtainToken(gw.url, 'calc', { provider })).rejects.toMatchObject({ oauthError: 'server_error' });
+    expect(provider.lastWalk!.shown[1]).toMatchObject({ status: 502 });
+    expect(provider.lastWalk!.shown[1]!.body).toContain('lists token_endpoint over plain http on a non-loopback host');
+  });
+});
+
 describe('timeouts count as unreachable', () => {
   test('a provider that accepts the connection and never answers: openid-client and fetch timeouts both map to temporarily_unavailable', async () => {
     const { createServer } = await import('node:http');
