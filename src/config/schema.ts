@@ -490,10 +490,18 @@ export function loopbackHttpUrls(p: ProviderConfig): ProviderUrlKey[] {
   });
 }
 
-/** The one start-up (and check-config) line for a provider accepted over plain http because it is on loopback. */
-export function loopbackHttpNotice(name: string, p: ProviderConfig): string | undefined {
+/**
+ * The one start-up (and check-config) line for a provider reached over plain http: accepted because it is on
+ * loopback, or because `allow_insecure_http: true` says so (then it may be any host).
+ */
+export function plainHttpNotice(name: string, p: ProviderConfig): string | undefined {
+  if (p.allow_insecure_http) {
+    const keys = PROVIDER_URL_KEYS.filter((key) => p[key] !== undefined && URL.parse(p[key]!)?.protocol === 'http:');
+    if (keys.length === 0) return undefined;
+    return `identity provider '${name}': plain http (${keys.join(', ')}) is accepted because allow_insecure_http: true; codes, tokens and the client secret cross the network unencrypted (for a test set-up only)`;
+  }
   const keys = loopbackHttpUrls(p);
-  if (keys.length === 0 || p.allow_insecure_http) return undefined;
+  if (keys.length === 0) return undefined;
   return `identity provider '${name}': plain http (${keys.join(', ')}) is accepted only because it is on a loopback address (127.0.0.0/8, ::1, localhost); use https for any other host`;
 }
 

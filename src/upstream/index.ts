@@ -2,7 +2,7 @@
  * Builds the upstream identity provider from `oauth_providers` (exactly one is configured).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { loopbackHttpNotice, loopbackHttpUrls, providerKind, type GatewayConfig } from '../config/schema.js';
+import { plainHttpNotice, providerKind, type GatewayConfig } from '../config/schema.js';
 import { assertDevSignInAllowed, DevSignIn } from './dev.js';
 import { OAuth2Upstream } from './oauth2.js';
 import { OidcUpstream } from './oidc.js';
@@ -66,8 +66,8 @@ export function announceUpstream(config: GatewayConfig, signIn: SignIn | undefin
   const first = Object.entries(config.oauth_providers)[0];
   if (!first || !signIn || 'local' in signIn) return Promise.resolve();
   const [name, p] = first;
-  const notice = loopbackHttpNotice(name, p);
-  if (notice) log.warn({ provider: name, keys: loopbackHttpUrls(p) }, notice);
+  const notice = plainHttpNotice(name, p);
+  if (notice) log.warn({ provider: name, allow_insecure_http: p.allow_insecure_http }, notice);
   if (!signIn.prepare) return Promise.resolve();
   return signIn.prepare().then(
     () => log.info({ provider: name }, `identity provider '${name}': OpenID Connect discovery succeeded`),

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigText } from '../../src/config/load.js';
-import { loopbackHttpUrls } from '../../src/config/schema.js';
+import { plainHttpNotice, loopbackHttpUrls } from '../../src/config/schema.js';
 
 const SECRET = 'a-very-long-session-secret-for-tests-0123456789';
 
@@ -66,7 +66,12 @@ describe('provider URLs', () => {
 
   it('allow_insecure_http: true accepts a non-loopback http URL, except under NODE_ENV=production (at load time, so check-config says it)', () => {
     const text = yaml([...CREDS, 'issuer: http://keycloak.internal:8080/realms/dev', 'allow_insecure_http: true']);
-    expect(loadConfigText(text, 'cfg.yaml', { env: {} }).oauth_providers.myidp?.allow_insecure_http).toBe(true);
+    const cfg = loadConfigText(text, 'cfg.yaml', { env: {} });
+    expect(cfg.oauth_providers.myidp?.allow_insecure_http).toBe(true);
+    // It is still said at start-up, once.
+    expect(plainHttpNotice('myidp', cfg.oauth_providers.myidp!)).toBe(
+      "identity provider 'myidp': plain http (issuer) is accepted because allow_insecure_http: true; codes, tokens and the client secret cross the network unencrypted (for a test set-up only)",
+    );
     expect(problems(text, { NODE_ENV: 'production' })).toEqual([
       { path: 'oauth_providers.myidp.allow_insecure_http', line: 7, message: expect.stringContaining('allow_insecure_http is refused when NODE_ENV=production') },
     ]);
