@@ -90,5 +90,8 @@ export function callbackFailure(err: unknown): UpstreamError {
     return new UpstreamError(denied ? 'access_denied' : 'server_error', `the identity provider refused the sign-in (${err.error})`, { cause: err });
   }
   if (isUnavailable(err)) return new UpstreamError('temporarily_unavailable', 'the identity provider could not be reached to complete the sign-in', { cause: err });
-  return new UpstreamError('server_error', 'the sign-in at the identity provider could not be completed', { cause: err });
+  // "HTTP 404" (a wrong token_url), "OAUTH_JWT_CLAIM_COMPARISON" (an ID token for another issuer): enough for
+  // an administrator to know where to look, nothing the provider said verbatim.
+  const reason = failureReason(err);
+  return new UpstreamError('server_error', `the sign-in at the identity provider could not be completed${reason === 'error' ? '' : ` (${reason})`}`, { cause: err });
 }

@@ -150,6 +150,37 @@ describe('a provider that answers but cannot be used', () => {
   });
 });
 
+describe('configuration mistakes found at the first sign-in are named on the page', () => {
+  const custom = (gh: { url: string; clientId: string; clientSecret: string }, extra: Record<string, unknown>) => ({
+    client_id: gh.clientId,
+    client_secret: gh.clientSecret,
+    authorization_url: `${gh.url}/login/oauth/authorize`,
+    token_url: `${gh.url}/login/oauth/access_token`,
+    userinfo_url: `${gh.url}/custom/userinfo`,
+    ...extra,
+  });
+
+  test('a token_url with the wrong path: 502 page naming the HTTP status, server_error to the client', async () => {
+    const gh = await startGithubStandin();
+    const gw = await gateway(custom(gh, { token_url: `${gh.url}/no/such/token` }));
+    const provider = new TestOAuthProvider();
+    await expect(obtainToken(gw.url, 'calc', { provider })).rejects.toMatchObject({ oauthError: 'server_error' });
+    const page = provider.lastWalk!.shown[1]!;
+    expect(page.status).toBe(502);
+    expect(page.body).toMatch(/could not be completed \(HTTP 404\)/);
+    expect(page.body).toContain('Return to the application');
+  });
+
+  test('a userinfo document without the user id claim: the page names the claims.id key to set', async () => {
+    const gh = await startGithubStandin();
+    gh.customProfile = { uid: 'u-9', email: 'x@acme.example' };
+    const gw = await gateway(custom(gh, {}));
+    const provider = new TestOAuthProvider();
+    await expect(obtainToken(gw.url, 'calc', { provider })).rejects.toMatchObject({ oauthError: 'server_error' });
+    expect(provider.lastWalk!.shown[1]!.body).toContain('oauth_providers.myidp.claims.id names the claim to use');
+  });
+});
+
 describe('a loopback issuer does not open plain http to other hosts', () => {
   test('a discovery document on loopback that lists a plain-http token endpoint elsewhere: refused (502 page, /ready failed), the code never goes there', async () => {
     const { createServer } = await import('node:http');
