@@ -13,6 +13,7 @@ import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
 import type { StorageMonitor } from './http/availability.js';
 import type { RateLimits } from './http/rate-limit.js';
+import type { UpstreamHealth } from './upstream/types.js';
 
 export interface GatewayContext {
   config: GatewayConfig;
@@ -32,4 +33,6 @@ export interface GatewayContext {
    * applies the failed-authentication limit itself where it rejects a token (`blockedFor`, `failedAuth`).
    */
   limits: RateLimits;
+  /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
+  upstream?: UpstreamHealth;
 }

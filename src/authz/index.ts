@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
-import { createUpstream } from '../upstream/index.js';
+import { announceUpstream, createUpstream } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
 import { ROUTES } from './provider.js';
@@ -58,6 +58,8 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   host.startKeyPolling();
   app.addHook('onClose', async () => host.stop());
   const upstream = createUpstream(ctx.config);
+  if (upstream && !('local' in upstream)) ctx.upstream = upstream.health;
+  void announceUpstream(ctx.config, upstream, ctx.log);
 
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
     // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse

@@ -9,14 +9,16 @@
  *   keys rotate
  *   storage migrate --from A.yaml --to B.yaml
  */
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { KeyManager } from '../authz/keys.js';
 import { RevocationList } from '../authz/revocation.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
-import { loadForCli, type CliValues, type Output } from './common.js';
+import { DEMO_DB, demoConfig } from '../demo/demo.js';
+import { loadForCli, resolveConfigPath, type CliValues, type Output } from './common.js';
 
 const CLIENT_PREFIX = 'oidc:Client:';
 const GRANT_PREFIX = 'oidc:Grant:';
@@ -59,7 +61,13 @@ export async function runAdmin(command: string, rest: string[], values: CliValue
     output.err(`unknown command '${[command, ...rest].join(' ')}'\n\nRun mcp-oauth-gateway --help for usage.`);
     return 2;
   }
-  const { config, path } = loadForCli(values, env);
+  const target = adminConfig(values, env, output);
+  if (!target) return 1;
+  const { config, path } = target;
+  if (config.storage.type === 'memory') {
+    output.err(memoryRefusal(path));
+    return 1;
+  }
   const store = await createStore(config.storage, { baseDir: dirname(path) });
   try {
     const health = await store.health();
@@ -92,6 +100,35 @@ export function terminalSafe(s: string): string {
 /** JSON output: JSON.stringify escapes C0 but not DEL, C1 or bidi controls; those become `\uHHHH` (still valid JSON). */
 function jsonSafe(value: unknown): string {
   return JSON.stringify(value, null, 2).replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * `storage.type: memory` lives inside the running gateway process: a command would open an empty store of
+ * its own and report "(none)" or "revoked 0 grant(s)" as if that were the gateway's state.
+ */
+function memoryRefusal(path: string): string {
+  return [
+    `${path}: storage.type is memory, which lives inside the running gateway process: this command cannot see it`,
+    '(it would only open an empty store of its own and report on that).',
+    'Use storage.type: sqlite (a file the gateway and these commands share), or redis / vault for several instances.',
+  ].join('\n');
+}
+
+/**
+ * The configuration a command works on. With none at all (no --config, no $MCP_CONFIG_PATH, no ./config.yaml)
+ * `npm start` runs the demo, so the commands use the demo's database, ./data/demo.db, when it exists (and
+ * never create it: listing must not write files).
+ */
+function adminConfig(values: CliValues, env: NodeJS.ProcessEnv, output: Output): { config: GatewayConfig; path: string } | undefined {
+  if (resolveConfigPath(values.config, env).kind === 'file') return loadForCli(values, env);
+  const db = resolve(DEMO_DB);
+  if (!existsSync(db)) {
+    output.err(`no configuration found (pass --config FILE, set MCP_CONFIG_PATH, or create ./config.yaml), and no demo database at ${db} (it is created when npm start runs the demo from this folder)`);
+    return undefined;
+  }
+  output.err(`no configuration found: using the demo's database ${db}`);
+  const config = demoConfig('http://127.0.0.1:9/mcp', { dataDir: dirname(db) });
+  return { config, path: db };
 }
 
 function print(output: Output, values: CliValues, rows: Record<string, unknown>[], columns: string[]): void {
@@ -233,6 +270,12 @@ async function storageMigrate(values: CliValues, env: NodeJS.ProcessEnv, output:
   }
   const from = loadConfigFile(values.from, { env });
   const to = loadConfigFile(values.to, { env });
+  for (const [file, cfg] of [[values.from, from], [values.to, to]] as const) {
+    if (cfg.storage.type === 'memory') {
+      output.err(memoryRefusal(file));
+      return 1;
+    }
+  }
   const { migrateStore } = (await import('../storage/migrate.js')) as {
     migrateStore: (a: Store, b: Store, o?: { onProgress?(n: number): void }) => Promise<{ copied: number; skipped: number }>;
   };

@@ -312,7 +312,11 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+    // `--debug` / `logging.level: debug`: one line per proxied request (method, service, status, duration),
+    // never the URL query, headers or body. Decided once: the hot path stays free of it otherwise.
+    const debug = ctx.log.level === 'debug' || ctx.log.level === 'trace';
     const handler = async (request: FastifyRequest<{ Params: { service: string } }>, reply: FastifyReply) => {
+      if (debug) logProxied(ctx, request.method, request.params.service, reply.raw);
       reply.hijack();
       try {
         await proxy.handle(request, reply.raw);
@@ -331,3 +335,11 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
   });
 }
 
+
+function logProxied(ctx: GatewayContext, method: string, service: string, res: ServerResponse): void {
+  const started = performance.now();
+  res.once('close', () => {
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    ctx.log.debug({ method, service, status: res.statusCode, duration_ms: ms, completed: res.writableFinished }, `proxied ${method} /${service}/mcp -> ${res.statusCode} in ${ms} ms`);
+  });
+}

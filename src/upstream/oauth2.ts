@@ -5,9 +5,9 @@
  */
 import * as oidc from 'openid-client';
 import type { ProviderConfig, ProviderKind } from '../config/schema.js';
-import { callbackFailure, executeOptions, getJson, insecureAllowed } from './http.js';
+import { callbackFailure, executeOptions, failureReason, getJson, insecureAllowed } from './http.js';
 import { mapClaims, type ClaimNames } from './profile.js';
-import { UpstreamError, type UpstreamChecks, type UpstreamIdp } from './types.js';
+import { UpstreamError, UpstreamHealth, type UpstreamChecks, type UpstreamIdp } from './types.js';
 
 interface Endpoints {
   issuer: string;
@@ -50,6 +50,8 @@ interface GithubEmail {
 export class OAuth2Upstream implements UpstreamIdp {
   readonly #config: oidc.Configuration;
   readonly #endpoints: Endpoints;
+  /** No discovery: known only from sign-ins (the token and profile requests). */
+  readonly health: UpstreamHealth;
 
   constructor(
     readonly name: string,
@@ -58,6 +60,7 @@ export class OAuth2Upstream implements UpstreamIdp {
     private readonly claimNames: ClaimNames,
   ) {
     if (!p.client_id || !p.client_secret) throw new TypeError(`oauth_providers.${name}: client_id and client_secret are required`);
+    this.health = new UpstreamHealth(name, kind);
     this.#endpoints = endpointsOf(name, kind, p);
     const e = this.#endpoints;
     // Credentials in the form body: GitHub's documented method, and what the original gateway sent to
@@ -86,9 +89,12 @@ export class OAuth2Upstream implements UpstreamIdp {
       // RFC 9207 `iss` is not sent by GitHub; openid-client only checks it when present.
       const tokens = await oidc.authorizationCodeGrant(this.#config, callbackUrl, { pkceCodeVerifier: checks.codeVerifier, expectedState: checks.state });
       const claims = this.kind === 'github' ? await this.#githubClaims(tokens.access_token) : ((await getJson(this.#endpoints.api, tokens.access_token)) as Record<string, unknown>);
+      this.health.reachable();
       return mapClaims(this.name, claims, this.claimNames);
     } catch (err) {
-      throw callbackFailure(tokenErrorInBody(err) ?? err);
+      const failure = callbackFailure(tokenErrorInBody(err) ?? err);
+      if (failure.oauthError === 'temporarily_unavailable') this.health.broken('unreachable', failureReason(err));
+      throw failure;
     }
   }
 

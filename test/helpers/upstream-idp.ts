@@ -83,7 +83,12 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
     provider,
     nextUser: users[0]!,
     addClient: (meta) => void data.set(`Client:${meta.client_id}`, { ...meta, application_type: 'web' } as AdapterPayload),
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // Keep-alive connections too: a stopped IdP must refuse the next request, not answer it on an old socket.
+        server.closeAllConnections();
+      }),
   };
   const callback = provider.callback();
   server.on('request', async (req, res) => {
