@@ -13,6 +13,7 @@ import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
 import type { StorageMonitor } from './http/availability.js';
 import type { RateLimits } from './http/rate-limit.js';
+import type { UpstreamHealth } from './upstream/types.js';
 
 export interface GatewayContext {
   config: GatewayConfig;
@@ -28,8 +29,10 @@ export interface GatewayContext {
   /** Whether storage is usable right now (src/http/availability.ts). */
   availability: StorageMonitor;
   /**
-   * Rate limits (src/http/rate-limit.ts). The proxy's failed-authentication limit is applied by a global
-   * hook; `limits.blockedFor(ip)` / `limits.failedAuth(ip)` are there for code that wants to do it inline.
+   * Rate limits (src/http/rate-limit.ts). The OAuth endpoints are limited by a global hook; the proxy
+   * applies the failed-authentication limit itself where it rejects a token (`blockedFor`, `failedAuth`).
    */
   limits: RateLimits;
+  /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
+  upstream?: UpstreamHealth;
 }

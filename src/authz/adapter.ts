@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { MAX_KEY_LENGTH, type Store } from '../storage/store.js';
+import { HANDLE_PREFIX } from './structured-tokens.js';
 
 export interface AdapterHooks {
   /** Called once per grant revocation (code replay, refresh-token reuse, RFC 7009, operator). */
@@ -17,6 +18,13 @@ export interface AdapterHooks {
   clientTtlSeconds: number;
   /** Whether a grant is already revoked (the RevocationList): records of such a grant are never written. */
   isGrantRevoked?(grantId: string): boolean;
+  /** The record of a wrapped JWT access token at revocation/introspection (structured-tokens.ts). */
+  structuredAccessToken?(handle: string): Promise<AdapterPayload | undefined>;
+  /**
+   * Whether a consumed refresh token is still inside `tokens.refresh_reuse_grace` (src/authz/refresh-grace.ts):
+   * then `find` does not report it consumed, so oidc-provider reaches the grace hook instead of revoking.
+   */
+  refreshReuseCovered?(refreshToken: string): Promise<boolean>;
 }
 
 const key = (model: string, id: string) => `oidc:${model}:${id}`;
@@ -69,6 +77,12 @@ export class StoreAdapter implements Adapter {
       const { jti: _jti, ...rest } = payload;
       stored = rest;
     }
+    if (this.model === 'ReplayDetection') {
+      // RFC 7523 §3 item 7: a client assertion's jti is used once. oidc-provider checks with find-then-save;
+      // the atomic insert makes the second of two concurrent uses fail too.
+      if (!(await this.store.setIfAbsent(this.#key(id), stored, { ttlSeconds, indexes }))) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
+      return;
+    }
     await this.store.set(this.#key(id), stored, { ttlSeconds, indexes });
   }
 
@@ -100,10 +114,14 @@ export class StoreAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    if (this.model === 'AccessToken' && this.hooks.structuredAccessToken && id.startsWith(HANDLE_PREFIX)) return this.hooks.structuredAccessToken(id);
     const rec = await this.store.get<AdapterPayload>(await this.#locate(id));
     if (!rec) return undefined;
     const value = this.#hashed ? { ...rec.value, jti: id } : rec.value;
-    if (rec.consumedAt !== undefined) return { ...value, consumed: Math.floor(rec.consumedAt / 1000) };
+    if (rec.consumedAt !== undefined) {
+      if (this.model === 'RefreshToken' && (await this.hooks.refreshReuseCovered?.(id))) return value;
+      return { ...value, consumed: Math.floor(rec.consumedAt / 1000) };
+    }
     return value;
   }
 

@@ -66,7 +66,21 @@ export interface ConsentView {
   offline: boolean;
 }
 
-export function consentPage(v: ConsentView): string {
+/**
+ * Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) and control characters in text
+ * that came from a client (issue 12 P6): U+202E would display `exe.txt` as `txt.exe`, or reorder the page
+ * text around the name. Each becomes a visible U+FFFD. The bidi *marks* (LRM, RLM, ALM) stay: they cannot
+ * reorder letters and right-to-left names use them. Escaping for HTML is still the caller's.
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE_DISPLAY = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+export function neutraliseDisplay(s: string): string {
+  return s.replace(UNSAFE_DISPLAY, '\ufffd');
+}
+
+export function consentPage(view: ConsentView): string {
+  const v = { ...view, clientName: neutraliseDisplay(view.clientName), clientId: neutraliseDisplay(view.clientId), redirectHost: neutraliseDisplay(view.redirectHost) };
   const scopes = v.scopes.length ? `<ul>${v.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>` : '<p>No specific permissions.</p>';
   return `<h1>Allow access to ${escapeHtml(v.service.name)}?</h1>
 <p><strong>${escapeHtml(v.clientName)}</strong> wants to use <strong>${escapeHtml(v.service.name)}</strong> on your behalf.</p>

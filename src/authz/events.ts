@@ -5,6 +5,7 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
+import { serviceForResource } from './resource-servers.js';
 
 interface RevokedToken {
   kind: string;
@@ -16,8 +17,19 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   provider.on('grant.success', (koa: KoaContextWithOIDC) => {
     const grantType = String(koa.oidc.params?.grant_type ?? 'unknown');
     ctx.metrics.tokensIssued.inc({ grant_type: grantType });
-    const at = koa.oidc.entities.AccessToken;
-    ctx.audit.emit('token.issued', { grant_type: grantType, client_id: koa.oidc.client?.clientId, user: at?.accountId, grant_id: at?.grantId });
+    const at = koa.oidc.entities.AccessToken as (typeof koa.oidc.entities.AccessToken & { aud?: unknown; scope?: unknown }) | undefined;
+    // The service is the token's audience (exactly one, RFC 8707), named by its id as in every other
+    // event (issue 12 P13); the scope granted with it. Identifiers only: never the token.
+    const aud = Array.isArray(at?.aud) ? at.aud[0] : at?.aud;
+    const service = typeof aud === 'string' ? (serviceForResource(ctx, aud)?.id ?? aud) : undefined;
+    ctx.audit.emit('token.issued', {
+      grant_type: grantType,
+      client_id: koa.oidc.client?.clientId,
+      user: at?.accountId,
+      grant_id: at?.grantId,
+      service,
+      scope: typeof at?.scope === 'string' ? at.scope : undefined,
+    });
   });
   // oidc-provider's InvalidGrant carries the reason in `error_detail` (the response says only invalid_grant);
   // sequential reuse (refresh_token.js) and a lost concurrent race (adapter.ts) use the same text.
@@ -46,6 +58,16 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   });
   // Grant revocation (replay, refresh-token reuse, RFC 7009 of a grant's token, operator): grant.revoked,
   // emitted once per grant by ProviderHost.
+  // `--debug`: why an authorization or a token request was refused (the rule, in oidc-provider's words;
+  // its descriptions and details name parameters and rules, never token values).
+  const refused = (stage: string) => (koa: KoaContextWithOIDC, err: Error & { error?: string; error_description?: string; error_detail?: string }) => {
+    ctx.log.debug(
+      { stage, client_id: koa.oidc?.client?.clientId, error: err.error, error_description: err.error_description, error_detail: err.error_detail },
+      `${stage} refused: ${err.error ?? err.name}${err.error_description ? ` (${err.error_description})` : ''}${err.error_detail ? `: ${err.error_detail}` : ''}`,
+    );
+  };
+  provider.on('authorization.error', refused('authorization'));
+  provider.on('grant.error', refused('token'));
   provider.on('server_error', (_koa: KoaContextWithOIDC, err: Error) => {
     ctx.log.error({ err }, 'authorization server error');
   });

@@ -7,12 +7,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
 import { registerOAuthCors } from '../http/cors.js';
-import { createUpstream } from '../upstream/index.js';
+import { announceUpstream, createUpstream } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
 import { ROUTES } from './provider.js';
 import { ProviderHost } from './provider-host.js';
 import { registrationHandler } from './registration.js';
+import { readBody, replayWithBody } from './replay.js';
+import { wrapStructuredToken } from './structured-tokens.js';
 
 export { rotateSigningKey } from './key-rotation.js';
 export { buildBearerChallenge } from './challenge.js';
@@ -23,12 +25,29 @@ const PROVIDER_BODY_LIMIT = 56 * 1024;
 
 const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD'];
 
-/** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume) and `/oauth/register/:id`. */
+/** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume), `/oauth/register/:id` and `/oauth/logout/confirm`. */
 function providerPaths(ctx: GatewayContext): string[] {
-  const paths: string[] = [ROUTES.authorization, `${ROUTES.authorization}/*`, ROUTES.token, ROUTES.revocation, ROUTES.introspection, ROUTES.jwks];
+  const paths: string[] = [ROUTES.authorization, `${ROUTES.authorization}/*`, ROUTES.token, ROUTES.revocation, ROUTES.introspection, ROUTES.jwks, ROUTES.end_session, `${ROUTES.end_session}/*`];
   // POST /oauth/register is checked first (registration.ts); RFC 7592 reads go straight through.
   if (ctx.config.registration.mode !== 'off') paths.push(`${ROUTES.registration}/*`);
   return paths;
+}
+
+/** The endpoints where a JWT access token is wrapped for oidc-provider (structured-tokens.ts, P4). */
+const TOKEN_LOOKUP_PATHS = new Set<string>([ROUTES.revocation, ROUTES.introspection]);
+
+/**
+ * RFC 7009 / RFC 7662 form posts carrying a JWT `token`: replayed with the token wrapped; other requests
+ * as they are. Undefined: the (undeclared, chunked) body is over oidc-provider's limit.
+ */
+async function withStructuredToken(req: FastifyRequest): Promise<IncomingMessage | undefined> {
+  const path = req.url.split('?', 1)[0]!;
+  if (req.method !== 'POST' || !TOKEN_LOOKUP_PATHS.has(path) || !String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return req.raw;
+  const body = await readBody(req.raw, PROVIDER_BODY_LIMIT);
+  if (body === undefined) return undefined;
+  const params = new URLSearchParams(body.toString('utf8'));
+  if (!wrapStructuredToken(params)) return replayWithBody(req.raw, body, String(req.headers['content-type']));
+  return replayWithBody(req.raw, Buffer.from(params.toString(), 'utf8'), String(req.headers['content-type']));
 }
 
 const urlEncoded = (_req: FastifyRequest, body: string, done: (err: Error | null, body?: unknown) => void) => {
@@ -40,18 +59,20 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   host.startKeyPolling();
   app.addHook('onClose', async () => host.stop());
   const upstream = createUpstream(ctx.config);
+  if (upstream && !('local' in upstream)) ctx.upstream = upstream.health;
+  void announceUpstream(ctx.config, upstream, ctx.log);
   // Before any route: CORS preflights and Origin checks for discovery, registration, token, revocation.
   registerOAuthCors(app, ctx);
 
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
     // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse
     // the request body". A declared oversized body is refused up front with the right status, unread.
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > PROVIDER_BODY_LIMIT) {
-      return reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
-    }
+    const tooLarge = () => reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
+    if (Number(req.headers['content-length'] ?? 0) > PROVIDER_BODY_LIMIT) return tooLarge();
+    const raw = await withStructuredToken(req);
+    if (raw === undefined) return tooLarge();
     reply.hijack();
-    await host.callback(req.raw, reply.raw);
+    await host.callback(raw, reply.raw);
   };
   for (const url of providerPaths(ctx)) {
     app.route({ method: METHODS, url, onRequest: handOver, handler: async () => undefined });

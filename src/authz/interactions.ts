@@ -19,6 +19,7 @@ import type { InteractionResults } from 'oidc-provider';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
 import { UpstreamError, type SignIn, type UpstreamChecks } from '../upstream/index.js';
+import { startFailure } from '../upstream/http.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 import { loadAccount, saveAccount } from './accounts.js';
 import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, type Approval } from './consent.js';
@@ -131,7 +132,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       return void reply.raw.end();
     }
     if (!upstream) throw new UpstreamError('server_error', 'no identity provider is configured (oauth_providers)');
-    const { url, checks } = await upstream.start(callbackUrl);
+    const { url, checks } = await upstream.start(callbackUrl).catch((err: unknown) => {
+      throw startFailure(err); // the guard shows it with the return button
+    });
     await ctx.store.set(ATTEMPT_PREFIX + checks.state, { uid, checks, approval } satisfies UpstreamAttempt, { ttlSeconds: 900 });
     reply.raw.writeHead(303, { location: url.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
     reply.raw.end();
@@ -155,6 +158,15 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       try {
         await handler(req, reply);
       } catch (err) {
+        const uid = (req.params as { uid?: unknown } | undefined)?.uid;
+        if (err instanceof UpstreamError && typeof uid === 'string' && !reply.raw.headersSent) {
+          // The provider is unusable (unreachable, bad answer): say so, and let the client learn it too.
+          ctx.metrics.signIns.inc({ outcome: 'failure' });
+          ctx.log.warn({ err: err.cause ?? err, provider: upstream?.name, reason: upstream?.health.reason }, `upstream sign-in failed: ${err.message}`);
+          if (!reply.sent) reply.hijack();
+          const page = err.page(upstream?.name ?? 'not configured');
+          return errorPage(reply, uid, err.httpStatus, page.heading, page.message, err.oauthError);
+        }
         const e = err as Error & { statusCode?: number; error_description?: string; expose?: boolean };
         const status = e.statusCode && e.statusCode < 500 ? e.statusCode : 500;
         if (status >= 500) ctx.log.error({ err }, 'interaction failed');
@@ -177,7 +189,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
       const approved = (details.lastSubmission as { gwApproval?: Approval } | undefined)?.gwApproval;
       const justApproved = approved?.clientId === clientId && approved.resource === resource && scopes.every((s) => approved.scopes.includes(s));
-      if (justApproved || (await consentRemembered(ctx, user, clientId, service.id, scopes))) {
+      // OIDC Core §3.1.2.1: `prompt=consent` asks for consent again, whatever was remembered (P9).
+      const consentRequested = String(details.params.prompt ?? '').split(' ').includes('consent');
+      if (justApproved || (!consentRequested && (await consentRemembered(ctx, user, clientId, service.id, scopes)))) {
         if (justApproved) await rememberConsent(ctx, user, clientId, service.id, scopes);
         return grantConsent(req, reply, details, user);
       }
@@ -235,8 +249,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       const e = err instanceof UpstreamError ? err : new UpstreamError('server_error', 'the sign-in could not be completed', { cause: err });
       ctx.metrics.signIns.inc({ outcome: 'failure' });
       ctx.audit.emit('sign_in.failure', { client_id: attempt.approval.clientId, reason: e.message });
-      ctx.log.warn({ err: e.cause ?? e, provider: upstream.name }, 'upstream sign-in failed');
-      return errorPage(reply, details.uid, 502, 'Sign-in failed', `The sign-in failed: ${e.message}.`, e.oauthError);
+      ctx.log.warn({ err: e.cause ?? e, provider: upstream.name, reason: upstream.health.reason }, `upstream sign-in failed: ${e.message}`);
+      const page = e.page(upstream.name);
+      return errorPage(reply, details.uid, e.httpStatus, page.heading, page.message, e.oauthError);
     }
     return completeSignIn(req, reply, details.uid, profile, attempt.approval, 'ext');
   }));

@@ -63,27 +63,55 @@ export class KeyManager {
     await km.reload();
     if (km.#records.length === 0) {
       const first = await generateSigningKey(0);
-      // Two instances starting together: only one writes the first key; the other reads it.
-      if (await store.setIfAbsent(INIT_LOCK, { kid: first.kid })) await store.set(KEY_PREFIX + first.kid, first);
+      // Two instances starting together: only one writes the first key; the other reads it. The lock
+      // expires, so a lock left behind by storage that lost the keys themselves blocks nobody for long.
+      if (await store.setIfAbsent(INIT_LOCK, { kid: first.kid }, { ttlSeconds: 60 })) await store.set(KEY_PREFIX + first.kid, first);
       for (let i = 0; i < 50 && km.#records.length === 0; i++) {
         await km.reload();
         if (km.#records.length === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      // Nobody wrote a key although someone holds the lock: write ours only if none exists meanwhile
+      // (instances that hold different keys converge on the same signer, see `#setRecords`).
+      if (km.#records.length === 0) {
+        await store.setIfAbsent(KEY_PREFIX + first.kid, first);
+        await km.reload();
       }
       if (km.#records.length === 0) throw new Error('no signing key could be created or loaded from storage');
     }
     return km;
   }
 
-  /** Re-reads keys from storage (other instances may have rotated). */
+  /**
+   * Re-reads keys from storage (other instances may have rotated). Storage that lost records (a Redis
+   * restarted without persistence, a failover to an empty replica, eviction) must not split the
+   * instances: a live key this instance holds but storage no longer has is written back, only where no
+   * record exists (atomic), and then the stored set is adopted. Every instance thus publishes every key
+   * that may still have valid tokens, and all of them sign with the same one (the order in
+   * `#setRecords` is deterministic), without a restart.
+   */
   async reload(): Promise<void> {
     if (this.fromConfig) return;
-    const listed = await this.store.list<SigningKeyRecord>(KEY_PREFIX);
-    this.#setRecords(listed.map((r) => r.value));
+    let listed = (await this.store.list<SigningKeyRecord>(KEY_PREFIX)).map((r) => r.value);
+    const stored = new Set(listed.map((r) => r.kid));
+    const lost = this.#records.filter((r) => !stored.has(r.kid));
+    if (lost.length > 0) {
+      let restored = 0;
+      for (const r of lost) if (await this.store.setIfAbsent(KEY_PREFIX + r.kid, r)) restored++;
+      this.onRestored?.(lost.map((r) => r.kid), restored);
+      listed = (await this.store.list<SigningKeyRecord>(KEY_PREFIX)).map((r) => r.value);
+    }
+    this.#setRecords(listed);
   }
+
+  /** Told when storage had lost signing keys this instance still holds (kids, and how many it wrote back). */
+  onRestored: ((kids: string[], written: number) => void) | undefined;
 
   #setRecords(records: SigningKeyRecord[]): void {
     const now = Date.now();
-    this.#records = records.filter((r) => r.retireAt === undefined || r.retireAt > now).sort((a, b) => b.activeAt - a.activeAt || b.createdAt - a.createdAt);
+    // Deterministic order (activeAt, then createdAt, then kid): instances holding the same set agree on the signer.
+    this.#records = records
+      .filter((r) => r.retireAt === undefined || r.retireAt > now)
+      .sort((a, b) => b.activeAt - a.activeAt || b.createdAt - a.createdAt || (a.kid < b.kid ? -1 : a.kid > b.kid ? 1 : 0));
     this.#verifySet = createLocalJWKSet({ keys: this.#records.map((r) => publicOf(r.jwk)) });
   }
 
@@ -106,10 +134,27 @@ export class KeyManager {
     return { keys: this.privateJwks().keys.map(publicOf) };
   }
 
-  /** A jose key resolver over the public keys, for in-process token verification. */
+  /**
+   * A jose key resolver over the public keys, for in-process token verification. A `kid` it does not
+   * know re-reads storage first (at most every 5 s): a key another instance just wrote back or rotated in
+   * is found without waiting for the next poll.
+   */
   get verifyKeySet(): JWTVerifyGetKey {
-    return this.#verifySet;
+    return this.#resolver;
   }
+
+  #lastMissReload = 0;
+  readonly #resolver: JWTVerifyGetKey = async (header, token) => {
+    try {
+      return await this.#verifySet(header, token);
+    } catch (err) {
+      const now = Date.now();
+      if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY' || this.fromConfig || now - this.#lastMissReload < 5000) throw err;
+      this.#lastMissReload = now;
+      await this.reload();
+      return this.#verifySet(header, token);
+    }
+  };
 
   /** Signs a JWT with the current signer (used for identity assertions towards backends). */
   async sign(claims: Record<string, unknown>, options: { typ: string; audience: string; issuer: string; ttlSeconds: number; subject?: string }): Promise<string> {

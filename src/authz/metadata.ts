@@ -8,14 +8,16 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
-import { ROUTES } from './provider.js';
+import { CLIENT_ASSERTION_ALGS, CLIENT_AUTH_METHODS, ROUTES } from './provider.js';
 
 export function authorizationServerMetadata(ctx: GatewayContext): Record<string, unknown> {
   const base = ctx.issuer;
   const scopes = new Set<string>();
   for (const s of ctx.services.values()) if (s.authRequired) for (const sc of s.scopes) scopes.add(sc);
   scopes.add('offline_access');
-  const authMethods = ['none', 'client_secret_basic', 'client_secret_post'];
+  // oidc-provider accepts the same client authentication at all three endpoints.
+  const authMethods = [...CLIENT_AUTH_METHODS];
+  const algs = [...CLIENT_ASSERTION_ALGS];
   return {
     issuer: base,
     authorization_endpoint: base + ROUTES.authorization,
@@ -31,6 +33,10 @@ export function authorizationServerMetadata(ctx: GatewayContext): Record<string,
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,
     introspection_endpoint_auth_methods_supported: authMethods,
+    // RFC 8414 §2: required when private_key_jwt is listed.
+    token_endpoint_auth_signing_alg_values_supported: algs,
+    revocation_endpoint_auth_signing_alg_values_supported: algs,
+    introspection_endpoint_auth_signing_alg_values_supported: algs,
     // OAuth 2.1 / MCP: PKCE S256 only.
     code_challenge_methods_supported: ['S256'],
     // RFC 9207.

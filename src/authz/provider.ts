@@ -7,11 +7,14 @@ import { hkdfSync } from 'node:crypto';
 import Provider, { errors, type Configuration, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
 import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
-import { createAdapterFactory } from './adapter.js';
-import { cimdFeature, cimdTesting } from './cimd.js';
+import { createAdapterFactory, StoreAdapter, type AdapterHooks } from './adapter.js';
+import { cimdFeature, providerFetch } from './cimd.js';
 import { OriginPolicy } from '../proxy/origin.js';
 import { escapeHtml, page, PAGE_HEADERS } from './html.js';
+import { RefreshGrace } from './refresh-grace.js';
+import { loopbackRedirectAllowed } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
+import { structuredAccessToken } from './structured-tokens.js';
 
 export const ROUTES = {
   authorization: '/oauth/authorize',
@@ -29,6 +32,16 @@ export const ROUTES = {
   backchannel_authentication: '/oauth/backchannel',
   challenge: '/oauth/challenge',
 } as const;
+
+/**
+ * Token endpoint client authentication (also used at revocation and introspection). `private_key_jwt`
+ * (RFC 7523 §2.2, OIDC Core §9): clients that register `jwks` or `jwks_uri`, e.g. ChatGPT's CIMD document;
+ * the MCP authorization spec lets CIMD clients use it. No `client_secret_jwt`: CIMD forbids shared secrets
+ * and nothing in the field uses it.
+ */
+export const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
+/** Accepted client assertion algorithms (oidc-provider's default minus HS256, which only client_secret_jwt uses). */
+export const CLIENT_ASSERTION_ALGS = ['RS256', 'PS256', 'ES256', 'Ed25519', 'EdDSA'] as const;
 
 /** The MCP-friendly client defaults (stack-notes §5.7 item 3): native apps, code + refresh, public. */
 const CLIENT_DEFAULTS: Partial<ClientMetadata> = {
@@ -76,6 +89,22 @@ function renderError(koa: KoaContextWithOIDC, out: { error: string; error_descri
   koa.body = page('Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
 }
 
+/** The sign-out confirmation (oidc-provider supplies `form`: its own CSRF-protected form, no script). */
+async function logoutSource(koa: KoaContextWithOIDC, form: string): Promise<void> {
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
+  koa.type = 'html';
+  koa.body = page(
+    'Sign out',
+    `<h1>Sign out of this gateway?</h1><p>Applications you connected keep their access until you revoke it; the next sign-in goes through your identity provider again.</p>${form}<div class="actions"><button class="primary" autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button><button type="submit" form="op.logoutForm">Stay signed in</button></div>`,
+  );
+}
+
+async function postLogoutSuccessSource(koa: KoaContextWithOIDC): Promise<void> {
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
+  koa.type = 'html';
+  koa.body = page('Signed out', '<h1>Signed out</h1><p>You are signed out of this gateway. You can close this window.</p>');
+}
+
 /** RFC 8707 §2.2 at the refresh grant: `resource`, when sent, must be one the grant was issued for. */
 function assertRefreshResource(koa: KoaContextWithOIDC): void {
   const requested = koa.oidc.params?.resource as unknown;
@@ -86,13 +115,14 @@ function assertRefreshResource(koa: KoaContextWithOIDC): void {
   }
 }
 
-export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Configuration {
+export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>, grace = refreshGrace(ctx, onGrantRevoked)): Configuration {
   const { tokens, registration } = ctx.config;
   return {
-    adapter: createAdapterFactory(ctx.store, { onGrantRevoked, clientTtlSeconds: registration.client_ttl, isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid) }),
+    adapter: createAdapterFactory(ctx.store, { ...adapterHooks(ctx, onGrantRevoked), refreshReuseCovered: (rt) => grace.covers(rt) }),
     clients: staticClients(ctx),
     clientDefaults: CLIENT_DEFAULTS,
-    clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+    clientAuthMethods: [...CLIENT_AUTH_METHODS],
+    enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_ALGS] },
     jwks: ctx.keys.privateJwks() as Configuration['jwks'],
     cookies: { keys: cookieKeys(ctx.config.session_secret, ctx.config.previous_session_secrets), long: { signed: true }, short: { signed: true } },
     scopes: allScopes(ctx),
@@ -108,8 +138,10 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
     // oidc-provider consumes the old token before it resolves `resource`, so a refresh naming another
     // resource would burn the token (and its retry would count as reuse and revoke the grant). This hook
     // runs just before that consume: an unacceptable resource is refused here, the token stays valid.
-    rotateRefreshToken: (koa) => {
+    // It is also where `tokens.refresh_reuse_grace` claims the token or answers a reuse (refresh-grace.ts).
+    rotateRefreshToken: async (koa) => {
       assertRefreshResource(koa);
+      await grace.beforeRotation(koa);
       return true;
     },
     expiresWithSession: async () => false,
@@ -128,7 +160,8 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
       AuthorizationCode: tokens.authorization_code_ttl,
       RefreshToken: tokens.refresh_token_ttl,
       Grant: tokens.grant_ttl,
-      Session: tokens.grant_ttl,
+      // P10: the browser session (and so the age of the profile policies check at sign-in) is bounded.
+      Session: tokens.session_ttl,
       Interaction: 900,
       IdToken: 3600,
     },
@@ -155,22 +188,50 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
         allowedPolicy: async (_koa, client, token) => token.clientId === client.clientId,
       },
       userinfo: { enabled: false },
-      rpInitiatedLogout: { enabled: false },
+      // P10: sign-out of the gateway's browser session at /oauth/logout (OIDC RP-Initiated Logout). Grants
+      // do not expire with the session (expiresWithSession: false), so MCP clients keep working; the next
+      // authorization sends the person through the upstream identity provider again.
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       pushedAuthorizationRequests: { enabled: false },
       claimsParameter: { enabled: false },
       resourceIndicators: resourceIndicatorsFeature(ctx),
       clientIdMetadataDocument: cimdFeature(ctx),
     },
-    ...(cimdFetchOverride() ?? {}),
+    // CIMD documents and clients' jwks_uri: resolved and checked before connecting (SSRF guard), except
+    // for the operator's registration.cimd.private_hosts (cimd.ts).
+    fetch: providerFetch(ctx) as Configuration['fetch'],
   };
 }
 
-function cimdFetchOverride(): Pick<Configuration, 'fetch'> | undefined {
-  return cimdTesting.fetch ? { fetch: cimdTesting.fetch as Configuration['fetch'] } : undefined;
+function adapterHooks(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): AdapterHooks {
+  return {
+    onGrantRevoked,
+    clientTtlSeconds: ctx.config.registration.client_ttl,
+    isGrantRevoked: (gid) => ctx.revocations.isRevoked(gid),
+    structuredAccessToken: (handle) => structuredAccessToken(ctx, handle),
+  };
+}
+
+function refreshGrace(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): RefreshGrace {
+  const revoker = new StoreAdapter('Grant', ctx.store, adapterHooks(ctx, onGrantRevoked));
+  return new RefreshGrace(ctx.store, ctx.config.tokens.refresh_reuse_grace, ctx.config.session_secret, (gid) => revoker.revokeByGrantId(gid), ctx.log);
 }
 
 export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Provider {
-  const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked));
+  const grace = refreshGrace(ctx, onGrantRevoked);
+  const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked, grace));
   provider.proxy = Boolean(ctx.config.trust_proxy);
+  if (grace.enabled) provider.use(grace.middleware());
+  relaxLoopbackPorts(provider);
   return provider;
+}
+
+/** Extends oidc-provider's native-only loopback port rule to every client (registration.ts). */
+function relaxLoopbackPorts(provider: Provider): void {
+  type Matcher = { redirectUris: string[]; redirectUriAllowed(value: string): boolean };
+  const proto = (provider.Client as unknown as { prototype: Matcher }).prototype;
+  const exact = proto.redirectUriAllowed;
+  proto.redirectUriAllowed = function (this: Matcher, value: string): boolean {
+    return exact.call(this, value) || loopbackRedirectAllowed(value, this.redirectUris ?? []);
+  };
 }

@@ -5,10 +5,30 @@
  * - OAuth 2.1 §2.3.1 / RFC 8252 §8.3: plain `http` redirect URIs only on loopback hosts, whatever the
  *   `application_type` (oidc-provider allows http for `web` clients).
  */
-import { IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { replayWithBody } from './replay.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
+
+/** `http://<loopback host>[:port]<rest>` on the raw string: the host as registered, any port, the rest verbatim. */
+const LOOPBACK_REDIRECT = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(?::\d{1,5})?([/?#].*)?$/s;
+
+function loopbackWithoutPort(uri: string): string | undefined {
+  const m = LOOPBACK_REDIRECT.exec(uri);
+  return m ? `http://${m[1]}${m[2] ?? ''}` : undefined;
+}
+
+/**
+ * RFC 8252 §7.3 and SPEC §2: a loopback redirect URI matches with any port; everything else (scheme,
+ * host spelling, path, query) exactly. oidc-provider does this only for `application_type: native`;
+ * this applies it to every client (a `web` client on loopback is the same local listener). No other host
+ * is ever relaxed: a URI that is not `http` on one of the three loopback spellings never matches here.
+ */
+export function loopbackRedirectAllowed(value: string, registered: readonly string[]): boolean {
+  const wanted = loopbackWithoutPort(value);
+  return wanted !== undefined && registered.some((r) => loopbackWithoutPort(r) === wanted);
+}
 
 export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; error: string; description: string };
 
@@ -31,9 +51,29 @@ function depthExceeds(value: unknown, max: number): boolean {
   return false;
 }
 
+/**
+ * Control characters in a client name (issue 12 P6): C0 (CR, LF, NUL, ESC, …), DEL, C1, and the Unicode
+ * line and paragraph separators. They forge table rows and terminal escapes where names are printed and
+ * are never part of a name. Bidi controls are allowed (right-to-left names) and neutralised where shown.
+ */
+// eslint-disable-next-line no-control-regex
+const NAME_CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+function clientNameProblem(body: Record<string, unknown>): string | undefined {
+  for (const key of Object.keys(body)) {
+    // RFC 7591 §2.2: `client_name#<language tag>` variants are names too.
+    if (key !== 'client_name' && !key.startsWith('client_name#')) continue;
+    const v = body[key];
+    if (typeof v === 'string' && NAME_CONTROL.test(v)) return `${key} must not contain control characters (CR, LF, NUL, ESC, other C0/C1 controls, U+2028/U+2029)`;
+  }
+  return undefined;
+}
+
 export function normaliseRegistration(body: unknown): RegistrationCheck {
   if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, error: 'invalid_client_metadata', description: 'the registration request must be a JSON object' };
   if (depthExceeds(body, MAX_DEPTH)) return { ok: false, error: 'invalid_client_metadata', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
+  const nameProblem = clientNameProblem(body as Record<string, unknown>);
+  if (nameProblem) return { ok: false, error: 'invalid_client_metadata', description: nameProblem };
   const out = { ...(body as Record<string, unknown>) };
   out.token_endpoint_auth_method ??= 'none';
   const uris = out.redirect_uris;
@@ -48,28 +88,9 @@ export function normaliseRegistration(body: unknown): RegistrationCheck {
   return { ok: true, body: out };
 }
 
-/**
- * The normalised body as a fresh, unread request: oidc-provider reads and parses the body itself when
- * the stream is readable (fastify has consumed the original one), so it never falls back to a
- * pre-parsed `req.body` (and never prints its "already parsed request body" warning).
- */
+/** The normalised body as a fresh, unread request for oidc-provider (replay.ts). */
 export function replayRequest(original: IncomingMessage, body: Record<string, unknown>): IncomingMessage {
-  const payload = Buffer.from(JSON.stringify(body), 'utf8');
-  const replay = new IncomingMessage(original.socket);
-  replay.method = original.method;
-  replay.url = original.url;
-  replay.httpVersion = original.httpVersion;
-  replay.httpVersionMajor = original.httpVersionMajor;
-  replay.httpVersionMinor = original.httpVersionMinor;
-  const headers = { ...original.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': String(payload.length) };
-  delete headers['transfer-encoding'];
-  replay.headers = headers;
-  replay.rawHeaders = Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, String(v)]));
-  // `complete`: the replay is a whole message; an incomplete IncomingMessage destroys its socket on end.
-  replay.complete = true;
-  replay.push(payload);
-  replay.push(null);
-  return replay;
+  return replayWithBody(original, Buffer.from(JSON.stringify(body), 'utf8'), 'application/json; charset=utf-8');
 }
 
 /** fastify handler for POST /oauth/register: checks, then hands the normalised body to the provider. */

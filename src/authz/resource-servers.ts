@@ -10,6 +10,22 @@
 import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provider';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
+import { selectScopes } from './scope-selection.js';
+
+/** The authorization-request routes (the resume route replays the stored, already normalised request). */
+const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
+
+/**
+ * One `resource` per authorization request (RFC 8707 §2: the AS may refuse a set it does not accept).
+ * The consent page, the sign-in policy, the remembered consent and the audit trail all name exactly one
+ * service; a second resource would ride along unseen (issue 12, P1).
+ */
+function assertSingleResource(koa: KoaContextWithOIDC): void {
+  const raw = koa.oidc.params?.resource as unknown;
+  if (Array.isArray(raw) && new Set(raw).size > 1) {
+    throw new errors.InvalidTarget('one resource per authorization request: send a single resource=<service URI> and authorize each service separately');
+  }
+}
 
 /** The configured service whose canonical URI equals `indicator` (exact match, RFC 8707 §2). */
 export function serviceForResource(ctx: GatewayContext, indicator: string): ResolvedService | undefined {
@@ -39,7 +55,8 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
     enabled: true,
     /** Only the authorization request is defaulted; at the token endpoint the grant's resource is used. */
     async defaultResource(koa: KoaContextWithOIDC, _client: unknown, oneOf?: readonly string[]): Promise<string | readonly string[] | undefined> {
-      if (oneOf) return oneOf;
+      // The same resource named twice is one resource (assertSingleResource refuses distinct ones).
+      if (oneOf) return new Set(oneOf).size === 1 ? oneOf[0] : oneOf;
       if (koa.oidc.route !== 'authorization') return undefined;
       const scope = koa.oidc.params?.scope;
       const service = inferService(ctx, typeof scope === 'string' ? scope : undefined);
@@ -50,10 +67,17 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
       );
     },
     useGrantedResource: async () => true,
-    async getResourceServerInfo(_koa: KoaContextWithOIDC, indicator: string): Promise<ResourceServer> {
+    async getResourceServerInfo(koa: KoaContextWithOIDC, indicator: string): Promise<ResourceServer> {
       const service = serviceForResource(ctx, indicator);
       // RFC 8707 §2: an unknown resource is `invalid_target`.
       if (!service) throw new errors.InvalidTarget(`unknown resource; use a service URI such as ${ctx.issuer}/<service>/mcp`);
+      if (AUTHORIZATION_ROUTES.has(koa.oidc.route)) {
+        assertSingleResource(koa);
+        // The only step of the authorization pipeline that knows the service and still precedes the
+        // grant checks: the request is processed with the selected scope from here on (scope-selection.ts).
+        const params = koa.oidc.params as { scope?: string | undefined };
+        params.scope = selectScopes(params.scope, service).scope;
+      }
       return {
         scope: service.scopes.join(' '),
         audience: service.canonicalUri,

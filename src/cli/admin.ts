@@ -9,17 +9,21 @@
  *   keys rotate
  *   storage migrate --from A.yaml --to B.yaml
  */
-import { dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { createStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { KeyManager } from '../authz/keys.js';
 import { RevocationList } from '../authz/revocation.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
-import { loadForCli, type CliValues, type Output } from './common.js';
+import { DEMO_DB, demoConfig } from '../demo/demo.js';
+import { loadForCli, resolveConfigPath, type CliValues, type Output } from './common.js';
 
 const CLIENT_PREFIX = 'oidc:Client:';
 const GRANT_PREFIX = 'oidc:Grant:';
+/** src/authz/accounts.ts: `gw:account:{provider}:{subject}`, written at each sign-in. */
+const ACCOUNT_PREFIX = 'gw:account:';
 
 interface ClientPayload {
   client_id: string;
@@ -57,7 +61,13 @@ export async function runAdmin(command: string, rest: string[], values: CliValue
     output.err(`unknown command '${[command, ...rest].join(' ')}'\n\nRun mcp-oauth-gateway --help for usage.`);
     return 2;
   }
-  const { config, path } = loadForCli(values, env);
+  const target = adminConfig(values, env, output);
+  if (!target) return 1;
+  const { config, path } = target;
+  if (config.storage.type === 'memory') {
+    output.err(memoryRefusal(path));
+    return 1;
+  }
   const store = await createStore(config.storage, { baseDir: dirname(path) });
   try {
     const health = await store.health();
@@ -68,18 +78,72 @@ export async function runAdmin(command: string, rest: string[], values: CliValue
   }
 }
 
+/**
+ * Everything printed came from outside (client names and redirect URIs from registrations, user ids from
+ * identity providers, ids typed by the operator): control characters, bidi controls and line separators
+ * would forge table rows, reorder text or drive the terminal (issue 12 P6). Shown as `\xHH`/`\u{HHHH}`
+ * escapes, with `\` itself doubled so that the output stays unambiguous.
+ */
+// eslint-disable-next-line no-control-regex
+const TERMINAL_UNSAFE = /[\\\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+// eslint-disable-next-line no-control-regex
+const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+
+export function terminalSafe(s: string): string {
+  return s.replace(TERMINAL_UNSAFE, (c) => {
+    if (c === '\\') return '\\\\';
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/** JSON output: JSON.stringify escapes C0 but not DEL, C1 or bidi controls; those become `\uHHHH` (still valid JSON). */
+function jsonSafe(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * `storage.type: memory` lives inside the running gateway process: a command would open an empty store of
+ * its own and report "(none)" or "revoked 0 grant(s)" as if that were the gateway's state.
+ */
+function memoryRefusal(path: string): string {
+  return [
+    `${path}: storage.type is memory, which lives inside the running gateway process: this command cannot see it`,
+    '(it would only open an empty store of its own and report on that).',
+    'Use storage.type: sqlite (a file the gateway and these commands share), or redis / vault for several instances.',
+  ].join('\n');
+}
+
+/**
+ * The configuration a command works on. With none at all (no --config, no $MCP_CONFIG_PATH, no ./config.yaml)
+ * `npm start` runs the demo, so the commands use the demo's database, ./data/demo.db, when it exists (and
+ * never create it: listing must not write files).
+ */
+function adminConfig(values: CliValues, env: NodeJS.ProcessEnv, output: Output): { config: GatewayConfig; path: string } | undefined {
+  if (resolveConfigPath(values.config, env).kind === 'file') return loadForCli(values, env);
+  const db = resolve(DEMO_DB);
+  if (!existsSync(db)) {
+    output.err(`no configuration found (pass --config FILE, set MCP_CONFIG_PATH, or create ./config.yaml), and no demo database at ${db} (it is created when npm start runs the demo from this folder)`);
+    return undefined;
+  }
+  output.err(`no configuration found: using the demo's database ${db}`);
+  const config = demoConfig('http://127.0.0.1:9/mcp', { dataDir: dirname(db) });
+  return { config, path: db };
+}
+
 function print(output: Output, values: CliValues, rows: Record<string, unknown>[], columns: string[]): void {
   if (values.json) {
-    output.out(JSON.stringify(rows, null, 2));
+    output.out(jsonSafe(rows));
     return;
   }
   if (rows.length === 0) {
     output.out('(none)');
     return;
   }
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const cells = rows.map((r) => columns.map((c) => terminalSafe(String(r[c] ?? ''))));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
   output.out(columns.map((c, i) => c.padEnd(widths[i]!)).join('  '));
-  for (const r of rows) output.out(columns.map((c, i) => String(r[c] ?? '').padEnd(widths[i]!)).join('  '));
+  for (const r of cells) output.out(r.map((v, i) => v.padEnd(widths[i]!)).join('  '));
 }
 
 const iso = (epochSeconds: number | undefined) => (epochSeconds ? new Date(epochSeconds * 1000).toISOString() : '');
@@ -104,11 +168,11 @@ async function clientsShow(store: Store, _c: GatewayConfig, args: string[], _v: 
   }
   const rec = await store.get<ClientPayload>(CLIENT_PREFIX + id);
   if (!rec) {
-    output.err(`no client '${id}'`);
+    output.err(`no client '${terminalSafe(id)}'`);
     return 1;
   }
   const { client_secret: secret, registration_access_token: _rat, ...visible } = rec.value;
-  output.out(JSON.stringify({ ...visible, ...(secret ? { client_secret: '[set, not shown]' } : {}) }, null, 2));
+  output.out(jsonSafe({ ...visible, ...(secret ? { client_secret: '[set, not shown]' } : {}) }));
   return 0;
 }
 
@@ -136,10 +200,10 @@ async function clientsDelete(store: Store, config: GatewayConfig, args: string[]
   await revokeGrants(store, config, grants.map((g) => g.id));
   const deleted = await store.delete(CLIENT_PREFIX + id);
   if (!deleted && grants.length === 0) {
-    output.err(`no client '${id}'`);
+    output.err(`no client '${terminalSafe(id)}'`);
     return 1;
   }
-  output.out(`deleted client ${id}${grants.length ? ` and revoked ${grants.length} grant(s)` : ''}`);
+  output.out(`deleted client ${terminalSafe(id)}${grants.length ? ` and revoked ${grants.length} grant(s)` : ''}`);
   return 0;
 }
 
@@ -171,12 +235,21 @@ async function revoke(store: Store, config: GatewayConfig, _a: string[], values:
   if (values.grant) {
     const exists = await store.get(GRANT_PREFIX + values.grant);
     if (!exists) {
-      output.err(`no grant '${values.grant}'`);
+      output.err(`no grant '${terminalSafe(values.grant)}'`);
       return 1;
     }
     ids = [values.grant];
   } else {
     ids = (await grantsOf(store, (g) => (values.user ? g.accountId === values.user : g.clientId === values.client))).map((g) => g.id);
+    // A mistyped user id must not look like success (issue 12 P11): no grants and no account → say so.
+    if (values.user && ids.length === 0 && !(await store.get(ACCOUNT_PREFIX + values.user))) {
+      const providers = Object.keys(config.oauth_providers ?? {});
+      output.err(
+        `no user '${terminalSafe(values.user)}': no account and no grants in storage. User ids are {provider}:{subject}` +
+          `${providers.length ? ` (providers here: ${providers.map(terminalSafe).join(', ')})` : ''}, e.g. 'github:12345'; 'grants list' shows the user of every grant`,
+      );
+      return 1;
+    }
   }
   await revokeGrants(store, config, ids);
   output.out(`revoked ${ids.length} grant(s); running gateways refuse their access tokens within about a second`);
@@ -197,6 +270,12 @@ async function storageMigrate(values: CliValues, env: NodeJS.ProcessEnv, output:
   }
   const from = loadConfigFile(values.from, { env });
   const to = loadConfigFile(values.to, { env });
+  for (const [file, cfg] of [[values.from, from], [values.to, to]] as const) {
+    if (cfg.storage.type === 'memory') {
+      output.err(memoryRefusal(file));
+      return 1;
+    }
+  }
   const { migrateStore } = (await import('../storage/migrate.js')) as {
     migrateStore: (a: Store, b: Store, o?: { onProgress?(n: number): void }) => Promise<{ copied: number; skipped: number }>;
   };

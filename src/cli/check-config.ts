@@ -1,5 +1,6 @@
 /** `mcp-oauth-gateway check-config [FILE]`: prints OK or every problem; exit code 0 or 1. */
 import { ConfigError, loadConfigFile } from '../config/load.js';
+import { plainHttpNotice } from '../config/schema.js';
 import { resolveConfigPath, type Output } from './common.js';
 
 export function runCheckConfig(file: string | undefined, env: NodeJS.ProcessEnv, output: Output): number {
@@ -15,6 +16,8 @@ export function runCheckConfig(file: string | undefined, env: NodeJS.ProcessEnv,
     output.out(
       `OK: ${source.path} (issuer ${config.issuer}, storage ${config.storage.type}, ${services.length} service${services.length === 1 ? '' : 's'}${provider ? `, provider ${provider}` : ''})`,
     );
+    const notice = provider ? plainHttpNotice(provider, config.oauth_providers[provider]!) : undefined;
+    if (notice) output.err(`WARNING: ${notice}`);
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -37,7 +37,8 @@ Usage:
                                                  copy all state from one storage back-end to another
 
 Options:
-  -c, --config FILE   configuration file (default: $MCP_CONFIG_PATH, then ./config.yaml)
+  -c, --config FILE   configuration file (default: $MCP_CONFIG_PATH, then ./config.yaml; with none, the
+                      gateway runs the demo and the admin commands read its ./data/demo.db)
       --host HOST     address to bind (overrides the configuration)
   -p, --port PORT     port to bind (overrides the configuration)
       --debug         development mode (verbose logs, weak secrets allowed)
@@ -46,6 +47,7 @@ Options:
   -v, --version       print the version
 
 Environment overrides: MCP_GATEWAY_HOST, MCP_GATEWAY_PORT, MCP_ISSUER, MCP_SESSION_SECRET, MCP_DEBUG.
+Output: JSON log lines on stdout; banners, status lines and warnings for people on stderr.
 Documentation: docs/configuration.md
 `;
 

@@ -19,7 +19,7 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
     const backend = await startDemoBackend();
     demo = backend;
     try {
-      config = demoConfig(backend.url, { host: values.host, port: values.port === undefined ? undefined : Number(values.port) });
+      config = demoConfig(backend.url, { host: values.host, port: values.port === undefined ? undefined : Number(values.port), debug: values.debug === true });
     } catch (err) {
       await backend.close();
       throw err;
@@ -46,9 +46,11 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
     if (e.code === 'EACCES') throw new Error(`cannot listen on ${config.host}:${config.port}: permission denied`);
     throw err;
   }
-  if (demo) output.out(demoBanner(config.issuer));
-  output.out(`mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`);
-  for (const s of gateway.ctx.services.values()) output.out(`  ${s.id}: ${s.canonicalUri} -> ${s.backend.origin}`);
+  // Text for people goes to stderr: stdout carries the JSON log lines only, so a log collector (or
+  // `npm start | jq`) never meets a banner in the middle of them.
+  if (demo) output.err(demoBanner(config.issuer));
+  output.err(`mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`);
+  for (const s of gateway.ctx.services.values()) output.err(`  ${s.id}: ${s.canonicalUri} -> ${s.backend.origin}`);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -59,7 +61,7 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
         return;
       }
       stopping = true;
-      output.out(`received ${signal}: shutting down (grace ${config.limits.shutdown_grace}s)`);
+      output.err(`received ${signal}: shutting down (grace ${config.limits.shutdown_grace}s)`);
       gateway.close().then(
         () => done(0),
         (err: unknown) => {

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { ZodError } from 'zod';
-import { configSchema, type GatewayConfig } from './schema.js';
+import { configSchema, providerSchema, type GatewayConfig } from './schema.js';
 import { substituteDeep, type SubstitutionProblem } from './substitute.js';
 
 export interface ConfigProblem {
@@ -122,14 +122,40 @@ function validate(
       });
     }
   }
+  problems.push(...productionProblems(substituted, env, lineOf));
   if (problems.length > 0) {
+    // One message per key: the first is the root cause (a missing variable, then the field check, then the
+    // rules); a rule restating it ("client_id is required" after "too small") would only add noise.
     const seen = new Set<string>();
-    const unique = problems.filter((p) => !seen.has(`${p.path}\n${p.message}`) && seen.add(`${p.path}\n${p.message}`));
+    const unique = problems.filter((p) => !seen.has(p.path) && seen.add(p.path));
     throw new ConfigError(source, unique);
   }
   const cfg = result.data as GatewayConfig;
   cfg.issuer = new URL(cfg.issuer).origin;
   return cfg;
+}
+
+/**
+ * STYLE habit 7: development conveniences are refused in production, when the configuration is loaded (so
+ * check-config says it too), not at the first sign-in. NODE_ENV is read from the loader's environment,
+ * falling back to the process's (the gateway checks the process's again at start-up).
+ */
+function productionProblems(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem[] {
+  if ((env.NODE_ENV ?? process.env.NODE_ENV) !== 'production') return [];
+  const providers = raw.oauth_providers;
+  if (!providers || typeof providers !== 'object') return [];
+  const out: ConfigProblem[] = [];
+  for (const [name, p] of Object.entries(providers as Record<string, unknown>)) {
+    const flag = p && typeof p === 'object' ? providerSchema.shape.allow_insecure_http.safeParse((p as Record<string, unknown>).allow_insecure_http) : undefined;
+    if (!flag?.success || !flag.data) continue;
+    const path = ['oauth_providers', name, 'allow_insecure_http'];
+    out.push({
+      path: path.join('.'),
+      line: lineOf(path),
+      message: 'allow_insecure_http is refused when NODE_ENV=production: use https provider URLs (plain http on 127.0.0.1, ::1 or localhost is accepted without this flag)',
+    });
+  }
+  return out;
 }
 
 /**
@@ -144,21 +170,43 @@ function crossFieldIssues(input: Record<string, unknown>, first: ZodError): Flat
   let issues = first.issues;
   for (let round = 0; round < 20; round++) {
     for (const issue of issues) {
+      // A cross-field rule (superRefine) names a key that may be fine by itself ("client_id is required"
+      // next to the empty value that failed): removing at its path would climb to the parent and drop the
+      // whole provider or service, and the next round would report that as a second, misleading problem
+      // ("no OAuth providers are configured"). Only field failures are repaired.
+      if (issue.code === 'custom' && !isFieldRefinement(issue.message)) continue;
       const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
       if (issue.code === 'unrecognized_keys') for (const k of issue.keys) removeAt(repaired, [...path, k]);
       else if (issue.code === 'invalid_type' && issue.input === undefined && issue.expected === 'string') setAt(repaired, path, 'http://placeholder.invalid/');
+      // A URL that is not a URL is replaced, not removed: removing `token_url` would add "needs all of
+      // authorization_url, token_url and userinfo_url" for a key that is there.
+      else if (issue.code === 'custom' && isFieldRefinement(issue.message)) setAt(repaired, path, 'https://placeholder.invalid/');
       else removeAt(repaired, path);
       removed.push(path.join('.'));
     }
     const next = configSchema.safeParse(repaired);
     if (next.success) return [];
     if (round > 0 && next.error.issues.every((i) => i.code === 'custom')) {
-      return flattenIssues(next.error, repaired).filter((i) => !removed.includes(i.path.join('.')));
+      return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
     }
     issues = round === 0 && next.error.issues.every((i) => i.code === 'custom') ? [] : next.error.issues.filter((i) => i.code !== 'custom');
-    if (issues.length === 0) return flattenIssues(next.error, repaired).filter((i) => !removed.includes(i.path.join('.')));
+    if (issues.length === 0) return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
   }
   return [];
+}
+
+/**
+ * Whether a rule violation found on the repaired copy may only exist because of a value that was dropped:
+ * the same key, a key below it (the rule is about a whole provider or service, or about `oauth_providers`
+ * itself), or a sibling in the same provider or service (`required_scopes` checked against `scopes` that
+ * were dropped; a custom provider's URLs checked after a bad `type` was dropped). Such a message would be
+ * a second, misleading one for the same mistake; a real one shows up once the first is fixed.
+ */
+function dependsOnRemoved(issuePath: (string | number)[], removed: string): boolean {
+  const path = issuePath.join('.');
+  if (path === removed || removed.startsWith(`${path}.`)) return true;
+  const parent = issuePath.slice(0, -1).join('.');
+  return issuePath.length >= 3 && removed.startsWith(`${parent}.`);
 }
 
 /** Field-level refinements (URL shape) as opposed to the cross-field rules of the schema's superRefine. */
@@ -224,7 +272,7 @@ function humanMessage(issue: ZodError['issues'][number], found: { present: boole
     return `expected ${issue.expected}${got}`;
   }
   if (issue.code === 'invalid_value' && 'values' in issue) return `must be one of: ${issue.values.map((v) => String(v)).join(', ')}${got}`;
-  if (issue.code === 'too_small' || issue.code === 'too_big') return `${issue.message}${got}`;
+  if (issue.code === 'too_small' || issue.code === 'too_big' || (issue.code === 'custom' && isFieldRefinement(issue.message))) return `${issue.message}${got}`;
   return issue.message;
 }
 
@@ -237,7 +285,7 @@ function valueAt(root: unknown, path: (string | number)[]): { present: boolean; 
     node = (node as Record<string | number, unknown>)[p];
   }
   const last = path[path.length - 1];
-  return { present: node !== undefined, value: node, secret: typeof last === 'string' && SECRET_KEY.test(last) };
+  return { present: node !== undefined, value: node, secret: typeof last === 'string' && SECRET_KEY.test(last) && !last.endsWith('_url') };
 }
 
 function typeName(v: unknown): string {

@@ -5,6 +5,7 @@
  *
  * The seed's format is accepted unchanged; our additions are new keys with defaults.
  */
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** Accepts numbers and digit strings (values substituted from `${VAR}` are strings). */
@@ -89,7 +90,9 @@ export const providerSchema = z
     api_url: httpUrl('api_url').optional().describe('GitHub: API base URL override (default `https://api.github.com`, or `{base_url}/api/v3`).'),
     extra_params: z.record(z.string(), z.string()).default({}).describe('Extra query parameters added to the upstream authorization request. They cannot override protocol parameters (state, nonce, PKCE, redirect_uri).'),
     claims: claimMapping.optional(),
-    allow_insecure_http: boolFrom().default(false).describe('Allow plain-http provider URLs. For local testing only; refused when NODE_ENV=production.'),
+    allow_insecure_http: boolFrom()
+      .default(false)
+      .describe('Allow plain-http provider URLs on a non-loopback host. For a test set-up only; refused when NODE_ENV=production. Not needed for loopback URLs (`127.0.0.0/8`, `::1`, `localhost`): those are accepted over http with a warning at start-up.'),
   })
   .strict();
 
@@ -252,7 +255,7 @@ export const configSchema = z
     previous_session_secrets: z
       .array(z.string().min(1))
       .default([])
-      .describe('Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.grant_ttl` to keep sign-in sessions; then remove it.'),
+      .describe('Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.session_ttl` to keep sign-in sessions; then remove it.'),
     debug: boolFrom().default(false).describe('Development mode: verbose logs, weak secrets allowed.'),
     trust_proxy: z
       // The hop count comes first: boolFrom() would read 1 as `true` (trust every hop).
@@ -270,10 +273,16 @@ export const configSchema = z
         refresh_token_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Refresh token lifetime in seconds (default 30 days).'),
         authorization_code_ttl: intFrom(10, 600).default(60).describe('Authorization code lifetime in seconds.'),
         grant_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Lifetime of a grant (and of the remembered consent) in seconds.'),
+        session_ttl: intFrom(60, 31_536_000).default(43_200).describe('Lifetime of the sign-in session in the person\'s browser (the gateway cookie), in seconds. Default 12 hours: a working day. After it, the next authorization sends the person through the upstream identity provider again, so the profile that access policies check at sign-in (groups, email) is never older than this. Clients keep their grants; sign out at `/oauth/logout`.'),
         key_rotation_grace: intFrom(0, 604_800).default(3600).describe('Seconds a newly rotated signing key is published before it signs tokens.'),
+        refresh_reuse_grace: intFrom(0, 60)
+          .default(10)
+          .describe(
+            'Seconds after a refresh token is used during which using it again (two windows of one client refreshing at once, a retry after a lost response) returns the same new token pair instead of revoking the grant. Default 10: MCP clients that share one credential between several windows or terminals refresh together within a second or two, and a stolen token replayed inside the window only gets the pair the legitimate client already got; after it, every reuse is a replay and revokes the grant (RFC 9700 §4.14.2). 0: no grace; at most 60.',
+          ),
       })
       .strict()
-      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, key_rotation_grace: 3600 }),
+      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, session_ttl: 43_200, key_rotation_grace: 3600, refresh_reuse_grace: 10 }),
     registration: z
       .object({
         mode: z.enum(['open', 'off', 'token']).default('open').describe('Dynamic Client Registration: `open`, `off`, or `token` (requires `initial_access_token`).'),
@@ -283,12 +292,18 @@ export const configSchema = z
           .object({
             enabled: boolFrom().default(true).describe('Accept Client ID Metadata Documents (https URL client_ids).'),
             allowed_hosts: stringList().optional().describe('Only fetch documents from these host names (absent: any public host).'),
+            private_hosts: z
+              .array(z.string().min(1).regex(/^[A-Za-z0-9.-]+$/, 'a host name (letters, digits, dots, hyphens), without scheme, port or wildcard'))
+              .default([])
+              .describe(
+                'Host names (exact, no wildcards) whose documents may be fetched although they resolve to a private, loopback or link-local address: internal clients inside a company network. Every other host keeps the SSRF guard. The certificate is still verified (system CAs, or `NODE_EXTRA_CA_CERTS` for an internal CA). A listed host is also accepted when `allowed_hosts` is set.',
+              ),
           })
           .strict()
-          .default({ enabled: true }),
+          .default({ enabled: true, private_hosts: [] }),
       })
       .strict()
-      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true } }),
+      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] } }),
     clients: z.array(staticClientSchema).default([]).describe('Pre-registered (static) OAuth clients.'),
     keys: z
       .array(z.record(z.string(), z.unknown()))
@@ -305,14 +320,15 @@ export const configSchema = z
     rate_limits: z
       .object({
         enabled: boolFrom().default(true).describe('Apply the rate limits below (`false` disables all). Over a limit: 429 with `Retry-After` and `{"error":"too_many_requests"}`.'),
-        register_per_minute: intFrom(1, 1_000_000).default(20).describe('Requests to `/oauth/register` per client IP per minute.'),
-        token_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic.'),
-        authorize_per_minute: intFrom(1, 1_000_000).default(120).describe('Requests to `/oauth/authorize` per client IP per minute.'),
-        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens (401 at the proxy) per client IP per minute; past it the IP gets 429 until the minute ends.'),
+        register_per_minute: intFrom(1, 1_000_000).default(200).describe('Requests to `/oauth/register` per client IP per minute. Default 200: fifty people behind one office NAT address connecting two clients each (one registration per client and server) fit with room for clients that register again.'),
+        token_per_minute: intFrom(1, 1_000_000).default(600).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic. Default 600: a code exchange and refreshes for every client of fifty people in one minute, with room for retries.'),
+        authorize_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/authorize` per client IP per minute (resume URLs are not counted). Default 300: fifty people x two clients, each authorization retried once, with room to spare.'),
+        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens at the proxy per client IP per minute; past it, further REJECTED tokens from that IP get 429 instead of 401 until the minute ends (valid tokens, requests without a token and public services are never refused by it). Default 300: every client of fifty people presenting an expired token a few times.'),
+        failed_auth_per_token_per_minute: intFrom(1, 1_000_000).default(60).describe('Rejections of one and the same bearer token per minute (a client looping on a stale token); past it that token gets 429 instead of 401 until the minute ends. Default 60: one a second.'),
       })
       .strict()
-      .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`.')
-      .default({ enabled: true, register_per_minute: 20, token_per_minute: 300, authorize_per_minute: 120, failed_auth_per_minute: 300 }),
+      .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`: behind a reverse proxy without it, every person counts as the proxy\'s address. The defaults are sized for fifty people behind one NAT address connecting their clients within the same minute (test/http/office-nat.test.ts).')
+      .default({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300, failed_auth_per_token_per_minute: 60 }),
     logging: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().describe('Log level (default `info`, `debug` when `debug: true`).'),
@@ -354,14 +370,16 @@ export const configSchema = z
         if (!p.client_id) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_id'], message: `client_id is required for provider '${name}'` });
         if (!p.client_secret) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_secret'], message: `client_secret is required for provider '${name}'` });
       }
-      if (kind === 'custom' && !(p.authorization_url && p.token_url && p.userinfo_url)) {
+      // Presence, not validity: a key that is there but wrong (or an unset `${VAR}`) is reported at that key.
+      if (kind === 'custom' && (p.authorization_url === undefined || p.token_url === undefined || p.userinfo_url === undefined)) {
         ctx.addIssue({
           code: 'custom',
           path: ['oauth_providers', name],
           message: `provider '${name}' needs either issuer (OpenID Connect discovery) or all of authorization_url, token_url and userinfo_url`,
         });
       }
-      if (kind === 'okta' && !p.issuer && !p.authorization_url) {
+      for (const problem of providerUrlProblems(name, kind, p)) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, problem.key], message: problem.message });
+      if (kind === 'okta' && p.issuer === undefined && p.authorization_url === undefined) {
         ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `Okta provider '${name}' needs issuer (for example https://dev-123.okta.com/oauth2/default)` });
       }
     }
@@ -422,6 +440,84 @@ export const configSchema = z
     }
   });
 
+/** The provider keys that hold URLs, in the order they are checked. */
+export const PROVIDER_URL_KEYS = ['issuer', 'authorization_url', 'token_url', 'userinfo_url', 'base_url', 'api_url'] as const;
+export type ProviderUrlKey = (typeof PROVIDER_URL_KEYS)[number];
+
+/** 127.0.0.0/8, ::1 (also bracketed and IPv4-mapped), `localhost` and `*.localhost` (RFC 6761 §6.3). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  if (isIP(v4) === 4) return v4.split('.')[0] === '127';
+  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
+}
+
+/**
+ * Ports that fetch (undici, hence openid-client) never connects to: https://fetch.spec.whatwg.org/#bad-port.
+ * A provider there would fail every sign-in with "fetch failed: bad port"; say it at load time instead.
+ */
+const FETCH_BAD_PORTS = new Set('1 7 9 11 13 15 17 19 20 21 22 23 25 37 42 43 53 69 77 79 87 95 101 102 103 104 109 110 111 113 115 117 119 123 135 137 139 143 161 179 389 427 465 512 513 514 515 526 530 531 532 540 548 554 556 563 587 601 636 989 990 993 995 1719 1720 1723 2049 3659 4045 4190 5060 5061 6000 6566 6665 6666 6667 6668 6669 6679 6697 10080'.split(' '));
+
+/**
+ * The shape rules for a provider's URLs (STYLE habit 5: fail where the mistake is, at load time):
+ * - plain http only on a loopback host, or with `allow_insecure_http: true` (codes, tokens and the client
+ *   secret would otherwise cross the network in clear text; openid-client refuses it at sign-in time);
+ * - GitHub `base_url` is an origin (`/login/oauth/…` and `/api/v3` are appended to it);
+ * - no fragment anywhere (RFC 6749 §3.1 and §3.2: endpoint URIs MUST NOT include a fragment), and no query
+ *   in `issuer` (OpenID Connect Discovery 1.0 §2: "no query or fragment components");
+ * - no port that fetch refuses (FETCH_BAD_PORTS).
+ * Strings that are not http(s) URLs at all are reported by the field check (`httpUrl`).
+ */
+export function providerUrlProblems(name: string, kind: ProviderKind, p: ProviderConfig): { key: ProviderUrlKey; message: string }[] {
+  const out: { key: ProviderUrlKey; message: string }[] = [];
+  for (const key of PROVIDER_URL_KEYS) {
+    const value = p[key];
+    const u = value === undefined ? null : URL.parse(value);
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) continue;
+    if (u.hash || value!.includes('#')) {
+      out.push({ key, message: `${key} must not contain a fragment ('#…'): RFC 6749 §3.1 forbids it in endpoint URLs` });
+    } else if (key === 'issuer' && u.search) {
+      out.push({ key, message: 'issuer must not contain a query string (OpenID Connect Discovery 1.0 §2); discovery appends /.well-known/openid-configuration to it' });
+    } else if (key === 'base_url' && kind === 'github' && (u.pathname !== '/' || u.search)) {
+      out.push({ key, message: `base_url must be an origin such as ${u.origin} (got a path or query: ${u.pathname}${u.search}); the gateway appends /login/oauth/… and /api/v3 itself (use api_url for a different API location)` });
+    }
+    if (FETCH_BAD_PORTS.has(u.port)) {
+      out.push({ key, message: `${key} uses port ${u.port}, which fetch refuses to connect to (a "bad port" of the WHATWG Fetch standard, like 1, 6000 or 6667): run the identity provider on another port` });
+    }
+    if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !p.allow_insecure_http) {
+      out.push({
+        key,
+        message: `${key} uses plain http on a non-loopback host (${u.host}): sign-in codes, tokens and the client secret would cross the network unencrypted. Use https, or for a test set-up set allow_insecure_http: true on provider '${name}' (refused when NODE_ENV=production). Plain http on 127.0.0.1, ::1 or localhost needs no flag`,
+      });
+    }
+  }
+  return out;
+}
+
+/** The provider URLs that use plain http on a loopback host (accepted, with one warning line at start-up). */
+export function loopbackHttpUrls(p: ProviderConfig): ProviderUrlKey[] {
+  return PROVIDER_URL_KEYS.filter((key) => {
+    const u = p[key] === undefined ? null : URL.parse(p[key]!);
+    return u?.protocol === 'http:' && isLoopbackHost(u.hostname);
+  });
+}
+
+/**
+ * The one start-up (and check-config) line for a provider reached over plain http: accepted because it is on
+ * loopback, or because `allow_insecure_http: true` says so (then it may be any host).
+ */
+export function plainHttpNotice(name: string, p: ProviderConfig): string | undefined {
+  if (p.allow_insecure_http) {
+    const keys = PROVIDER_URL_KEYS.filter((key) => p[key] !== undefined && URL.parse(p[key]!)?.protocol === 'http:');
+    if (keys.length === 0) return undefined;
+    return `identity provider '${name}': plain http (${keys.join(', ')}) is accepted because allow_insecure_http: true; codes, tokens and the client secret cross the network unencrypted (for a test set-up only)`;
+  }
+  const keys = loopbackHttpUrls(p);
+  if (keys.length === 0) return undefined;
+  return `identity provider '${name}': plain http (${keys.join(', ')}) is accepted only because it is on a loopback address (127.0.0.0/8, ::1, localhost); use https for any other host`;
+}
+
 export type RawConfig = z.input<typeof configSchema>;
 export type GatewayConfig = z.output<typeof configSchema>;
 
@@ -432,5 +528,5 @@ export function providerKind(name: string, p: Pick<ProviderConfig, 'type' | 'iss
   if (p.type) return p.type;
   const key = name.toLowerCase();
   if (key === 'google' || key === 'github' || key === 'okta' || key === 'dev') return key;
-  return p.issuer ? 'oidc' : 'custom';
+  return p.issuer !== undefined ? 'oidc' : 'custom';
 }

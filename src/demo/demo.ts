@@ -13,7 +13,16 @@ export interface DemoOptions {
   host?: string;
   port?: number;
   dataDir?: string;
+  /** `--debug`: debug-level logs (proxied requests, refused authorizations) instead of warnings only. */
+  debug?: boolean;
 }
+
+/**
+ * The demo's SQLite file, relative to the folder `npm start` runs in. A file rather than memory so that the
+ * admin commands (`clients list`, `grants list`, `revoke`), run from the same folder without a
+ * configuration, can inspect what the demo did. It is the one file the demo writes (SPEC §9).
+ */
+export const DEMO_DB = './data/demo.db';
 
 export async function startDemoBackend(): Promise<{ url: string; close(): Promise<void> }> {
   return startDemoMcpServer(0);
@@ -29,8 +38,8 @@ export function demoConfig(backendUrl: string, options: DemoOptions = {}): Gatew
     issuer: `http://${publicHost.includes(':') ? `[${publicHost}]` : publicHost}:${port}`,
     // A fresh secret per start: the demo's cookies only need to live for one sign-in.
     session_secret: randomBytes(32).toString('base64url'),
-    // Quiet console: the banner says what to do; warnings and errors still show.
-    logging: { level: 'warn' },
+    // Quiet console: the banner says what to do; warnings and errors still show (everything with --debug).
+    logging: { level: options.debug ? 'debug' : 'warn' },
     oauth_providers: { dev: {} },
     mcp_services: {
       demo: {
@@ -40,11 +49,11 @@ export function demoConfig(backendUrl: string, options: DemoOptions = {}): Gatew
         scopes: ['mcp:tools'],
       },
     },
-    storage: { type: 'sqlite', sqlite: { path: `${options.dataDir ?? './data'}/demo.db` } },
+    storage: { type: 'sqlite', sqlite: { path: options.dataDir ? `${options.dataDir}/demo.db` : DEMO_DB } },
   });
 }
 
-export function demoBanner(issuer: string): string {
+export function demoBanner(issuer: string, db = DEMO_DB): string {
   const url = `${issuer}/demo/mcp`;
   return [
     '',
@@ -54,11 +63,13 @@ export function demoBanner(issuer: string): string {
     '  Sign-in:      a local development form (name + email): for trying things out only',
     '',
     '  Connect a client:',
-    `    MCP Inspector:  npx @modelcontextprotocol/inspector   (Transport: Streamable HTTP, URL: ${url})`,
+    `    MCP Inspector:  npx @modelcontextprotocol/inspector   (add the server: Streamable HTTP, ${url}; connect and it signs in)`,
     `    Claude Code:    claude mcp add --transport http demo ${url}`,
     `    VS Code:        code --add-mcp '{"name":"demo","type":"http","url":"${url}"}'`,
     '',
     '  Then call the tool "whoami" to see the identity the gateway injects.',
+    `  Data:         ${db} (SQLite). Inspect it from this folder: npm start -- clients list, npm start -- grants list`,
+    '  Logs:         JSON lines on stdout (warnings only; --debug shows every proxied request); this text is on stderr.',
     '  Your own setup: cp examples/google.yaml config.yaml, edit it, npm start (docs/configuration.md).',
     '',
   ].join('\n');

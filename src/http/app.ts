@@ -71,6 +71,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   try {
     const metrics = new Metrics();
     const keys = await KeyManager.load(store, config.keys);
+    keys.onRestored = (kids, written) =>
+      app.log.warn({ kids, written }, 'storage had lost signing keys this instance still uses (storage restarted or failed over without its data?); wrote them back and adopted the stored key set');
     revocations = new RevocationList(store, config.tokens.access_token_ttl + 60);
     await revocations.start();
     const revocationList = revocations;
@@ -101,7 +103,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     registerErrorHandling(app);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.
     registerAvailabilityGuard(app, availability);
-    registerRateLimits(app, limits, ctx.services);
+    registerRateLimits(app, limits, { trustProxy: config.trust_proxy });
     registerOperationalRoutes(app, ctx);
     await registerAuthorizationServer(app, ctx);
     await registerProxy(app, ctx);

@@ -31,6 +31,10 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
       storage: { ...storageView(ctx, storage), configured: ctx.config.storage.type },
       revocation: { healthy: ctx.revocations.healthy, pubsub: ctx.revocations.subscribed },
       rate_limits: { enabled: ctx.limits.enabled, counters: ctx.limits.kind },
+      // Reported, not counted against readiness: an identity provider outage is shared by every instance,
+      // and taking them all out of the load balancer would also stop the requests of people already
+      // signed in (their tokens do not need the provider). Monitor `identity_provider.state` instead.
+      ...(ctx.upstream ? { identity_provider: ctx.upstream.view() } : {}),
     };
   });
 

@@ -9,7 +9,8 @@
  * | `token`        | POST /oauth/token                                 | client IP            | `token_per_minute`       |
  * | `token_client` | POST /oauth/token with HTTP Basic client auth     | client_id            | `token_per_minute`       |
  * | `authorize`    | GET/POST /oauth/authorize (not the resume URL)    | client IP            | `authorize_per_minute`   |
- * | `failed_auth`  | proxy 401s to requests carrying Authorization     | client IP            | `failed_auth_per_minute` |
+ * | `failed_auth`  | rejected bearer tokens at the proxy               | client IP            | `failed_auth_per_minute` |
+ * | `failed_token` | rejected bearer tokens at the proxy               | token fingerprint    | `failed_auth_per_token_per_minute` |
  *
  * The OAuth routes are hijacked by oidc-provider in route-level onRequest hooks, so the limits run in a
  * GLOBAL onRequest hook (global hooks run first), dispatched by method and path. The token endpoint's
@@ -17,11 +18,15 @@
  * per-client bucket only sees clients that authenticate with HTTP Basic; public clients (client_id in the
  * form body) are limited per IP.
  *
- * Failed bearer authentication at the proxy: after `failed_auth_per_minute` 401s from one IP within the
- * window, further proxy requests from that IP get 429 BEFORE token verification, until the window ends.
- * Successful requests do not count. The check is a synchronous lookup in a local map (no I/O on the proxy's
- * hot path); the count is shared through Redis, and the instance whose count reaches the limit publishes
- * the block on the `ratelimit-blocks` channel so that every instance blocks the IP within milliseconds.
+ * Failed bearer authentication at the proxy (issue 12, P5): counted where the proxy rejects a token,
+ * per client IP and per token fingerprint (a client looping on one stale token). A request that carries a
+ * VALID token is never refused by these buckets, and requests without a token (the MCP discovery 401) and
+ * public services are never counted: only a request whose token was just rejected gets 429 instead of
+ * 401 while its IP or its token is over the limit. Token guessing is hopeless against ES256 JWTs, so what
+ * the attacker gains is bounded, and one broken client behind a shared address locks out nobody else.
+ * The check is a synchronous lookup in a local map (no I/O on the proxy's path); counts are shared through
+ * Redis, and the instance whose count reaches the limit publishes the block on the `ratelimit-blocks`
+ * channel so that every instance applies it within milliseconds.
  *
  * Over the limit: `429`, `Retry-After: <seconds until the window ends>`, `Cache-Control: no-store` and
  * `{"error":"too_many_requests","error_description":"…"}` (OAuth-shaped; RFC 6749 has no code for it,
@@ -37,7 +42,7 @@ import type { GatewayConfig } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../storage/store.js';
 
-export type Bucket = 'register' | 'token' | 'token_client' | 'authorize' | 'failed_auth';
+export type Bucket = 'register' | 'token' | 'token_client' | 'authorize' | 'failed_auth' | 'failed_token';
 
 const WINDOW_MS = 60_000;
 const BLOCK_CHANNEL = 'ratelimit-blocks';
@@ -79,7 +84,7 @@ export class RateLimits {
   readonly #limits: Record<Bucket, number>;
   readonly #stores: Record<Bucket, CounterStore>;
   readonly #opts: RateLimitsOptions;
-  /** ip → blocked until (epoch ms), for failed bearer authentication. */
+  /** `ip:<ip>` / `tok:<fingerprint>` → blocked until (epoch ms), for rejected bearer tokens. */
   readonly #blocked = new Map<string, number>();
   #unsubscribe: (() => Promise<void>) | undefined;
 
@@ -93,11 +98,12 @@ export class RateLimits {
       token_client: config.token_per_minute,
       authorize: config.authorize_per_minute,
       failed_auth: config.failed_auth_per_minute,
+      failed_token: config.failed_auth_per_token_per_minute,
     };
     const prefix = options.keyPrefix ?? 'gw:ratelimit:';
     const make = (bucket: Bucket): CounterStore =>
       options.redis ? new RedisStore(false, false, options.redis, `${prefix}${bucket}:`) : new LocalStore(false, false, 10_000);
-    this.#stores = { register: make('register'), token: make('token'), token_client: make('token_client'), authorize: make('authorize'), failed_auth: make('failed_auth') };
+    this.#stores = { register: make('register'), token: make('token'), token_client: make('token_client'), authorize: make('authorize'), failed_auth: make('failed_auth'), failed_token: make('failed_token') };
   }
 
   /** Subscribes to block messages of other instances (when the store has pub/sub). */
@@ -140,12 +146,16 @@ export class RateLimits {
   }
 
   /**
-   * Synchronous: seconds this IP stays blocked for failed bearer authentication, 0 when it is not.
-   * `ip` is `request.ip` (it is normalised here).
+   * Synchronous: seconds a request whose bearer token was just rejected must wait (its IP or its token
+   * is over the failed-authentication limit), 0 when it may get its 401. `ip` is `request.ip` (normalised
+   * here); `fingerprint` comes from `tokenFingerprint`.
    */
-  blockedFor(ip: string): number {
+  blockedFor(ip: string, fingerprint: string): number {
     if (!this.enabled || this.#blocked.size === 0) return 0;
-    const key = normalizeIP(ip);
+    return Math.max(this.#left(`ip:${normalizeIP(ip)}`), this.#left(`tok:${fingerprint}`));
+  }
+
+  #left(key: string): number {
     const until = this.#blocked.get(key);
     if (until === undefined) return 0;
     const left = until - Date.now();
@@ -157,15 +167,19 @@ export class RateLimits {
   }
 
   /**
-   * Records one failed bearer authentication (a 401 at the proxy) from `ip`; resolves to whether the IP
-   * is now blocked. Never rejects.
+   * Records one rejected bearer token from `ip`; resolves to whether the IP or the token is now blocked.
+   * Never rejects.
    */
-  async failedAuth(ip: string): Promise<boolean> {
+  async failedAuth(ip: string, fingerprint: string): Promise<boolean> {
     if (!this.enabled) return false;
-    const key = normalizeIP(ip);
-    const max = this.#limits.failed_auth;
+    const [byIp, byToken] = await Promise.all([this.#countFailure('failed_auth', `ip:${normalizeIP(ip)}`), this.#countFailure('failed_token', `tok:${fingerprint}`)]);
+    return byIp || byToken;
+  }
+
+  async #countFailure(bucket: 'failed_auth' | 'failed_token', key: string): Promise<boolean> {
+    const max = this.#limits[bucket];
     const res = await new Promise<{ current: number; ttl: number } | undefined>((resolve) => {
-      this.#stores.failed_auth.incr(
+      this.#stores[bucket].incr(
         key,
         (err, r) => {
           if (err || !r) this.#opts.onError?.('ratelimit', err);
@@ -177,12 +191,12 @@ export class RateLimits {
     });
     if (!res || res.current < max) return false;
     const until = Date.now() + Math.max(1000, res.ttl);
-    if (!this.#blocked.has(key)) this.#opts.metrics?.rateLimited.inc({ bucket: 'failed_auth' });
+    if (!this.#blocked.has(key)) this.#opts.metrics?.rateLimited.inc({ bucket });
     this.#block(key, until);
     const publish = this.#opts.pubsub?.publish;
     if (publish && res.current === max) {
       // Only the request that reached the limit tells the others (not every later failure).
-      publish.call(this.#opts.pubsub, BLOCK_CHANNEL, JSON.stringify({ ip: key, until })).catch((err: unknown) => this.#opts.onError?.('publish', err));
+      publish.call(this.#opts.pubsub, BLOCK_CHANNEL, JSON.stringify({ key, until })).catch((err: unknown) => this.#opts.onError?.('publish', err));
     }
     return true;
   }
@@ -205,12 +219,32 @@ export class RateLimits {
     } catch {
       return;
     }
-    const { ip, until } = (parsed ?? {}) as { ip?: unknown; until?: unknown };
-    if (typeof ip !== 'string' || ip.length === 0 || ip.length > 64 || typeof until !== 'number' || !Number.isFinite(until)) return;
+    const { key, until } = (parsed ?? {}) as { key?: unknown; until?: unknown };
+    if (typeof key !== 'string' || !/^(ip|tok):[^\s]{1,64}$/.test(key) || typeof until !== 'number' || !Number.isFinite(until)) return;
     const now = Date.now();
     const bounded = Math.min(until, now + WINDOW_MS);
-    if (bounded > now) this.#block(ip, bounded);
+    if (bounded > now) this.#block(key, bounded);
   }
+}
+
+/**
+ * P5: behind a reverse proxy without `trust_proxy` (a common mistake), every person counts as the
+ * proxy's address for rate limits and logs. The first request that arrives with `X-Forwarded-For` while
+ * nothing is trusted says so once; the hook then removes its own cost (a flag check).
+ */
+function warnUntrustedForwarding(app: FastifyInstance, trustProxy: unknown): void {
+  if (trustProxy !== false && trustProxy !== undefined) return;
+  let warned = false;
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (!warned && request.headers['x-forwarded-for'] !== undefined) {
+      warned = true;
+      app.log.warn(
+        { remote_address: request.socket.remoteAddress },
+        'requests arrive with X-Forwarded-For but trust_proxy is off: every client behind that proxy shares its address for rate limits and logs; set trust_proxy (a hop count or the proxy addresses)',
+      );
+    }
+    done();
+  });
 }
 
 /** client_id from `Authorization: Basic` (RFC 6749 §2.3.1: form-encoded id before the colon). */
@@ -242,19 +276,12 @@ export function sendTooManyRequests(reply: FastifyReply, retryAfter: number): Fa
     .send({ error: 'too_many_requests', error_description: `Too many requests, retry in ${retryAfter} s` });
 }
 
-/** Whether `path` (no query) is a proxy route `/{service}/mcp[/…]` of a configured service. */
-function isProxyPath(path: string, services: ReadonlyMap<string, unknown>): boolean {
-  const slash = path.indexOf('/', 1);
-  if (slash < 0) return false;
-  if (!path.startsWith('/mcp', slash) || (path.length > slash + 4 && path[slash + 4] !== '/')) return false;
-  return services.has(path.slice(1, slash));
-}
-
 /**
  * The global onRequest hook. Register it after the availability guard and before the authz routes.
  * `limits.enabled: false` registers nothing.
  */
-export function registerRateLimits(app: FastifyInstance, limits: RateLimits, services: ReadonlyMap<string, unknown>): void {
+export function registerRateLimits(app: FastifyInstance, limits: RateLimits, options: { trustProxy: unknown }): void {
+  warnUntrustedForwarding(app, options.trustProxy);
   if (!limits.enabled) return;
   const limited = async (reply: FastifyReply, checks: Array<Promise<HitResult>>): Promise<boolean> => {
     const results = await Promise.all(checks);
@@ -290,22 +317,6 @@ export function registerRateLimits(app: FastifyInstance, limits: RateLimits, ser
       return;
     }
 
-    if (isProxyPath(path, services)) {
-      const wait = limits.blockedFor(request.ip);
-      if (wait > 0) {
-        sendTooManyRequests(reply, wait);
-        return;
-      }
-      // A failed authentication is a 401 to a request that presented credentials (a 401 without them is
-      // the normal start of the MCP discovery flow). The proxy writes the raw response itself, so the raw
-      // response is watched; requests without credentials cost nothing here.
-      if (request.headers.authorization !== undefined) {
-        const raw = reply.raw;
-        raw.once('finish', () => {
-          if (raw.statusCode === 401) void limits.failedAuth(request.ip);
-        });
-      }
-    }
     done();
   });
 }

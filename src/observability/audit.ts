@@ -25,6 +25,8 @@ export interface AuditFields {
   service?: string;
   grant_id?: string;
   grant_type?: string;
+  /** Space-separated scopes granted (token.issued). */
+  scope?: string;
   reason?: string;
   ip?: string;
   [k: string]: string | number | boolean | undefined;

@@ -7,6 +7,7 @@
  * service (user, scope decision, policy decision, encoded identity headers), so that repeated requests
  * with the same token cost a Map lookup plus the revocation and expiry checks, which run on every request.
  */
+import { createHash } from 'node:crypto';
 import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import type { VerifiedUser } from '../authz/claims.js';
 import { ACCESS_TOKEN_TYP } from '../authz/claims.js';
@@ -178,4 +179,12 @@ function joseReason(err: unknown): string {
     default:
       return 'malformed';
   }
+}
+
+/**
+ * A short, non-reversible name for a presented token, for the failed-authentication limit per token
+ * (src/http/rate-limit.ts). Computed only for rejected tokens; never logged.
+ */
+export function tokenFingerprint(token: string): string {
+  return createHash('sha256').update(token).digest('base64url').slice(0, 22);
 }

@@ -17,6 +17,7 @@ import { Transform, type TransformCallback, type Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
 import { buildResponseHeaders } from './headers.js';
+import { publicLocation } from './path.js';
 import type { ProxyError } from './respond.js';
 import { RPC } from './respond.js';
 import { countStatus, type ServiceState } from './service-state.js';
@@ -38,6 +39,14 @@ class ByteLimit extends Transform {
     cb(null, chunk);
   }
 }
+
+/** A backend `Location` on the backend's own origin outside the service's path (issue 12 P8). */
+const INTERNAL_LOCATION: ProxyError = {
+  status: 502,
+  error: 'gw_err_upstream_unreachable',
+  description: 'The MCP service redirected to an address this gateway does not publish',
+  rpcCode: RPC.GATEWAY,
+};
 
 export const BODY_TOO_LARGE: ProxyError = { status: 413, error: 'request_too_large', description: 'Request body too large', rpcCode: RPC.INVALID_REQUEST };
 
@@ -163,6 +172,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   /** Chunks received while an async step (session binding) runs before the headers are written. */
   #held: Buffer[] | undefined;
   #ended = false;
+  /** The gateway answered in place of the backend's response (refused headers): ignore the rest of it. */
+  #refused = false;
   #resumeOnDrain = () => {
     this.#waitingDrain = false;
     this.#controller?.resume();
@@ -234,6 +245,20 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       return false;
     }
     const headers = buildResponseHeaders(upstreamHeaders, state.allowSetCookie);
+    const location = headers.location;
+    if (location !== undefined) {
+      // Never reveal the backend's address (issue 12 P8): map it to the service's public URL, or refuse.
+      const mapped = typeof location === 'string' ? publicLocation(state.target, state.origin, f.path, state.service.canonicalUri, location) : undefined;
+      if (mapped === undefined) {
+        this.ctx.log.warn({ service: state.id, status: statusCode }, 'proxy: backend Location points at the backend outside the service path; not relayed');
+        this.#refused = true;
+        this.#status = INTERNAL_LOCATION.status;
+        f.fail(INTERNAL_LOCATION);
+        this.#controller?.abort(CLIENT_GONE);
+        return false;
+      }
+      headers.location = mapped;
+    }
     const contentType = upstreamHeaders['content-type'];
     const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
     // MCP 2026-07-28: servers SHOULD send X-Accel-Buffering: no, so that nginx-like hops do not buffer SSE.
@@ -259,6 +284,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.#refused) return;
     if (this.#held) {
       this.#held.push(chunk);
       return;
@@ -274,6 +300,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (this.#refused) return;
     if (this.#held) {
       this.#ended = true;
       return;
@@ -284,6 +311,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Controller, err: Error): void {
     const { f, ctx } = this;
     const { state, res } = f;
+    if (this.#refused) return;
     if (this.#clientGone || err === CLIENT_GONE || res.destroyed) {
       ctx.metrics.upstreamErrors.inc({ service: state.id, kind: 'aborted' });
       if (!res.destroyed) res.destroy();

@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
-import { AccessTokenVerifier, parseBearer, type TokenEntry } from './access-token.js';
+import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry } from './access-token.js';
 import { BODY_TOO_LARGE, forward } from './forward.js';
 import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
@@ -29,7 +29,6 @@ const E = {
   unknownService: { status: 404, error: 'gw_err_backend_unknown', description: 'Unknown MCP service', rpcCode: RPC.GATEWAY },
   origin: { status: 403, error: 'gw_err_origin_forbidden', description: 'Origin not allowed', rpcCode: RPC.GATEWAY },
   method: { status: 405, error: 'method_not_allowed', description: 'Method not allowed', rpcCode: RPC.GATEWAY, headers: { allow: ALLOW } },
-  badPath: { status: 400, error: 'invalid_request', description: 'Invalid path', rpcCode: RPC.INVALID_REQUEST },
   overloaded: { status: 503, error: 'gw_err_overloaded', description: 'The service is busy, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '1' } },
   revocationUnavailable: { status: 503, error: 'temporarily_unavailable', description: 'Token status cannot be checked right now, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
   storeUnavailable: { status: 503, error: 'gw_err_store_unavailable', description: 'Storage is unavailable, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
@@ -105,11 +104,11 @@ export class McpProxy {
     if (!PROXIED_METHODS.has(method)) return this.#fail(ex, E.method);
 
     const path = upstreamTarget(state.target, request.raw.url ?? '/');
-    if (path === undefined) return this.#fail(ex, E.badPath);
+    if (typeof path !== 'string') return this.#fail(ex, path);
 
     let entry: TokenEntry | undefined;
     if (state.service.authRequired) {
-      entry = await this.#authenticate(ex, headers.authorization);
+      entry = await this.#authenticate(ex, headers.authorization, request);
       if (entry === undefined) return;
       if (!this.#checkAccess(ex, entry)) return;
     }
@@ -117,8 +116,8 @@ export class McpProxy {
     if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
 
     const sessionId = single(headers['mcp-session-id']);
-    if (entry !== undefined && sessionId !== undefined) {
-      if (!(await this.#checkSession(ex, sessionId, entry.user.id))) return;
+    if (sessionId !== undefined && (entry !== undefined || state.checkAnonymousSessions)) {
+      if (!(await this.#checkSession(ex, sessionId, entry?.user.id))) return;
     }
 
     // checkLimits: declared size up front (the stream itself is counted when chunked), then concurrency.
@@ -166,7 +165,7 @@ export class McpProxy {
   }
 
   /** authenticate: Bearer → verified token entry, or a 401/503 already written. */
-  async #authenticate(ex: Exchange, authorization: string | undefined): Promise<TokenEntry | undefined> {
+  async #authenticate(ex: Exchange, authorization: string | undefined, request: FastifyRequest): Promise<TokenEntry | undefined> {
     const { state } = ex;
     const parsed = parseBearer(authorization);
     if (parsed.kind === 'absent') {
@@ -175,9 +174,9 @@ export class McpProxy {
       this.#fail(ex, { status: 401, error: 'invalid_request', description: 'Authentication required', rpcCode: RPC.AUTH, headers: { 'www-authenticate': state.challenges.missing } });
       return undefined;
     }
-    if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed');
+    if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed', request, authorization ?? '');
     const result = await this.#tokens.verify(parsed.token, state);
-    if (!result.ok) return this.#invalidToken(ex, result.reason);
+    if (!result.ok) return this.#invalidToken(ex, result.reason, request, parsed.token);
     const entry = result.entry;
     // Revocation: a synchronous in-memory lookup fed by storage polling (src/authz/revocation.ts).
     if (!this.ctx.revocations.healthy && this.#failClosed) {
@@ -187,13 +186,26 @@ export class McpProxy {
     }
     if (this.ctx.revocations.isRevoked(entry.user.grantId)) {
       this.#tokens.forget(parsed.token);
-      return this.#invalidToken(ex, 'revoked');
+      return this.#invalidToken(ex, 'revoked', request, parsed.token);
     }
     return entry;
   }
 
-  #invalidToken(ex: Exchange, reason: string): undefined {
+  #invalidToken(ex: Exchange, reason: string, request: FastifyRequest, token: string): undefined {
     this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason });
+    // Failed-authentication limits (P5), decided here where the token was rejected: only a rejected token
+    // is ever refused with 429; a valid one from the same address always gets through.
+    const limits = this.ctx.limits;
+    if (limits.enabled) {
+      const ip = request.ip;
+      const fingerprint = tokenFingerprint(token);
+      const wait = limits.blockedFor(ip, fingerprint);
+      if (wait > 0) {
+        this.#fail(ex, { status: 429, error: 'too_many_requests', description: `Too many rejected access tokens, retry in ${wait} s`, rpcCode: RPC.AUTH, headers: { 'retry-after': String(wait) } });
+        return undefined;
+      }
+      void limits.failedAuth(ip, fingerprint);
+    }
     // RFC 6750 §3.1: invalid_token for expired, revoked, malformed or foreign-audience tokens.
     this.#fail(ex, {
       status: 401,
@@ -244,11 +256,14 @@ export class McpProxy {
     return false;
   }
 
-  /** checkSession: a bound legacy session may only be used by its owner (404, never reaching the backend). */
-  async #checkSession(ex: Exchange, sessionId: string, userId: string): Promise<boolean> {
+  /**
+   * checkSession: a bound legacy session may only be used by its owner, through any route to its backend
+   * (404, never reaching the backend). `userId` undefined: an anonymous caller, refused any bound id.
+   */
+  async #checkSession(ex: Exchange, sessionId: string, userId: string | undefined): Promise<boolean> {
     let verdict;
     try {
-      verdict = await this.#sessions.check(ex.state.id, sessionId, userId);
+      verdict = await this.#sessions.check(ex.state.sessionScope, sessionId, userId);
     } catch (err) {
       this.ctx.log.error({ service: ex.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding lookup failed');
       this.#fail(ex, E.storeUnavailable);
@@ -264,8 +279,8 @@ export class McpProxy {
 
   /** After the backend answered: bind a new session id to the user, or drop the binding of a deleted one. */
   #trackSession(state: ServiceState, userId: string, method: string, status: number, requested: string | undefined, returned: string | string[] | undefined): Promise<void> | undefined {
-    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#sessions.bind(state.id, returned, userId);
-    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) return this.#sessions.unbind(state.id, requested);
+    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#sessions.bind(state.sessionScope, returned, userId);
+    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) return this.#sessions.unbind(state.sessionScope, requested);
     return undefined;
   }
 
@@ -297,7 +312,11 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
+    // `--debug` / `logging.level: debug`: one line per proxied request (method, service, status, duration),
+    // never the URL query, headers or body. Decided once: the hot path stays free of it otherwise.
+    const debug = ctx.log.level === 'debug' || ctx.log.level === 'trace';
     const handler = async (request: FastifyRequest<{ Params: { service: string } }>, reply: FastifyReply) => {
+      if (debug) logProxied(ctx, request.method, request.params.service, reply.raw);
       reply.hijack();
       try {
         await proxy.handle(request, reply.raw);
@@ -316,3 +335,11 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
   });
 }
 
+
+function logProxied(ctx: GatewayContext, method: string, service: string, res: ServerResponse): void {
+  const started = performance.now();
+  res.once('close', () => {
+    const ms = Math.round((performance.now() - started) * 10) / 10;
+    ctx.log.debug({ method, service, status: res.statusCode, duration_ms: ms, completed: res.writableFinished }, `proxied ${method} /${service}/mcp -> ${res.statusCode} in ${ms} ms`);
+  });
+}

@@ -10,6 +10,7 @@ import type { GatewayContext } from '../context.js';
 import { verifyOptions } from './access-token.js';
 import { DEFAULT_IDENTITY_HEADERS, type IdentityHeaderNames } from './identity.js';
 import { backendTarget, type BackendTarget } from './path.js';
+import { SessionBindings } from './sessions.js';
 
 /** RFC 9110 §5.1 field-name token. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
@@ -21,6 +22,13 @@ export interface ServiceState {
   /** Backend origin (`http://host:port`), passed to `dispatch`. */
   origin: string;
   target: BackendTarget;
+  /** Session binding scope: the backend origin, shared by every service routed to it (sessions.ts). */
+  sessionScope: string;
+  /**
+   * Whether anonymous callers' session ids are checked: a public service whose backend is also reached by
+   * an authenticated service (issue 12 P2). False otherwise, so a plain public service pays nothing.
+   */
+  checkAnonymousSessions: boolean;
   verifyOptions: JWTVerifyOptions;
   challenges: { missing: string; invalid: string; scope: string };
   identityNames: IdentityHeaderNames;
@@ -91,6 +99,8 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       pool,
       origin,
       target: backendTarget(service.backend),
+      sessionScope: SessionBindings.scopeOf(origin),
+      checkAnonymousSessions: !service.authRequired && [...ctx.services.values()].some((s) => s.authRequired && s.backend.origin === origin),
       verifyOptions: {},
       challenges: {
         missing: buildBearerChallenge(service),

@@ -3,9 +3,20 @@
  * opened it. mcp-spec-notes §3.3: a valid token for another user presenting someone's session id must be
  * refused; bind to the user (`sub`), not the token, because sessions continue across token refresh.
  *
- * Bindings live in storage (`gw:mcp-session:<service>:<sha256(session id)>` → user id, 24 h TTL, refreshed
+ * A session lives on a backend, not on a route: several services may share one backend (an authenticated
+ * and a public route to the same server, issue 12 P2). Bindings are therefore scoped to the backend
+ * *origin* (`scopeOf`), so an id bound by one user is refused to any other user, and to anonymous callers,
+ * on every route to that backend. The origin rather than origin + path: a sub-path of one service can reach
+ * another service's backend path, and path equivalence (`/mcp` vs `/mcp/`, encodings) is the backend's
+ * to define; a scope that cannot be sidestepped costs nothing but the (negligible) chance of two servers
+ * behind one origin issuing the same random id.
+ *
+ * Bindings live in storage (`gw:mcp-session:<scope>:<sha256(session id)>` → user id, 24 h TTL, refreshed
  * at most once a minute) so every instance sees them; a small in-process cache with a short TTL keeps the
- * hot path free of storage round-trips. Session ids are stored hashed: storage never holds a usable id.
+ * hot path free of storage round-trips. Unbound ids are cached too (a public route presenting its
+ * anonymous session on every request must not cost a storage read each time): an id only becomes bound
+ * when a backend issues it, so an "unbound" answer can only be stale for an id someone guessed before it
+ * existed. Session ids are stored hashed: storage never holds a usable id.
  */
 import { createHash } from 'node:crypto';
 import type { Store } from '../storage/store.js';
@@ -14,7 +25,8 @@ import { setBounded } from './bounded-map.js';
 export const SESSION_PREFIX = 'gw:mcp-session:';
 
 interface Binding {
-  userId: string;
+  /** The owner, or undefined for an id with no binding (cached negative answer). */
+  userId: string | undefined;
   /** When this cache entry was read or written (epoch ms). */
   seenAt: number;
   /** When the stored TTL was last extended (epoch ms). */
@@ -48,18 +60,26 @@ export class SessionBindings {
     this.#max = options.maxEntries ?? 10_000;
   }
 
-  static storageKey(serviceId: string, sessionId: string): string {
-    return `${SESSION_PREFIX}${serviceId}:${createHash('sha256').update(sessionId).digest('hex')}`;
+  /** The binding scope of a backend: a short hash of its origin (`http://host:port`), computed at start-up. */
+  static scopeOf(origin: string): string {
+    return createHash('sha256').update(origin).digest('hex').slice(0, 16);
   }
 
-  /** Who owns the session. Throws when storage cannot be read (the caller fails closed). */
-  async check(serviceId: string, sessionId: string, userId: string, now = Date.now()): Promise<BindingCheck> {
-    const cacheKey = `${serviceId}\n${sessionId}`;
+  static storageKey(scope: string, sessionId: string): string {
+    return `${SESSION_PREFIX}${scope}:${createHash('sha256').update(sessionId).digest('hex')}`;
+  }
+
+  /**
+   * Who owns the session, for `userId` (undefined: an anonymous caller on a public route, for whom any
+   * bound id is `foreign`). Throws when storage cannot be read (the caller fails closed).
+   */
+  async check(scope: string, sessionId: string, userId: string | undefined, now = Date.now()): Promise<BindingCheck> {
+    const cacheKey = `${scope}\n${sessionId}`;
     let b = this.#cache.get(cacheKey);
     if (b === undefined || now - b.seenAt > this.#cacheMs) {
-      const rec = await this.store.get<{ user: string }>(SessionBindings.storageKey(serviceId, sessionId));
+      const rec = await this.store.get<{ user: string }>(SessionBindings.storageKey(scope, sessionId));
       if (rec === undefined || typeof rec.value?.user !== 'string') {
-        this.#cache.delete(cacheKey);
+        this.#remember(cacheKey, { userId: undefined, seenAt: now, refreshedAt: now });
         return 'unbound';
       }
       // Time the stored TTL was last set, derived from its expiry.
@@ -67,24 +87,25 @@ export class SessionBindings {
       b = { userId: rec.value.user, seenAt: now, refreshedAt };
       this.#remember(cacheKey, b);
     }
+    if (b.userId === undefined) return 'unbound';
     if (b.userId !== userId) return 'foreign';
     if (now - b.refreshedAt > this.#refreshMs) {
       b.refreshedAt = now;
-      this.store.set(SessionBindings.storageKey(serviceId, sessionId), { user: userId }, { ttlSeconds: this.#ttl }).catch((err) => this.onError(err, 'refresh'));
+      this.store.set(SessionBindings.storageKey(scope, sessionId), { user: userId }, { ttlSeconds: this.#ttl }).catch((err) => this.onError(err, 'refresh'));
     }
     return 'owner';
   }
 
   /** Records that `userId` opened `sessionId` (the backend returned it). */
-  async bind(serviceId: string, sessionId: string, userId: string, now = Date.now()): Promise<void> {
-    this.#remember(`${serviceId}\n${sessionId}`, { userId, seenAt: now, refreshedAt: now });
-    await this.store.set(SessionBindings.storageKey(serviceId, sessionId), { user: userId }, { ttlSeconds: this.#ttl });
+  async bind(scope: string, sessionId: string, userId: string, now = Date.now()): Promise<void> {
+    this.#remember(`${scope}\n${sessionId}`, { userId, seenAt: now, refreshedAt: now });
+    await this.store.set(SessionBindings.storageKey(scope, sessionId), { user: userId }, { ttlSeconds: this.#ttl });
   }
 
   /** Removes a binding (the session was deleted). */
-  async unbind(serviceId: string, sessionId: string): Promise<void> {
-    this.#cache.delete(`${serviceId}\n${sessionId}`);
-    await this.store.delete(SessionBindings.storageKey(serviceId, sessionId));
+  async unbind(scope: string, sessionId: string): Promise<void> {
+    this.#cache.delete(`${scope}\n${sessionId}`);
+    await this.store.delete(SessionBindings.storageKey(scope, sessionId));
   }
 
   #remember(key: string, b: Binding): void {

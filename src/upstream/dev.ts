@@ -4,18 +4,10 @@
  * refused at start-up unless the gateway can only be reached from this machine (SPEC §9, STYLE habit 7):
  * NODE_ENV=production, a non-loopback bind address or a non-loopback issuer each stop createGateway.
  */
-import { isIP } from 'node:net';
-import type { GatewayConfig } from '../config/schema.js';
+import { isLoopbackHost, type GatewayConfig } from '../config/schema.js';
 import type { UpstreamProfile } from './profile.js';
 
-/** 127.0.0.0/8, ::1 (also bracketed and IPv4-mapped), `localhost`. */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  if (isIP(v4) === 4) return v4.split('.')[0] === '127';
-  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
-}
+export { isLoopbackHost };
 
 export function assertDevSignInAllowed(name: string, config: Pick<GatewayConfig, 'host' | 'issuer'>): void {
   const where = `oauth_providers.${name} (type: dev, the development sign-in)`;

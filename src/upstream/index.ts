@@ -1,7 +1,8 @@
 /**
  * Builds the upstream identity provider from `oauth_providers` (exactly one is configured).
  */
-import { providerKind, type GatewayConfig } from '../config/schema.js';
+import type { FastifyBaseLogger } from 'fastify';
+import { plainHttpNotice, providerKind, type GatewayConfig } from '../config/schema.js';
 import { assertDevSignInAllowed, DevSignIn } from './dev.js';
 import { OAuth2Upstream } from './oauth2.js';
 import { OidcUpstream } from './oidc.js';
@@ -9,7 +10,7 @@ import type { ClaimNames } from './profile.js';
 import type { UpstreamIdp } from './types.js';
 
 export type { UpstreamIdp, UpstreamChecks } from './types.js';
-export { UpstreamError } from './types.js';
+export { UpstreamError, UpstreamHealth } from './types.js';
 export { DevSignIn } from './dev.js';
 
 /** A redirecting identity provider, or the local development sign-in form. */
@@ -53,4 +54,29 @@ export function createUpstream(config: GatewayConfig): SignIn | undefined {
     default:
       return new OidcUpstream(name, kind, p, names);
   }
+}
+
+/**
+ * Start-up lines about the provider, without blocking the start: one warning when plain http is accepted
+ * because the provider is on loopback, and OpenID Connect discovery attempted now, so an unreachable or
+ * misconfigured provider is a warning at start-up (and in /ready) rather than a surprise at the first
+ * sign-in. A failed discovery is retried at each sign-in.
+ */
+export function announceUpstream(config: GatewayConfig, signIn: SignIn | undefined, log: Pick<FastifyBaseLogger, 'warn' | 'info'>): Promise<void> {
+  const first = Object.entries(config.oauth_providers)[0];
+  if (!first || !signIn || 'local' in signIn) return Promise.resolve();
+  const [name, p] = first;
+  const notice = plainHttpNotice(name, p);
+  if (notice) log.warn({ provider: name, allow_insecure_http: p.allow_insecure_http }, notice);
+  if (!signIn.prepare) return Promise.resolve();
+  return signIn.prepare().then(
+    () => log.info({ provider: name }, `identity provider '${name}': OpenID Connect discovery succeeded`),
+    (err: unknown) =>
+      log.warn(
+        { provider: name, reason: signIn.health.reason, err: (err as { cause?: unknown }).cause ?? err },
+        `identity provider '${name}' cannot be used yet: ${(err as Error).message}. The gateway runs; ${
+          signIn.health.state === 'unreachable' ? 'sign-ins show "temporarily unavailable" until it answers' : 'sign-ins fail with this reason until the provider or oauth_providers.' + name + '.issuer is fixed'
+        } (discovery is retried at each sign-in; /ready shows identity_provider.state)`,
+      ),
+  );
 }

@@ -5,9 +5,9 @@
  */
 import * as oidc from 'openid-client';
 import type { ProviderConfig, ProviderKind } from '../config/schema.js';
-import { callbackFailure, executeOptions, getJson, insecureAllowed } from './http.js';
+import { callbackFailure, executeOptions, failureReason, getJson, insecureAllowed } from './http.js';
 import { mapClaims, type ClaimNames } from './profile.js';
-import { UpstreamError, type UpstreamChecks, type UpstreamIdp } from './types.js';
+import { UpstreamError, UpstreamHealth, type UpstreamChecks, type UpstreamIdp } from './types.js';
 
 interface Endpoints {
   issuer: string;
@@ -41,6 +41,33 @@ function tokenErrorInBody(err: unknown): UpstreamError | undefined {
   return new UpstreamError(code === 'access_denied' ? 'access_denied' : 'server_error', `the identity provider refused the code exchange (${code})`, { cause: err });
 }
 
+/**
+ * A custom provider is plain OAuth 2.0: the identity comes from `userinfo_url`. Many such providers are
+ * OpenID providers underneath and return an ID token when `openid` is among the scopes (the original's
+ * examples request it). openid-client would then validate that token against metadata we can only guess
+ * (issuer, signing algorithms: ES256 from a local IdP failed every sign-in) although nothing uses it, so
+ * it is removed from the token endpoint's response before openid-client reads it.
+ */
+function withoutIdToken(tokenEndpoint: string): typeof fetch {
+  return (async (url: string, options: RequestInit) => {
+    const res = await fetch(url, options);
+    if (url !== tokenEndpoint || !(res.headers.get('content-type') ?? '').includes('json')) return res;
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    const headers = new Headers(res.headers);
+    headers.delete('content-length');
+    headers.delete('content-encoding');
+    if (!body || typeof body !== 'object' || Array.isArray(body) || !('id_token' in body)) return new Response(text, { status: res.status, statusText: res.statusText, headers });
+    const { id_token: _unused, ...rest } = body as Record<string, unknown>;
+    return new Response(JSON.stringify(rest), { status: res.status, statusText: res.statusText, headers });
+  }) as typeof fetch;
+}
+
 interface GithubEmail {
   email: string;
   primary: boolean;
@@ -50,6 +77,8 @@ interface GithubEmail {
 export class OAuth2Upstream implements UpstreamIdp {
   readonly #config: oidc.Configuration;
   readonly #endpoints: Endpoints;
+  /** No discovery: known only from sign-ins (the token and profile requests). */
+  readonly health: UpstreamHealth;
 
   constructor(
     readonly name: string,
@@ -58,12 +87,14 @@ export class OAuth2Upstream implements UpstreamIdp {
     private readonly claimNames: ClaimNames,
   ) {
     if (!p.client_id || !p.client_secret) throw new TypeError(`oauth_providers.${name}: client_id and client_secret are required`);
+    this.health = new UpstreamHealth(name, kind);
     this.#endpoints = endpointsOf(name, kind, p);
     const e = this.#endpoints;
     // Credentials in the form body: GitHub's documented method, and what the original gateway sent to
     // custom providers (original-behaviour §3.2, §3.4).
     this.#config = new oidc.Configuration({ issuer: e.issuer, authorization_endpoint: e.authorization, token_endpoint: e.token }, p.client_id, { client_secret: p.client_secret }, oidc.ClientSecretPost(p.client_secret));
     for (const fn of executeOptions(insecureAllowed(name, p))) fn(this.#config);
+    if (kind === 'custom') this.#config[oidc.customFetch] = withoutIdToken(e.token);
   }
 
   async start(redirectUri: string): Promise<{ url: URL; checks: UpstreamChecks }> {
@@ -86,9 +117,12 @@ export class OAuth2Upstream implements UpstreamIdp {
       // RFC 9207 `iss` is not sent by GitHub; openid-client only checks it when present.
       const tokens = await oidc.authorizationCodeGrant(this.#config, callbackUrl, { pkceCodeVerifier: checks.codeVerifier, expectedState: checks.state });
       const claims = this.kind === 'github' ? await this.#githubClaims(tokens.access_token) : ((await getJson(this.#endpoints.api, tokens.access_token)) as Record<string, unknown>);
+      this.health.reachable();
       return mapClaims(this.name, claims, this.claimNames);
     } catch (err) {
-      throw callbackFailure(tokenErrorInBody(err) ?? err);
+      const failure = callbackFailure(tokenErrorInBody(err) ?? err);
+      if (failure.oauthError === 'temporarily_unavailable') this.health.broken('unreachable', failureReason(err));
+      throw failure;
     }
   }
 

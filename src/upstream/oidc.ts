@@ -4,9 +4,9 @@
  */
 import * as oidc from 'openid-client';
 import type { ProviderConfig, ProviderKind } from '../config/schema.js';
-import { callbackFailure, executeOptions, getJson, insecureAllowed } from './http.js';
+import { callbackFailure, executeOptions, failureReason, forbiddenPlainHttp, getJson, insecureAllowed, isUnavailable } from './http.js';
 import { mapClaims, type ClaimNames } from './profile.js';
-import { UpstreamError, type UpstreamChecks, type UpstreamIdp } from './types.js';
+import { UpstreamError, UpstreamHealth, type UpstreamChecks, type UpstreamIdp } from './types.js';
 
 const GOOGLE_ISSUER = 'https://accounts.google.com';
 
@@ -22,6 +22,7 @@ export class OidcUpstream implements UpstreamIdp {
   readonly #issuer: URL;
   readonly #insecure: boolean;
   #config: Promise<oidc.Configuration> | undefined;
+  readonly health: UpstreamHealth;
 
   constructor(
     readonly name: string,
@@ -31,18 +32,43 @@ export class OidcUpstream implements UpstreamIdp {
   ) {
     this.#issuer = new URL(issuerOf(name, kind, p));
     this.#insecure = insecureAllowed(name, p);
+    this.health = new UpstreamHealth(name, kind);
     if (!p.client_id || !p.client_secret) throw new TypeError(`oauth_providers.${name}: client_id and client_secret are required`);
   }
 
-  /** Discovery on first use, retried after a failure. */
+  /** Discovery at start-up (prepare) or on first use, retried after a failure. */
   #configuration(): Promise<oidc.Configuration> {
     this.#config ??= oidc
       .discovery(this.#issuer, this.p.client_id!, this.p.client_secret!, undefined, { execute: executeOptions(this.#insecure), timeout: 10 })
+      .then((config) => {
+        // The configuration allowed plain http for a loopback issuer; an endpoint it advertises on another
+        // host over http would carry the code and the client secret in clear text.
+        const meta = config.serverMetadata();
+        const bad = (['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri'] as const).find((k) => forbiddenPlainHttp(meta[k], this.p));
+        if (bad) throw new UpstreamError('server_error', `the identity provider's discovery document lists ${bad} over plain http on a non-loopback host`);
+        this.health.reachable();
+        return config;
+      })
       .catch((err: unknown) => {
         this.#config = undefined;
-        throw new UpstreamError('temporarily_unavailable', 'the identity provider could not be reached (discovery failed)', { cause: err });
+        if (err instanceof UpstreamError) {
+          this.health.broken('failed', 'insecure_endpoint');
+          throw err;
+        }
+        const unavailable = isUnavailable(err);
+        this.health.broken(unavailable ? 'unreachable' : 'failed', `discovery: ${failureReason(err)}`);
+        throw new UpstreamError(
+          unavailable ? 'temporarily_unavailable' : 'server_error',
+          unavailable ? 'the identity provider could not be reached (OpenID Connect discovery failed)' : `the identity provider's OpenID Connect discovery document could not be used (${failureReason(err)})`,
+          { cause: err },
+        );
       });
     return this.#config;
+  }
+
+  /** Eager discovery at start-up: a warning then (by the caller), not a surprise at the first sign-in. */
+  async prepare(): Promise<void> {
+    await this.#configuration();
   }
 
   async start(redirectUri: string): Promise<{ url: URL; checks: UpstreamChecks }> {
@@ -79,9 +105,12 @@ export class OidcUpstream implements UpstreamIdp {
         const info = (await getJson(userinfo, tokens.access_token).catch(() => ({}))) as Record<string, unknown>;
         if (info.sub === undefined || info.sub === claims.sub) claims = { ...info, ...claims };
       }
+      this.health.reachable();
       return mapClaims(this.name, claims, this.claimNames);
     } catch (err) {
-      throw callbackFailure(err);
+      const failure = callbackFailure(err);
+      if (failure.oauthError === 'temporarily_unavailable') this.health.broken('unreachable', `token: ${failureReason(err)}`);
+      throw failure;
     }
   }
 }

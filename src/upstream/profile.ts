@@ -2,6 +2,8 @@
  * The user as the gateway knows them after an upstream sign-in. The id is `{provider}:{subject}`: stable
  * across sign-ins and unique across providers. Upstream tokens are never kept.
  */
+import { UpstreamError } from './types.js';
+
 export interface UpstreamProfile {
   /** `{provider}:{subject}` */
   id: string;
@@ -59,10 +61,11 @@ function firstOf(claims: Record<string, unknown>, names: readonly string[]): unk
 /** Maps upstream claims (ID token or userinfo) to a profile; throws when no subject can be found. */
 export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames): UpstreamProfile {
   const subject = str(firstOf(claims, names.id));
-  if (!subject) throw new Error(`the identity provider returned no '${names.id.join("' / '")}' claim`);
+  // A configuration mistake more often than a provider fault: the page says which key to set.
+  if (!subject) throw new UpstreamError('server_error', `the identity provider returned no '${names.id.join("' / '")}' claim for the user id (oauth_providers.${provider}.claims.id names the claim to use)`);
   // The user id ends up in storage keys, token `sub` and headers: control characters or a huge value are
   // refused as a failed sign-in (a clear page), never a 500 further down (original-behaviour S18).
-  if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject)) throw new Error('the identity provider returned an unusable user identifier');
+  if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject)) throw new UpstreamError('server_error', 'the identity provider returned an unusable user identifier');
   const verified = claims.email_verified;
   return {
     id: `${provider}:${subject}`,

@@ -31,7 +31,7 @@ async function post(url: string, body: Record<string, string>, headers: Record<s
 describe('audit events and secret hygiene in logs', () => {
   test('a full flow logs the documented events with identifiers only, and no token, code, secret or Authorization value', async () => {
     const log = capture();
-    const { gw } = await startWorld({ logging: { level: 'debug' } }, undefined, { logStream: log.stream });
+    const { gw } = await startWorld({ logging: { level: 'debug' }, tokens: { refresh_reuse_grace: 0 } }, undefined, { logStream: log.stream });
     const secrets = new Set<string>();
 
     const provider = new TestOAuthProvider({ clientMetadata: { token_endpoint_auth_method: 'client_secret_basic', client_name: 'Audit Client' } });

@@ -33,7 +33,8 @@ describe('concurrent redemption (RFC 6749 §4.1.2, RFC 9700 §4.14)', () => {
   });
 
   test('10 concurrent uses of one refresh token: exactly one 200, the rest invalid_grant, and the grant ends revoked', async () => {
-    const { gw } = await startWorld();
+    // Reuse detection without the grace window (test/authz/refresh-grace.test.ts covers the window and after).
+    const { gw } = await startWorld({ tokens: { refresh_reuse_grace: 0 } });
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = provider.clientInformation()!.client_id;
     const body = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId };

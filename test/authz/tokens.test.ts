@@ -10,7 +10,8 @@ async function form(url: string, body: Record<string, string>, headers: Record<s
 
 describe('token endpoint', () => {
   test('refresh rotates; replaying the old refresh token revokes the whole grant (RFC 9700 §4.14)', async () => {
-    const { gw } = await startWorld();
+    // Reuse detection without the grace window (test/authz/refresh-grace.test.ts covers the window and after).
+    const { gw } = await startWorld({ tokens: { refresh_reuse_grace: 0 } });
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = provider.clientInformation()!.client_id;
     const gid = String(decodeJwt(tokens.access_token).gid);

@@ -16,7 +16,7 @@ function spawnCli(args: string[], cwd?: string): ChildProcess {
   return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '' } });
 }
 
-/** Resolves with everything printed so far once `text` appeared on stdout. */
+/** Resolves with everything printed so far (stdout and stderr) once `text` appeared on either. */
 function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = '';
@@ -28,7 +28,7 @@ function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_000): P
       }
     };
     child.stdout?.on('data', (d: Buffer) => ((out += d.toString()), check()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => ((out += d.toString()), check()));
     child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
   });
 }
@@ -127,7 +127,7 @@ describe('command line', () => {
       expect(existsSync(join(dir, 'data', 'gw.db'))).toBe(true); // relative to the config file
       expect(stdout).toContain('listening');
       let after = '';
-      child.stdout?.on('data', (d: Buffer) => (after += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (after += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

@@ -35,6 +35,10 @@ export interface CimdServer {
   documents: Map<string, unknown>;
   /** Paths requested so far. */
   hits: string[];
+  /** TCP connections accepted so far (a refused fetch must not even connect). */
+  readonly connections: number;
+  /** The server's self-signed certificate (PEM), for a test that must trust it. */
+  cert: string;
   /** A `fetch` for `cimdTesting.fetch`: this server only, this certificate only. */
   trustingFetch(url: string, init: RequestInit & { dispatcher?: unknown }): Promise<Response>;
   close(): Promise<void>;
@@ -55,6 +59,8 @@ export async function startCimdServer(opts: { cleanup?: boolean } = {}): Promise
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=60' });
     res.end(JSON.stringify(doc));
   });
+  let connections = 0;
+  server.on('connection', () => void connections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const origin = `https://localhost:${port}`;
@@ -85,6 +91,10 @@ export async function startCimdServer(opts: { cleanup?: boolean } = {}): Promise
     origin,
     documents,
     hits,
+    get connections() {
+      return connections;
+    },
+    cert,
     trustingFetch,
     close: () =>
       new Promise<void>((r) => {

@@ -43,10 +43,10 @@ export interface McpBackend {
   close(): Promise<void>;
 }
 
-function listen(server: Server): Promise<number> {
+function listen(server: Server, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
   });
 }
 
@@ -92,8 +92,11 @@ function buildMcpServer(log: string[]): McpServer {
   return server;
 }
 
-/** Starts an SDK MCP backend at `http://127.0.0.1:<port>/mcp`. */
-export async function startMcpBackend(options: { json?: boolean; cleanup?: boolean } = {}): Promise<McpBackend> {
+/**
+ * Starts an SDK MCP backend at `http://127.0.0.1:<port>/mcp`, on a free port unless `port` is given (a
+ * configuration file names the backend's port, e.g. the seed fixtures' `CALC_PORT`).
+ */
+export async function startMcpBackend(options: { json?: boolean; cleanup?: boolean; port?: number } = {}): Promise<McpBackend> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const requests: McpBackend['requests'] = [];
   const log: string[] = [];
@@ -134,7 +137,7 @@ export async function startMcpBackend(options: { json?: boolean; cleanup?: boole
     }
     await transport.handleRequest(req, res, body);
   }
-  const port = await listen(server);
+  const port = await listen(server, options.port);
   const backend: McpBackend = {
     url: `http://127.0.0.1:${port}/mcp`,
     requests,

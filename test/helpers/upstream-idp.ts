@@ -1,5 +1,6 @@
 /**
- * A real upstream OpenID provider for tests: a second oidc-provider on 127.0.0.1:0 with scripted users.
+ * A real upstream OpenID provider for tests: a second oidc-provider on 127.0.0.1 (a free port unless given)
+ * with scripted users.
  * Its interaction signs in `idp.nextUser` (the test picks who) and consents automatically. Discovery,
  * PKCE, nonce and ID tokens (ES256) with email/name/picture/groups claims are real.
  */
@@ -47,10 +48,17 @@ function mapAdapter(store: Map<string, AdapterPayload>) {
   });
 }
 
-export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { cleanup?: boolean } = {}): Promise<UpstreamIdp> {
+/**
+ * `port`: listen on this port instead of a free one (a configuration file names the IdP's port, e.g. the
+ * seed fixtures' `IDP_PORT`).
+ */
+export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { cleanup?: boolean; port?: number } = {}): Promise<UpstreamIdp> {
   const data = new Map<string, AdapterPayload>();
   const server: Server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+  });
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const byId = new Map(users.map((u) => [u.sub, u]));
   const provider = new Provider(issuer, {
@@ -75,7 +83,12 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
     provider,
     nextUser: users[0]!,
     addClient: (meta) => void data.set(`Client:${meta.client_id}`, { ...meta, application_type: 'web' } as AdapterPayload),
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // Keep-alive connections too: a stopped IdP must refuse the next request, not answer it on an old socket.
+        server.closeAllConnections();
+      }),
   };
   const callback = provider.callback();
   server.on('request', async (req, res) => {

@@ -12,11 +12,11 @@ import { startEchoBackend } from '../helpers/mcp-backend.js';
 import { describeRedis, RedisServer } from '../helpers/redis-server.js';
 import { bearer } from '../helpers/tokens.js';
 
-const LIMITS = { enabled: true, register_per_minute: 3, token_per_minute: 2, authorize_per_minute: 2, failed_auth_per_minute: 3 };
+const LIMITS = { enabled: true, register_per_minute: 3, token_per_minute: 2, authorize_per_minute: 2, failed_auth_per_minute: 3, failed_auth_per_token_per_minute: 100 };
 
 async function limitedGateway(rate_limits: Record<string, unknown> = LIMITS): Promise<StartedGateway> {
   const backend = await startEchoBackend();
-  return startGateway({ trust_proxy: true, oauth_providers: { dev: {} }, mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } }, rate_limits });
+  return startGateway({ trust_proxy: true, oauth_providers: { dev: {} }, mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' }, pub: { name: 'pub', url: backend.url, auth_required: false } }, rate_limits });
 }
 
 const register = (url: string, ip: string) =>
@@ -76,19 +76,41 @@ describe('rate limits (local counters)', () => {
     expect(resume.status).not.toBe(429);
   });
 
-  it('failed bearer authentication: after 3 401s an IP gets 429 before token verification; successes and bare 401s do not count', async () => {
+  it('P5: after 3 rejected tokens from an IP its further rejected tokens get 429, but valid tokens, bare requests and public services never do', async () => {
     const gw = await limitedGateway();
     const good = await bearer(gw, { service: 'svc' });
     // Requests without credentials (the discovery 401) and successful ones do not count.
     for (let i = 0; i < 5; i++) expect((await proxy(gw.url, '10.0.4.1')).status).toBe(401);
     for (let i = 0; i < 5; i++) expect((await proxy(gw.url, '10.0.4.1', good)).status).toBe(200);
-    for (let i = 0; i < 3; i++) expect((await proxy(gw.url, '10.0.4.1', 'Bearer not-a-token')).status).toBe(401);
-    // 'finish' fires after the client got its response: give the counter a moment.
-    await waitUntil(async () => (await proxy(gw.url, '10.0.4.1', good)).status === 429);
-    await expect429(await proxy(gw.url, '10.0.4.1', good));
-    expect((await proxy(gw.url, '10.0.4.2', good)).status).toBe(200);
-    expect(gw.ctx.limits.blockedFor('10.0.4.1')).toBeGreaterThan(0);
-    expect(gw.ctx.limits.blockedFor('10.0.4.2')).toBe(0);
+    for (let i = 0; i < 3; i++) expect((await proxy(gw.url, '10.0.4.1', `Bearer not-a-token-${i}`)).status).toBe(401);
+    await waitUntil(async () => gw.ctx.limits.blockedFor('10.0.4.1', 'none') > 0);
+    await expect429(await proxy(gw.url, '10.0.4.1', 'Bearer not-a-token-4'));
+    // The same address with a valid token, without a token, or on a public service: never refused.
+    expect((await proxy(gw.url, '10.0.4.1', good)).status).toBe(200);
+    expect((await proxy(gw.url, '10.0.4.1')).status).toBe(401);
+    expect((await fetch(`${gw.url}/pub/mcp`, { headers: { 'x-forwarded-for': '10.0.4.1', authorization: 'Bearer junk' } })).status).toBe(200);
+    expect((await proxy(gw.url, '10.0.4.2', 'Bearer not-a-token-5')).status).toBe(401);
+    expect(gw.ctx.limits.blockedFor('10.0.4.2', 'none')).toBe(0);
+  });
+
+  it('P5: one stale token retried in a loop is limited per token, whatever address it comes from', async () => {
+    const gw = await limitedGateway({ ...LIMITS, failed_auth_per_minute: 100, failed_auth_per_token_per_minute: 3 });
+    const stale = await bearer(gw, { service: 'svc', ttl: -120 });
+    for (let i = 0; i < 3; i++) expect((await proxy(gw.url, `10.0.7.${i}`, stale)).status).toBe(401);
+    await waitUntil(async () => (await proxy(gw.url, '10.0.7.9', stale)).status === 429);
+    // Another client's bad token from the same addresses is still answered 401 (it can refresh and retry).
+    expect((await proxy(gw.url, '10.0.7.1', 'Bearer other-token')).status).toBe(401);
+  });
+
+  it('P5: X-Forwarded-For arriving while trust_proxy is off is reported once in the log', async () => {
+    const lines: string[] = [];
+    const { Writable } = await import('node:stream');
+    const stream = new Writable({ write: (c: Buffer, _e, done) => void (lines.push(c.toString()), done()) });
+    const backend = await startEchoBackend();
+    const gw = await startGateway({ oauth_providers: { dev: {} }, logging: { level: 'warn' }, mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } } }, { logStream: stream });
+    for (let i = 0; i < 3; i++) await fetch(`${gw.url}/svc/mcp`, { headers: { 'x-forwarded-for': '203.0.113.7' } });
+    const warnings = lines.filter((l) => l.includes('trust_proxy is off'));
+    expect(warnings).toHaveLength(1);
   });
 
   it('rate_limits.enabled: false disables every limit', async () => {
@@ -164,18 +186,20 @@ describeRedis('rate limits shared through Redis (two gateways, one Redis)', () =
     expect(gateways[0]!.ctx.limits.kind).toBe('redis');
   });
 
-  it('failed-auth blocks are shared: the limit reached at B blocks the IP at A within a second', async () => {
+  it('failed-auth blocks are shared: the limit reached at B blocks the IP\'s rejected tokens at A within a second', async () => {
     const [a, b] = urls as [string, string];
     const good = await bearer(gateways[0]!, { service: 'svc' });
-    expect((await proxy(a, '10.1.1.1', 'Bearer bad')).status).toBe(401);
-    expect((await proxy(a, '10.1.1.1', 'Bearer bad')).status).toBe(401);
-    expect((await proxy(b, '10.1.1.1', 'Bearer bad')).status).toBe(401);
+    expect((await proxy(a, '10.1.1.1', 'Bearer bad-1')).status).toBe(401);
+    expect((await proxy(a, '10.1.1.1', 'Bearer bad-2')).status).toBe(401);
+    expect((await proxy(b, '10.1.1.1', 'Bearer bad-3')).status).toBe(401);
     const started = Date.now();
-    await waitUntil(async () => gateways[0]!.ctx.limits.blockedFor('10.1.1.1') > 0, 1000);
+    await waitUntil(async () => gateways[0]!.ctx.limits.blockedFor('10.1.1.1', 'none') > 0, 1000);
     const elapsed = Date.now() - started;
-    await expect429(await proxy(a, '10.1.1.1', good));
-    await expect429(await proxy(b, '10.1.1.1', good));
-    expect((await proxy(a, '10.1.1.2', good)).status).toBe(200);
+    await expect429(await proxy(a, '10.1.1.1', 'Bearer bad-4'));
+    await expect429(await proxy(b, '10.1.1.1', 'Bearer bad-5'));
+    // P5: a valid token from the blocked address still gets through on both instances.
+    expect((await proxy(a, '10.1.1.1', good)).status).toBe(200);
+    expect((await proxy(b, '10.1.1.1', good)).status).toBe(200);
     console.info(`failed-auth block propagated to the other instance in ${elapsed} ms`);
   });
 });

@@ -8,7 +8,7 @@ import {
   FORWARDED_REQUEST_HEADERS,
   isForwardableRequestHeader,
 } from '../../src/proxy/headers.js';
-import { backendTarget, upstreamTarget } from '../../src/proxy/path.js';
+import { backendTarget, publicLocation, upstreamTarget } from '../../src/proxy/path.js';
 import { normalizeOrigin, OriginPolicy } from '../../src/proxy/origin.js';
 import { parseBearer } from '../../src/proxy/access-token.js';
 
@@ -129,10 +129,47 @@ describe('backend target', () => {
     expect(upstreamTarget(q, '/svc/mcp')).toBe('/mcp?key=k');
     expect(upstreamTarget(q, '/svc/mcp?a=1')).toBe('/mcp?key=k&a=1');
     expect(upstreamTarget(backendTarget(new URL('http://b:1/')), '/svc/mcp/x')).toBe('/x');
+    expect(upstreamTarget(backendTarget(new URL('http://b:1')), '/svc/mcp')).toBe('/');
+  });
+  it('sends the backend path as configured, trailing slash included (P8)', () => {
+    const s = backendTarget(new URL('http://b:1/mcp/'));
+    expect(upstreamTarget(s, '/svc/mcp')).toBe('/mcp/');
+    expect(upstreamTarget(s, '/svc/mcp?a=1')).toBe('/mcp/?a=1');
+    expect(upstreamTarget(s, '/svc/mcp/x')).toBe('/mcp/x');
+    expect(upstreamTarget(s, '/svc/mcp/')).toBe('/mcp/');
+  });
+  it('refuses a client query that names an operator parameter (P3)', () => {
+    const q = backendTarget(new URL('http://b:1/mcp?tenant=1&a.b=2'));
+    expect(q.baseNames).toEqual(new Set(['tenant', 'a_b']));
+    for (const query of ['tenant=2', 'TENANT', 'x=1&tenant=', 'x;tenant=2', 'tenant[]=2', 'a b=1', 'a.b=1', 'a_b=1', 'ten%61nt=1', '%20tenant=2']) {
+      expect(upstreamTarget(q, `/svc/mcp?${query}`), query).toMatchObject({ status: 400, error: 'invalid_request' });
+    }
+    expect(upstreamTarget(q, '/svc/mcp?tenants=1&x=%zz')).toBe('/mcp?tenant=1&a.b=2&tenants=1&x=%zz');
+    expect(upstreamTarget(t, '/svc/mcp?tenant=2')).toBe('/mcp?tenant=2');
+  });
+  it('maps absolute-form targets as origin-form (P7)', () => {
+    expect(upstreamTarget(t, 'http://gw.example/svc/mcp')).toBe('/mcp');
+    expect(upstreamTarget(t, 'HTTPS://user@gw.example:8443/svc/mcp/x?y=1')).toBe('/mcp/x?y=1');
+    for (const raw of ['ftp://gw/svc/mcp', 'http://gw?x=/svc/mcp', 'http://gw', '*', 'svc/mcp']) expect(upstreamTarget(t, raw), raw).toMatchObject({ status: 400 });
+  });
+  it('maps backend Location values to the public URL (P8)', () => {
+    const q = backendTarget(new URL('http://b:1/mcp?tenant=1'));
+    const at = (loc: string, target = q) => publicLocation(target, 'http://b:1', '/mcp/x?tenant=1', 'https://gw/svc/mcp', loc);
+    expect(at('http://b:1/mcp')).toBe('https://gw/svc/mcp');
+    expect(at('http://B:1/mcp/')).toBe('https://gw/svc/mcp/');
+    expect(at('/mcp/a/b?tenant=1&z=2#f')).toBe('https://gw/svc/mcp/a/b?z=2#f');
+    expect(at('y?tenant=1')).toBe('https://gw/svc/mcp/y');
+    expect(at('//elsewhere.example/mcp')).toBe('//elsewhere.example/mcp');
+    // The backend's own address under another scheme (it trusted X-Forwarded-Proto) is still the backend.
+    expect(at('https://b:1/mcp/z')).toBe('https://gw/svc/mcp/z');
+    expect(at('https://b:2/mcp')).toBe('https://b:2/mcp');
+    expect(at('http://b:1/mcpx')).toBeUndefined();
+    expect(at('http://b:1/')).toBeUndefined();
+    expect(at('/mcp/x', backendTarget(new URL('http://b:1/')))).toBe('https://gw/svc/mcp/mcp/x');
   });
   it('refuses traversal', () => {
     for (const p of ['/svc/mcp/..', '/svc/mcp/../admin', '/svc/mcp/x/%2e%2e/y', '/svc/mcp/%2E./y', '/svc/mcp/a%2fb', '/svc/mcp/a%5Cb', '/svc/mcp/a\\b', '/svc/mcp/./x']) {
-      expect(upstreamTarget(t, p), p).toBeUndefined();
+      expect(upstreamTarget(t, p), p).toMatchObject({ status: 400, error: 'invalid_request' });
     }
   });
 });

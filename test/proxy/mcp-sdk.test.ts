@@ -5,6 +5,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
+import { SessionBindings } from '../../src/proxy/sessions.js';
 import { bearer } from '../helpers/tokens.js';
 import { JSON_RPC_HEADERS, proxyGateway } from './fixtures.js';
 
@@ -50,7 +51,8 @@ describe('MCP SDK client through the gateway', () => {
     const alice = await connect(gw, 'svc', await bearer(gw, { service: 'svc' }));
     const sessionId = alice.transport.sessionId!;
     expect(sessionId).toBeTruthy();
-    const stored = await gw.ctx.store.get<{ user: string }>(`gw:mcp-session:svc:${createHash('sha256').update(sessionId).digest('hex')}`);
+    const key = `gw:mcp-session:${SessionBindings.scopeOf(new URL(backend.url).origin)}:${createHash('sha256').update(sessionId).digest('hex')}`;
+    const stored = await gw.ctx.store.get<{ user: string }>(key);
     expect(stored?.value.user).toBe('dev:alice');
 
     const bobAuth = await bearer(gw, { service: 'svc', claims: { sub: 'dev:bob', email: 'bob@example.com' } });
@@ -76,23 +78,27 @@ describe('MCP SDK client through the gateway', () => {
 
     // DELETE by the owner ends the session and removes the binding.
     await alice.transport.terminateSession();
-    await expect.poll(async () => gw.ctx.store.get(`gw:mcp-session:svc:${createHash('sha256').update(sessionId).digest('hex')}`)).toBeUndefined();
+    await expect.poll(async () => gw.ctx.store.get(key)).toBeUndefined();
     await alice.client.close();
   });
 
-  it('the same session id on another service is not confused with this one', async () => {
-    const backend = await startMcpBackend();
-    const gw = await proxyGateway({ one: { url: backend.url }, two: { url: backend.url } });
+  it('a session id bound on one backend is not confused with the same id on another backend', async () => {
+    const first = await startMcpBackend();
+    const second = await startMcpBackend();
+    const gw = await proxyGateway({ one: { url: first.url }, two: { url: second.url } });
     const alice = await connect(gw, 'one', await bearer(gw, { service: 'one' }));
     const sessionId = alice.transport.sessionId!;
-    // Bob on service two with alice's id from service one: no binding there, so the backend decides.
+    // Bob on service two (another backend) with alice's id from backend one: no binding there, so the
+    // backend decides (the SDK server does not know the id). Services sharing a backend share bindings
+    // (test/security/probe-findings.test.ts, P2).
     const r = await fetch(`${gw.url}/two/mcp`, {
       method: 'POST',
       headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'two', claims: { sub: 'dev:bob' } }), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
-    expect(r.status).toBe(200);
+    expect(r.status).toBe(404);
     await r.text();
+    expect(second.requests.some((req) => req.sessionId === sessionId)).toBe(true);
     await alice.client.close();
   });
 });

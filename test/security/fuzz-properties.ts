@@ -154,6 +154,11 @@ export function properties(w: FuzzWorld) {
         if (p?.protocol === 'http:' && !LOOPBACK.has(p.hostname)) fail(`non-loopback http redirect URI registered: ${String(u)}`);
       }
       if (j.token_endpoint_auth_method === 'none' && j.client_secret !== undefined) fail('a public client received a secret');
+      // P6 (issue 12): no registered client name carries control characters.
+      for (const [k, v] of Object.entries(j)) {
+        // eslint-disable-next-line no-control-regex
+        if ((k === 'client_name' || k.startsWith('client_name#')) && typeof v === 'string' && /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(v)) fail(`${k} with control characters registered: ${JSON.stringify(v)}`);
+      }
     }
   });
 

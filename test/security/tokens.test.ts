@@ -204,7 +204,8 @@ describe('S14: refresh tokens — public clients, rotation, reuse detection, gra
   });
 
   test('S14: confidential clients are rotated too, and reuse of an old refresh token revokes the grant at the proxy', async () => {
-    const { gw, backend } = await securityWorld({ clients: [{ ...STATIC, token_endpoint_auth_method: 'client_secret_basic' }] });
+    // Reuse detection without the grace window (test/authz/refresh-grace.test.ts covers the window and after).
+    const { gw, backend } = await securityWorld({ clients: [{ ...STATIC, token_endpoint_auth_method: 'client_secret_basic' }], tokens: { refresh_reuse_grace: 0 } });
     const provider = new TestOAuthProvider({ clientInformation: { client_id: STATIC.client_id, client_secret: STATIC.client_secret, token_endpoint_auth_method: 'client_secret_basic' } });
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
     const auth = { authorization: basicAuth(STATIC.client_id, STATIC.client_secret) };

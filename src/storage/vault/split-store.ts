@@ -27,6 +27,14 @@ export class SplitStore implements Store {
     }
   }
 
+  /**
+   * The secondary's Redis client, when it is Redis: rate-limit counters (`gw:ratelimit:` is a short-lived
+   * prefix) are then shared by every instance, and the availability probe sees that connection.
+   */
+  get redisClient(): unknown {
+    return (this.#secondary as { redisClient?: unknown }).redisClient;
+  }
+
   #route(key: string): Store {
     return this.#prefixes.some((p) => key.startsWith(p)) ? this.#secondary : this.#primary;
   }
