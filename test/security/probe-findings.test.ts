@@ -265,7 +265,7 @@ describe('P6: control characters in client names', () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const db = join(dir, 'gw.db');
     const cfg = join(dir, 'gateway.yaml');
-    writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:9", client_id: g, client_secret: s, allow_insecure_http: true}\n`);
+    writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:2", client_id: g, client_secret: s, allow_insecure_http: true}\n`);
     // Records as a client registered before this check (or fetched as CIMD metadata) would have left them.
     const store = await createStore(storageSchema.parse({ type: 'sqlite', sqlite: { path: db } }));
     const hostile = 'Evil\u001b[2J\r\nfake-row  x  y\u202Eevil\u009b\\';
@@ -306,7 +306,7 @@ describe('P11: revoke --user of an unknown user', () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const db = join(dir, 'gw.db');
     const cfg = join(dir, 'gateway.yaml');
-    writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:9", client_id: g, client_secret: s, allow_insecure_http: true}\n`);
+    writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:2", client_id: g, client_secret: s, allow_insecure_http: true}\n`);
     const store = await createStore(storageSchema.parse({ type: 'sqlite', sqlite: { path: db } }));
     // carol signed in once (her account exists) but holds no grant.
     await store.set('gw:account:corp:carol', { id: 'corp:carol', provider: 'corp', subject: 'carol' });
