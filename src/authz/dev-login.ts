@@ -9,6 +9,7 @@ import type { DevSignIn } from '../upstream/dev.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 import { csrfToken, csrfValid, type Approval } from './consent.js';
 import { escapeHtml, messagePage, sendPage } from './html.js';
+import type { Refusal } from './refusals.js';
 import { serviceForResource } from './resource-servers.js';
 
 /** The approval given on the consent page, kept server-side until the form is submitted (single use). */
@@ -51,7 +52,7 @@ ${v.error ? `<p role="alert" class="error">${escapeHtml(v.error)}</p>` : ''}
 export interface InteractionKit {
   detailsOf(req: FastifyRequest, reply: FastifyReply): Promise<{ uid: string; params: Record<string, unknown> }>;
   guard<R extends FastifyRequest>(handler: (req: R, reply: FastifyReply) => Promise<unknown>): (req: R, reply: FastifyReply) => Promise<void>;
-  errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string): void;
+  errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string, rule?: Refusal): void;
   completeSignIn(req: FastifyRequest, reply: FastifyReply, uid: string, profile: UpstreamProfile, approval: Approval, amr: string): Promise<void>;
 }
 
@@ -63,7 +64,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
     reply.hijack();
     const details = await detailsOf(req, reply);
     const approval = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
-    if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied');
+    if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied', 'expired');
     sendPage(reply.raw, 200, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(approval.value.resource) }), formTargets(details));
   }));
 
@@ -74,7 +75,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
       return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired or did not come from this page. Start the sign-in again from the application.'));
     }
     const pending = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
-    if (!pending) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied');
+    if (!pending) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied', 'expired');
     const checked = signIn.profile(req.body ?? {});
     if (!checked.ok) {
       const values = { name: String(req.body?.name ?? ''), email: String(req.body?.email ?? ''), groups: String(req.body?.groups ?? '') };
@@ -82,7 +83,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
     }
     // Single use: a second submission finds no approval.
     const approval = await ctx.store.take<Approval>(DEV_LOGIN_PREFIX + details.uid);
-    if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'This sign-in was already completed. Start again from the application.', 'access_denied');
+    if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'This sign-in was already completed. Start again from the application.', 'access_denied', 'expired');
     return completeSignIn(req, reply, details.uid, checked.profile, approval, 'dev');
   }));
 }

@@ -28,6 +28,7 @@ import { upstreamFormTarget } from './form-targets.js';
 import { messagePage, sendPage } from './html.js';
 import { checkPolicy } from './policy.js';
 import type { ProviderHost } from './provider-host.js';
+import { REFUSALS, upstreamRefusal, type Refusal } from './refusals.js';
 import { serviceForResource } from './resource-servers.js';
 
 type Details = Awaited<ReturnType<ProviderHost['provider']['interactionDetails']>>;
@@ -40,6 +41,7 @@ interface UpstreamAttempt {
 
 const ATTEMPT_PREFIX = 'gw:upstream-state:';
 const OAUTH_ERRORS = new Set(['access_denied', 'server_error', 'temporarily_unavailable']);
+
 
 /** States are ours (random, URL-safe); anything else is unknown without touching storage (no 500 on odd bytes). */
 function isStateValue(state: unknown): state is string {
@@ -95,8 +97,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   }
 
   /** An error page whose button sends the OAuth error back to the client (never a silent dead end). */
-  function errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string): void {
-    const body = messagePage(heading, message, { action: `/interaction/${uid}/abort?error=${encodeURIComponent(error)}`, csrf: csrfToken(ctx, uid), label: 'Return to the application' });
+  function errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string, rule: Refusal = upstreamRefusal(error)): void {
+    const action = `/interaction/${uid}/abort?error=${encodeURIComponent(error)}&rule=${rule}`;
+    const body = messagePage(heading, message, { action, csrf: csrfToken(ctx, uid), label: 'Return to the application' });
     sendPage(reply.raw, status, heading, body, [redirectOf(served.get(reply))]);
   }
 
@@ -107,7 +110,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     if (decision.allowed) return true;
     ctx.metrics.policyDenials.inc({ service: service.id, stage: 'sign_in' });
     ctx.audit.emit('policy.denied', { user: userId, client_id: clientId, service: service.id, reason: decision.reason });
-    errorPage(reply, uid, 403, 'Access not allowed', `Your account is not allowed to use ${service.name}. Ask the administrator for access.`, 'access_denied');
+    errorPage(reply, uid, 403, 'Access not allowed', `Your account is not allowed to use ${service.name}: its access policy does not include you. Ask the administrator for access.`, 'access_denied', 'policy');
     return false;
   }
 
@@ -182,7 +185,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     reply.hijack();
     const details = await detailsOf(req, reply);
     const { service, scopes, offline, resource } = requested(details);
-    if (!service) return errorPage(reply, details.uid, 400, 'Unknown service', 'The application asked for a service this gateway does not offer.', 'access_denied');
+    if (!service) return errorPage(reply, details.uid, 400, 'Unknown service', 'The application asked for a service this gateway does not offer.', 'access_denied', 'unknown_service');
     const clientId = String(details.params.client_id);
     if (details.prompt.name === 'consent' && details.session?.accountId) {
       const user = details.session.accountId;
@@ -239,7 +242,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     const state = req.query.state;
     const attempt = isStateValue(state) ? await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
     if (!attempt || attempt.uid !== details.uid || !upstream) {
-      return errorPage(reply, details.uid, 400, 'Sign-in failed', 'The sign-in response did not match this sign-in attempt.', 'access_denied');
+      return errorPage(reply, details.uid, 400, 'Sign-in failed', 'The sign-in response did not match this sign-in attempt.', 'access_denied', 'mismatch');
     }
     const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
     let profile;
@@ -258,14 +261,16 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
 
   if (devSignIn) registerDevLoginRoutes(app, ctx, devSignIn, { detailsOf, guard, errorPage, completeSignIn });
 
-  app.post<{ Params: { uid: string }; Querystring: { error?: string }; Body: Record<string, string> }>('/interaction/:uid/abort', guard(async (req, reply) => {
+  app.post<{ Params: { uid: string }; Querystring: { error?: string; rule?: string }; Body: Record<string, string> }>('/interaction/:uid/abort', guard(async (req, reply) => {
     reply.hijack();
     const details = await detailsOf(req, reply);
     if (!csrfValid(ctx, details.uid, req.body?.csrf)) {
       return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired. Start the sign-in again from the application.'));
     }
     const error = OAUTH_ERRORS.has(String(req.query.error)) ? String(req.query.error) : 'access_denied';
-    return finish(req, reply, { error, error_description: error === 'access_denied' ? 'access denied' : 'the sign-in could not be completed' });
+    const rule = Object.hasOwn(REFUSALS, String(req.query.rule)) ? (String(req.query.rule) as Refusal) : upstreamRefusal(error);
+    const { service } = requested(details);
+    return finish(req, reply, { error, error_description: REFUSALS[rule](service?.id ?? 'unknown') });
   }));
 }
 

@@ -58,6 +58,8 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
         'mcp_services:',
         `  calc: {name: Calculator, url: "${backend.url}", oauth_provider: myidp, scopes: ["mcp:tools"]}`,
         'rate_limits: {register_per_minute: 20}',
+        // Reuse is detected at once here (the grace window has its own cross-instance test in refresh-grace.test.ts).
+        'tokens: {refresh_reuse_grace: 0}',
         '',
       ].join('\n'),
     );
