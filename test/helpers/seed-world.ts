@@ -113,6 +113,11 @@ export interface SeedWorldOptions {
   cleanup?: boolean;
   /** Where the gateway logs (default: silent). */
   logStream?: NodeJS.WritableStream;
+  /**
+   * Seconds a closing gateway waits for open connections (a harness setting, not the file's): real
+   * browsers keep speculative connections open that would hold each close for the default 10 s.
+   */
+  shutdownGrace?: number;
 }
 
 /**
@@ -162,6 +167,7 @@ async function startOnce(file: string, options: SeedWorldOptions): Promise<SeedW
       started.push(b);
       backends[name] = b;
     }
+    if (options.shutdownGrace !== undefined) config.limits.shutdown_grace = options.shutdownGrace;
     const gateway = await createGateway(config, options.logStream ? { logStream: options.logStream } : { silent: true });
     started.push(gateway);
     await gateway.listen();
