@@ -28,6 +28,9 @@ export async function startDemoBackend(): Promise<{ url: string; close(): Promis
   return startDemoMcpServer(0);
 }
 
+/** Origins of the MCP Inspector's web UI (its default port), allowed by the demo for browser-side OAuth. */
+export const INSPECTOR_ORIGINS = ['http://localhost:6274', 'http://127.0.0.1:6274'];
+
 export function demoConfig(backendUrl: string, options: DemoOptions = {}): GatewayConfig {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
@@ -50,6 +53,8 @@ export function demoConfig(backendUrl: string, options: DemoOptions = {}): Gatew
       },
     },
     storage: { type: 'sqlite', sqlite: { path: options.dataDir ? `${options.dataDir}/demo.db` : DEMO_DB } },
+    // The MCP Inspector's web UI runs the OAuth flow (and, connected directly, MCP) from the browser.
+    cors: { allow_origins: INSPECTOR_ORIGINS },
   });
 }
 

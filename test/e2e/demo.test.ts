@@ -13,6 +13,25 @@ import { BrowserDriver } from '../helpers/oauth-client.js';
 import { connectByDiscovery, textOf } from '../helpers/sdk-session.js';
 
 describe('demo mode', () => {
+  it('the MCP Inspector web UI (http://localhost:6274) may run its browser-side sign-in against the demo; other origins may not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-demo-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const config = demoConfig('http://127.0.0.1:9/mcp', { port: await freePort(), dataDir: dir });
+    config.logging.level = 'silent';
+    const gw = await createGateway(config, { silent: true });
+    onTestFinished(() => gw.close());
+    await gw.listen();
+    const preflight = (origin: string, path: string) =>
+      fetch(`${config.issuer}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+    for (const path of ['/oauth/register', '/oauth/token', '/demo/mcp']) {
+      const ok = await preflight('http://localhost:6274', path);
+      expect(ok.status, path).toBe(204);
+      expect(ok.headers.get('access-control-allow-origin'), path).toBe('http://localhost:6274');
+      expect((await preflight('http://evil.example', path)).headers.get('access-control-allow-origin'), path).toBeNull();
+    }
+  });
+
+
   it('an SDK client connects to the demo by discovery, signs in with the dev form and calls whoami', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-demo-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
