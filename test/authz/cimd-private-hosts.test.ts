@@ -66,7 +66,7 @@ describe('registration.cimd.private_hosts', () => {
     ['without the opt-in', undefined],
     ['with only another host opted in', ['clients.corp.internal']],
   ] as const) {
-    test(`${label}: a loopback document is refused before any connection, naming the rule (4xx page, no redirect)`, async () => {
+    test(`P12: ${label}: a loopback document is refused before any connection, naming the rule (4xx page, no redirect)`, async () => {
       const { cimd, clientId } = await internalClient();
       const { gw } = await startWorld(privateHosts ? { registration: { cimd: { private_hosts: privateHosts } } } : {});
       const r = await authorize(gw.url, clientId);
@@ -81,7 +81,7 @@ describe('registration.cimd.private_hosts', () => {
     });
   }
 
-  test('every spelling of a loopback address is refused before connecting (IP literals, IPv4-mapped IPv6, trailing dot)', async () => {
+  test('P12: every spelling of a loopback address is refused before connecting (IP literals, IPv4-mapped IPv6, trailing dot)', async () => {
     const { cimd } = await internalClient();
     const { gw } = await startWorld({ registration: { cimd: { private_hosts: ['clients.corp.internal'] } } });
     const port = new URL(cimd.origin).port;
@@ -96,7 +96,7 @@ describe('registration.cimd.private_hosts', () => {
     expect(cimd.connections).toBe(0);
   });
 
-  test('a jwks_uri on a loopback host (no CIMD pre-check on that path) is refused before any connection, too', async () => {
+  test('P12: a jwks_uri on a loopback host (no CIMD pre-check on that path) is refused before any connection, too', async () => {
     const { cimd } = await internalClient();
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     cimd.documents.set('/keys.json', { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] });
