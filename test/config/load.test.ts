@@ -1,18 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigText, parseConfig } from '../../src/config/load.js';
+import { problems } from '../helpers/config.js';
 import { providerKind } from '../../src/config/schema.js';
 
 const SECRET = 'a-very-long-session-secret-for-tests-0123456789';
-
-function problems(text: string, env: NodeJS.ProcessEnv = {}): { path: string; line?: number; message: string }[] {
-  try {
-    loadConfigText(text, 'cfg.yaml', { env });
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected the configuration to be refused');
-}
 
 describe('configuration loading', () => {
   it('accepts the seed format unchanged and fills defaults', () => {

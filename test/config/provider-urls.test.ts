@@ -3,7 +3,8 @@
  * once, at its key and line, with the fix. And one mistake gives one message: no cascade.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigText } from '../../src/config/load.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { problems } from '../helpers/config.js';
 import { plainHttpNotice, loopbackHttpUrls } from '../../src/config/schema.js';
 
 const SECRET = 'a-very-long-session-secret-for-tests-0123456789';
@@ -24,15 +25,6 @@ function yaml(provider: string[], name = 'myidp'): string {
   ].join('\n');
 }
 
-function problems(text: string, env: NodeJS.ProcessEnv = {}): { path: string; line?: number; message: string }[] {
-  try {
-    loadConfigText(text, 'cfg.yaml', { env });
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-  throw new Error('expected the configuration to be refused');
-}
 
 const CREDS = ['client_id: gw', 'client_secret: gw-secret'];
 
