@@ -177,7 +177,8 @@ export class KeyManager {
 
   /**
    * Adds a new key that is published now and signs after `graceSeconds`; the previous signer is kept
-   * published until `retireAfterSeconds` past the switch (the longest token lifetime).
+   * published until `retireAfterSeconds` past the switch. Called only through `rotateSigningKey`
+   * (key-rotation.ts), which computes that retirement from everything the key signs and audits it.
    */
   async rotate(graceSeconds: number, retireAfterSeconds: number): Promise<SigningKeyRecord> {
     if (this.fromConfig) throw new Error('signing keys come from the configuration (keys:); rotate them there');

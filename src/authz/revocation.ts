@@ -191,3 +191,17 @@ export class RevocationList {
     if (expiresAt > Date.now()) this.note(gid, expiresAt);
   }
 }
+
+/**
+ * Revokes a grant: `mark` (the revocation marker, and with it the proxy's refusal of the grant's access
+ * tokens) first, then the grant's records. The order matters: a token request racing the revocation
+ * re-creates no record of a grant already marked (the adapter writes nothing for a revoked grant), and
+ * the proxy refuses the access tokens even while records are still being deleted; the other order leaves
+ * a window in which a refresh writes a live refresh token of a grant whose records are gone and which no
+ * marker refuses yet. The one implementation for the adapter (src/authz/adapter.ts `revokeByGrantId`) and
+ * the operator's `revoke` / `clients delete` (src/cli/admin.ts).
+ */
+export async function revokeGrant(store: Store, grantId: string, mark: (grantId: string) => Promise<void>): Promise<void> {
+  await mark(grantId);
+  await store.deleteByIndex(`grant:${grantId}`);
+}

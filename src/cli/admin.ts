@@ -13,8 +13,11 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
+import { pino } from 'pino';
 import { KeyManager } from '../authz/keys.js';
-import { RevocationList } from '../authz/revocation.js';
+import { rotateSigningKey } from '../authz/key-rotation.js';
+import { RevocationList, revokeGrant } from '../authz/revocation.js';
+import { AuditLog } from '../observability/audit.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
 import { DEMO_DB, demoConfig } from '../demo/demo.js';
@@ -182,11 +185,15 @@ async function grantsOf(store: Store, filter: (g: GrantPayload) => boolean): Pro
     .map((r) => ({ id: r.key.slice(GRANT_PREFIX.length), grant: r.value }));
 }
 
-async function revokeGrants(store: Store, config: GatewayConfig, ids: string[]): Promise<void> {
+async function revokeGrants(store: Store, config: GatewayConfig, ids: string[], output: Output): Promise<void> {
   const markers = new RevocationList(store, config.tokens.access_token_ttl + 60);
+  const audit = cliAudit(output);
+  // The adapter's order (src/authz/revocation.ts revokeGrant): the marker first, then the records.
   for (const id of ids) {
-    await store.deleteByIndex(`grant:${id}`);
-    await markers.revoke(id);
+    await revokeGrant(store, id, async (gid) => {
+      await markers.revoke(gid);
+      audit.emit('grant.revoked', { grant_id: gid });
+    });
   }
 }
 
@@ -197,7 +204,7 @@ async function clientsDelete(store: Store, config: GatewayConfig, args: string[]
     return 2;
   }
   const grants = await grantsOf(store, (g) => g.clientId === id);
-  await revokeGrants(store, config, grants.map((g) => g.id));
+  await revokeGrants(store, config, grants.map((g) => g.id), output);
   const deleted = await store.delete(CLIENT_PREFIX + id);
   if (!deleted && grants.length === 0) {
     output.err(`no client '${terminalSafe(id)}'`);
@@ -251,14 +258,22 @@ async function revoke(store: Store, config: GatewayConfig, _a: string[], values:
       return 1;
     }
   }
-  await revokeGrants(store, config, ids);
+  await revokeGrants(store, config, ids, output);
   output.out(`revoked ${ids.length} grant(s); running gateways refuse their access tokens within about a second`);
   return 0;
 }
 
+/**
+ * The CLI's audit sink: the same pino line the server writes (`audit: true`, `event`, fields), on stderr,
+ * so a command's security events reach the operator's log collection like the server's (docs/observability.md).
+ */
+function cliAudit(output: Output): AuditLog {
+  return new AuditLog(pino({ base: { source: 'cli' } }, { write: (line: string) => output.err(line.trimEnd()) }));
+}
+
 async function keysRotate(store: Store, config: GatewayConfig, _a: string[], _v: CliValues, output: Output): Promise<number> {
-  const keys = await KeyManager.load(store, config.keys);
-  const next = await keys.rotate(config.tokens.key_rotation_grace, Math.max(config.tokens.access_token_ttl, 300));
+  // The server's rotation (src/authz/key-rotation.ts): same retirement, same audit event.
+  const next = await rotateSigningKey({ config, keys: await KeyManager.load(store, config.keys), audit: cliAudit(output) });
   output.out(`new signing key ${next.kid} published now; it signs from ${new Date(next.activeAt).toISOString()} (after ${config.tokens.key_rotation_grace}s)`);
   return 0;
 }
