@@ -15,6 +15,7 @@ import { RefreshGrace } from './refresh-grace.js';
 import { loopbackRedirectAllowed } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
 import { structuredAccessToken } from './structured-tokens.js';
+import { ID_TOKEN_TTL_S } from './key-rotation.js';
 
 export const ROUTES = {
   authorization: '/oauth/authorize',
@@ -163,7 +164,7 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
       // P10: the browser session (and so the age of the profile policies check at sign-in) is bounded.
       Session: tokens.session_ttl,
       Interaction: 900,
-      IdToken: 3600,
+      IdToken: ID_TOKEN_TTL_S,
     },
     features: {
       devInteractions: { enabled: false },
