@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { MAX_KEY_LENGTH, type Store } from '../storage/store.js';
+import { revokeGrant } from './revocation.js';
 import { HANDLE_PREFIX } from './structured-tokens.js';
 
 export interface AdapterHooks {
@@ -163,7 +164,6 @@ export class StoreAdapter implements Adapter {
 
   /** Marks the grant revoked first (so no racing write re-creates a record), then deletes its records. */
   async revokeByGrantId(grantId: string): Promise<void> {
-    await this.hooks.onGrantRevoked(grantId);
-    await this.store.deleteByIndex(`grant:${grantId}`);
+    await revokeGrant(this.store, grantId, (gid) => this.hooks.onGrantRevoked(gid));
   }
 }
