@@ -35,7 +35,9 @@ describe('operator revocation order', () => {
 
     // Sequence log of the shared file, kept by SQLite itself (every writer, every connection).
     const sql = new Database(db);
-    onTestFinished(() => sql.close());
+    onTestFinished(() => {
+      sql.close();
+    });
     sql.exec(`
       CREATE TABLE test_ops (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, key TEXT NOT NULL);
       CREATE TRIGGER test_ops_insert AFTER INSERT ON kv BEGIN INSERT INTO test_ops(op, key) VALUES ('set', NEW.key); END;
