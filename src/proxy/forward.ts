@@ -89,12 +89,13 @@ export interface ForwardInput {
   started: number;
   /** CORS headers for the client's origin, if any. */
   cors: Record<string, string> | undefined;
-  /** Runs once response headers are known and before they are written (session binding). */
   /**
    * Runs once response headers are known: returns a promise when it has async work (session binding) that
    * must finish before the headers are written, or undefined when there is nothing to do (the common case).
+   * The promise resolves to a refusal when the response must not reach the client (the binding of a new
+   * session could not be written: fail closed); the client then gets that error instead.
    */
-  beforeRelay?: ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<void> | undefined) | undefined;
+  beforeRelay?: ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<ProxyError | undefined> | undefined) | undefined;
   /** Writes a gateway error (the caller's error writer, with JSON-RPC detection). */
   fail(error: ProxyError): void;
 }
@@ -211,29 +212,48 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     f.state.metrics.ttfb.observe((performance.now() - f.started) / 1000);
     this.#status = statusCode;
     // Session bookkeeping decides synchronously whether it has work; only then is the response held.
-    let pending: Promise<void> | undefined;
+    let pending: Promise<ProxyError | undefined> | undefined;
     try {
       pending = f.beforeRelay?.(statusCode, headers);
     } catch (err) {
-      this.ctx.log.error({ service: f.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding failed');
+      pending = Promise.reject(err);
     }
     if (pending) {
       // The async step must finish before the headers go out; hold what arrives meanwhile.
       this.#held = [];
       controller.pause();
-      pending
-        .catch((err: unknown) => this.ctx.log.error({ service: f.state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding failed'))
-        .finally(() => {
+      pending.then(
+        (refusal) => {
+          if (refusal) return this.#refuse(refusal);
           const held = this.#held ?? [];
           this.#held = undefined;
           if (!this.#writeHead(statusCode, headers)) return;
           for (const chunk of held) this.f.res.write(chunk);
           if (this.#ended) this.f.res.end();
           else controller.resume();
-        });
+        },
+        (err: unknown) => {
+          // Bookkeeping that failed unexpectedly: fail closed without relaying (the caller normally
+          // answers with a refusal instead of throwing).
+          this.ctx.log.error({ service: f.state.id, err: { message: (err as Error)?.message } }, 'proxy: session bookkeeping failed');
+          this.#held = undefined;
+          this.#refused = true;
+          this.#controller?.abort(CLIENT_GONE);
+          this.f.res.destroy();
+        },
+      );
       return;
     }
     this.#writeHead(statusCode, headers);
+  }
+
+  /** The backend's response is dropped (its request aborted) and the client gets the gateway's error. */
+  #refuse(error: ProxyError): void {
+    this.#held = undefined;
+    this.#refused = true;
+    this.#status = error.status;
+    this.#controller?.abort(CLIENT_GONE);
+    if (!this.f.res.destroyed) this.f.fail(error);
   }
 
   /** Writes status and filtered headers; false when the response is gone or the headers were refused. */

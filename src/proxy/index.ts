@@ -159,7 +159,7 @@ export class McpProxy {
       chunked,
       started,
       cors,
-      beforeRelay: userId === undefined ? undefined : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id']),
+      beforeRelay: userId === undefined ? undefined : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
       fail: (e) => sendProxyError(res, jsonRpc, e, cors),
     });
   }
@@ -277,11 +277,50 @@ export class McpProxy {
     return true;
   }
 
-  /** After the backend answered: bind a new session id to the user, or drop the binding of a deleted one. */
-  #trackSession(state: ServiceState, userId: string, method: string, status: number, requested: string | undefined, returned: string | string[] | undefined): Promise<void> | undefined {
-    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#sessions.bind(state.sessionScope, returned, userId);
-    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) return this.#sessions.unbind(state.sessionScope, requested);
+  /**
+   * After the backend answered: bind a new session id to the user, or drop the binding of a deleted one.
+   * Resolves to a refusal when the response must not be relayed; never rejects.
+   */
+  #trackSession(
+    state: ServiceState,
+    userId: string,
+    method: string,
+    status: number,
+    requested: string | undefined,
+    returned: string | string[] | undefined,
+    path: string,
+    upstreamHeaders: Record<string, string>,
+  ): Promise<ProxyError | undefined> | undefined {
+    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#bindNewSession(state, userId, returned, path, upstreamHeaders);
+    if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) {
+      // The backend ended the session: a binding left behind is harmless (the id is dead, its TTL ends it).
+      return this.#sessions.unbind(state.sessionScope, requested).then(
+        () => undefined,
+        (err: unknown) => void this.ctx.log.warn({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: session unbind failed'),
+      );
+    }
     return undefined;
+  }
+
+  /**
+   * Fail closed (issue 13): a session whose binding could not be written would be usable by anyone who
+   * learns its id (mcp-spec-notes §3.3), and belong to nobody. The client gets the 503 storage error instead
+   * of the backend's response (so it never learns the id and retries the initialization), and the backend
+   * is asked to end the session (best effort: MCP Streamable HTTP, a DELETE with the session id).
+   */
+  async #bindNewSession(state: ServiceState, userId: string, sessionId: string, path: string, upstreamHeaders: Record<string, string>): Promise<ProxyError | undefined> {
+    try {
+      await this.#sessions.bind(state.sessionScope, sessionId, userId);
+      return undefined;
+    } catch (err) {
+      this.ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding write failed; response refused, backend session closed');
+      const { 'content-length': _l, 'content-type': _t, 'transfer-encoding': _e, ...headers } = upstreamHeaders;
+      state.pool
+        .request({ origin: state.origin, path, method: 'DELETE', headers: { ...headers, 'mcp-session-id': sessionId }, headersTimeout: state.timeoutMs, bodyTimeout: state.timeoutMs })
+        .then((r) => r.body.dump())
+        .catch((e: unknown) => this.ctx.log.warn({ service: state.id, err: { message: (e as Error)?.message } }, 'proxy: closing the unbound backend session failed'));
+      return E.storeUnavailable;
+    }
   }
 
   /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */

@@ -96,11 +96,16 @@ export class SessionBindings {
     return 'owner';
   }
 
-  /** Records that `userId` opened `sessionId` (the backend returned it). */
+  /**
+   * Records that `userId` opened `sessionId` (the backend returned it). Throws when storage refuses the
+   * write, and then caches nothing: the caller fails closed (the session is not relayed), and an id that
+   * is not bound in storage must not look owned on this instance only.
+   */
   async bind(scope: string, sessionId: string, userId: string, now = Date.now()): Promise<void> {
-    this.#remember(`${scope}\n${sessionId}`, { userId, seenAt: now, refreshedAt: now });
     await this.store.set(SessionBindings.storageKey(scope, sessionId), { user: userId }, { ttlSeconds: this.#ttl });
+    this.#remember(`${scope}\n${sessionId}`, { userId, seenAt: now, refreshedAt: now });
   }
+
 
   /** Removes a binding (the session was deleted). */
   async unbind(scope: string, sessionId: string): Promise<void> {
