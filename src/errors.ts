@@ -32,8 +32,8 @@ export interface ErrorSpec {
   status: number;
   /** `error` in the JSON body (and `error.data.error` in a JSON-RPC error). */
   error: string;
-  /** JSON-RPC error code on the MCP path. */
-  rpc: number;
+  /** JSON-RPC error code on the MCP path; absent for codes only the OAuth endpoints produce. */
+  rpc?: number;
   /** Default client-facing message (`error_description`). */
   message: string;
   /** Seconds in `Retry-After`; `'computed'` when the producer knows the wait (rate limits). */
@@ -54,6 +54,10 @@ export const ERROR_CODES = {
   // One answer for an oversized body at every endpoint (OAuth, registration, consent, MCP proxy). `invalid_request`
   // because RFC 6749 §5.2 allows only its listed codes at the token endpoint; the status tells it apart.
   GW_ERR_BODY_TOO_LARGE: { status: 413, error: 'invalid_request', rpc: RPC.INVALID_REQUEST, message: 'Request body too large (GW_ERR_BODY_TOO_LARGE)' },
+  // RFC 7591 §3.2.2 errors of the gateway's own registration checks (src/authz/registration.ts), before oidc-provider.
+  GW_ERR_CLIENT_METADATA_INVALID: { status: 400, error: 'invalid_client_metadata', message: 'The client metadata is invalid' },
+  GW_ERR_REDIRECT_URI_INVALID: { status: 400, error: 'invalid_redirect_uri', message: 'A redirect URI is not allowed' },
+  GW_ERR_REGISTRATION_DISABLED: { status: 404, error: 'invalid_request', message: 'Dynamic client registration is disabled on this gateway' },
   GW_ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed', rpc: RPC.GATEWAY, message: 'Method not allowed', allow: PROXY_ALLOW },
   GW_ERR_BACKEND_UNKNOWN: { status: 404, error: 'gw_err_backend_unknown', rpc: RPC.GATEWAY, message: 'Unknown MCP service' },
   GW_ERR_ORIGIN_FORBIDDEN: { status: 403, error: 'gw_err_origin_forbidden', rpc: RPC.GATEWAY, message: 'Origin not allowed' },

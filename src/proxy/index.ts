@@ -24,7 +24,13 @@ import { SessionBindings } from './sessions.js';
 /** Methods proxied (SPEC §3: POST, GET, DELETE, and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
 
-/** The proxy's answers, built once from the registry (src/errors.ts): refusing a request allocates nothing. */
+/** 429 answers by their wait in seconds (at most one rate-limit window: a few dozen entries). */
+const rateLimitedFor = new Map<number, ProxyError>();
+
+/**
+ * The proxy's answers, built once from the registry (src/errors.ts): refusing a request allocates nothing,
+ * except the protocol-version refusal, which echoes the requested version.
+ */
 const E = {
   unknownService: proxyError('GW_ERR_BACKEND_UNKNOWN'),
   origin: proxyError('GW_ERR_ORIGIN_FORBIDDEN'),
@@ -39,7 +45,16 @@ const E = {
   tokenInvalid: challenged('GW_ERR_TOKEN_INVALID'),
   tokenExpired: challenged('GW_ERR_TOKEN_INVALID', 'The access token expired'),
   insufficientScope: challenged('GW_ERR_INSUFFICIENT_SCOPE'),
-  rateLimited: (wait: number) => proxyError('GW_ERR_RATE_LIMITED', { description: `Too many rejected access tokens, retry in ${wait} s`, headers: { 'retry-after': String(wait) } }),
+  rateLimited: (wait: number) => {
+    let err = rateLimitedFor.get(wait);
+    if (err === undefined) {
+      // Waits come from the window (or a peer's block message): bounded, but never let the cache grow.
+      if (rateLimitedFor.size >= 128) rateLimitedFor.clear();
+      err = proxyError('GW_ERR_RATE_LIMITED', { description: `Too many rejected access tokens, retry in ${wait} s`, headers: { 'retry-after': String(wait) } });
+      rateLimitedFor.set(wait, err);
+    }
+    return err;
+  },
   protocolVersion: (requested: string, supported: readonly string[] | undefined) =>
     proxyError('GW_ERR_PROTOCOL_VERSION', { description: `Unsupported protocol version: ${requested}`, data: { supported, requested }, alwaysRpc: true }),
 };

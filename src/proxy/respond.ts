@@ -5,7 +5,7 @@
  * (MCP transports: "the body MAY be a JSON-RPC error response that has no id").
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ERROR_CODES, RPC, type ErrorCode } from '../errors.js';
+import { ERROR_CODES, RPC, type ErrorCode, type ErrorSpec } from '../errors.js';
 
 /** JSON-RPC error codes, defined with the registry (src/errors.ts). */
 export { RPC };
@@ -31,7 +31,9 @@ export interface ProxyError {
  * `challenged`, so refusing a request allocates nothing new.
  */
 export function proxyError(code: ErrorCode, extra: { description?: string; headers?: Record<string, string>; data?: Record<string, unknown>; alwaysRpc?: boolean } = {}): ProxyError {
-  const spec: { status: number; error: string; rpc: number; message: string; retryAfter?: number | 'computed'; allow?: string } = ERROR_CODES[code];
+  const spec: ErrorSpec = ERROR_CODES[code];
+  // A code without a JSON-RPC code has no MCP surface: using it on the proxy is a bug, found at module load.
+  if (spec.rpc === undefined) throw new TypeError(`${code} has no JSON-RPC code and cannot be a proxy answer`);
   const own: Record<string, string> = {};
   if (typeof spec.retryAfter === 'number') own['retry-after'] = String(spec.retryAfter);
   if (spec.allow !== undefined) own.allow = spec.allow;

@@ -167,6 +167,12 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
   ],
   GW_ERR_UNSUPPORTED_MEDIA_TYPE: async ({ gw }) => [await post(gw.url, '/oauth/register', 'application/xml', '<client/>')],
   GW_ERR_BODY_TOO_LARGE: async ({ gw }) => tooLarge(gw.url),
+  GW_ERR_CLIENT_METADATA_INVALID: async ({ gw }) => [await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'], client_name: 'evil\r\nname' }))],
+  GW_ERR_REDIRECT_URI_INVALID: async ({ gw }) => [await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://app.example.com/cb'] }))],
+  GW_ERR_REGISTRATION_DISABLED: async () => {
+    const gw = await ownGateway({ registration: { mode: 'off' } });
+    return [await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'] }))];
+  },
   GW_ERR_METHOD_NOT_ALLOWED: async ({ gw }) => [await send(gw.url, { method: 'PUT', path: '/open/mcp' })],
   GW_ERR_BACKEND_UNKNOWN: async ({ gw }) => [await post(gw.url, '/nosuch/mcp', JSON_CT, PING), await send(gw.url, { path: '/nosuch/mcp' })],
   GW_ERR_ORIGIN_FORBIDDEN: async ({ gw }) => [await post(gw.url, '/open/mcp', JSON_CT, PING, { origin: 'http://evil.example' })],
