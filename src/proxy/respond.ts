@@ -54,6 +54,8 @@ export function challenged(code: ErrorCode, description?: string): (challenge: s
   return (challenge, data, describe) => {
     let err = cache.get(challenge);
     if (err === undefined) {
+      // Module-level, so shared by every gateway in the process (tests start many): keep it bounded.
+      if (cache.size >= 1024) cache.clear();
       err = proxyError(code, { description: describe ?? description, headers: { 'www-authenticate': challenge }, data });
       cache.set(challenge, err);
     }
