@@ -1,34 +1,98 @@
 /**
- * One registry of the gateway's own error codes (STYLE habit 3). Every code has an HTTP status and a
- * client-facing message; the server-side detail travels in `cause`/`detail` and is only ever logged.
- * Codes are never reused once retired. The full list is documented in docs/errors.md.
+ * One registry of the answers the gateway itself produces (STYLE habit 3; fastify `lib/errors.js`). Each
+ * entry fixes the HTTP status, the `error` sent on the wire (the protocol's own code where the protocol
+ * defines one: RFC 6749 §5.2 / RFC 6750 §3.1 for OAuth and bearer refusals; else the lower-case gateway
+ * code), the JSON-RPC error code used on the MCP path, the default client-facing message, and the headers
+ * that go with it. The fastify error handler (src/http/errors.ts) and the proxy's preallocated answers
+ * (src/proxy/respond.ts) are built from this table. The server-side detail travels in `cause`/`detail`
+ * and is only ever logged (STYLE habit 4).
+ *
+ * Codes are never reused once retired: a retired code moves to RETIRED_CODES (and to the "Retired" table of
+ * docs/errors.md), it is never deleted. test/http/error-registry.test.ts checks registry ↔ docs ↔ wire.
+ * oidc-provider's own OAuth errors (invalid_grant, invalid_client, …) are not listed here: see
+ * docs/authorization.md.
  */
 
+/** JSON-RPC error codes. -32000…-32099 is the JSON-RPC 2.0 implementation-defined server-error range. */
+export const RPC = {
+  /** Authentication / authorization / session errors (the MCP SDK uses -32001 for "Session not found"). */
+  AUTH: -32001,
+  /** Gateway-side failures: backend unreachable, timeout, overload, forbidden origin. */
+  GATEWAY: -32000,
+  /** JSON-RPC 2.0 §5.1 Invalid Request (oversized or malformed requests). */
+  INVALID_REQUEST: -32600,
+  /** MCP 2026-07-28 UnsupportedProtocolVersionError. */
+  UNSUPPORTED_PROTOCOL_VERSION: -32022,
+} as const;
+
+/** The bearer challenge (RFC 6750 §3) a refusal carries in `WWW-Authenticate`; built per service. */
+export type Challenge = 'missing' | 'invalid' | 'scope';
+
+export interface ErrorSpec {
+  status: number;
+  /** `error` in the JSON body (and `error.data.error` in a JSON-RPC error). */
+  error: string;
+  /** JSON-RPC error code on the MCP path; absent for codes only the OAuth endpoints produce. */
+  rpc?: number;
+  /** Default client-facing message (`error_description`). */
+  message: string;
+  /** Seconds in `Retry-After`; `'computed'` when the producer knows the wait (rate limits). */
+  retryAfter?: number | 'computed';
+  /** `WWW-Authenticate` with the service's bearer challenge of this kind (RFC 6750 §3, RFC 9728 §5.1). */
+  challenge?: Challenge;
+  /** `Allow` header (RFC 9110 §15.5.6: a 405 MUST carry it). */
+  allow?: string;
+}
+
+/** Methods the MCP proxy serves (SPEC §3); anything else is GW_ERR_METHOD_NOT_ALLOWED. */
+export const PROXY_ALLOW = 'GET, POST, DELETE, OPTIONS';
+
 export const ERROR_CODES = {
-  GW_ERR_CONFIG_INVALID: { status: 500, message: 'The configuration is invalid' },
-  GW_ERR_CONFIG_ENV_MISSING: { status: 500, message: 'An environment variable used by the configuration is not set' },
-  GW_ERR_CONFIG_NOT_FOUND: { status: 500, message: 'No configuration file was found' },
-  GW_ERR_STORE_UNAVAILABLE: { status: 503, message: 'Storage is unavailable' },
-  GW_ERR_STORE_INVALID_KEY: { status: 500, message: 'Invalid storage key' },
-  GW_ERR_NOT_FOUND: { status: 404, message: 'Not found' },
-  GW_ERR_BACKEND_UNKNOWN: { status: 404, message: 'Unknown MCP service' },
-  GW_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'The MCP service did not answer in time' },
-  GW_ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'The MCP service is unreachable' },
-  GW_ERR_OVERLOADED: { status: 503, message: 'The gateway is overloaded, try again later' },
-  GW_ERR_TOKEN_MISSING: { status: 401, message: 'Authentication required' },
-  GW_ERR_TOKEN_INVALID: { status: 401, message: 'The access token is invalid or expired' },
-  GW_ERR_INSUFFICIENT_SCOPE: { status: 403, message: 'The access token lacks a required scope' },
-  GW_ERR_POLICY_DENIED: { status: 403, message: 'Access to this service is not allowed for this user' },
-  GW_ERR_ORIGIN_FORBIDDEN: { status: 403, message: 'Origin not allowed' },
-  GW_ERR_BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
-  GW_ERR_BAD_REQUEST: { status: 400, message: 'Bad request' },
-  GW_ERR_PROTOCOL_VERSION: { status: 400, message: 'Unsupported MCP protocol version' },
-  GW_ERR_SESSION_UNKNOWN: { status: 404, message: 'Session not found' },
-  GW_ERR_UPSTREAM_SIGNIN: { status: 502, message: 'Sign-in with the identity provider failed' },
-  GW_ERR_INTERNAL: { status: 500, message: 'Internal error' },
-} as const satisfies Record<string, { status: number; message: string }>;
+  GW_ERR_NOT_FOUND: { status: 404, error: 'not_found', rpc: RPC.GATEWAY, message: 'Not found' },
+  GW_ERR_BAD_REQUEST: { status: 400, error: 'invalid_request', rpc: RPC.INVALID_REQUEST, message: 'Bad request' },
+  GW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'invalid_request', rpc: RPC.INVALID_REQUEST, message: 'Unsupported content type' },
+  // One answer for an oversized body at every endpoint (OAuth, registration, consent, MCP proxy). `invalid_request`
+  // because RFC 6749 §5.2 allows only its listed codes at the token endpoint; the status tells it apart.
+  GW_ERR_BODY_TOO_LARGE: { status: 413, error: 'invalid_request', rpc: RPC.INVALID_REQUEST, message: 'Request body too large (GW_ERR_BODY_TOO_LARGE)' },
+  // RFC 7591 §3.2.2 errors of the gateway's own registration checks (src/authz/registration.ts), before oidc-provider.
+  GW_ERR_CLIENT_METADATA_INVALID: { status: 400, error: 'invalid_client_metadata', message: 'The client metadata is invalid' },
+  GW_ERR_REDIRECT_URI_INVALID: { status: 400, error: 'invalid_redirect_uri', message: 'A redirect URI is not allowed' },
+  GW_ERR_REGISTRATION_DISABLED: { status: 404, error: 'invalid_request', message: 'Dynamic client registration is disabled on this gateway' },
+  GW_ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed', rpc: RPC.GATEWAY, message: 'Method not allowed', allow: PROXY_ALLOW },
+  GW_ERR_BACKEND_UNKNOWN: { status: 404, error: 'gw_err_backend_unknown', rpc: RPC.GATEWAY, message: 'Unknown MCP service' },
+  GW_ERR_ORIGIN_FORBIDDEN: { status: 403, error: 'gw_err_origin_forbidden', rpc: RPC.GATEWAY, message: 'Origin not allowed' },
+  // RFC 6750 §3.1: no error code in the challenge when the request had no credentials; the body says why.
+  GW_ERR_TOKEN_MISSING: { status: 401, error: 'invalid_request', rpc: RPC.AUTH, message: 'Authentication required', challenge: 'missing' },
+  GW_ERR_TOKEN_INVALID: { status: 401, error: 'invalid_token', rpc: RPC.AUTH, message: 'The access token is invalid', challenge: 'invalid' },
+  GW_ERR_INSUFFICIENT_SCOPE: { status: 403, error: 'insufficient_scope', rpc: RPC.AUTH, message: 'The access token lacks required scopes', challenge: 'scope' },
+  GW_ERR_POLICY_DENIED: { status: 403, error: 'access_denied', rpc: RPC.AUTH, message: 'Your account is not allowed to use this service by its access policy' },
+  GW_ERR_PROTOCOL_VERSION: { status: 400, error: 'unsupported_protocol_version', rpc: RPC.UNSUPPORTED_PROTOCOL_VERSION, message: 'Unsupported protocol version' },
+  GW_ERR_SESSION_UNKNOWN: { status: 404, error: 'gw_err_session_unknown', rpc: RPC.AUTH, message: 'Session not found' },
+  GW_ERR_RATE_LIMITED: { status: 429, error: 'too_many_requests', rpc: RPC.AUTH, message: 'Too many requests', retryAfter: 'computed' },
+  GW_ERR_UPSTREAM_TIMEOUT: { status: 504, error: 'gw_err_upstream_timeout', rpc: RPC.GATEWAY, message: 'The MCP service did not answer in time' },
+  GW_ERR_UPSTREAM_UNREACHABLE: { status: 502, error: 'gw_err_upstream_unreachable', rpc: RPC.GATEWAY, message: 'The MCP service is unreachable' },
+  GW_ERR_OVERLOADED: { status: 503, error: 'gw_err_overloaded', rpc: RPC.GATEWAY, message: 'The service is busy, try again later', retryAfter: 1 },
+  // RFC 6749 §4.1.2.1 temporarily_unavailable: the OAuth endpoints and the proxy say the same.
+  GW_ERR_STORE_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable', rpc: RPC.GATEWAY, message: 'Storage is unavailable, try again later', retryAfter: 5 },
+  GW_ERR_INTERNAL: { status: 500, error: 'server_error', rpc: RPC.GATEWAY, message: 'Internal error' },
+} as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Codes reported by the command line (exit status), never over HTTP. */
+export const EXIT_CODES = {
+  GW_ERR_CONFIG_INVALID: { exit: 1, message: 'The configuration is invalid' },
+} as const satisfies Record<string, { exit: number; message: string }>;
+
+/**
+ * Retired codes: never produced, never to be reused for another meaning. Each with why it was retired.
+ */
+export const RETIRED_CODES = {
+  GW_ERR_CONFIG_ENV_MISSING: 'reported as a GW_ERR_CONFIG_INVALID problem with its key and line',
+  GW_ERR_CONFIG_NOT_FOUND: 'reported as a GW_ERR_CONFIG_INVALID problem (or the CLI usage message)',
+  GW_ERR_STORE_INVALID_KEY: 'an invalid storage key is a programming error (TypeError), never an answer',
+  GW_ERR_UPSTREAM_SIGNIN: 'sign-in failures are shown on the sign-in error page and sent to the client as OAuth errors',
+} as const;
 
 const kGatewayError = Symbol.for('mcp-oauth-gateway.error');
 
@@ -55,4 +119,9 @@ export function isGatewayError(err: unknown): err is GatewayError {
 
 export function gatewayError(code: ErrorCode, message?: string, options?: { cause?: unknown; detail?: string }): GatewayError {
   return new GatewayError(code, message, options);
+}
+
+/** The JSON body of an answer (OAuth error shape, RFC 6749 §5.2) with the code's default message. */
+export function errorBody(code: ErrorCode, description?: string): { error: string; error_description: string } {
+  return { error: ERROR_CODES[code].error, error_description: description ?? ERROR_CODES[code].message };
 }

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
 import { registerOAuthCors } from '../http/cors.js';
+import { sendError } from '../http/errors.js';
 import { announceUpstream, createUpstream } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
@@ -67,7 +68,8 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
     // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse
     // the request body". A declared oversized body is refused up front with the right status, unread.
-    const tooLarge = () => reply.code(413).header('cache-control', 'no-store').header('connection', 'close').send({ error: 'invalid_request', error_description: 'request body too large' });
+    // The registry's one answer for an oversized body (src/errors.ts), unread: close the connection after it.
+    const tooLarge = () => sendError(reply.header('connection', 'close'), 'GW_ERR_BODY_TOO_LARGE');
     if (Number(req.headers['content-length'] ?? 0) > PROVIDER_BODY_LIMIT) return tooLarge();
     const raw = await withStructuredToken(req);
     if (raw === undefined) return tooLarge();

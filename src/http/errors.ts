@@ -1,14 +1,27 @@
 /**
- * JSON errors for everything fastify itself answers: unknown routes (404), malformed bodies, wrong content
- * types, oversized bodies. Never a stack trace; 5xx bodies carry only a generic message (the detail is
- * logged, STYLE habit 4).
+ * The JSON renderer of the registry (src/errors.ts) for everything fastify answers: unknown routes (404),
+ * malformed bodies, wrong content types, oversized bodies, GatewayErrors and unexpected failures. Never a
+ * stack trace; 5xx bodies carry only the code's generic message (the detail is logged, STYLE habit 4).
  */
-import type { FastifyInstance } from 'fastify';
-import { ERROR_CODES, isGatewayError } from '../errors.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ERROR_CODES, errorBody, isGatewayError, type ErrorCode } from '../errors.js';
+
+/**
+ * Sends the registry answer for `code` in the OAuth error shape (RFC 6749 §5.2), with the code's status and
+ * its Retry-After. `description` replaces the default message (client errors only: it must be safe to show).
+ */
+export function sendError(reply: FastifyReply, code: ErrorCode, description?: string): FastifyReply {
+  const spec: { status: number; retryAfter?: number | 'computed' } = ERROR_CODES[code];
+  if (typeof spec.retryAfter === 'number') void reply.header('retry-after', String(spec.retryAfter));
+  return reply.code(spec.status).header('cache-control', 'no-store').send(errorBody(code, description));
+}
+
+/** fastify's own client errors (FST_ERR_*) by status: the registry code that answers them. */
+const CLIENT_ERRORS: Readonly<Record<number, ErrorCode>> = { 404: 'GW_ERR_NOT_FOUND', 413: 'GW_ERR_BODY_TOO_LARGE', 415: 'GW_ERR_UNSUPPORTED_MEDIA_TYPE' };
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send({ error: 'not_found', error_description: `No route for ${request.method} ${request.url.split('?')[0]}` });
+    void sendError(reply, 'GW_ERR_NOT_FOUND', `No route for ${request.method} ${request.url.split('?')[0]}`);
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown }, request, reply) => {
@@ -16,17 +29,20 @@ export function registerErrorHandling(app: FastifyInstance): void {
       // 5xx: the specific message may name internals (a Redis host, a Vault path): log it, send the generic one.
       if (err.statusCode >= 500) {
         request.log.error({ err, code: err.code, detail: err.detail }, err.message);
-        if (err.statusCode === 503) void reply.header('retry-after', '5');
-        return reply.code(err.statusCode).send({ error: err.statusCode === 503 ? 'temporarily_unavailable' : 'server_error', error_description: ERROR_CODES[err.code].message });
+        return sendError(reply, err.code);
       }
-      return reply.code(err.statusCode).send({ error: err.code.toLowerCase(), error_description: err.message });
+      return sendError(reply, err.code, err.message);
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) {
       request.log.error({ err }, 'unhandled error');
-      return reply.code(status).send({ error: 'server_error', error_description: 'Internal error' });
+      return sendError(reply, 'GW_ERR_INTERNAL');
     }
     request.log.debug({ code: err.code, message: err.message }, 'client error');
-    return reply.code(status).send({ error: status === 413 ? 'request_too_large' : 'invalid_request', error_description: err.message });
+    const code = CLIENT_ERRORS[status];
+    // Body too large: the one registry message, whichever limit refused it (docs/errors.md).
+    if (code !== undefined) return sendError(reply, code, code === 'GW_ERR_BODY_TOO_LARGE' ? undefined : err.message);
+    // Other fastify client errors (invalid JSON, bad Content-Length, bad URL): fastify's message is safe to show.
+    return sendError(reply, 'GW_ERR_BAD_REQUEST', err.message);
   });
 }

@@ -18,8 +18,7 @@ import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
 import { buildResponseHeaders } from './headers.js';
 import { publicLocation } from './path.js';
-import type { ProxyError } from './respond.js';
-import { RPC } from './respond.js';
+import { proxyError, type ProxyError } from './respond.js';
 import { countStatus, type ServiceState } from './service-state.js';
 
 /** Inserted in front of chunked request bodies: fails the upload once it exceeds the limit. */
@@ -41,24 +40,28 @@ class ByteLimit extends Transform {
 }
 
 /** A backend `Location` on the backend's own origin outside the service's path (issue 12 P8). */
-const INTERNAL_LOCATION: ProxyError = {
-  status: 502,
-  error: 'gw_err_upstream_unreachable',
-  description: 'The MCP service redirected to an address this gateway does not publish',
-  rpcCode: RPC.GATEWAY,
-};
+const INTERNAL_LOCATION = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service redirected to an address this gateway does not publish' });
+const INVALID_RESPONSE = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service sent an invalid response' });
 
-export const BODY_TOO_LARGE: ProxyError = { status: 413, error: 'request_too_large', description: 'Request body too large', rpcCode: RPC.INVALID_REQUEST };
+export const BODY_TOO_LARGE = proxyError('GW_ERR_BODY_TOO_LARGE');
+
+/** Backend failures, preallocated (src/errors.ts): a failing backend costs no allocation per request. */
+const FAILURES = {
+  timeout: { kind: 'timeout', error: proxyError('GW_ERR_UPSTREAM_TIMEOUT') },
+  bad_request: { kind: 'bad_request', error: proxyError('GW_ERR_BAD_REQUEST', { description: 'The request could not be forwarded' }) },
+  unreachable: { kind: 'unreachable', error: proxyError('GW_ERR_UPSTREAM_UNREACHABLE') },
+  error: { kind: 'error', error: proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service failed to answer' }) },
+} as const satisfies Record<string, { kind: string; error: ProxyError }>;
 
 /** Maps an undici/network failure (by `err.code`, never instanceof: two undici copies exist) to an answer. */
 export function upstreamFailure(err: unknown): { kind: 'timeout' | 'unreachable' | 'bad_request' | 'error'; error: ProxyError } {
   const code = (err as { code?: unknown })?.code;
   switch (code) {
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return { kind: 'timeout', error: { status: 504, error: 'gw_err_upstream_timeout', description: 'The MCP service did not answer in time', rpcCode: RPC.GATEWAY } };
+      return FAILURES.timeout;
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_INVALID_ARG':
-      return { kind: 'bad_request', error: { status: 400, error: 'invalid_request', description: 'The request could not be forwarded', rpcCode: RPC.INVALID_REQUEST } };
+      return FAILURES.bad_request;
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'ECONNREFUSED':
     case 'ECONNRESET':
@@ -68,9 +71,9 @@ export function upstreamFailure(err: unknown): { kind: 'timeout' | 'unreachable'
     case 'EAI_AGAIN':
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_CLOSED':
-      return { kind: 'unreachable', error: { status: 502, error: 'gw_err_upstream_unreachable', description: 'The MCP service is unreachable', rpcCode: RPC.GATEWAY } };
+      return FAILURES.unreachable;
     default:
-      return { kind: 'error', error: { status: 502, error: 'gw_err_upstream_unreachable', description: 'The MCP service failed to answer', rpcCode: RPC.GATEWAY } };
+      return FAILURES.error;
   }
 }
 
@@ -294,7 +297,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       // A header value Node refuses (should not happen: undici parsed it): never a 500 with partial output.
       this.ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: invalid backend response headers');
       this.#controller?.abort(CLIENT_GONE);
-      f.fail({ status: 502, error: 'gw_err_upstream_unreachable', description: 'The MCP service sent an invalid response', rpcCode: RPC.GATEWAY });
+      f.fail(INVALID_RESPONSE);
       return false;
     }
     if (sse) res.flushHeaders();

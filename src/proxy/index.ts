@@ -17,24 +17,47 @@ import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
 import { OriginPolicy } from './origin.js';
 import { upstreamTarget } from './path.js';
-import { RPC, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
+import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
 
 /** Methods proxied (SPEC §3: POST, GET, DELETE, and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
-const ALLOW = 'GET, POST, DELETE, OPTIONS';
 
+/** 429 answers by their wait in seconds (at most one rate-limit window: a few dozen entries). */
+const rateLimitedFor = new Map<number, ProxyError>();
+
+/**
+ * The proxy's answers, built once from the registry (src/errors.ts): refusing a request allocates nothing,
+ * except the protocol-version refusal, which echoes the requested version.
+ */
 const E = {
-  unknownService: { status: 404, error: 'gw_err_backend_unknown', description: 'Unknown MCP service', rpcCode: RPC.GATEWAY },
-  origin: { status: 403, error: 'gw_err_origin_forbidden', description: 'Origin not allowed', rpcCode: RPC.GATEWAY },
-  method: { status: 405, error: 'method_not_allowed', description: 'Method not allowed', rpcCode: RPC.GATEWAY, headers: { allow: ALLOW } },
-  overloaded: { status: 503, error: 'gw_err_overloaded', description: 'The service is busy, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '1' } },
-  revocationUnavailable: { status: 503, error: 'temporarily_unavailable', description: 'Token status cannot be checked right now, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
-  storeUnavailable: { status: 503, error: 'gw_err_store_unavailable', description: 'Storage is unavailable, try again later', rpcCode: RPC.GATEWAY, headers: { 'retry-after': '5' } },
-  sessionNotFound: { status: 404, error: 'gw_err_session_unknown', description: 'Session not found', rpcCode: RPC.AUTH },
-  internal: { status: 500, error: 'server_error', description: 'Internal error', rpcCode: RPC.GATEWAY },
-} satisfies Record<string, ProxyError>;
+  unknownService: proxyError('GW_ERR_BACKEND_UNKNOWN'),
+  origin: proxyError('GW_ERR_ORIGIN_FORBIDDEN'),
+  method: proxyError('GW_ERR_METHOD_NOT_ALLOWED'),
+  overloaded: proxyError('GW_ERR_OVERLOADED'),
+  revocationUnavailable: proxyError('GW_ERR_STORE_UNAVAILABLE', { description: 'Token status cannot be checked right now, try again later' }),
+  storeUnavailable: proxyError('GW_ERR_STORE_UNAVAILABLE'),
+  sessionNotFound: proxyError('GW_ERR_SESSION_UNKNOWN'),
+  internal: proxyError('GW_ERR_INTERNAL'),
+  policyDenied: proxyError('GW_ERR_POLICY_DENIED'),
+  tokenMissing: challenged('GW_ERR_TOKEN_MISSING'),
+  tokenInvalid: challenged('GW_ERR_TOKEN_INVALID'),
+  tokenExpired: challenged('GW_ERR_TOKEN_INVALID', 'The access token expired'),
+  insufficientScope: challenged('GW_ERR_INSUFFICIENT_SCOPE'),
+  rateLimited: (wait: number) => {
+    let err = rateLimitedFor.get(wait);
+    if (err === undefined) {
+      // Waits come from the window (or a peer's block message): bounded, but never let the cache grow.
+      if (rateLimitedFor.size >= 128) rateLimitedFor.clear();
+      err = proxyError('GW_ERR_RATE_LIMITED', { description: `Too many rejected access tokens, retry in ${wait} s`, headers: { 'retry-after': String(wait) } });
+      rateLimitedFor.set(wait, err);
+    }
+    return err;
+  },
+  protocolVersion: (requested: string, supported: readonly string[] | undefined) =>
+    proxyError('GW_ERR_PROTOCOL_VERSION', { description: `Unsupported protocol version: ${requested}`, data: { supported, requested }, alwaysRpc: true }),
+};
 
 interface Exchange {
   state: ServiceState;
@@ -171,7 +194,7 @@ export class McpProxy {
     if (parsed.kind === 'absent') {
       // RFC 6750 §3.1 / RFC 9728 §5.1: no credentials → challenge with resource_metadata and no error code.
       this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'missing' });
-      this.#fail(ex, { status: 401, error: 'invalid_request', description: 'Authentication required', rpcCode: RPC.AUTH, headers: { 'www-authenticate': state.challenges.missing } });
+      this.#fail(ex, E.tokenMissing(state.challenges.missing));
       return undefined;
     }
     if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed', request, authorization ?? '');
@@ -201,19 +224,13 @@ export class McpProxy {
       const fingerprint = tokenFingerprint(token);
       const wait = limits.blockedFor(ip, fingerprint);
       if (wait > 0) {
-        this.#fail(ex, { status: 429, error: 'too_many_requests', description: `Too many rejected access tokens, retry in ${wait} s`, rpcCode: RPC.AUTH, headers: { 'retry-after': String(wait) } });
+        this.#fail(ex, E.rateLimited(wait));
         return undefined;
       }
       void limits.failedAuth(ip, fingerprint);
     }
     // RFC 6750 §3.1: invalid_token for expired, revoked, malformed or foreign-audience tokens.
-    this.#fail(ex, {
-      status: 401,
-      error: 'invalid_token',
-      description: reason === 'expired' ? 'The access token expired' : 'The access token is invalid',
-      rpcCode: RPC.AUTH,
-      headers: { 'www-authenticate': ex.state.challenges.invalid },
-    });
+    this.#fail(ex, (reason === 'expired' ? E.tokenExpired : E.tokenInvalid)(ex.state.challenges.invalid));
     return undefined;
   }
 
@@ -222,20 +239,14 @@ export class McpProxy {
     const { state } = ex;
     if (entry.missingScopes.length > 0) {
       this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'insufficient_scope' });
-      this.#fail(ex, {
-        status: 403,
-        error: 'insufficient_scope',
-        description: `The access token lacks required scopes: ${state.service.requiredScopes.join(' ')}`,
-        rpcCode: RPC.AUTH,
-        headers: { 'www-authenticate': state.challenges.scope },
-        data: { scope: state.service.requiredScopes.join(' ') },
-      });
+      const scope = state.service.requiredScopes.join(' ');
+      this.#fail(ex, E.insufficientScope(state.challenges.scope, { scope }, `The access token lacks required scopes: ${scope}`));
       return false;
     }
     if (entry.policyDenial !== undefined) {
       this.ctx.metrics.policyDenials.inc({ service: state.id, stage: 'request' });
       this.ctx.audit.emit('policy.denied', { user: entry.user.id, client_id: entry.user.clientId, service: state.id, reason: 'access policy' });
-      this.#fail(ex, { status: 403, error: 'access_denied', description: 'Your account is not allowed to use this service by its access policy', rpcCode: RPC.AUTH });
+      this.#fail(ex, E.policyDenied);
       return false;
     }
     return true;
@@ -245,14 +256,7 @@ export class McpProxy {
   #checkProtocolVersion(ex: Exchange, version: string | undefined): boolean {
     const pinned = ex.state.pinnedVersions;
     if (pinned === undefined || version === undefined || pinned.has(version)) return true;
-    this.#fail(ex, {
-      status: 400,
-      error: 'unsupported_protocol_version',
-      description: `Unsupported protocol version: ${version.slice(0, 64)}`,
-      rpcCode: RPC.UNSUPPORTED_PROTOCOL_VERSION,
-      data: { supported: ex.state.pinnedVersionList, requested: version.slice(0, 64) },
-      alwaysRpc: true,
-    });
+    this.#fail(ex, E.protocolVersion(version.slice(0, 64), ex.state.pinnedVersionList));
     return false;
   }
 

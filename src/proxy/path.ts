@@ -11,7 +11,7 @@
  * - Absolute-form targets (`POST http://host/svc/mcp`) are mapped as their origin-form path (RFC 9112
  *   §3.2.2: a server MUST accept absolute-form; the router already routes them by their path).
  */
-import { RPC, type ProxyError } from './respond.js';
+import { proxyError, type ProxyError } from './respond.js';
 
 export interface BackendTarget {
   /** Backend path exactly as configured (`/` when the backend URL has no path). */
@@ -83,15 +83,10 @@ export function isUnsafeSubPath(rest: string): boolean {
   return false;
 }
 
-export const UNSAFE_PATH: ProxyError = Object.freeze({ status: 400, error: 'invalid_request', description: 'Invalid path', rpcCode: RPC.INVALID_REQUEST });
+export const UNSAFE_PATH: ProxyError = proxyError('GW_ERR_BAD_REQUEST', { description: 'Invalid path' });
 
 function reservedParam(name: string): ProxyError {
-  return {
-    status: 400,
-    error: 'invalid_request',
-    description: `The query parameter '${name.slice(0, 64)}' is set by the gateway for this service and cannot be sent by clients`,
-    rpcCode: RPC.INVALID_REQUEST,
-  };
+  return proxyError('GW_ERR_BAD_REQUEST', { description: `The query parameter '${name.slice(0, 64)}' is set by the gateway for this service and cannot be sent by clients` });
 }
 
 /** The first parameter of `query` whose name is one of `names`, without splitting the query into an array. */

@@ -5,20 +5,14 @@
  * (MCP transports: "the body MAY be a JSON-RPC error response that has no id").
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ERROR_CODES, RPC, type ErrorCode, type ErrorSpec } from '../errors.js';
 
-/** JSON-RPC error codes used by the proxy. -32000…-32099 is the implementation-defined server range. */
-export const RPC = {
-  /** Authentication / authorization / session errors (the SDK uses -32001 for "Session not found"). */
-  AUTH: -32001,
-  /** Gateway-side failures: backend unreachable, timeout, overload, forbidden origin. */
-  GATEWAY: -32000,
-  /** JSON-RPC 2.0 Invalid Request (used for oversized or malformed requests). */
-  INVALID_REQUEST: -32600,
-  /** MCP 2026-07-28 UnsupportedProtocolVersionError. */
-  UNSUPPORTED_PROTOCOL_VERSION: -32022,
-} as const;
+/** JSON-RPC error codes, defined with the registry (src/errors.ts). */
+export { RPC };
 
 export interface ProxyError {
+  /** The registry entry this answer renders (src/errors.ts); never sent, the wire carries `error`. */
+  code: ErrorCode;
   status: number;
   /** `error` in the plain JSON body: an OAuth error code or a gateway code (lower-case). */
   error: string;
@@ -28,6 +22,45 @@ export interface ProxyError {
   headers?: Record<string, string>;
   /** Force the JSON-RPC shape (protocol-version errors are always JSON-RPC). */
   alwaysRpc?: boolean;
+}
+
+/**
+ * The proxy's answer for a registry code: status, `error`, JSON-RPC code and the code's own headers
+ * (Retry-After, Allow) from the table; `description`, `headers` (a bearer challenge) and `data` may be
+ * given. Built once at module load for the fixed answers (frozen); per-service ones are cached by
+ * `challenged`, so refusing a request allocates nothing new.
+ */
+export function proxyError(code: ErrorCode, extra: { description?: string; headers?: Record<string, string>; data?: Record<string, unknown>; alwaysRpc?: boolean } = {}): ProxyError {
+  const spec: ErrorSpec = ERROR_CODES[code];
+  // A code without a JSON-RPC code has no MCP surface: using it on the proxy is a bug, found at module load.
+  if (spec.rpc === undefined) throw new TypeError(`${code} has no JSON-RPC code and cannot be a proxy answer`);
+  const own: Record<string, string> = {};
+  if (typeof spec.retryAfter === 'number') own['retry-after'] = String(spec.retryAfter);
+  if (spec.allow !== undefined) own.allow = spec.allow;
+  const headers = { ...own, ...extra.headers };
+  const err: ProxyError = { code, status: spec.status, error: spec.error, description: extra.description ?? spec.message, rpcCode: spec.rpc };
+  if (Object.keys(headers).length > 0) err.headers = headers;
+  if (extra.data !== undefined) err.data = extra.data;
+  if (extra.alwaysRpc) err.alwaysRpc = true;
+  return Object.freeze(err);
+}
+
+/**
+ * A registry answer carrying a service's `WWW-Authenticate` challenge (RFC 6750 §3): one frozen answer per
+ * challenge string (challenges are precomputed per service, so this holds one entry per service).
+ */
+export function challenged(code: ErrorCode, description?: string): (challenge: string, data?: Record<string, unknown>, describe?: string) => ProxyError {
+  const cache = new Map<string, ProxyError>();
+  return (challenge, data, describe) => {
+    let err = cache.get(challenge);
+    if (err === undefined) {
+      // Module-level, so shared by every gateway in the process (tests start many): keep it bounded.
+      if (cache.size >= 1024) cache.clear();
+      err = proxyError(code, { description: describe ?? description, headers: { 'www-authenticate': challenge }, data });
+      cache.set(challenge, err);
+    }
+    return err;
+  };
 }
 
 /** Writes one error response on a raw (hijacked) response. Never throws. */

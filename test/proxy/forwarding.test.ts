@@ -289,7 +289,7 @@ describe('bodies', () => {
       duplex: 'half',
     } as RequestInit);
     expect(streamed.status).toBe(413);
-    expect(await streamed.json()).toMatchObject({ error: 'request_too_large' });
+    expect(await streamed.json()).toMatchObject({ error: 'invalid_request', error_description: 'Request body too large (GW_ERR_BODY_TOO_LARGE)' });
     // Exactly at the limit is fine.
     expect((await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: JSON_RPC_HEADERS, body: Buffer.alloc(1024 * 1024, 32) })).status).toBe(200);
   });
