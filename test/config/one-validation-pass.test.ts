@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { createGateway } from '../../src/http/app.js';
 import { runCli } from '../helpers/cli.js';
@@ -252,6 +253,12 @@ describe('check-config and start-up (the real binary) list every problem with fi
     expect(run.code).toBe(1);
     expectAll(run.stderr, file, text);
     expect(run.stderr).not.toContain('listening on');
+  });
+
+  it('the demo (no configuration file) names the command line, not a file', async () => {
+    const err: string[] = [];
+    expect(await main(['--host', '0.0.0.0', '--port', '0'], { out: () => undefined, err: (s) => err.push(s) }, {})).toBe(1);
+    expect(err.join('\n')).toMatch(/demo mode \(no configuration file\) host: .*but host is '0\.0\.0\.0'.*\(value from the command line option --host\)/);
   });
 
   it('start-up names a --host that the development sign-in refuses as coming from the command line', async () => {
