@@ -86,8 +86,16 @@ export function trustProxyEntryProblem(entry: string): string | undefined {
   if (slash === -1) return undefined;
   const range = entry.slice(slash + 1);
   const max = kind === 6 ? 128 : 32;
-  const ok = /^\d+$/.test(range) ? Number(range) > 0 && Number(range) <= max : kind === 4 && isIP(range) === 4;
+  const ok = /^\d+$/.test(range) ? Number(range) > 0 && Number(range) <= max : kind === 4 && isNetmask(range);
   return ok ? undefined : `'${entry}' has an invalid prefix length: use 1 to ${max}${kind === 4 ? ' or a netmask such as 255.255.0.0' : ''}`;
+}
+
+/** A non-zero IPv4 netmask: ones, then only zeros (255.255.0.0, not 255.0.255.0). */
+function isNetmask(mask: string): boolean {
+  if (isIP(mask) !== 4) return false;
+  const m = mask.split('.').reduce((acc, octet) => ((acc << 8) | Number(octet)) >>> 0, 0);
+  const inverted = ~m >>> 0;
+  return m !== 0 && (inverted & (inverted + 1)) === 0;
 }
 
 /**

@@ -9,9 +9,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Fastify from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { trustProxyEntryProblem } from '../../src/config/rules.js';
 import { createGateway } from '../../src/http/app.js';
 import { runCli } from '../helpers/cli.js';
 import { problems, testConfig } from '../helpers/config.js';
@@ -133,11 +135,26 @@ describe('rules the server enforces at start-up are reported by the loader, with
   });
 
   it('a trust_proxy entry that is not an address, a range or a known name (fastify refused it at start-up)', () => {
-    const text = yaml(...HEAD, 'trust_proxy:', '  - 10.0.0.0/8', '  - "10.0.0.1, 10.0.0.2"', '  - 192.168.0.0/33', ...SERVICE);
+    const text = yaml(...HEAD, 'trust_proxy:', '  - 10.0.0.0/8', '  - "10.0.0.1, 10.0.0.2"', '  - 192.168.0.0/33', '  - 10.0.0.0/255.0.255.0', ...SERVICE);
     expect(problemAt(text, 'trust_proxy.1', '10.0.0.1, 10.0.0.2').message).toContain('is not an IP address');
     expect(problemAt(text, 'trust_proxy.2', '192.168.0.0/33').message).toContain('invalid prefix length');
+    expect(problemAt(text, 'trust_proxy.3', '255.0.255.0').message).toContain('invalid prefix length');
+    expect(problems(text).filter((p) => p.path.startsWith('trust_proxy'))).toHaveLength(3);
     const ok = loadConfigText(yaml(...HEAD, 'trust_proxy: [loopback, uniquelocal, "::1", 10.0.0.0/255.0.0.0, "fd00::/8"]', ...SERVICE), 'cfg.yaml', { env: {} });
     expect(ok.trust_proxy).toHaveLength(5);
+  });
+
+  it('the trust_proxy rule accepts exactly what fastify (proxy-addr) accepts', () => {
+    const entries = ['10.0.0.1', '10.0.0.0/8', '10.0.0.0/08', '10.0.0.0/0', '10.0.0.0/32', '10.0.0.0/33', '10.0.0.0/255.255.0.0', '10.0.0.0/255.0.255.0', '10.0.0.0/0.0.0.0', '::1', 'fd00::/8', '::/129', '::ffff:10.0.0.0/104', 'fe80::1%eth0', 'loopback', 'linklocal', 'uniquelocal', 'Loopback', 'nonsense', ' 10.0.0.1', '10.0.0.1,10.0.0.2', '', '10.0.0.0/', '10.0.0.0/x'];
+    for (const entry of entries) {
+      let fastifyAccepts = true;
+      try {
+        Fastify({ trustProxy: [entry] });
+      } catch {
+        fastifyAccepts = false;
+      }
+      expect(trustProxyEntryProblem(entry) === undefined, JSON.stringify(entry)).toBe(fastifyAccepts);
+    }
   });
 
   it('two static clients with one client_id (oidc-provider refused to start)', () => {
