@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createLocalJWKSet, exportJWK, generateKeyPair, importJWK, SignJWT, type JWK, type JWTVerifyGetKey } from 'jose';
+import { signingKeyProblems } from '../config/rules.js';
 import type { Store } from '../storage/store.js';
 
 export const KEY_PREFIX = 'gw:signing-key:';
@@ -51,11 +52,12 @@ export class KeyManager {
   static async load(store: Store, configKeys?: Record<string, unknown>[]): Promise<KeyManager> {
     const km = new KeyManager(store, Boolean(configKeys?.length));
     if (configKeys?.length) {
+      // The loader reports these with file and line; this guards a configuration object built in code.
+      const problems = signingKeyProblems(configKeys);
+      if (problems.length > 0) throw new TypeError(problems.map((p) => p.message).join('; '));
       km.#setRecords(
         configKeys.map((jwk, i) => {
-          if (typeof jwk.kid !== 'string' || !jwk.kid) throw new TypeError(`keys[${i}] needs a kid`);
-          if (typeof jwk.d !== 'string') throw new TypeError(`keys[${i}] must be a private JWK (with d)`);
-          return { kid: jwk.kid, alg: 'ES256' as const, jwk: { ...(jwk as JWK), alg: (jwk.alg as string) ?? 'ES256', use: 'sig' }, createdAt: 0, activeAt: i === 0 ? 0 : Number.MAX_SAFE_INTEGER };
+          return { kid: jwk.kid as string, alg: 'ES256' as const, jwk: { ...(jwk as JWK), alg: (jwk.alg as string) ?? 'ES256', use: 'sig' }, createdAt: 0, activeAt: i === 0 ? 0 : Number.MAX_SAFE_INTEGER };
         }),
       );
       return km;

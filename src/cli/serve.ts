@@ -4,7 +4,7 @@
  */
 import { dirname } from 'node:path';
 import { createGateway } from '../http/app.js';
-import { loadConfigFile } from '../config/load.js';
+import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { demoBanner, demoConfig, startDemoBackend } from '../demo/demo.js';
 import { cliOverrides, resolveConfigPath, type CliValues, type Output } from './common.js';
@@ -22,6 +22,8 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
       config = demoConfig(backend.url, { host: values.host, port: values.port === undefined ? undefined : Number(values.port), debug: values.debug === true });
     } catch (err) {
       await backend.close();
+      // The demo's configuration is built from the command line: say so instead of naming a file.
+      if (err instanceof ConfigError) throw new ConfigError('demo mode (no configuration file)', err.problems.map((p) => (p.path === 'host' || p.path === 'port' ? { ...p, message: `${p.message} (value from the command line option --${p.path})` } : p)));
       throw err;
     }
   } else {

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import type { ZodError } from 'zod';
-import { configSchema, providerSchema, type GatewayConfig } from './schema.js';
+import { configSchema, providerKind, providerSchema, type GatewayConfig, type IssueParams } from './schema.js';
+import { devSignInProductionProblem, type RuleProblem } from './rules.js';
 import { substituteDeep, type SubstitutionProblem } from './substitute.js';
 
 export interface ConfigProblem {
@@ -109,20 +110,25 @@ function validate(
   }
   const problems: ConfigProblem[] = subProblems.map((p) => ({ path: p.path.join('.'), line: lineOf(p.path), message: p.message }));
   const badPaths = new Set(problems.map((p) => p.path));
+  // Where a top-level value came from when not from the file: the note tells the reader where to fix it.
+  const origin = (key: string | number | undefined): string | undefined => {
+    const envName = Object.entries(ENV_OVERRIDES).find(([n, k]) => k === key && env[n])?.[0];
+    if (envName) return `value from environment variable ${envName}`;
+    if (typeof key === 'string' && options.overrides && (options.overrides as Record<string, unknown>)[key] !== undefined) return `value from the command line option --${key}`;
+    return undefined;
+  };
   const result = configSchema.safeParse(substituted);
-  if (!result.success) {
-    for (const issue of [...flattenIssues(result.error, substituted), ...crossFieldIssues(substituted, result.error)]) {
-      const dotted = issue.path.join('.');
-      if (badPaths.has(dotted)) continue; // already reported as a missing variable
-      const envName = Object.entries(ENV_OVERRIDES).find(([n, k]) => k === issue.path[0] && env[n])?.[0];
-      problems.push({
-        path: dotted,
-        line: lineOf(issue.path),
-        message: envName ? `${issue.message} (value from environment variable ${envName})` : issue.message,
-      });
-    }
+  const issues = result.success ? [] : [...flattenIssues(result.error, substituted), ...crossFieldIssues(substituted, result.error)];
+  for (const issue of [...issues, ...productionProblems(substituted, env)]) {
+    const dotted = issue.path.join('.');
+    if (badPaths.has(dotted)) continue; // already reported as a missing variable
+    const from = origin(issue.path[0]);
+    problems.push({
+      path: dotted,
+      line: lineOf(issue.path) ?? (issue.linePath && lineOf(issue.linePath)),
+      message: from ? `${issue.message} (${from})` : issue.message,
+    });
   }
-  problems.push(...productionProblems(substituted, env, lineOf));
   if (problems.length > 0) {
     // One message per key: the first is the root cause (a missing variable, then the field check, then the
     // rules); a rule restating it ("client_id is required" after "too small") would only add noise.
@@ -130,7 +136,7 @@ function validate(
     const unique = problems.filter((p) => !seen.has(p.path) && seen.add(p.path));
     throw new ConfigError(source, unique);
   }
-  const cfg = result.data as GatewayConfig;
+  const cfg = result.data!;
   cfg.issuer = new URL(cfg.issuer).origin;
   return cfg;
 }
@@ -138,20 +144,25 @@ function validate(
 /**
  * STYLE habit 7: development conveniences are refused in production, when the configuration is loaded (so
  * check-config says it too), not at the first sign-in. NODE_ENV is read from the loader's environment,
- * falling back to the process's (the gateway checks the process's again at start-up).
+ * falling back to the process's (the gateway checks the process's again at start-up). They are read from
+ * the raw values: they hold even when other keys of the provider are invalid.
  */
-function productionProblems(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem[] {
-  if ((env.NODE_ENV ?? process.env.NODE_ENV) !== 'production') return [];
+function productionProblems(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): FlatIssue[] {
+  const nodeEnv = env.NODE_ENV ?? process.env.NODE_ENV;
+  if (nodeEnv !== 'production') return [];
   const providers = raw.oauth_providers;
   if (!providers || typeof providers !== 'object') return [];
-  const out: ConfigProblem[] = [];
+  const out: FlatIssue[] = [];
   for (const [name, p] of Object.entries(providers as Record<string, unknown>)) {
-    const flag = p && typeof p === 'object' ? providerSchema.shape.allow_insecure_http.safeParse((p as Record<string, unknown>).allow_insecure_http) : undefined;
-    if (!flag?.success || !flag.data) continue;
-    const path = ['oauth_providers', name, 'allow_insecure_http'];
+    const fields = p && typeof p === 'object' ? (p as Record<string, unknown>) : {};
+    const type = providerSchema.shape.type.safeParse(fields.type);
+    const kind = providerKind(name, { type: type.success ? type.data : undefined, issuer: typeof fields.issuer === 'string' ? fields.issuer : undefined });
+    const dev: RuleProblem | undefined = kind === 'dev' ? devSignInProductionProblem(name, nodeEnv) : undefined;
+    if (dev) out.push(dev);
+    const flag = providerSchema.shape.allow_insecure_http.safeParse(fields.allow_insecure_http);
+    if (!flag.success || !flag.data) continue;
     out.push({
-      path: path.join('.'),
-      line: lineOf(path),
+      path: ['oauth_providers', name, 'allow_insecure_http'],
       message: 'allow_insecure_http is refused when NODE_ENV=production: use https provider URLs (plain http on 127.0.0.1, ::1 or localhost is accepted without this flag)',
     });
   }
@@ -159,38 +170,34 @@ function productionProblems(raw: Record<string, unknown>, env: NodeJS.ProcessEnv
 }
 
 /**
- * zod skips the schema-level rules (superRefine: provider/service consistency, secret strength) while any
- * field is invalid. To still report every problem at once, drop the invalid values (defaults fill in),
- * re-validate, and keep the rule violations found on that repaired copy.
+ * zod skips the schema-level rules (superRefine: provider/service consistency, secret strength) while a
+ * field has an aborting problem (a wrong type, an unknown key, a value outside an enum). Custom issues
+ * (refinements, the rules themselves) never abort, so when every issue is one the rules have run. Else,
+ * to still report every problem at once, drop the invalid values (defaults fill in), re-validate, and keep
+ * the rule violations found on that repaired copy.
  */
 function crossFieldIssues(input: Record<string, unknown>, first: ZodError): FlatIssue[] {
-  if (first.issues.every((i) => i.code === 'custom' && i.path.length <= 3 && !isFieldRefinement(i.message))) return []; // the rules already ran
+  if (first.issues.every((i) => i.code === 'custom')) return []; // the rules already ran
   const repaired = structuredClone(input);
   const removed: string[] = [];
   let issues = first.issues;
   for (let round = 0; round < 20; round++) {
     for (const issue of issues) {
-      // A cross-field rule (superRefine) names a key that may be fine by itself ("client_id is required"
-      // next to the empty value that failed): removing at its path would climb to the parent and drop the
-      // whole provider or service, and the next round would report that as a second, misleading problem
-      // ("no OAuth providers are configured"). Only field failures are repaired.
-      if (issue.code === 'custom' && !isFieldRefinement(issue.message)) continue;
+      // A refinement or a rule names a value that is the right type (a bad URL, "client_id is required"
+      // next to the empty value that failed): it does not stop the rules, and removing at its path could
+      // climb to the parent and drop the whole provider or service, which the next round would report as a
+      // second, misleading problem ("no OAuth providers are configured"). Only aborting failures are repaired.
+      if (issue.code === 'custom') continue;
       const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
       if (issue.code === 'unrecognized_keys') for (const k of issue.keys) removeAt(repaired, [...path, k]);
       else if (issue.code === 'invalid_type' && issue.input === undefined && issue.expected === 'string') setAt(repaired, path, 'http://placeholder.invalid/');
-      // A URL that is not a URL is replaced, not removed: removing `token_url` would add "needs all of
-      // authorization_url, token_url and userinfo_url" for a key that is there.
-      else if (issue.code === 'custom' && isFieldRefinement(issue.message)) setAt(repaired, path, 'https://placeholder.invalid/');
       else removeAt(repaired, path);
       removed.push(path.join('.'));
     }
     const next = configSchema.safeParse(repaired);
     if (next.success) return [];
-    if (round > 0 && next.error.issues.every((i) => i.code === 'custom')) {
-      return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
-    }
-    issues = round === 0 && next.error.issues.every((i) => i.code === 'custom') ? [] : next.error.issues.filter((i) => i.code !== 'custom');
-    if (issues.length === 0) return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
+    if (next.error.issues.every((i) => i.code === 'custom')) return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
+    issues = next.error.issues;
   }
   return [];
 }
@@ -207,11 +214,6 @@ function dependsOnRemoved(issuePath: (string | number)[], removed: string): bool
   if (path === removed || removed.startsWith(`${path}.`)) return true;
   const parent = issuePath.slice(0, -1).join('.');
   return issuePath.length >= 3 && removed.startsWith(`${parent}.`);
-}
-
-/** Field-level refinements (URL shape) as opposed to the cross-field rules of the schema's superRefine. */
-function isFieldRefinement(message: string): boolean {
-  return message.includes('must be an absolute http');
 }
 
 function setAt(root: Record<string, unknown>, path: (string | number)[], value: unknown): void {
@@ -242,6 +244,12 @@ function removeAt(root: Record<string, unknown>, path: (string | number)[]): voi
 interface FlatIssue {
   path: (string | number)[];
   message: string;
+  /** The key whose line to show when `path` is not in the file (IssueParams.linePath). */
+  linePath?: (string | number)[];
+}
+
+function paramsOf(issue: ZodError['issues'][number]): IssueParams {
+  return issue.code === 'custom' && issue.params ? (issue.params as IssueParams) : {};
 }
 
 function flattenIssues(error: ZodError, root: unknown): FlatIssue[] {
@@ -256,7 +264,7 @@ function flattenIssues(error: ZodError, root: unknown): FlatIssue[] {
       out.push({ path, message: issue.message });
       continue;
     }
-    out.push({ path, message: humanMessage(issue, valueAt(root, path)) });
+    out.push({ path, message: humanMessage(issue, valueAt(root, path)), linePath: paramsOf(issue).linePath });
   }
   return out;
 }
@@ -272,7 +280,7 @@ function humanMessage(issue: ZodError['issues'][number], found: { present: boole
     return `expected ${issue.expected}${got}`;
   }
   if (issue.code === 'invalid_value' && 'values' in issue) return `must be one of: ${issue.values.map((v) => String(v)).join(', ')}${got}`;
-  if (issue.code === 'too_small' || issue.code === 'too_big' || (issue.code === 'custom' && isFieldRefinement(issue.message))) return `${issue.message}${got}`;
+  if (issue.code === 'too_small' || issue.code === 'too_big' || paramsOf(issue).showValue) return `${issue.message}${got}`;
   return issue.message;
 }
 

@@ -5,8 +5,20 @@
  *
  * The seed's format is accepted unchanged; our additions are new keys with defaults.
  */
-import { isIP } from 'node:net';
 import { z } from 'zod';
+import { devSignInAddressProblems, headerNameProblem, isLoopbackHost, signingKeyProblems, trustProxyEntryProblem } from './rules.js';
+
+export { isLoopbackHost };
+
+/**
+ * Issue params the loader reads (structured, never the message text): `showValue` appends the offending
+ * value to the message; `linePath` names the key whose YAML line to show when the issue's own key is not
+ * in the file (a rule about `host` when `host` was left at its default).
+ */
+export interface IssueParams {
+  showValue?: boolean;
+  linePath?: (string | number)[];
+}
 
 /** Accepts numbers and digit strings (values substituted from `${VAR}` are strings). */
 const intFrom = (min: number, max: number) =>
@@ -57,10 +69,24 @@ export const KNOWN_PLACEHOLDER_SECRETS = [
 ];
 
 const httpUrl = (what: string) =>
-  z.string().refine((s) => {
-    const u = URL.parse(s);
-    return u !== null && (u.protocol === 'http:' || u.protocol === 'https:');
-  }, `${what} must be an absolute http:// or https:// URL`);
+  z.string().refine(
+    (s) => {
+      const u = URL.parse(s);
+      return u !== null && (u.protocol === 'http:' || u.protocol === 'https:');
+    },
+    { message: `${what} must be an absolute http:// or https:// URL`, params: { showValue: true } satisfies IssueParams },
+  );
+
+/** An HTTP header name the proxy injects towards a backend (src/config/rules.ts headerNameProblem). */
+const headerName = (fallback: string, what: string) =>
+  z
+    .string()
+    .superRefine((name, ctx) => {
+      const problem = headerNameProblem(name);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default(fallback)
+    .describe(`Header carrying ${what}.`);
 
 const claimMapping = z
   .object({
@@ -112,15 +138,15 @@ export type PolicyConfig = z.infer<typeof policySchema>;
 
 const identityHeadersSchema = z
   .object({
-    id: z.string().default('x-user-id'),
-    email: z.string().default('x-user-email'),
-    name: z.string().default('x-user-name'),
-    provider: z.string().default('x-user-provider'),
-    avatar: z.string().default('x-user-avatar'),
-    groups: z.string().default('x-user-groups'),
+    id: headerName('x-user-id', 'the user id `{provider}:{subject}`'),
+    email: headerName('x-user-email', 'the email address'),
+    name: headerName('x-user-name', 'the display name'),
+    provider: headerName('x-user-provider', 'the provider name'),
+    avatar: headerName('x-user-avatar', 'the avatar URL'),
+    groups: headerName('x-user-groups', 'the groups, comma-separated'),
   })
   .strict()
-  .describe('Names of the identity headers injected towards the backend. Client-sent headers with these names are always stripped.');
+  .describe('Names of the identity headers injected towards the backend: valid HTTP header names (RFC 9110 §5.1), not `authorization`, `host` or `cookie`. Client-sent headers with these names are always stripped.');
 
 export const serviceSchema = z
   .object({
@@ -136,10 +162,15 @@ export const serviceSchema = z
     signed_identity: z
       .object({
         enabled: boolFrom().default(false),
-        header: z.string().default('x-user-assertion'),
+        header: z.string().default('x-user-assertion').describe('Header carrying the assertion (a valid HTTP header name; not authorization, host or cookie).'),
         ttl: intFrom(5, 3600).default(60).describe('Lifetime of the assertion in seconds.'),
       })
       .strict()
+      .superRefine((s, ctx) => {
+        // Checked when enabled, as the proxy does: a disabled assertion's header is never sent.
+        const problem = s.enabled ? headerNameProblem(s.header) : undefined;
+        if (problem) ctx.addIssue({ code: 'custom', path: ['header'], message: problem });
+      })
       .optional()
       .describe('Also inject a short-lived JWT (signed with the gateway key, audience = the service URI) that the backend can verify against the gateway JWKS.'),
     allow_set_cookie: boolFrom().default(false).describe('Pass the backend `Set-Cookie` headers to clients.'),
@@ -260,8 +291,15 @@ export const configSchema = z
     trust_proxy: z
       // The hop count comes first: boolFrom() would read 1 as `true` (trust every hop).
       .union([intFrom(1, 100), boolFrom(), stringList()])
+      .superRefine((v, ctx) => {
+        if (!Array.isArray(v)) return;
+        v.forEach((entry, i) => {
+          const problem = trustProxyEntryProblem(entry);
+          if (problem) ctx.addIssue({ code: 'custom', path: [i], message: problem });
+        });
+      })
       .default(false)
-      .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses/CIDRs. Default: do not trust.'),
+      .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses, one per entry: an IP address, `address/prefix` (`10.0.0.0/8`), an IPv4 `address/netmask`, or `loopback`, `linklocal`, `uniquelocal`. Default: do not trust.'),
     oauth_providers: z.record(z.string(), providerSchema).default({}).describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),
     mcp_services: z.record(z.string(), serviceSchema).default({}).describe('The MCP services; each key is the service id in `/{id}/mcp`.'),
     storage: storageSchema.default({ type: 'sqlite', sqlite: { path: './data/gateway.db', sweep_interval: 60 } }),
@@ -304,11 +342,26 @@ export const configSchema = z
       })
       .strict()
       .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] } }),
-    clients: z.array(staticClientSchema).default([]).describe('Pre-registered (static) OAuth clients.'),
+    clients: z
+      .array(staticClientSchema)
+      .superRefine((clients, ctx) => {
+        // oidc-provider refuses to start on a repeated client_id (initialize_clients.js).
+        const first = new Map<string, number>();
+        clients.forEach((c, i) => {
+          const j = first.get(c.client_id);
+          if (j === undefined) first.set(c.client_id, i);
+          else ctx.addIssue({ code: 'custom', path: [i, 'client_id'], message: `client_id '${c.client_id}' is already used by clients[${j}]: every static client needs its own client_id` });
+        });
+      })
+      .default([])
+      .describe('Pre-registered (static) OAuth clients (each `client_id` once).'),
     keys: z
       .array(z.record(z.string(), z.unknown()))
+      .superRefine((keys, ctx) => {
+        for (const p of signingKeyProblems(keys)) ctx.addIssue({ code: 'custom', path: p.path.slice(1), message: p.message });
+      })
       .optional()
-      .describe('Signing keys as private JWKs (with `kid`); the first one signs. Absent: ES256 keys are generated on first start and kept in storage.'),
+      .describe('Signing keys as EC P-256 private JWKs (`kty: EC`, `crv: P-256`, `x`, `y`, `d`, and a unique `kid`); the first one signs (ES256). Absent: ES256 keys are generated on first start and kept in storage.'),
     limits: z
       .object({
         max_request_bytes: intFrom(1, 1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest MCP request body, in bytes.'),
@@ -382,6 +435,15 @@ export const configSchema = z
       if (kind === 'okta' && p.issuer === undefined && p.authorization_url === undefined) {
         ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `Okta provider '${name}' needs issuer (for example https://dev-123.okta.com/oauth2/default)` });
       }
+      if (kind === 'oidc' && p.issuer === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `provider '${name}' (type: oidc) needs issuer, the URL OpenID Connect discovery starts from (or remove type and set authorization_url, token_url and userinfo_url for a plain OAuth 2.0 provider)` });
+      }
+      if (kind === 'dev') {
+        // The NODE_ENV rule needs the loader's environment (load.ts); these follow from the file alone.
+        for (const problem of devSignInAddressProblems(name, cfg)) {
+          ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message, params: { linePath: ['oauth_providers', name] } satisfies IssueParams });
+        }
+      }
     }
     const needAuth = Object.entries(cfg.mcp_services).filter(([, s]) => s.auth_required);
     if (needAuth.length > 0 && providerNames.length === 0) {
@@ -443,15 +505,6 @@ export const configSchema = z
 /** The provider keys that hold URLs, in the order they are checked. */
 export const PROVIDER_URL_KEYS = ['issuer', 'authorization_url', 'token_url', 'userinfo_url', 'base_url', 'api_url'] as const;
 export type ProviderUrlKey = (typeof PROVIDER_URL_KEYS)[number];
-
-/** 127.0.0.0/8, ::1 (also bracketed and IPv4-mapped), `localhost` and `*.localhost` (RFC 6761 §6.3). */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
-  if (isIP(v4) === 4) return v4.split('.')[0] === '127';
-  return isIP(h) === 6 && /^(0{0,4}:){2,7}0{0,3}1$|^::1$/.test(h);
-}
 
 /**
  * Ports that fetch (undici, hence openid-client) never connects to: https://fetch.spec.whatwg.org/#bad-port.

@@ -5,15 +5,13 @@
 import { Pool } from 'undici';
 import type { JWTVerifyOptions } from 'jose';
 import { buildBearerChallenge } from '../authz/challenge.js';
+import { headerNameProblem, normalizeHeaderName } from '../config/rules.js';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
 import { verifyOptions } from './access-token.js';
 import { DEFAULT_IDENTITY_HEADERS, type IdentityHeaderNames } from './identity.js';
 import { backendTarget, type BackendTarget } from './path.js';
 import { SessionBindings } from './sessions.js';
-
-/** RFC 9110 §5.1 field-name token. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 export interface ServiceState {
   id: string;
@@ -51,10 +49,11 @@ export interface ServiceState {
   };
 }
 
+/** The loader reports a bad name with file and line; this guards a configuration object built in code. */
 function headerName(name: string, where: string): string {
-  const n = name.trim().toLowerCase();
-  if (!TOKEN.test(n)) throw new TypeError(`${where}: '${name}' is not a valid HTTP header name`);
-  return n;
+  const problem = headerNameProblem(name);
+  if (problem) throw new TypeError(`${where}: ${problem}`);
+  return normalizeHeaderName(name);
 }
 
 export function buildServiceStates(ctx: GatewayContext): { states: Map<string, ServiceState>; pools: Pool[] } {
@@ -90,9 +89,6 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       ? { header: headerName(cfg.signed_identity.header, `mcp_services.${service.id}.signed_identity.header`), ttl: cfg.signed_identity.ttl }
       : undefined;
     const stripped = new Set<string>([...Object.values(identityNames), ...(signed ? [signed.header] : []), 'x-user-assertion']);
-    for (const n of stripped) {
-      if (n === 'authorization' || n === 'host' || n === 'cookie') throw new TypeError(`mcp_services.${service.id}: '${n}' cannot be an identity header name`);
-    }
     const state: ServiceState = {
       id: service.id,
       service,

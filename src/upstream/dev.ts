@@ -1,26 +1,20 @@
 /**
  * The development sign-in (`oauth_providers: { dev: {} }`): no upstream IdP, the person types a name,
  * an email and optional groups into a local form (src/authz/dev-login.ts). Anyone can be anyone, so it is
- * refused at start-up unless the gateway can only be reached from this machine (SPEC §9, STYLE habit 7):
- * NODE_ENV=production, a non-loopback bind address or a non-loopback issuer each stop createGateway.
+ * refused unless the gateway can only be reached from this machine (SPEC §9, STYLE habit 7): NODE_ENV=
+ * production, a non-loopback bind address or a non-loopback issuer. The configuration loader reports these
+ * (src/config/rules.ts, with file and line); createGateway checks them again for a configuration object
+ * that did not come from the loader.
  */
-import { isLoopbackHost, type GatewayConfig } from '../config/schema.js';
+import { devSignInProblems, isLoopbackHost } from '../config/rules.js';
+import type { GatewayConfig } from '../config/schema.js';
 import type { UpstreamProfile } from './profile.js';
 
 export { isLoopbackHost };
 
 export function assertDevSignInAllowed(name: string, config: Pick<GatewayConfig, 'host' | 'issuer'>): void {
-  const where = `oauth_providers.${name} (type: dev, the development sign-in)`;
-  if (process.env.NODE_ENV === 'production') {
-    throw new TypeError(`${where} is refused when NODE_ENV=production: anyone could sign in as anyone. Configure a real identity provider.`);
-  }
-  if (!isLoopbackHost(config.host)) {
-    throw new TypeError(`${where} is only allowed on a loopback address, but host is '${config.host}'. Bind to 127.0.0.1 (or ::1, localhost), or configure a real identity provider.`);
-  }
-  const issuerHost = URL.parse(config.issuer)?.hostname ?? '';
-  if (!isLoopbackHost(issuerHost)) {
-    throw new TypeError(`${where} is only allowed with a loopback issuer, but issuer is '${config.issuer}'. Configure a real identity provider for a public address.`);
-  }
+  const problems = devSignInProblems(name, config, process.env.NODE_ENV);
+  if (problems.length > 0) throw new TypeError(problems.map((p) => p.message).join(' '));
 }
 
 export interface DevLoginInput {

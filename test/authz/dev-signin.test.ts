@@ -60,19 +60,20 @@ describe('development sign-in provider (type: dev)', () => {
     expect(ok.status).toBe(303);
   });
 
+  // The loader refuses these with file and line (test/config/one-validation-pass.test.ts); createGateway
+  // still refuses a configuration object built in code, which is what these tests construct.
   test('refused at createGateway when NODE_ENV=production', async () => {
-    vi.stubEnv('NODE_ENV', 'production');
     const config = testConfig({ oauth_providers: { dev: {} }, mcp_services: services() });
+    vi.stubEnv('NODE_ENV', 'production');
     await expect(createGateway(config, { silent: true })).rejects.toThrow(/development sign-in\) is refused when NODE_ENV=production/);
   });
 
   test('refused at createGateway when the host is not a loopback address', async () => {
+    const loopback = testConfig({ oauth_providers: { dev: {} }, mcp_services: services() });
     for (const host of ['0.0.0.0', '192.168.1.10', '::']) {
-      const config = testConfig({ host, oauth_providers: { dev: {} }, mcp_services: services() });
-      await expect(createGateway(config, { silent: true })).rejects.toThrow(/only allowed on a loopback address, but host is/);
+      await expect(createGateway({ ...loopback, host }, { silent: true })).rejects.toThrow(/only allowed on a loopback address, but host is/);
     }
-    const publicIssuer = testConfig({ issuer: 'https://gateway.example.com', oauth_providers: { dev: {} }, mcp_services: services() });
-    await expect(createGateway(publicIssuer, { silent: true })).rejects.toThrow(/loopback issuer/);
+    await expect(createGateway({ ...loopback, issuer: 'https://gateway.example.com' }, { silent: true })).rejects.toThrow(/loopback issuer/);
   });
 
   test('loopback detection', () => {
