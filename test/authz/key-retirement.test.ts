@@ -125,6 +125,7 @@ describe('signing-key rotation: one path, retirement after the longest signed li
     writeFileSync(
       cfg,
       [
+        'host: 127.0.0.1',
         `session_secret: ${TEST_SECRET}`,
         `issuer: ${gw.url}`,
         'storage: {type: sqlite, sqlite: {path: ' + db + '}}',
