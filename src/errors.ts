@@ -1,5 +1,5 @@
 /**
- * One registry of the gateway's own error codes (STYLE habit 3). Every code has an HTTP status and a
+ * One registry of the gateway's own error codes (documented in docs/errors.md). Every code has an HTTP status and a
  * client-facing message; the server-side detail travels in `cause`/`detail` and is only ever logged.
  * Codes are never reused once retired. The full list is documented in docs/errors.md.
  */
@@ -48,7 +48,7 @@ export class GatewayError extends Error {
   }
 }
 
-/** Brand check that survives duplicated module copies (STYLE habit 10). */
+/** Brand check that survives duplicated module copies, where `instanceof` fails. */
 export function isGatewayError(err: unknown): err is GatewayError {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kGatewayError] === true;
 }

@@ -1,7 +1,7 @@
 /**
  * JSON errors for everything fastify itself answers: unknown routes (404), malformed bodies, wrong content
  * types, oversized bodies. Never a stack trace; 5xx bodies carry only a generic message (the detail is
- * logged, STYLE habit 4).
+ * logged; docs/errors.md).
  */
 import type { FastifyInstance } from 'fastify';
 import { ERROR_CODES, isGatewayError } from '../errors.js';

@@ -1,5 +1,5 @@
 /**
- * The MCP reverse proxy on `/{service-id}/mcp` and below (SPEC §3; design in docs/proxy.md).
+ * The MCP reverse proxy on `/{service-id}/mcp` and below (design in docs/proxy.md).
  *
  * Each request runs a short pipeline of named steps:
  *   resolveService → checkOrigin (→ preflight) → checkMethod → authenticate → checkAccess
@@ -21,7 +21,7 @@ import { RPC, sendPreflight, sendProxyError, type ProxyError } from './respond.j
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
 
-/** Methods proxied (SPEC §3: POST, GET, DELETE, and OPTIONS for CORS); anything else is 405. */
+/** Methods proxied (MCP Streamable HTTP: POST, GET, DELETE; and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
 const ALLOW = 'GET, POST, DELETE, OPTIONS';
 
@@ -85,7 +85,7 @@ export class McpProxy {
     const ct = headers['content-type'];
     const jsonRpc = method === 'POST' && ct !== undefined && ct.includes('json');
 
-    // resolveService: backends resolve only from configured ids (STYLE habit 8).
+    // resolveService: backends resolve only from configured ids (allowlists: docs/principles.md).
     const state = this.states.get(request.params.service);
     if (state === undefined) return sendProxyError(res, jsonRpc, E.unknownService, undefined);
 
@@ -193,7 +193,7 @@ export class McpProxy {
 
   #invalidToken(ex: Exchange, reason: string, request: FastifyRequest, token: string): undefined {
     this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason });
-    // Failed-authentication limits (P5), decided here where the token was rejected: only a rejected token
+    // Failed-authentication limits (P5 in docs/security.md), decided here where the token was rejected: only a rejected token
     // is ever refused with 429; a valid one from the same address always gets through.
     const limits = this.ctx.limits;
     if (limits.enabled) {
@@ -308,7 +308,7 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
   app.addHook('onClose', async () => proxy.close());
 
   await app.register(async (scope) => {
-    // stack-notes §4.5: bodies are streamed raw to the backend, never parsed by fastify.
+    // Bodies are streamed raw to the backend, never parsed by fastify (docs/proxy.md, Streaming).
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
