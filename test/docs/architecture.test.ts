@@ -1,9 +1,10 @@
 /**
  * docs/architecture.md states which folders of src/ may import which. This test reads the real import graph
  * (test/docs/import-graph.ts) and checks each stated rule, so the document stays true; it prints, without
- * failing, the import cycles that remain (issue 13 item 3 removes them).
+ * failing, the import cycles that remain (issue 13 item 3 removes them). Also: comments in src/ cite RFC / MCP
+ * sections or docs/ pages that exist, never documents outside the repository.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync as readdirSyncNode, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeGraph, edgesBetween, importGraph, layerImports, layerOf } from './import-graph.js';
 
@@ -82,3 +83,24 @@ describe('docs/architecture.md dependency rules hold in src/', () => {
     console.log(`\nimport graph of src/ (layer -> layers it imports):\n${describeGraph(graph)}\n`);
   });
 });
+
+describe('comments in src/ cite what a reader of the repository can open', () => {
+  const sources = readdirSyncRecursive(new URL('../../src/', import.meta.url));
+
+  it('no citation of documents outside the repository (research notes, the spec draft, the style guide, issue numbers)', () => {
+    const outside = /stack-notes|original-behaviour|mcp-spec-notes|seed-design|peers\.md|SPEC(\.md| §)|STYLE(\.md| habit)|\bissue #?\d+/;
+    const hits = sources.flatMap(({ file, text }) => text.split('\n').flatMap((line, i) => (outside.test(line) ? [`src/${file}:${i + 1}: ${line.trim()}`] : [])));
+    expect(hits).toEqual([]);
+  });
+
+  it('every docs/ page a comment names exists', () => {
+    const missing = sources.flatMap(({ file, text }) => [...text.matchAll(/\bdocs\/([\w-]+\.md)/g)].filter((m) => !existsSync(new URL(`../../docs/${m[1]}`, import.meta.url))).map((m) => `src/${file}: docs/${m[1]}`));
+    expect(missing).toEqual([]);
+  });
+});
+
+function readdirSyncRecursive(dir: URL): { file: string; text: string }[] {
+  return readdirSyncNode(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => ({ file: f.split('\\').join('/'), text: readFileSync(new URL(f, dir), 'utf8') }));
+}
