@@ -1,11 +1,11 @@
 /**
- * One registry of the answers the gateway itself produces (STYLE habit 3; fastify `lib/errors.js`). Each
+ * One registry of the answers the gateway itself produces (as fastify's `lib/errors.js` is). Each
  * entry fixes the HTTP status, the `error` sent on the wire (the protocol's own code where the protocol
  * defines one: RFC 6749 §5.2 / RFC 6750 §3.1 for OAuth and bearer refusals; else the lower-case gateway
  * code), the JSON-RPC error code used on the MCP path, the default client-facing message, and the headers
  * that go with it. The fastify error handler (src/http/errors.ts) and the proxy's preallocated answers
  * (src/proxy/respond.ts) are built from this table. The server-side detail travels in `cause`/`detail`
- * and is only ever logged (STYLE habit 4).
+ * and is only ever logged.
  *
  * Codes are never reused once retired: a retired code moves to RETIRED_CODES (and to the "Retired" table of
  * docs/errors.md), it is never deleted. test/http/error-registry.test.ts checks registry ↔ docs ↔ wire.
@@ -44,7 +44,7 @@ export interface ErrorSpec {
   allow?: string;
 }
 
-/** Methods the MCP proxy serves (SPEC §3); anything else is GW_ERR_METHOD_NOT_ALLOWED. */
+/** Methods the MCP proxy serves (docs/proxy.md); anything else is GW_ERR_METHOD_NOT_ALLOWED. */
 export const PROXY_ALLOW = 'GET, POST, DELETE, OPTIONS';
 
 export const ERROR_CODES = {
@@ -112,7 +112,7 @@ export class GatewayError extends Error {
   }
 }
 
-/** Brand check that survives duplicated module copies (STYLE habit 10). */
+/** Brand check that survives duplicated module copies, where `instanceof` fails. */
 export function isGatewayError(err: unknown): err is GatewayError {
   return typeof err === 'object' && err !== null && (err as Record<symbol, unknown>)[kGatewayError] === true;
 }

@@ -32,7 +32,7 @@ const key = (model: string, id: string) => `oidc:${model}:${id}`;
 
 /**
  * Models whose id IS the bearer secret a client holds (the authorization code or opaque token value).
- * SPEC §2/§4: secrets at rest are hashes. Their records are keyed by SHA-256(id) and stored without the
+ * Secrets at rest are hashes (docs/security.md, What is stored at rest). Their records are keyed by SHA-256(id) and stored without the
  * payload's `jti` copy (restored from the presented value on `find`), so a storage dump holds no usable
  * code or refresh token. The ids are >= 256-bit random values, so an unsalted hash cannot be reversed.
  * Not hashed: Session and Interaction ids (only usable inside cookies signed with keys derived from

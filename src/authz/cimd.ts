@@ -40,7 +40,7 @@ export function isSpecialUse(address: string): boolean {
 }
 
 /**
- * SPEC §2 (CIMD "no private/loopback/link-local targets after DNS resolution"): resolved here, before any
+ * P12 in docs/security.md (CIMD "no private/loopback/link-local targets after DNS resolution"): resolved here, before any
  * connection, so a refusal names its rule (oidc-provider's dispatcher only drops the socket after the
  * TCP connect and answers "fetch failed"). The dispatcher's check still runs at connect time, so a name
  * that resolves differently a moment later (DNS rebinding) is still refused. The address is not shown

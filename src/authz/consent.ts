@@ -68,7 +68,7 @@ export interface ConsentView {
 
 /**
  * Bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) and control characters in text
- * that came from a client (issue 12 P6): U+202E would display `exe.txt` as `txt.exe`, or reorder the page
+ * that came from a client (P6 in docs/security.md): U+202E would display `exe.txt` as `txt.exe`, or reorder the page
  * text around the name. Each becomes a visible U+FFFD. The bidi *marks* (LRM, RLM, ALM) stay: they cannot
  * reorder letters and right-to-left names use them. Escaping for HTML is still the caller's.
  */

@@ -1,5 +1,5 @@
 /**
- * oidc-provider events → audit lines and metrics (STYLE habit 11: one place feeds both). Only
+ * oidc-provider events → audit lines and metrics (one place feeds both, so they cannot drift apart). Only
  * identifiers are recorded (client id, grant id, user id), never a token, code or secret.
  */
 import type Provider from 'oidc-provider';
@@ -19,7 +19,7 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
     ctx.metrics.tokensIssued.inc({ grant_type: grantType });
     const at = koa.oidc.entities.AccessToken as (typeof koa.oidc.entities.AccessToken & { aud?: unknown; scope?: unknown }) | undefined;
     // The service is the token's audience (exactly one, RFC 8707), named by its id as in every other
-    // event (issue 12 P13); the scope granted with it. Identifiers only: never the token.
+    // event (P13 in docs/security.md); the scope granted with it. Identifiers only: never the token.
     const aud = Array.isArray(at?.aud) ? at.aud[0] : at?.aud;
     const service = typeof aud === 'string' ? (serviceForResource(ctx, aud)?.id ?? aud) : undefined;
     ctx.audit.emit('token.issued', {

@@ -1,6 +1,6 @@
 /**
  * The OAuth 2.1 authorization server (oidc-provider 9) mounted on the gateway's fastify instance at the
- * root issuer (stack-notes §5.2): only the provider's own paths are handed to it, from a route-level
+ * root issuer (RFC 8414 §3: metadata at the origin root; docs/authorization.md): only the provider's own paths are handed to it, from a route-level
  * onRequest hook (before fastify parses the body), so nothing else is swallowed.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * The sign-in interaction (stack-notes §5.4), ordered per the MCP security best practices
+ * The sign-in interaction (docs/authorization.md), ordered per the MCP security best practices
  * (confused deputy, MUST): consent is asked BEFORE the person is sent to the upstream IdP.
  *
  * 1. GET  /interaction/:uid           login prompt → consent page; consent prompt (known user) →

@@ -73,6 +73,6 @@ export function registerMetadataRoutes(app: FastifyInstance, ctx: GatewayContext
   const asMetadata = authorizationServerMetadata(ctx);
   app.get('/.well-known/oauth-authorization-server', (_req, reply) => sendJson(reply, 200, asMetadata));
   app.get<{ Params: { id: string } }>('/.well-known/oauth-protected-resource/:id/mcp', (req, reply) => prm(ctx, reply, req.params.id));
-  // The seed's form; no root document without service_id (mcp-spec-notes §4.2).
+  // The original gateway's form; no root document without service_id (RFC 9728 §3: one document per resource; docs/authorization.md).
   app.get<{ Querystring: { service_id?: string } }>('/.well-known/oauth-protected-resource', (req, reply) => prm(ctx, reply, req.query.service_id));
 }

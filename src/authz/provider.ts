@@ -1,6 +1,6 @@
 /**
  * oidc-provider 9 configured as a plain OAuth 2.1 authorization server for MCP clients
- * (stack-notes §5.8): flat `/oauth/*` routes at the root issuer, PKCE S256 for everyone, refresh tokens
+ * (docs/authorization.md, Decisions): flat `/oauth/*` routes at the root issuer, PKCE S256 for everyone, refresh tokens
  * for every client allowed the refresh_token grant, RFC 9068 JWT access tokens bound to one service.
  */
 import { hkdfSync } from 'node:crypto';
@@ -44,7 +44,7 @@ export const CLIENT_AUTH_METHODS = ['none', 'client_secret_basic', 'client_secre
 /** Accepted client assertion algorithms (oidc-provider's default minus HS256, which only client_secret_jwt uses). */
 export const CLIENT_ASSERTION_ALGS = ['RS256', 'PS256', 'ES256', 'Ed25519', 'EdDSA'] as const;
 
-/** The MCP-friendly client defaults (stack-notes §5.7 item 3): native apps, code + refresh, public. */
+/** The MCP-friendly client defaults (RFC 8252 §7: loopback and custom-scheme redirects): native apps, code + refresh, public. */
 const CLIENT_DEFAULTS: Partial<ClientMetadata> = {
   application_type: 'native',
   grant_types: ['authorization_code', 'refresh_token'],
@@ -133,7 +133,7 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
     routes: ROUTES,
     interactions: { url: (_koa, interaction) => `/interaction/${interaction.uid}` },
     findAccount: findAccountFor(ctx),
-    // stack-notes §5.7 item 1: refresh tokens for every client allowed the grant, not only offline_access.
+    // Refresh tokens for every client allowed the grant, not only offline_access (OAuth 2.1 §4.3; MCP clients rarely ask for it).
     issueRefreshToken: async (_koa, client) => client.grantTypeAllowed('refresh_token'),
     // RFC 9700 §4.14.2: rotate on every use; a replayed one revokes the grant (refresh_token.js).
     // oidc-provider consumes the old token before it resolves `resource`, so a refresh naming another

@@ -23,7 +23,7 @@
  * 4. oidc-provider revokes on its own when `find` reports the token consumed (before the hook runs), so
  *    the adapter hides `consumed` while the claim lives (`covers`), for the refresh grant only; once the
  *    claim expires the token is reported consumed again and reuse revokes the grant exactly as before.
- * The new refresh token is never stored in plaintext (SPEC §2/§4: secrets at rest are hashes), and the
+ * The new refresh token is never stored in plaintext (secrets at rest are hashes: docs/security.md, What is stored at rest), and the
  * claim is keyed by the old token's hash.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';

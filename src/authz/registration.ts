@@ -20,7 +20,7 @@ function loopbackWithoutPort(uri: string): string | undefined {
 }
 
 /**
- * RFC 8252 §7.3 and SPEC §2: a loopback redirect URI matches with any port; everything else (scheme,
+ * RFC 8252 §7.3 (and OAuth 2.1 §2.3.1): a loopback redirect URI matches with any port; everything else (scheme,
  * host spelling, path, query) exactly. oidc-provider does this only for `application_type: native`;
  * this applies it to every client (a `web` client on loopback is the same local listener). No other host
  * is ever relaxed: a URI that is not `http` on one of the three loopback spellings never matches here.
@@ -52,7 +52,7 @@ function depthExceeds(value: unknown, max: number): boolean {
 }
 
 /**
- * Control characters in a client name (issue 12 P6): C0 (CR, LF, NUL, ESC, …), DEL, C1, and the Unicode
+ * Control characters in a client name (P6 in docs/security.md): C0 (CR, LF, NUL, ESC, …), DEL, C1, and the Unicode
  * line and paragraph separators. They forge table rows and terminal escapes where names are printed and
  * are never part of a name. Bidi controls are allowed (right-to-left names) and neutralised where shown.
  */

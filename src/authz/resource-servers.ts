@@ -18,7 +18,7 @@ const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 /**
  * One `resource` per authorization request (RFC 8707 §2: the AS may refuse a set it does not accept).
  * The consent page, the sign-in policy, the remembered consent and the audit trail all name exactly one
- * service; a second resource would ride along unseen (issue 12, P1).
+ * service; a second resource would ride along unseen (P1 in docs/security.md; RFC 8707 §2).
  */
 function assertSingleResource(koa: KoaContextWithOIDC): void {
   const raw = koa.oidc.params?.resource as unknown;

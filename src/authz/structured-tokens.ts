@@ -1,5 +1,5 @@
 /**
- * RFC 7009 revocation and RFC 7662 introspection of the gateway's own JWT access tokens (issue 12, P4).
+ * RFC 7009 revocation and RFC 7662 introspection of the gateway's own JWT access tokens (P4 in docs/security.md).
  *
  * oidc-provider never stores JWT access tokens and answers every JWT presented at these endpoints with
  * `unsupported_token_type` (shared/reject_structured_tokens.js). Its client authentication, allowed

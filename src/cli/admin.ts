@@ -84,7 +84,7 @@ export async function runAdmin(command: string, rest: string[], values: CliValue
 /**
  * Everything printed came from outside (client names and redirect URIs from registrations, user ids from
  * identity providers, ids typed by the operator): control characters, bidi controls and line separators
- * would forge table rows, reorder text or drive the terminal (issue 12 P6). Shown as `\xHH`/`\u{HHHH}`
+ * would forge table rows, reorder text or drive the terminal (P6 in docs/security.md). Shown as `\xHH`/`\u{HHHH}`
  * escapes, with `\` itself doubled so that the output stays unambiguous.
  */
 // eslint-disable-next-line no-control-regex
@@ -248,7 +248,7 @@ async function revoke(store: Store, config: GatewayConfig, _a: string[], values:
     ids = [values.grant];
   } else {
     ids = (await grantsOf(store, (g) => (values.user ? g.accountId === values.user : g.clientId === values.client))).map((g) => g.id);
-    // A mistyped user id must not look like success (issue 12 P11): no grants and no account → say so.
+    // A mistyped user id must not look like success (P11 in docs/security.md): no grants and no account → say so.
     if (values.user && ids.length === 0 && !(await store.get(ACCOUNT_PREFIX + values.user))) {
       const providers = Object.keys(config.oauth_providers ?? {});
       output.err(

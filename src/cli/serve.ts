@@ -15,7 +15,7 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   let baseDir: string | undefined;
   let demo: { close(): Promise<void> } | undefined;
   if (source.kind === 'none') {
-    // SPEC §9: no configuration at all runs the demo (loopback only; the dev sign-in refuses otherwise).
+    // No configuration at all runs the demo (README, Quick start) (loopback only; the dev sign-in refuses otherwise).
     const backend = await startDemoBackend();
     demo = backend;
     try {

@@ -1,7 +1,7 @@
 /**
  * Loading a configuration: read the YAML file, substitute `${VAR}` in string values, apply the
  * environment overrides, validate against the schema, and report *every* problem at once with its key
- * path and YAML line (STYLE habit 5). Loading never writes a file.
+ * path and YAML line. Loading never writes a file.
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
@@ -142,7 +142,7 @@ function validate(
 }
 
 /**
- * STYLE habit 7: development conveniences are refused in production, when the configuration is loaded (so
+ * Development conveniences are refused in production, when the configuration is loaded (so
  * check-config says it too), not at the first sign-in. NODE_ENV is read from the loader's environment,
  * falling back to the process's (the gateway checks the process's again at start-up). They are read from
  * the raw values: they hold even when other keys of the provider are invalid.

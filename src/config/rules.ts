@@ -2,7 +2,7 @@
  * Start-up rules that both the configuration loader (check-config, start-up) and the components they
  * protect apply: the loader reports every violation at once with file, line and key; the components keep
  * a guard for programmatic callers of createGateway (a config object that never went through the loader).
- * One definition each, so the two can never disagree again (issue 13, "one validation pass").
+ * One definition each, so the two can never disagree again (docs/configuration.md: check-config runs every rule the server enforces).
  *
  * This module depends on nothing but Node: every layer imports from src/config, never the other way.
  */
@@ -45,7 +45,7 @@ export interface RuleProblem {
 
 /**
  * The development sign-in (`type: dev`) lets anyone be anyone, so it runs only where nobody else can
- * reach it (SPEC §9, STYLE habit 7): never with NODE_ENV=production, only on a loopback bind address
+ * reach it (docs/authorization.md, development sign-in): never with NODE_ENV=production, only on a loopback bind address
  * and a loopback issuer. The address rules follow from the file (schema.ts); the environment rule from
  * the loader's environment (load.ts); src/upstream/dev.ts applies both to programmatic callers.
  */

@@ -1,5 +1,5 @@
 /**
- * The configuration format: this zod schema is the single source of truth (STYLE habit 6). It validates
+ * The configuration format: this zod schema is the single source of truth (docs/principles.md). It validates
  * the YAML file, supplies defaults, types the rest of the code, and generates docs/configuration.md and
  * config.schema.json (scripts/generate-config-docs.ts). Every field carries `.describe()`.
  *
@@ -35,7 +35,7 @@ const numberFrom = (min: number, max: number) =>
 
 /**
  * Accepts YAML booleans and the strings true/false/yes/no/on/off/1/0 (case-insensitive). Anything else is
- * an error: the seed turned a quoted "false" into `true` (original-behaviour §8.3 item 15).
+ * an error: the original gateway turned a quoted "false" into `true`.
  */
 const boolFrom = () =>
   z.preprocess((v) => {
@@ -513,7 +513,7 @@ export type ProviderUrlKey = (typeof PROVIDER_URL_KEYS)[number];
 const FETCH_BAD_PORTS = new Set('1 7 9 11 13 15 17 19 20 21 22 23 25 37 42 43 53 69 77 79 87 95 101 102 103 104 109 110 111 113 115 117 119 123 135 137 139 143 161 179 389 427 465 512 513 514 515 526 530 531 532 540 548 554 556 563 587 601 636 989 990 993 995 1719 1720 1723 2049 3659 4045 4190 5060 5061 6000 6566 6665 6666 6667 6668 6669 6679 6697 10080'.split(' '));
 
 /**
- * The shape rules for a provider's URLs (STYLE habit 5: fail where the mistake is, at load time):
+ * The shape rules for a provider's URLs (fail where the mistake is: at load time):
  * - plain http only on a loopback host, or with `allow_insecure_http: true` (codes, tokens and the client
  *   secret would otherwise cross the network in clear text; openid-client refuses it at sign-in time);
  * - GitHub `base_url` is an origin (`/login/oauth/…` and `/api/v3` are appended to it);

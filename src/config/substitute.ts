@@ -3,7 +3,7 @@
  * keys, never inside comments), the way Docker Compose does it. `$${` is an escape for a literal `${`.
  *
  * Shell semantics for `:-`: the default is used when VAR is unset *or empty* (the seed used it only when
- * unset: original-behaviour §8.3 item 15).
+ * unset; POSIX shell parameter expansion `${parameter:-word}`).
  */
 
 export interface SubstitutionProblem {

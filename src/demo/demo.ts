@@ -1,5 +1,5 @@
 /**
- * Demo mode (SPEC §9): what `npm start` runs when there is no configuration at all. A gateway on
+ * Demo mode (README): what `npm start` runs when there is no configuration at all. A gateway on
  * http://127.0.0.1:8080 with SQLite storage in ./data, the built-in demo MCP service on a loopback port,
  * and the development sign-in form. It can never run on a public address: the development provider
  * refuses non-loopback hosts and NODE_ENV=production.
@@ -20,7 +20,7 @@ export interface DemoOptions {
 /**
  * The demo's SQLite file, relative to the folder `npm start` runs in. A file rather than memory so that the
  * admin commands (`clients list`, `grants list`, `revoke`), run from the same folder without a
- * configuration, can inspect what the demo did. It is the one file the demo writes (SPEC §9).
+ * configuration, can inspect what the demo did. It is the one file the demo writes.
  */
 export const DEMO_DB = './data/demo.db';
 

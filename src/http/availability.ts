@@ -1,5 +1,5 @@
 /**
- * Storage availability while running (issue #5 part 3).
+ * Storage availability while running (docs/operations-multi-instance.md, "When Redis fails").
  *
  * - `StorageMonitor` knows whether the storage back-end is usable: it calls `store.health()` every
  *   `intervalMs` (1 s) and is told at once when a store operation fails with GW_ERR_STORE_UNAVAILABLE

@@ -1,5 +1,5 @@
 /**
- * CORS for the authorization server's endpoints, for browser-hosted MCP clients (issue 11 §4). The rule
+ * CORS for the authorization server's endpoints, for browser-hosted MCP clients (docs/security.md, CORS). The rule
  * is the MCP endpoints' (src/proxy/origin.ts OriginPolicy, one source of truth): an origin is allowed when
  * it equals, normalised, one of `cors.allow_origins` or the issuer's own origin; `*` there means any
  * origin, never with credentials.

@@ -1,7 +1,7 @@
 /**
  * The JSON renderer of the registry (src/errors.ts) for everything fastify answers: unknown routes (404),
  * malformed bodies, wrong content types, oversized bodies, GatewayErrors and unexpected failures. Never a
- * stack trace; 5xx bodies carry only the code's generic message (the detail is logged, STYLE habit 4).
+ * stack trace; 5xx bodies carry only the code's generic message (the detail is logged).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ERROR_CODES, errorBody, isGatewayError, type ErrorCode } from '../errors.js';

@@ -19,7 +19,7 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
   });
 
   // Readiness: 503 while storage is unreachable, so a load balancer takes the instance out. Also 503 on
-  // the `fallback: memory` stand-in (SPEC §4: a configured back-end that cannot be reached fails
+  // the `fallback: memory` stand-in (docs/storage.md: a configured back-end that cannot be reached fails
   // readiness); that instance still serves whoever reaches it directly. See docs/operations-multi-instance.md.
   app.get('/ready', async (_request, reply) => {
     const storage = await ctx.availability.check();

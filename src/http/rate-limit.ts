@@ -1,5 +1,5 @@
 /**
- * Rate limits (SPEC §5, issue #8 part 2): fixed one-minute windows counted by @fastify/rate-limit's own
+ * Rate limits (docs/operations-multi-instance.md, "Rate limits"): fixed one-minute windows counted by @fastify/rate-limit's own
  * stores: its Redis store (one Lua INCR + PEXPIRE per hit, shared by every instance on the same Redis)
  * when storage is Redis, its local LRU store otherwise.
  *
@@ -18,7 +18,7 @@
  * per-client bucket only sees clients that authenticate with HTTP Basic; public clients (client_id in the
  * form body) are limited per IP.
  *
- * Failed bearer authentication at the proxy (issue 12, P5): counted where the proxy rejects a token,
+ * Failed bearer authentication at the proxy (P5 in docs/security.md): counted where the proxy rejects a token,
  * per client IP and per token fingerprint (a client looping on one stale token). A request that carries a
  * VALID token is never refused by these buckets, and requests without a token (the MCP discovery 401) and
  * public services are never counted: only a request whose token was just rejected gets 429 instead of

@@ -9,7 +9,7 @@
  * - Timeouts: the service `timeout` bounds the wait for response headers only (`headersTimeout`);
  *   `bodyTimeout: 0` lets long-lived streams stay open.
  * - Cancellation: the backend request is aborted when the client's response closes before it finished
- *   (stack-notes §4.5: the response's `close` + `writableFinished`, never the request's `close`). MCP
+ *   (the response's `close` + `writableFinished`, never the request's `close`, which fires once the body is read). MCP
  *   2026-07-28: closing the SSE response stream MUST be treated as cancellation.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -39,7 +39,7 @@ class ByteLimit extends Transform {
   }
 }
 
-/** A backend `Location` on the backend's own origin outside the service's path (issue 12 P8). */
+/** A backend `Location` on the backend's own origin outside the service's path (P8 in docs/security.md). */
 const INTERNAL_LOCATION = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service redirected to an address this gateway does not publish' });
 const INVALID_RESPONSE = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service sent an invalid response' });
 
@@ -194,7 +194,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 
   onClientClose(): void {
     const { state, res } = this.f;
-    // stack-notes §4.5: the response's close (not the request's) means the client went away.
+    // The response's close (not the request's, which fires once the body is read) means the client went away.
     if (!res.writableFinished) {
       this.#clientGone = true;
       this.#controller?.abort(CLIENT_GONE);
@@ -270,7 +270,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const headers = buildResponseHeaders(upstreamHeaders, state.allowSetCookie);
     const location = headers.location;
     if (location !== undefined) {
-      // Never reveal the backend's address (issue 12 P8): map it to the service's public URL, or refuse.
+      // Never reveal the backend's address (P8 in docs/security.md): map it to the service's public URL, or refuse.
       const mapped = typeof location === 'string' ? publicLocation(state.target, state.origin, f.path, state.service.canonicalUri, location) : undefined;
       if (mapped === undefined) {
         this.ctx.log.warn({ service: state.id, status: statusCode }, 'proxy: backend Location points at the backend outside the service path; not relayed');

@@ -1,10 +1,10 @@
 /**
  * Header rules of the MCP proxy, in both directions.
  *
- * Requests: an ALLOWLIST (STYLE habit 8). Only the headers below (and `mcp-param-*`) reach a backend; the
+ * Requests: an ALLOWLIST (docs/principles.md). Only the headers below (and `mcp-param-*`) reach a backend; the
  * gateway then adds the verified identity and the `X-Forwarded-*` triple. Everything else a client sends
  * (Authorization, Cookie, Host, hop-by-hop headers, client-made identity or X-Forwarded headers) is dropped,
- * which is what makes identity spoofing (original-behaviour S7) impossible by construction.
+ * which is what makes identity spoofing (S7 in docs/security.md) impossible by construction.
  *
  * Responses: the backend's headers pass through except hop-by-hop headers (RFC 9110 §7.6.1), `Set-Cookie`
  * (unless the service allows it: no cookie ever crosses users, S12) and `Access-Control-*` (the gateway
@@ -13,7 +13,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /**
- * Request headers forwarded to backends, lower-case. MCP Streamable HTTP (mcp-spec-notes §3.3): Accept,
+ * Request headers forwarded to backends, lower-case. MCP Streamable HTTP (basic/transports): Accept,
  * Content-Type, MCP-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Mcp-Method, Mcp-Name pass untouched;
  * plus content negotiation, the user agent and W3C trace context.
  */

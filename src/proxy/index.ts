@@ -1,5 +1,5 @@
 /**
- * The MCP reverse proxy on `/{service-id}/mcp` and below (SPEC §3; design in docs/proxy.md).
+ * The MCP reverse proxy on `/{service-id}/mcp` and below (design in docs/proxy.md).
  *
  * Each request runs a short pipeline of named steps:
  *   resolveService → checkOrigin (→ preflight) → checkMethod → authenticate → checkAccess
@@ -21,7 +21,7 @@ import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError 
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
 
-/** Methods proxied (SPEC §3: POST, GET, DELETE, and OPTIONS for CORS); anything else is 405. */
+/** Methods proxied (MCP Streamable HTTP: POST, GET, DELETE; and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
 
 /** 429 answers by their wait in seconds (at most one rate-limit window: a few dozen entries). */
@@ -108,7 +108,7 @@ export class McpProxy {
     const ct = headers['content-type'];
     const jsonRpc = method === 'POST' && ct !== undefined && ct.includes('json');
 
-    // resolveService: backends resolve only from configured ids (STYLE habit 8).
+    // resolveService: backends resolve only from configured ids (allowlists: docs/principles.md).
     const state = this.states.get(request.params.service);
     if (state === undefined) return sendProxyError(res, jsonRpc, E.unknownService, undefined);
 
@@ -216,7 +216,7 @@ export class McpProxy {
 
   #invalidToken(ex: Exchange, reason: string, request: FastifyRequest, token: string): undefined {
     this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason });
-    // Failed-authentication limits (P5), decided here where the token was rejected: only a rejected token
+    // Failed-authentication limits (P5 in docs/security.md), decided here where the token was rejected: only a rejected token
     // is ever refused with 429; a valid one from the same address always gets through.
     const limits = this.ctx.limits;
     if (limits.enabled) {
@@ -307,8 +307,8 @@ export class McpProxy {
   }
 
   /**
-   * Fail closed (issue 13): a session whose binding could not be written would be usable by anyone who
-   * learns its id (mcp-spec-notes §3.3), and belong to nobody. The client gets the 503 storage error instead
+   * Fail closed: a session whose binding could not be written would be usable by anyone who
+   * learns its id (MCP transports, session management), and belong to nobody. The client gets the 503 storage error instead
    * of the backend's response (so it never learns the id and retries the initialization), and the backend
    * is asked to end the session (best effort: MCP Streamable HTTP, a DELETE with the session id).
    */
@@ -351,7 +351,7 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
   app.addHook('onClose', async () => proxy.close());
 
   await app.register(async (scope) => {
-    // stack-notes §4.5: bodies are streamed raw to the backend, never parsed by fastify.
+    // Bodies are streamed raw to the backend, never parsed by fastify (docs/proxy.md, Streaming).
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
 

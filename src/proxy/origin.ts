@@ -4,7 +4,7 @@
  * MCP Streamable HTTP (2025-03-26 onwards): servers MUST validate `Origin` on all incoming connections to
  * prevent DNS rebinding; 2025-11-25: a present, invalid Origin gets 403. We compare the normalised
  * scheme://host:port exactly against `cors.allow_origins` plus the issuer's own origin: never a prefix or
- * substring match (the seed accepted `http://localhost.evil.example`, original-behaviour S11), and
+ * substring match (the original gateway accepted `http://localhost.evil.example`, S11 in docs/security.md), and
  * `Origin: null` (sandboxed frames, file://) is refused. Requests without Origin are non-browser clients and
  * are allowed.
  */

@@ -1,13 +1,13 @@
 /**
  * Target path of a proxied request: the backend URL's path plus whatever follows `/{id}/mcp` in the
  * client's request, and the raw query string appended byte for byte (repeated keys kept; the seed dropped
- * sub-paths and collapsed keys, original-behaviour §8.3 item 8). Also the reverse direction: a backend's
+ * sub-paths and collapsed keys). Also the reverse direction: a backend's
  * `Location` as the client must see it.
  *
  * - The backend URL's path is sent exactly as configured (`/mcp/` stays `/mcp/`: servers mounted at a
- *   trailing-slash path redirect the other spelling, issue 12 P8).
+ *   trailing-slash path redirect the other spelling, P8 in docs/security.md).
  * - The backend URL's query parameters are the operator's: a client query that names one of them again is
- *   refused (issue 12 P3), because last-wins parsers would see the client's value.
+ *   refused (P3 in docs/security.md), because last-wins parsers would see the client's value.
  * - Absolute-form targets (`POST http://host/svc/mcp`) are mapped as their origin-form path (RFC 9112
  *   §3.2.2: a server MUST accept absolute-form; the router already routes them by their path).
  */
@@ -149,7 +149,7 @@ export function upstreamTarget(target: BackendTarget, rawUrl: string): string | 
 }
 
 /**
- * The `Location` of a backend response as the client must see it (issue 12 P8). A value that resolves
+ * The `Location` of a backend response as the client must see it (P8 in docs/security.md). A value that resolves
  * (against the backend request URL) to the backend's host and port is rewritten to the gateway's public
  * URL of the service: `{canonicalUri}{sub-path}{query without the operator's parameters}`. The scheme is
  * not compared: a backend that trusts the gateway's `X-Forwarded-Proto: https` (uvicorn does, from

@@ -1,6 +1,6 @@
 /**
  * The proxy's own answers (errors, preflights). Always JSON, never a stack trace or an internal URL
- * (STYLE habit 4). When the request was JSON-RPC (a POST with a JSON content type; detected from the
+ * (docs/errors.md). When the request was JSON-RPC (a POST with a JSON content type; detected from the
  * header, the body is never parsed) the body is a JSON-RPC error without id, which MCP clients surface
  * (MCP transports: "the body MAY be a JSON-RPC error response that has no id").
  */

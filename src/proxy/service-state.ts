@@ -24,7 +24,7 @@ export interface ServiceState {
   sessionScope: string;
   /**
    * Whether anonymous callers' session ids are checked: a public service whose backend is also reached by
-   * an authenticated service (issue 12 P2). False otherwise, so a plain public service pays nothing.
+   * an authenticated service (P2 in docs/security.md). False otherwise, so a plain public service pays nothing.
    */
   checkAnonymousSessions: boolean;
   verifyOptions: JWTVerifyOptions;
@@ -101,7 +101,7 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       challenges: {
         missing: buildBearerChallenge(service),
         invalid: buildBearerChallenge(service, { error: 'invalid_token' }),
-        // MCP step-up: name every scope the client needs, not only the missing ones (mcp-spec-notes §4.8).
+        // MCP step-up: name every scope the client needs, not only the missing ones (RFC 6750 §3.1; MCP authorization, scope challenge handling).
         scope: buildBearerChallenge(service, { error: 'insufficient_scope', scopes: service.requiredScopes }),
       },
       identityNames,

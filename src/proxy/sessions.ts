@@ -1,10 +1,10 @@
 /**
  * Legacy-era (2025-03-26 … 2025-11-25) session binding: an `Mcp-Session-Id` belongs to the user who
- * opened it. mcp-spec-notes §3.3: a valid token for another user presenting someone's session id must be
+ * opened it. MCP Security Best Practices, Session Hijacking: a valid token for another user presenting someone's session id must be
  * refused; bind to the user (`sub`), not the token, because sessions continue across token refresh.
  *
  * A session lives on a backend, not on a route: several services may share one backend (an authenticated
- * and a public route to the same server, issue 12 P2). Bindings are therefore scoped to the backend
+ * and a public route to the same server, P2 in docs/security.md). Bindings are therefore scoped to the backend
  * *origin* (`scopeOf`), so an id bound by one user is refused to any other user, and to anonymous callers,
  * on every route to that backend. The origin rather than origin + path: a sub-path of one service can reach
  * another service's backend path, and path equivalence (`/mcp` vs `/mcp/`, encodings) is the backend's

@@ -1,7 +1,7 @@
 /**
  * The development sign-in (`oauth_providers: { dev: {} }`): no upstream IdP, the person types a name,
  * an email and optional groups into a local form (src/authz/dev-login.ts). Anyone can be anyone, so it is
- * refused unless the gateway can only be reached from this machine (SPEC §9, STYLE habit 7): NODE_ENV=
+ * refused unless the gateway can only be reached from this machine (docs/authorization.md, development sign-in): NODE_ENV=
  * production, a non-loopback bind address or a non-loopback issuer. The configuration loader reports these
  * (src/config/rules.ts, with file and line); createGateway checks them again for a configuration object
  * that did not come from the loader.

@@ -13,7 +13,7 @@ import { UpstreamError } from './types.js';
  */
 export function insecureAllowed(name: string, p: ProviderConfig): boolean {
   if (p.allow_insecure_http) {
-    // STYLE habit 7: dev-only conveniences are refused in production (also reported by the loader).
+    // Dev-only conveniences are refused in production (also reported by the loader).
     if (process.env.NODE_ENV === 'production') throw new TypeError(`oauth_providers.${name}.allow_insecure_http is refused when NODE_ENV=production`);
     return true;
   }

@@ -20,7 +20,7 @@ type ClaimMapping = Partial<Record<keyof ClaimNames, string | undefined>>;
 
 /**
  * Where each attribute is read from. A configured `claims:` entry is used alone; otherwise the defaults
- * of the original gateway (original-behaviour §3.4): OAuth 2.0 userinfo `id|sub|user_id`,
+ * of the original gateway (docs/authorization.md, upstream providers): OAuth 2.0 userinfo `id|sub|user_id`,
  * `name|display_name|username`, `avatar_url|picture|profile_image_url`; OpenID Connect `sub`,
  * `name|preferred_username` (Okta's fallback in the original, applied to every OIDC kind), `picture`.
  */

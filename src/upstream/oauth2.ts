@@ -91,7 +91,7 @@ export class OAuth2Upstream implements UpstreamIdp {
     this.#endpoints = endpointsOf(name, kind, p);
     const e = this.#endpoints;
     // Credentials in the form body: GitHub's documented method, and what the original gateway sent to
-    // custom providers (original-behaviour §3.2, §3.4).
+    // custom providers (RFC 6749 §2.3.1 allows the body; docs/authorization.md, upstream providers).
     this.#config = new oidc.Configuration({ issuer: e.issuer, authorization_endpoint: e.authorization, token_endpoint: e.token }, p.client_id, { client_secret: p.client_secret }, oidc.ClientSecretPost(p.client_secret));
     for (const fn of executeOptions(insecureAllowed(name, p))) fn(this.#config);
     if (kind === 'custom') this.#config[oidc.customFetch] = withoutIdToken(e.token);

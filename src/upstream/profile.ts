@@ -64,7 +64,7 @@ export function mapClaims(provider: string, claims: Record<string, unknown>, nam
   // A configuration mistake more often than a provider fault: the page says which key to set.
   if (!subject) throw new UpstreamError('server_error', `the identity provider returned no '${names.id.join("' / '")}' claim for the user id (oauth_providers.${provider}.claims.id names the claim to use)`);
   // The user id ends up in storage keys, token `sub` and headers: control characters or a huge value are
-  // refused as a failed sign-in (a clear page), never a 500 further down (original-behaviour S18).
+  // refused as a failed sign-in (a clear page), never a 500 further down (S18 in docs/security.md).
   if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject)) throw new UpstreamError('server_error', 'the identity provider returned an unusable user identifier');
   const verified = claims.email_verified;
   return {

@@ -11,7 +11,7 @@
  * GW_ERR_STORE_UNAVAILABLE; a 403 that re-login cannot fix says "permission denied" and what to check.
  *
  * TLS options go to an npm-undici `Agent` used with npm-undici `request` only (never with Node's global
- * fetch: the bundled and npm undici majors differ, stack-notes §4.7).
+ * fetch: Node's bundled undici and the npm undici are different majors with different dispatcher contracts).
  */
 import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
