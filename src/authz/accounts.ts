@@ -28,16 +28,18 @@ export function findAccountFor(ctx: GatewayContext) {
     if (!profile) return undefined;
     return {
       accountId: id,
-      claims: () => ({ sub: id, email: profile.email, name: profile.name, picture: profile.picture, groups: profile.groups }),
+      claims: () => ({ sub: id, email: profile.email, email_verified: profile.email === undefined ? undefined : profile.emailVerified === true, name: profile.name, picture: profile.picture, groups: profile.groups }),
     };
   };
 }
 
-/** Identity claims added to access tokens (claims.ts): gid, email, name, picture, groups, idp. */
+/** Identity claims added to access tokens (claims.ts): gid, email, email_verified, name, picture, groups, idp. */
 export function identityClaims(profile: UpstreamProfile | undefined, grantId: string | undefined): Record<string, unknown> {
   return {
     gid: grantId,
     email: profile?.email,
+    // Whether the provider verified it: the proxy's policy check and the backend both need to know.
+    email_verified: profile?.email === undefined ? undefined : profile.emailVerified === true,
     name: profile?.name,
     picture: profile?.picture,
     groups: profile?.groups,

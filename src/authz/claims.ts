@@ -20,6 +20,8 @@ export interface AccessTokenClaims {
   /** Grant id: what revocation keys on (src/authz/revocation.ts). */
   gid?: string;
   email?: string;
+  /** Whether the upstream provider verified `email` (present with `email`). */
+  email_verified?: boolean;
   name?: string;
   picture?: string;
   groups?: string[];
@@ -31,6 +33,7 @@ export interface AccessTokenClaims {
 export interface VerifiedUser {
   id: string;
   email?: string;
+  emailVerified?: boolean;
   name?: string;
   picture?: string;
   groups: string[];

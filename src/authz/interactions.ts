@@ -106,7 +106,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   /** Access policy of the service (users, emails, domains, groups). */
   async function policyAllows(reply: FastifyReply, uid: string, service: ResolvedService, userId: string, clientId: string): Promise<boolean> {
     const profile = await loadAccount(ctx, userId);
-    const decision = checkPolicy(service.policy, { id: userId, email: profile?.email, groups: profile?.groups });
+    const decision = checkPolicy(service.policy, { id: userId, email: profile?.email, emailVerified: profile?.emailVerified, groups: profile?.groups });
     if (decision.allowed) return true;
     ctx.metrics.policyDenials.inc({ service: service.id, stage: 'sign_in' });
     ctx.audit.emit('policy.denied', { user: userId, client_id: clientId, service: service.id, reason: decision.reason });

@@ -116,6 +116,9 @@ export const providerSchema = z
     api_url: httpUrl('api_url').optional().describe('GitHub: API base URL override (default `https://api.github.com`, or `{base_url}/api/v3`).'),
     extra_params: z.record(z.string(), z.string()).default({}).describe('Extra query parameters added to the upstream authorization request. They cannot override protocol parameters (state, nonce, PKCE, redirect_uri).'),
     claims: claimMapping.optional(),
+    assume_email_verified: boolFrom()
+      .default(false)
+      .describe('Treat every email address from this provider as verified, also without `email_verified: true` (only for a provider known to verify every address it returns, e.g. a company IdP that assigns addresses). Default: only addresses the provider marks verified (OIDC `email_verified`, GitHub\'s verified primary address) match `emails` / `email_domains` policies; the others are still passed on, with `x-user-email-verified: false`.'),
     allow_insecure_http: boolFrom()
       .default(false)
       .describe('Allow plain-http provider URLs on a non-loopback host. For a test set-up only; refused when NODE_ENV=production. Not needed for loopback URLs (`127.0.0.0/8`, `::1`, `localhost`): those are accepted over http with a warning at start-up.'),
@@ -140,6 +143,7 @@ const identityHeadersSchema = z
   .object({
     id: headerName('x-user-id', 'the user id `{provider}:{subject}`'),
     email: headerName('x-user-email', 'the email address'),
+    email_verified: headerName('x-user-email-verified', 'whether the provider verified the email address: `true` or `false` (absent without an address)'),
     name: headerName('x-user-name', 'the display name'),
     provider: headerName('x-user-provider', 'the provider name'),
     avatar: headerName('x-user-avatar', 'the avatar URL'),

@@ -124,6 +124,7 @@ export class AccessTokenVerifier {
     const user: VerifiedUser = {
       id: p.sub,
       email: str(p.email),
+      emailVerified: p.email_verified === true,
       name: str(p.name),
       picture: str(p.picture),
       groups,
@@ -133,7 +134,7 @@ export class AccessTokenVerifier {
       grantId: str(p.gid),
     };
     const missingScopes = state.service.requiredScopes.filter((s) => !scopes.includes(s));
-    const decision = checkPolicy(state.service.policy, { id: user.id, email: user.email, groups });
+    const decision = checkPolicy(state.service.policy, { id: user.id, email: user.email, emailVerified: user.emailVerified, groups });
     const entry: TokenEntry = {
       serviceId: state.id,
       expiresAt: p.exp * 1000 + CLOCK_TOLERANCE_S * 1000,
@@ -143,7 +144,7 @@ export class AccessTokenVerifier {
       identity: identityHeadersFor(user, state.identityNames),
     };
     if (state.signedIdentity) {
-      const claims = { client_id: clientId, email: user.email, name: user.name, groups, idp: user.provider };
+      const claims = { client_id: clientId, email: user.email, email_verified: user.email === undefined ? undefined : user.emailVerified, name: user.name, groups, idp: user.provider };
       entry.assertionClaims = { key: `${state.id}\n${user.id}\n${JSON.stringify(claims)}`, claims };
     }
     return entry;

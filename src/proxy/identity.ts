@@ -10,6 +10,7 @@ import { setBounded } from './bounded-map.js';
 export interface IdentityHeaderNames {
   id: string;
   email: string;
+  emailVerified: string;
   name: string;
   provider: string;
   avatar: string;
@@ -19,6 +20,7 @@ export interface IdentityHeaderNames {
 export const DEFAULT_IDENTITY_HEADERS: IdentityHeaderNames = {
   id: 'x-user-id',
   email: 'x-user-email',
+  emailVerified: 'x-user-email-verified',
   name: 'x-user-name',
   provider: 'x-user-provider',
   avatar: 'x-user-avatar',
@@ -38,6 +40,7 @@ export function identityHeadersFor(user: VerifiedUser, names: IdentityHeaderName
   };
   add(names.id, user.id);
   add(names.email, user.email);
+  if (user.email !== undefined) add(names.emailVerified, user.emailVerified === true ? 'true' : 'false');
   add(names.name, user.name);
   add(names.provider, user.provider);
   add(names.avatar, user.picture);

@@ -80,6 +80,7 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
     const identityNames: IdentityHeaderNames = {
       id: headerName(names.id, `mcp_services.${service.id}.identity_headers.id`),
       email: headerName(names.email, `mcp_services.${service.id}.identity_headers.email`),
+      emailVerified: headerName(cfg.identity_headers?.email_verified ?? DEFAULT_IDENTITY_HEADERS.emailVerified, `mcp_services.${service.id}.identity_headers.email_verified`),
       name: headerName(names.name, `mcp_services.${service.id}.identity_headers.name`),
       provider: headerName(names.provider, `mcp_services.${service.id}.identity_headers.provider`),
       avatar: headerName(names.avatar, `mcp_services.${service.id}.identity_headers.avatar`),

@@ -28,7 +28,8 @@ export type DevLoginResult = { ok: true; profile: UpstreamProfile } | { ok: fals
 const EMAIL = /^[^\s@<>"]+@[^\s@<>"]+\.[^\s@<>"]+$/;
 
 /** Validates the form; the user id is `{provider}:{lower-cased email}`. */
-export function devProfile(provider: string, input: DevLoginInput): DevLoginResult {
+/** A typed address is not verified unless the operator says so (`assume_email_verified`, to try email policies). */
+export function devProfile(provider: string, input: DevLoginInput, assumeVerified = false): DevLoginResult {
   const name = typeof input.name === 'string' ? input.name.trim() : '';
   const email = typeof input.email === 'string' ? input.email.trim().toLowerCase() : '';
   const groupsRaw = typeof input.groups === 'string' ? input.groups : '';
@@ -36,15 +37,18 @@ export function devProfile(provider: string, input: DevLoginInput): DevLoginResu
   if (email.length > 254 || !EMAIL.test(email)) return { ok: false, message: 'Enter an email address such as ada@example.com.' };
   const groups = [...new Set(groupsRaw.split(',').map((g) => g.trim()).filter(Boolean))];
   if (groups.length > 20 || groups.some((g) => g.length > 64)) return { ok: false, message: 'Enter at most 20 groups of at most 64 characters each, separated by commas.' };
-  return { ok: true, profile: { id: `${provider}:${email}`, provider, subject: email, email, emailVerified: false, name, groups } };
+  return { ok: true, profile: { id: `${provider}:${email}`, provider, subject: email, email, emailVerified: assumeVerified, name, groups } };
 }
 
 /** The `dev` provider: signs in through the local form, never redirects anywhere. */
 export class DevSignIn {
   readonly kind = 'dev' as const;
   readonly local = true as const;
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    private readonly assumeVerified = false,
+  ) {}
   profile(input: DevLoginInput): DevLoginResult {
-    return devProfile(this.name, input);
+    return devProfile(this.name, input, this.assumeVerified);
   }
 }

@@ -46,7 +46,7 @@ export function createUpstream(config: GatewayConfig): SignIn | undefined {
   switch (kind) {
     case 'dev':
       assertDevSignInAllowed(name, config);
-      return new DevSignIn(name);
+      return new DevSignIn(name, p.assume_email_verified);
     case 'github':
       return new OAuth2Upstream(name, kind, p, names);
     case 'custom':

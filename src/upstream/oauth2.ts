@@ -118,7 +118,7 @@ export class OAuth2Upstream implements UpstreamIdp {
       const tokens = await oidc.authorizationCodeGrant(this.#config, callbackUrl, { pkceCodeVerifier: checks.codeVerifier, expectedState: checks.state });
       const claims = this.kind === 'github' ? await this.#githubClaims(tokens.access_token) : ((await getJson(this.#endpoints.api, tokens.access_token)) as Record<string, unknown>);
       this.health.reachable();
-      return mapClaims(this.name, claims, this.claimNames);
+      return mapClaims(this.name, claims, this.claimNames, this.p.assume_email_verified);
     } catch (err) {
       const failure = callbackFailure(tokenErrorInBody(err) ?? err);
       if (failure.oauthError === 'temporarily_unavailable') this.health.broken('unreachable', failureReason(err));

@@ -4,7 +4,7 @@
  */
 import * as oidc from 'openid-client';
 import type { ProviderConfig, ProviderKind } from '../config/schema.js';
-import { callbackFailure, executeOptions, failureReason, forbiddenPlainHttp, getJson, insecureAllowed, isUnavailable } from './http.js';
+import { callbackFailure, executeOptions, failureReason, forbiddenPlainHttp, insecureAllowed, isUnavailable } from './http.js';
 import { mapClaims, type ClaimNames } from './profile.js';
 import { UpstreamError, UpstreamHealth, type UpstreamChecks, type UpstreamIdp } from './types.js';
 
@@ -89,6 +89,19 @@ export class OidcUpstream implements UpstreamIdp {
     return { url, checks };
   }
 
+  /**
+   * OIDC Core §5.3.2: the userinfo `sub` MUST equal the ID token's, "if they do not match, the UserInfo
+   * Response values MUST NOT be used" (a response without `sub` neither). openid-client's fetchUserInfo
+   * checks it; an unusable or unreachable userinfo adds nothing, the ID token's claims stand alone.
+   */
+  async #userinfo(config: oidc.Configuration, accessToken: string, subject: string): Promise<Record<string, unknown>> {
+    try {
+      return { ...(await oidc.fetchUserInfo(config, accessToken, subject)) };
+    } catch {
+      return {};
+    }
+  }
+
   async finish(callbackUrl: URL, checks: UpstreamChecks) {
     const config = await this.#configuration();
     try {
@@ -100,13 +113,12 @@ export class OidcUpstream implements UpstreamIdp {
       });
       let claims: Record<string, unknown> = { ...tokens.claims() };
       const userinfo = config.serverMetadata().userinfo_endpoint;
-      // Some providers (Okta, Google) put email/groups only in userinfo; the ID token's `sub` wins.
-      if (userinfo && (!claims.email || !this.claimNames.groups.some((g) => g in claims))) {
-        const info = (await getJson(userinfo, tokens.access_token).catch(() => ({}))) as Record<string, unknown>;
-        if (info.sub === undefined || info.sub === claims.sub) claims = { ...info, ...claims };
+      // Some providers (Okta, Google) put email/groups only in userinfo; the ID token's claims win.
+      if (userinfo && typeof claims.sub === 'string' && (!claims.email || !this.claimNames.groups.some((g) => g in claims))) {
+        claims = { ...(await this.#userinfo(config, tokens.access_token, claims.sub)), ...claims };
       }
       this.health.reachable();
-      return mapClaims(this.name, claims, this.claimNames);
+      return mapClaims(this.name, claims, this.claimNames, this.p.assume_email_verified);
     } catch (err) {
       const failure = callbackFailure(err);
       if (failure.oauthError === 'temporarily_unavailable') this.health.broken('unreachable', `token: ${failureReason(err)}`);

@@ -59,7 +59,11 @@ function firstOf(claims: Record<string, unknown>, names: readonly string[]): unk
 }
 
 /** Maps upstream claims (ID token or userinfo) to a profile; throws when no subject can be found. */
-export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames): UpstreamProfile {
+/**
+ * `assumeVerified`: `oauth_providers.*.assume_email_verified`. Otherwise an address counts as verified only
+ * when the provider says so (`email_verified: true`; some providers send the string "true").
+ */
+export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames, assumeVerified = false): UpstreamProfile {
   const subject = str(firstOf(claims, names.id));
   // A configuration mistake more often than a provider fault: the page says which key to set.
   if (!subject) throw new UpstreamError('server_error', `the identity provider returned no '${names.id.join("' / '")}' claim for the user id (oauth_providers.${provider}.claims.id names the claim to use)`);
@@ -67,12 +71,13 @@ export function mapClaims(provider: string, claims: Record<string, unknown>, nam
   // refused as a failed sign-in (a clear page), never a 500 further down (S18 in docs/security.md).
   if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject)) throw new UpstreamError('server_error', 'the identity provider returned an unusable user identifier');
   const verified = claims.email_verified;
+  const email = str(firstOf(claims, names.email));
   return {
     id: `${provider}:${subject}`,
     provider,
     subject,
-    email: str(firstOf(claims, names.email)),
-    emailVerified: typeof verified === 'boolean' ? verified : undefined,
+    email,
+    emailVerified: email === undefined ? undefined : assumeVerified || verified === true || verified === 'true',
     name: str(firstOf(claims, names.name)),
     picture: str(firstOf(claims, names.picture)),
     groups: groupsOf(firstOf(claims, names.groups)),

@@ -34,6 +34,7 @@ export async function mintToken(gw: Gateway, options: TokenOptions = {}): Promis
     exp: now + ttl,
     gid: randomUUID(),
     email: 'alice@example.com',
+    email_verified: true,
     name: 'Alice Example',
     picture: 'https://example.com/alice.png',
     groups: ['staff'],

@@ -15,6 +15,8 @@ export interface IdpUser {
   name?: string;
   picture?: string;
   groups?: string[];
+  /** `email_verified` the IdP asserts (default true). */
+  emailVerified?: boolean;
 }
 
 export const ALICE: IdpUser = { sub: 'alice', email: 'alice@example.com', name: 'Alice Example', picture: 'https://example.com/alice.png', groups: ['staff', 'mcp-users'] };
@@ -27,7 +29,11 @@ export interface UpstreamIdp {
   nextUser: IdpUser;
   /** When set, the IdP answers the next sign-in with this OAuth error instead. */
   nextError?: string | undefined;
+  /** When set, the userinfo endpoint (`/me`) answers this JSON instead (a provider misbehaving or attacked). */
+  userinfoOverride?: Record<string, unknown> | undefined;
   addClient(meta: ClientMetadata): void;
+  /** Adds a user the IdP can sign in (by `sub`). */
+  addUser(user: IdpUser): void;
   close(): Promise<void>;
 }
 
@@ -72,7 +78,7 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
     interactions: { url: (_ctx, i) => `/i/${i.uid}` },
     findAccount: async (_ctx, id) => {
       const u = byId.get(id);
-      return u ? { accountId: id, claims: () => ({ sub: id, email: u.email, email_verified: true, name: u.name, picture: u.picture, groups: u.groups }) } : undefined;
+      return u ? { accountId: id, claims: () => ({ sub: id, email: u.email, email_verified: u.emailVerified ?? true, name: u.name, picture: u.picture, groups: u.groups }) } : undefined;
     },
     cookies: { keys: ['upstream-idp-test-cookie-key'] },
     // Explicit lifetimes (oidc-provider prints a notice for every defaulted one).
@@ -82,6 +88,7 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
     issuer,
     provider,
     nextUser: users[0]!,
+    addUser: (user) => void byId.set(user.sub, user),
     addClient: (meta) => void data.set(`Client:${meta.client_id}`, { ...meta, application_type: 'web' } as AdapterPayload),
     close: () =>
       new Promise<void>((r) => {
@@ -92,6 +99,10 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
   };
   const callback = provider.callback();
   server.on('request', async (req, res) => {
+    if (idp.userinfoOverride && req.url?.startsWith('/me')) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify(idp.userinfoOverride));
+    }
     if (!req.url?.startsWith('/i/')) return callback(req, res);
     try {
       const details = await provider.interactionDetails(req, res);

@@ -42,6 +42,7 @@ describe('request headers', () => {
         cookie: 'session=secret',
         'x-user-id': 'mallory',
         'x-user-email': 'mallory@evil.example',
+        'x-user-email-verified': 'true',
         'x-user-admin': 'true',
         'x-user-assertion': 'forged',
         'x-forwarded-for': '6.6.6.6',
@@ -65,7 +66,7 @@ describe('request headers', () => {
     const rec = backend.received[0]!;
     const names = headerNames(rec.rawHeaders);
     expect(new Set(names).size).toBe(names.length); // nothing duplicated
-    const allowedOrAdded = new Set([...FORWARDED_REQUEST_HEADERS, 'host', 'connection', 'x-user-id', 'x-user-email', 'x-user-name', 'x-user-provider', 'x-user-avatar', 'x-user-groups', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+    const allowedOrAdded = new Set([...FORWARDED_REQUEST_HEADERS, 'host', 'connection', 'x-user-id', 'x-user-email', 'x-user-email-verified', 'x-user-name', 'x-user-provider', 'x-user-avatar', 'x-user-groups', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
     for (const n of names) expect(allowedOrAdded.has(n), n).toBe(true);
     const h = rec.headers;
     expect(h.authorization).toBeUndefined();
@@ -75,6 +76,7 @@ describe('request headers', () => {
     expect(h['x-random']).toBeUndefined();
     expect(h['x-user-id']).toBe('dev:alice');
     expect(h['x-user-email']).toBe('alice@example.com');
+    expect(h['x-user-email-verified']).toBe('true');
     expect(h['x-user-name']).toBe('Alice Example');
     expect(h['x-user-provider']).toBe('dev');
     expect(h['x-user-groups']).toBe('staff');
