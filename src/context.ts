@@ -1,19 +1,39 @@
 /**
  * What the parts of a running gateway share. Built once by `createGateway` and handed to the
  * authorization server (src/authz) and the proxy (src/proxy); dependencies point one way:
- * http → authz / proxy → storage.
+ * http → authz / proxy → kernel → config / storage / observability (docs/architecture.md, Dependency rules).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { GatewayConfig } from './config/schema.js';
 import type { ResolvedService } from './config/services.js';
-import type { Store } from './storage/store.js';
-import type { KeyManager } from './authz/keys.js';
-import type { RevocationList } from './authz/revocation.js';
+import type { Store, StoreHealth } from './storage/store.js';
+import type { KeyManager } from './kernel/keys.js';
+import type { RevocationList } from './kernel/revocation.js';
 import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
-import type { StorageMonitor } from './http/availability.js';
-import type { RateLimits } from './http/rate-limit.js';
 import type { UpstreamHealth } from './upstream/types.js';
+
+/**
+ * What the parts read of storage availability. src/http/availability.ts `StorageMonitor` provides it; named
+ * here by shape so that this file (which src/authz and src/proxy import) never imports src/http.
+ */
+export interface StorageAvailability {
+  /** Whether storage answered its last probe. */
+  readonly up: boolean;
+  /** The store is the explicit in-memory stand-in for an unreachable Redis (`fallback: memory`). */
+  readonly degraded: boolean;
+  check(): Promise<StoreHealth>;
+}
+
+/** The rate limits as the proxy applies them (src/http/rate-limit.ts `RateLimits` provides it, by shape). */
+export interface RateLimitGate {
+  readonly enabled: boolean;
+  readonly kind: 'redis' | 'local';
+  /** Seconds the address (or the token fingerprint) is still blocked for failed authentication; 0 if not. */
+  blockedFor(ip: string, fingerprint: string): number;
+  /** Counts one failed authentication; resolves to whether it blocked. */
+  failedAuth(ip: string, fingerprint: string): Promise<boolean>;
+}
 
 export interface GatewayContext {
   config: GatewayConfig;
@@ -27,12 +47,12 @@ export interface GatewayContext {
   metrics: Metrics;
   audit: AuditLog;
   /** Whether storage is usable right now (src/http/availability.ts). */
-  availability: StorageMonitor;
+  availability: StorageAvailability;
   /**
    * Rate limits (src/http/rate-limit.ts). The OAuth endpoints are limited by a global hook; the proxy
    * applies the failed-authentication limit itself where it rejects a token (`blockedFor`, `failedAuth`).
    */
-  limits: RateLimits;
+  limits: RateLimitGate;
   /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
   upstream?: UpstreamHealth;
 }

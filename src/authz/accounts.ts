@@ -1,6 +1,6 @@
 /**
  * Accounts: the upstream profile kept in storage (`gw:account:<id>`) so that `findAccount` and the
- * access-token claims (src/authz/claims.ts) work on every refresh, on every instance, after restarts.
+ * access-token claims (src/kernel/claims.ts) work on every refresh, on every instance, after restarts.
  * TTL ≥ the refresh-token and grant lifetimes, renewed on each sign-in. No upstream token is stored.
  */
 import type { Account, KoaContextWithOIDC } from 'oidc-provider';

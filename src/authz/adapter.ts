@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { MAX_KEY_LENGTH, type Store } from '../storage/store.js';
-import { revokeGrant } from './revocation.js';
+import { revokeGrant } from '../kernel/revocation.js';
 import { HANDLE_PREFIX } from './structured-tokens.js';
 
 export interface AdapterHooks {

@@ -6,8 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
-import { registerOAuthCors } from '../http/cors.js';
-import { sendError } from '../http/errors.js';
+import { sendError } from '../kernel/error-reply.js';
 import { announceUpstream, createUpstream } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
@@ -16,10 +15,6 @@ import { ProviderHost } from './provider-host.js';
 import { registrationHandler } from './registration.js';
 import { readBody, replayWithBody } from './replay.js';
 import { wrapStructuredToken } from './structured-tokens.js';
-
-export { rotateSigningKey } from './key-rotation.js';
-export { buildBearerChallenge } from './challenge.js';
-export { checkPolicy } from './policy.js';
 
 /** oidc-provider's own body limit (shared/selective_body.js). */
 const PROVIDER_BODY_LIMIT = 56 * 1024;
@@ -62,8 +57,8 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   const upstream = createUpstream(ctx.config);
   if (upstream && !('local' in upstream)) ctx.upstream = upstream.health;
   void announceUpstream(ctx.config, upstream, ctx.log);
-  // Before any route: CORS preflights and Origin checks for discovery, registration, token, revocation.
-  registerOAuthCors(app, ctx);
+  // CORS and Origin checks of these endpoints are registered by the composition root before this
+  // (src/http/cors.ts registerOAuthCors, from src/http/app.ts): the authorization server never imports src/http.
 
   const handOver = async (req: FastifyRequest, reply: FastifyReply) => {
     // oidc-provider reads at most 56 KiB of a form body and answers a larger one with 400 "failed to parse

@@ -26,7 +26,7 @@ import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, 
 import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
 import { upstreamFormTarget } from './form-targets.js';
 import { messagePage, sendPage } from './html.js';
-import { checkPolicy } from './policy.js';
+import { checkPolicy } from '../kernel/policy.js';
 import type { ProviderHost } from './provider-host.js';
 import { REFUSALS, upstreamRefusal, type Refusal } from './refusals.js';
 import { serviceForResource } from './resource-servers.js';

@@ -9,13 +9,13 @@ import type { GatewayContext } from '../context.js';
 import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
 import { createAdapterFactory, StoreAdapter, type AdapterHooks } from './adapter.js';
 import { cimdFeature, providerFetch } from './cimd.js';
-import { OriginPolicy } from '../proxy/origin.js';
+import { OriginPolicy } from '../kernel/origin.js';
 import { escapeHtml, page, PAGE_HEADERS } from './html.js';
 import { RefreshGrace } from './refresh-grace.js';
 import { loopbackRedirectAllowed } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
 import { structuredAccessToken } from './structured-tokens.js';
-import { ID_TOKEN_TTL_S } from './key-rotation.js';
+import { ID_TOKEN_TTL_S } from '../kernel/key-rotation.js';
 
 export const ROUTES = {
   authorization: '/oauth/authorize',

@@ -83,7 +83,7 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
         audience: service.canonicalUri,
         accessTokenTTL: ctx.config.tokens.access_token_ttl,
         accessTokenFormat: 'jwt',
-        // RFC 9068 JWT signed by the current gateway key (src/authz/keys.ts).
+        // RFC 9068 JWT signed by the current gateway key (src/kernel/keys.ts).
         jwt: { sign: { alg: 'ES256', kid: ctx.keys.signer.kid } },
       };
     },

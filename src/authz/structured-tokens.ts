@@ -15,7 +15,7 @@
 import { jwtVerify } from 'jose';
 import type { AdapterPayload } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
-import { ACCESS_TOKEN_TYP } from './claims.js';
+import { ACCESS_TOKEN_TYP } from '../kernel/claims.js';
 
 export const HANDLE_PREFIX = 'gwat.';
 

@@ -1,7 +1,7 @@
 /**
  * Operator sub-commands that work directly against the configured storage. They are safe while gateways
  * run: every instance re-reads shared state, and revocations reach running proxies through the
- * revocation markers (src/authz/revocation.ts) within about a second.
+ * revocation markers (src/kernel/revocation.ts) within about a second.
  *
  *   clients list | clients show ID | clients delete ID
  *   grants list [--user USER]
@@ -14,9 +14,9 @@ import { dirname, resolve } from 'node:path';
 import { createStore } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { pino } from 'pino';
-import { KeyManager } from '../authz/keys.js';
-import { rotateSigningKey } from '../authz/key-rotation.js';
-import { RevocationList, revokeGrant } from '../authz/revocation.js';
+import { KeyManager } from '../kernel/keys.js';
+import { rotateSigningKey } from '../kernel/key-rotation.js';
+import { RevocationList, revokeGrant } from '../kernel/revocation.js';
 import { AuditLog } from '../observability/audit.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
@@ -188,7 +188,7 @@ async function grantsOf(store: Store, filter: (g: GrantPayload) => boolean): Pro
 async function revokeGrants(store: Store, config: GatewayConfig, ids: string[], output: Output): Promise<void> {
   const markers = new RevocationList(store, config.tokens.access_token_ttl + 60);
   const audit = cliAudit(output);
-  // The adapter's order (src/authz/revocation.ts revokeGrant): the marker first, then the records.
+  // The adapter's order (src/kernel/revocation.ts revokeGrant): the marker first, then the records.
   for (const id of ids) {
     await revokeGrant(store, id, async (gid) => {
       await markers.revoke(gid);
@@ -272,7 +272,7 @@ function cliAudit(output: Output): AuditLog {
 }
 
 async function keysRotate(store: Store, config: GatewayConfig, _a: string[], _v: CliValues, output: Output): Promise<number> {
-  // The server's rotation (src/authz/key-rotation.ts): same retirement, same audit event.
+  // The server's rotation (src/kernel/key-rotation.ts): same retirement, same audit event.
   const next = await rotateSigningKey({ config, keys: await KeyManager.load(store, config.keys), audit: cliAudit(output) });
   output.out(`new signing key ${next.kid} published now; it signs from ${new Date(next.activeAt).toISOString()} (after ${config.tokens.key_rotation_grace}s)`);
   return 0;

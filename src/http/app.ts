@@ -2,20 +2,27 @@
  * The gateway's HTTP application: `createGateway(config)` builds one fastify instance carrying the
  * authorization server (src/authz), the MCP proxy (src/proxy) and the operational routes, on a shared
  * GatewayContext. Tests start it on port 0.
+ *
+ * The dependency rule (docs/architecture.md, Dependency rules; checked by test/docs/architecture.test.ts): this
+ * folder is the composition root and may import every other; src/authz (which issues tokens) and src/proxy
+ * (which verifies them) share only src/kernel (the token claims, keys, policy, challenge, revocation list,
+ * Origin rule) and import neither each other nor src/http; src/kernel imports only config, errors,
+ * observability and storage. No two folders import each other.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import { resolveServices } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
-import { KeyManager } from '../authz/keys.js';
-import { RevocationList } from '../authz/revocation.js';
+import { KeyManager } from '../kernel/keys.js';
+import { RevocationList } from '../kernel/revocation.js';
 import { createStore, type StoreFactoryOptions } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
 import { loggerOptions } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { AuditLog } from '../observability/audit.js';
 import { registerErrorHandling } from './errors.js';
+import { registerOAuthCors } from './cors.js';
 import { registerOperationalRoutes } from './operational-routes.js';
 import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
@@ -32,9 +39,15 @@ export interface GatewayOptions {
   storeOptions?: StoreFactoryOptions;
 }
 
+/** The context as the composition root built it: the full availability monitor and rate limits. */
+export interface HttpContext extends GatewayContext {
+  availability: StorageMonitor;
+  limits: RateLimits;
+}
+
 export interface Gateway {
   app: FastifyInstance;
-  ctx: GatewayContext;
+  ctx: HttpContext;
   /** Starts listening on config.host/config.port; resolves to the bound base URL. */
   listen(): Promise<string>;
   /** Graceful stop: stop accepting, let in-flight requests finish up to the grace period, release storage. */
@@ -86,7 +99,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       onError: (operation) => metrics.storageErrors.inc({ operation }),
     });
     await limits.start();
-    const ctx: GatewayContext = {
+    const ctx: HttpContext = {
       config,
       issuer: config.issuer.replace(/\/+$/, ''),
       services: resolveServices(config),
@@ -105,6 +118,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     registerAvailabilityGuard(app, availability);
     registerRateLimits(app, limits, { trustProxy: config.trust_proxy });
     registerOperationalRoutes(app, ctx);
+    // Before any authorization-server route: CORS preflights and Origin checks for discovery, registration,
+    // token, revocation (src/http/cors.ts).
+    registerOAuthCors(app, ctx);
     await registerAuthorizationServer(app, ctx);
     await registerProxy(app, ctx);
 

@@ -22,7 +22,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayContext } from '../context.js';
-import { OriginPolicy } from '../proxy/origin.js';
+import { OriginPolicy } from '../kernel/origin.js';
 
 export type CorsClass = 'public' | 'credentialed';
 

@@ -3,18 +3,12 @@
  * malformed bodies, wrong content types, oversized bodies, GatewayErrors and unexpected failures. Never a
  * stack trace; 5xx bodies carry only the code's generic message (the detail is logged).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ERROR_CODES, errorBody, isGatewayError, type ErrorCode } from '../errors.js';
+import type { FastifyInstance } from 'fastify';
+import { isGatewayError, type ErrorCode } from '../errors.js';
+import { sendError } from '../kernel/error-reply.js';
 
-/**
- * Sends the registry answer for `code` in the OAuth error shape (RFC 6749 §5.2), with the code's status and
- * its Retry-After. `description` replaces the default message (client errors only: it must be safe to show).
- */
-export function sendError(reply: FastifyReply, code: ErrorCode, description?: string): FastifyReply {
-  const spec: { status: number; retryAfter?: number | 'computed' } = ERROR_CODES[code];
-  if (typeof spec.retryAfter === 'number') void reply.header('retry-after', String(spec.retryAfter));
-  return reply.code(spec.status).header('cache-control', 'no-store').send(errorBody(code, description));
-}
+// Re-exported: src/http modules answer with it from here (src/authz imports it from the kernel).
+export { sendError };
 
 /** fastify's own client errors (FST_ERR_*) by status: the registry code that answers them. */
 const CLIENT_ERRORS: Readonly<Record<number, ErrorCode>> = { 404: 'GW_ERR_NOT_FOUND', 413: 'GW_ERR_BODY_TOO_LARGE', 415: 'GW_ERR_UNSUPPORTED_MEDIA_TYPE' };

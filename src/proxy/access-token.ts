@@ -1,7 +1,7 @@
 /**
  * Bearer authentication of proxied requests: `parseBearer` → `verifyAccessToken` → `checkAccess`.
  *
- * Tokens are the gateway's own RFC 9068 JWTs (src/authz/claims.ts), verified in-process against the
+ * Tokens are the gateway's own RFC 9068 JWTs (src/kernel/claims.ts), verified in-process against the
  * gateway's public keys (`ctx.keys.verifyKeySet`): no HTTP, no key import per request. A verified token is
  * kept in a bounded cache keyed by the token string, together with everything derived from it for its
  * service (user, scope decision, policy decision, encoded identity headers), so that repeated requests
@@ -9,9 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import type { VerifiedUser } from '../authz/claims.js';
-import { ACCESS_TOKEN_TYP } from '../authz/claims.js';
-import { checkPolicy } from '../authz/policy.js';
+import type { VerifiedUser } from '../kernel/claims.js';
+import { ACCESS_TOKEN_TYP } from '../kernel/claims.js';
+import { checkPolicy } from '../kernel/policy.js';
 import type { GatewayContext } from '../context.js';
 import type { ServiceState } from './service-state.js';
 import { identityHeadersFor } from './identity.js';

@@ -2,7 +2,7 @@
  * The identity a backend receives: plain headers built from the VERIFIED token only, and optionally a
  * signed identity assertion (a short JWT the backend can verify with the gateway's JWKS).
  */
-import type { VerifiedUser } from '../authz/claims.js';
+import type { VerifiedUser } from '../kernel/claims.js';
 import type { GatewayContext } from '../context.js';
 import { encodeHeaderList, encodeHeaderValue } from './headers.js';
 import { setBounded } from './bounded-map.js';

@@ -15,7 +15,7 @@ import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry } f
 import { BODY_TOO_LARGE, forward } from './forward.js';
 import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
-import { OriginPolicy } from './origin.js';
+import { OriginPolicy } from '../kernel/origin.js';
 import { upstreamTarget } from './path.js';
 import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
@@ -201,7 +201,7 @@ export class McpProxy {
     const result = await this.#tokens.verify(parsed.token, state);
     if (!result.ok) return this.#invalidToken(ex, result.reason, request, parsed.token);
     const entry = result.entry;
-    // Revocation: a synchronous in-memory lookup fed by storage polling (src/authz/revocation.ts).
+    // Revocation: a synchronous in-memory lookup fed by storage polling (src/kernel/revocation.ts).
     if (!this.ctx.revocations.healthy && this.#failClosed) {
       this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'revocation_unknown' });
       this.#fail(ex, E.revocationUnavailable);

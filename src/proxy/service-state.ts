@@ -4,7 +4,7 @@
  */
 import { Pool } from 'undici';
 import type { JWTVerifyOptions } from 'jose';
-import { buildBearerChallenge } from '../authz/challenge.js';
+import { buildBearerChallenge } from '../kernel/challenge.js';
 import { headerNameProblem, normalizeHeaderName } from '../config/rules.js';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';

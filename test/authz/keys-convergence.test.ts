@@ -6,7 +6,7 @@
  */
 import { decodeProtectedHeader } from 'jose';
 import { describe, expect, test } from 'vitest';
-import { KEY_PREFIX } from '../../src/authz/keys.js';
+import { KEY_PREFIX } from '../../src/kernel/keys.js';
 import { MemoryStore } from '../../src/storage/memory/memory-store.js';
 import { startGateway } from '../helpers/gateway.js';
 import { startEchoBackend } from '../helpers/mcp-backend.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { describe, expect, onTestFinished, test } from 'vitest';
-import { rotateSigningKey } from '../../src/authz/key-rotation.js';
+import { rotateSigningKey } from '../../src/kernel/key-rotation.js';
 import { createGateway } from '../../src/http/app.js';
 import { testConfig } from '../helpers/config.js';
 import { freePort } from '../helpers/gateway.js';

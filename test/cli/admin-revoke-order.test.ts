@@ -1,6 +1,6 @@
 /**
  * Issue 13, defect 6: the operator's `revoke` writes the revocation marker BEFORE deleting the grant's
- * records, the order the adapter relies on (src/authz/revocation.ts revokeGrant): a token request racing
+ * records, the order the adapter relies on (src/kernel/revocation.ts revokeGrant): a token request racing
  * the revocation must find the grant already marked, never a deleted grant without a marker. The order is
  * observed in the real SQLite file the gateway and the CLI share: triggers log every insert and delete
  * of the key-value table, in sequence.
@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { decodeJwt } from 'jose';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { REVOKED_PREFIX } from '../../src/authz/revocation.js';
+import { REVOKED_PREFIX } from '../../src/kernel/revocation.js';
 import { TEST_SECRET } from '../helpers/config.js';
 import { startGateway } from '../helpers/gateway.js';
 import { obtainToken } from '../helpers/oauth-client.js';

@@ -13,7 +13,7 @@ export const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src')
 export interface ImportEdge {
   /** Importing module, relative to src/ with forward slashes (`proxy/index.ts`). */
   from: string;
-  /** Imported module, relative to src/ (`authz/claims.ts`). */
+  /** Imported module, relative to src/ (`kernel/claims.ts`). */
   to: string;
   /** `import type` / `export type`: erased at compile time, so no run-time edge. */
   typeOnly: boolean;

@@ -1,6 +1,6 @@
 /**
  * Test access tokens signed with the gateway's own current signing key, shaped like the authorization
- * server's (src/authz/claims.ts), with every claim and header overridable (or removable with `undefined`).
+ * server's (src/kernel/claims.ts), with every claim and header overridable (or removable with `undefined`).
  */
 import { randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';

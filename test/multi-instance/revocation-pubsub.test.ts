@@ -4,7 +4,7 @@
  * malformed or hostile messages are ignored.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { RevocationList, REVOCATION_CHANNEL } from '../../src/authz/revocation.js';
+import { RevocationList, REVOCATION_CHANNEL } from '../../src/kernel/revocation.js';
 import { createRedisStore } from '../../src/storage/redis/redis-store.js';
 import type { Store } from '../../src/storage/store.js';
 import { describeRedis, redisConfig, RedisServer } from '../helpers/redis-server.js';

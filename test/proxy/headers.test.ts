@@ -9,7 +9,7 @@ import {
   isForwardableRequestHeader,
 } from '../../src/proxy/headers.js';
 import { backendTarget, publicLocation, upstreamTarget } from '../../src/proxy/path.js';
-import { normalizeOrigin, OriginPolicy } from '../../src/proxy/origin.js';
+import { normalizeOrigin, OriginPolicy } from '../../src/kernel/origin.js';
 import { parseBearer } from '../../src/proxy/access-token.js';
 
 const NONE = new Set<string>();

@@ -17,7 +17,7 @@ export interface AccessTokenClaims {
   jti: string;
   iat: number;
   exp: number;
-  /** Grant id: what revocation keys on (src/authz/revocation.ts). */
+  /** Grant id: what revocation keys on (src/kernel/revocation.ts). */
   gid?: string;
   email?: string;
   /** Whether the upstream provider verified `email` (present with `email`). */
