@@ -5,6 +5,7 @@
  */
 import type { Account, KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
+import type { IssuedClaims } from '../kernel/claims.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 
 const ACCOUNT_PREFIX = 'gw:account:';
@@ -33,8 +34,8 @@ export function findAccountFor(ctx: GatewayContext) {
   };
 }
 
-/** Identity claims added to access tokens (claims.ts): gid, email, email_verified, name, picture, groups, idp. */
-export function identityClaims(profile: UpstreamProfile | undefined, grantId: string | undefined): Record<string, unknown> {
+/** The claims the gateway adds to access tokens (`IssuedClaims`, src/kernel/claims.ts): gid, email, email_verified, name, picture, groups, idp. */
+export function identityClaims(profile: UpstreamProfile | undefined, grantId: string | undefined): IssuedClaims {
   return {
     gid: grantId,
     email: profile?.email,

@@ -15,7 +15,7 @@
 import { jwtVerify } from 'jose';
 import type { AdapterPayload } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
-import { ACCESS_TOKEN_TYP } from '../kernel/claims.js';
+import { ACCESS_TOKEN_TYP, parseAccessTokenClaims } from '../kernel/claims.js';
 
 export const HANDLE_PREFIX = 'gwat.';
 
@@ -47,19 +47,23 @@ export async function structuredAccessToken(ctx: GatewayContext, handle: string)
   } catch {
     return undefined;
   }
+  // The same contract the proxy reads (src/kernel/claims.ts): a token it would refuse is not active here either.
+  const claims = parseAccessTokenClaims(payload);
+  if (typeof claims === 'string') return undefined;
   const extra: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(payload)) if (!REGISTERED.has(k)) extra[k] = v;
   return {
     kind: 'AccessToken',
     // Introspection echoes it; revocation "destroys" the record by it (a no-op: nothing is stored).
-    jti: payload.jti,
-    iat: payload.iat,
-    exp: payload.exp,
-    accountId: payload.sub,
-    clientId: payload.client_id,
-    ...(typeof payload.gid === 'string' ? { grantId: payload.gid } : {}),
-    ...(typeof payload.scope === 'string' ? { scope: payload.scope } : {}),
-    ...(typeof payload.aud === 'string' ? { aud: payload.aud, resource: payload.aud } : {}),
+    jti: claims.jti,
+    iat: claims.iat,
+    exp: claims.exp,
+    accountId: claims.sub,
+    clientId: claims.client_id,
+    ...(claims.gid === undefined ? {} : { grantId: claims.gid }),
+    ...(claims.scope === undefined ? {} : { scope: claims.scope }),
+    aud: claims.aud,
+    resource: claims.aud,
     extra,
   } as AdapterPayload;
 }

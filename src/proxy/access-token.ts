@@ -9,8 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import type { VerifiedUser } from '../kernel/claims.js';
-import { ACCESS_TOKEN_TYP } from '../kernel/claims.js';
+import { ACCESS_TOKEN_TYP, parseAccessTokenClaims, type VerifiedUser } from '../kernel/claims.js';
 import { checkPolicy } from '../kernel/policy.js';
 import type { GatewayContext } from '../context.js';
 import type { ServiceState } from './service-state.js';
@@ -109,35 +108,30 @@ export class AccessTokenVerifier {
     this.#cache.delete(token);
   }
 
-  /** Claims → TokenEntry, or the reason the claims are unacceptable. Claim types are checked, never assumed. */
+  /** Claims → TokenEntry, or the reason the claims are unacceptable (the kernel's contract: src/kernel/claims.ts). */
   #entryFrom(p: JWTPayload, state: ServiceState): TokenEntry | string {
-    // Decision (docs/proxy.md): `aud` must name exactly this service. jose accepted an array containing it;
-    // we accept an array only when it has this single value.
-    if (Array.isArray(p.aud) && p.aud.length !== 1) return 'audience';
-    if (typeof p.sub !== 'string' || p.sub.length === 0) return 'claims';
-    if (typeof p.exp !== 'number') return 'claims';
-    const clientId = p.client_id;
-    if (typeof clientId !== 'string' || clientId.length === 0) return 'claims';
-    const scopes = typeof p.scope === 'string' ? p.scope.split(' ').filter(Boolean) : [];
-    const groups = Array.isArray(p.groups) ? p.groups.filter((g): g is string => typeof g === 'string') : [];
-    const idp = str(p.idp);
+    const c = parseAccessTokenClaims(p);
+    if (typeof c === 'string') return c;
+    const scopes = c.scope === undefined ? [] : c.scope.split(' ').filter(Boolean);
+    const groups = c.groups ?? [];
+    const clientId = c.client_id;
     const user: VerifiedUser = {
-      id: p.sub,
-      email: str(p.email),
-      emailVerified: p.email_verified === true,
-      name: str(p.name),
-      picture: str(p.picture),
+      id: c.sub,
+      email: c.email,
+      emailVerified: c.email_verified === true,
+      name: c.name,
+      picture: c.picture,
       groups,
-      provider: idp ?? providerOf(p.sub),
+      provider: c.idp ?? providerOf(c.sub),
       clientId,
       scopes,
-      grantId: str(p.gid),
+      grantId: c.gid,
     };
     const missingScopes = state.service.requiredScopes.filter((s) => !scopes.includes(s));
     const decision = checkPolicy(state.service.policy, { id: user.id, email: user.email, emailVerified: user.emailVerified, groups });
     const entry: TokenEntry = {
       serviceId: state.id,
-      expiresAt: p.exp * 1000 + CLOCK_TOLERANCE_S * 1000,
+      expiresAt: c.exp * 1000 + CLOCK_TOLERANCE_S * 1000,
       user,
       missingScopes,
       policyDenial: decision.allowed ? undefined : decision.reason,
@@ -149,10 +143,6 @@ export class AccessTokenVerifier {
     }
     return entry;
   }
-}
-
-function str(v: unknown): string | undefined {
-  return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
 function providerOf(sub: string): string | undefined {
