@@ -57,10 +57,13 @@ export const ERROR_CODES = {
   // RFC 7591 §3.2.2 errors of the gateway's own registration checks (src/authz/registration.ts), before oidc-provider.
   GW_ERR_CLIENT_METADATA_INVALID: { status: 400, error: 'invalid_client_metadata', message: 'The client metadata is invalid' },
   GW_ERR_REDIRECT_URI_INVALID: { status: 400, error: 'invalid_redirect_uri', message: 'A redirect URI is not allowed' },
-  GW_ERR_REGISTRATION_DISABLED: { status: 404, error: 'invalid_request', message: 'Dynamic client registration is disabled on this gateway' },
+  GW_ERR_REGISTRATION_DISABLED: { status: 404, error: 'invalid_request', message: 'Dynamic client registration is disabled on this gateway; use a pre-registered client or a client ID metadata document' },
   GW_ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed', rpc: RPC.GATEWAY, message: 'Method not allowed', allow: PROXY_ALLOW },
   GW_ERR_BACKEND_UNKNOWN: { status: 404, error: 'gw_err_backend_unknown', rpc: RPC.GATEWAY, message: 'Unknown MCP service' },
-  GW_ERR_ORIGIN_FORBIDDEN: { status: 403, error: 'gw_err_origin_forbidden', rpc: RPC.GATEWAY, message: 'Origin not allowed' },
+  // One answer for a forbidden browser Origin at the OAuth endpoints (src/http/cors.ts) and the MCP proxy
+  // (src/proxy/index.ts): `invalid_request`, as for GW_ERR_BODY_TOO_LARGE, because RFC 6749 §5.2 allows only
+  // its listed codes at the token endpoint; the status and the code named in the message tell it apart.
+  GW_ERR_ORIGIN_FORBIDDEN: { status: 403, error: 'invalid_request', rpc: RPC.GATEWAY, message: 'Origin not allowed: it is not listed in cors.allow_origins (GW_ERR_ORIGIN_FORBIDDEN)' },
   // RFC 6750 §3.1: no error code in the challenge when the request had no credentials; the body says why.
   GW_ERR_TOKEN_MISSING: { status: 401, error: 'invalid_request', rpc: RPC.AUTH, message: 'Authentication required', challenge: 'missing' },
   GW_ERR_TOKEN_INVALID: { status: 401, error: 'invalid_token', rpc: RPC.AUTH, message: 'The access token is invalid', challenge: 'invalid' },

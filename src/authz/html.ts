@@ -79,6 +79,13 @@ export function page(title: string, body: string): string {
 }
 
 /** `formTargets`: where the page's form may lead besides the gateway (see pageHeaders). */
+/** The same page and headers from an oidc-provider (koa) hook: its error page and the sign-out pages. */
+export function koaPage(koa: { set(field: string, value: string): void; type: string; body: unknown }, title: string, body: string): void {
+  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
+  koa.type = 'html';
+  koa.body = page(title, body);
+}
+
 export function sendPage(res: ServerResponse, status: number, title: string, body: string, formTargets?: readonly (string | undefined)[]): void {
   res.writeHead(status, formTargets?.length ? pageHeaders(formTargets) : PAGE_HEADERS);
   res.end(page(title, body));

@@ -83,8 +83,7 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
     app.route({
       method: ['GET', 'POST'],
       url: ROUTES.registration,
-      handler: async (_req, reply) =>
-        reply.code(404).header('cache-control', 'no-store').send({ error: 'invalid_request', error_description: 'dynamic client registration is disabled on this gateway; use a pre-registered client or a client ID metadata document' }),
+      handler: async (_req, reply) => sendError(reply, 'GW_ERR_REGISTRATION_DISABLED'),
     });
   }
   registerMetadataRoutes(app, ctx);

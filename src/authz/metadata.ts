@@ -8,6 +8,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
+import { sendError } from '../kernel/error-reply.js';
 import { CLIENT_ASSERTION_ALGS, CLIENT_AUTH_METHODS, ROUTES } from './provider.js';
 
 export function authorizationServerMetadata(ctx: GatewayContext): Record<string, unknown> {
@@ -56,22 +57,22 @@ export function protectedResourceMetadata(ctx: GatewayContext, s: ResolvedServic
   };
 }
 
-function sendJson(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
   // CORS headers come from the onRequest hook (src/http/cors.ts): `*` for a simple read, the origin for an allowed one.
-  return reply.code(status).header('cache-control', status === 200 ? 'public, max-age=300' : 'no-store').send(body);
+  return reply.header('cache-control', 'public, max-age=300').send(body);
 }
 
 function prm(ctx: GatewayContext, reply: FastifyReply, id: string | undefined): FastifyReply {
   const s = id ? ctx.services.get(id) : undefined;
   if (!s || !s.authRequired) {
-    return sendJson(reply, 404, { error: 'not_found', error_description: id ? `no protected service '${id}'` : 'protected resource metadata exists per service: /.well-known/oauth-protected-resource/{service-id}/mcp' });
+    return sendError(reply, 'GW_ERR_NOT_FOUND', id ? `no protected service '${id}'` : 'protected resource metadata exists per service: /.well-known/oauth-protected-resource/{service-id}/mcp');
   }
-  return sendJson(reply, 200, protectedResourceMetadata(ctx, s));
+  return sendJson(reply, protectedResourceMetadata(ctx, s));
 }
 
 export function registerMetadataRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   const asMetadata = authorizationServerMetadata(ctx);
-  app.get('/.well-known/oauth-authorization-server', (_req, reply) => sendJson(reply, 200, asMetadata));
+  app.get('/.well-known/oauth-authorization-server', (_req, reply) => sendJson(reply, asMetadata));
   app.get<{ Params: { id: string } }>('/.well-known/oauth-protected-resource/:id/mcp', (req, reply) => prm(ctx, reply, req.params.id));
   // The original gateway's form; no root document without service_id (RFC 9728 §3: one document per resource; docs/authorization.md).
   app.get<{ Querystring: { service_id?: string } }>('/.well-known/oauth-protected-resource', (req, reply) => prm(ctx, reply, req.query.service_id));

@@ -10,7 +10,7 @@ import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
 import { createAdapterFactory, StoreAdapter, type AdapterHooks } from './adapter.js';
 import { cimdFeature, providerFetch } from './cimd.js';
 import { OriginPolicy } from '../kernel/origin.js';
-import { escapeHtml, page, PAGE_HEADERS } from './html.js';
+import { escapeHtml, koaPage } from './html.js';
 import { RefreshGrace } from './refresh-grace.js';
 import { loopbackRedirectAllowed } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
@@ -84,26 +84,21 @@ export function allScopes(ctx: GatewayContext): string[] {
 
 /** Browser-facing errors (unknown client, bad redirect_uri, …): an HTML page, never a redirect (RFC 6749 §4.1.2.1). */
 function renderError(koa: KoaContextWithOIDC, out: { error: string; error_description?: string | undefined }): void {
-  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
-  koa.type = 'html';
   const description = out.error_description ?? 'The request could not be processed.';
-  koa.body = page('Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
+  koaPage(koa, 'Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
 }
 
 /** The sign-out confirmation (oidc-provider supplies `form`: its own CSRF-protected form, no script). */
 async function logoutSource(koa: KoaContextWithOIDC, form: string): Promise<void> {
-  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
-  koa.type = 'html';
-  koa.body = page(
+  koaPage(
+    koa,
     'Sign out',
     `<h1>Sign out of this gateway?</h1><p>Applications you connected keep their access until you revoke it; the next sign-in goes through your identity provider again.</p>${form}<div class="actions"><button class="primary" autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Sign out</button><button type="submit" form="op.logoutForm">Stay signed in</button></div>`,
   );
 }
 
 async function postLogoutSuccessSource(koa: KoaContextWithOIDC): Promise<void> {
-  for (const [k, v] of Object.entries(PAGE_HEADERS)) koa.set(k, v);
-  koa.type = 'html';
-  koa.body = page('Signed out', '<h1>Signed out</h1><p>You are signed out of this gateway. You can close this window.</p>');
+  koaPage(koa, 'Signed out', '<h1>Signed out</h1><p>You are signed out of this gateway. You can close this window.</p>');
 }
 
 /** RFC 8707 §2.2 at the refresh grant: `resource`, when sent, must be one the grant was issued for. */

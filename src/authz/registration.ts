@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { sendError } from '../kernel/error-reply.js';
 import { replayWithBody } from './replay.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
@@ -30,7 +31,8 @@ export function loopbackRedirectAllowed(value: string, registered: readonly stri
   return wanted !== undefined && registered.some((r) => loopbackWithoutPort(r) === wanted);
 }
 
-export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; error: string; description: string };
+/** A refusal names its registry code (src/errors.ts, RFC 7591 §3.2.2 errors); `description` is safe to show. */
+export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; code: 'GW_ERR_CLIENT_METADATA_INVALID' | 'GW_ERR_REDIRECT_URI_INVALID'; description: string };
 
 /**
  * Client metadata is shallow (an inline `jwks` is the deepest member, about 4 levels). Anything deeper is
@@ -70,10 +72,10 @@ function clientNameProblem(body: Record<string, unknown>): string | undefined {
 }
 
 export function normaliseRegistration(body: unknown): RegistrationCheck {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, error: 'invalid_client_metadata', description: 'the registration request must be a JSON object' };
-  if (depthExceeds(body, MAX_DEPTH)) return { ok: false, error: 'invalid_client_metadata', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: 'the registration request must be a JSON object' };
+  if (depthExceeds(body, MAX_DEPTH)) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
   const nameProblem = clientNameProblem(body as Record<string, unknown>);
-  if (nameProblem) return { ok: false, error: 'invalid_client_metadata', description: nameProblem };
+  if (nameProblem) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: nameProblem };
   const out = { ...(body as Record<string, unknown>) };
   out.token_endpoint_auth_method ??= 'none';
   const uris = out.redirect_uris;
@@ -81,7 +83,7 @@ export function normaliseRegistration(body: unknown): RegistrationCheck {
     for (const uri of uris) {
       const u = typeof uri === 'string' ? URL.parse(uri) : null;
       if (u?.protocol === 'http:' && !LOOPBACK.has(u.hostname)) {
-        return { ok: false, error: 'invalid_redirect_uri', description: 'plain http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)' };
+        return { ok: false, code: 'GW_ERR_REDIRECT_URI_INVALID', description: 'plain http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)' };
       }
     }
   }
@@ -98,7 +100,7 @@ export function registrationHandler(callback: () => (req: IncomingMessage, res: 
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const check = normaliseRegistration(req.body);
     if (!check.ok) {
-      await reply.code(400).header('cache-control', 'no-store').send({ error: check.error, error_description: check.description });
+      await sendError(reply, check.code, check.description);
       return;
     }
     // Built before hijacking: should it throw, fastify still answers (a hijacked reply would hang).

@@ -89,7 +89,6 @@ export async function runAdmin(command: string, rest: string[], values: CliValue
  */
 // eslint-disable-next-line no-control-regex
 const TERMINAL_UNSAFE = /[\\\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
-// eslint-disable-next-line no-control-regex
 const JSON_UNSAFE = /[\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 export function terminalSafe(s: string): string {

@@ -75,30 +75,29 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   // Slow-header clients (slowloris): the whole header block within 15 s (Node's default is 60 s).
   app.server.headersTimeout = 15_000;
 
-  const ownStore = !options.store;
+  // What is started here is stopped from ONE list, in reverse order: on close, and on a refused start.
+  const started = new Started();
   const rawStore = options.store ?? (await createStore(config.storage, options.storeOptions));
+  if (!options.store) started.add(() => rawStore.close());
   // Everything below sees the instrumented store: failures are counted and reported to the monitor.
   let availability: StorageMonitor | undefined;
-  let revocations: RevocationList | undefined;
   const store = instrumentStore(rawStore, (op, err) => availability?.reportFailure(op, err));
   try {
     const metrics = new Metrics();
     const keys = await KeyManager.load(store, config.keys);
     keys.onRestored = (kids, written) =>
       app.log.warn({ kids, written }, 'storage had lost signing keys this instance still uses (storage restarted or failed over without its data?); wrote them back and adopted the stored key set');
-    revocations = new RevocationList(store, config.tokens.access_token_ttl + 60);
-    await revocations.start();
-    const revocationList = revocations;
-    availability = new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocationList.markUnhealthy(), onUp: () => revocationList.refresh() });
-    await availability.start();
-    const limits = new RateLimits(config.rate_limits, {
-      redis: (rawStore as { redisClient?: unknown }).redisClient,
-      keyPrefix: `${config.storage.redis?.key_prefix ?? 'gw:'}ratelimit:`,
-      pubsub: store,
-      metrics,
-      onError: (operation) => metrics.storageErrors.inc({ operation }),
-    });
-    await limits.start();
+    const revocations = await started.start(new RevocationList(store, config.tokens.access_token_ttl + 60));
+    availability = await started.start(new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocations.markUnhealthy(), onUp: () => revocations.refresh() }));
+    const limits = await started.start(
+      new RateLimits(config.rate_limits, {
+        redis: (rawStore as { redisClient?: unknown }).redisClient,
+        keyPrefix: `${config.storage.redis?.key_prefix ?? 'gw:'}ratelimit:`,
+        pubsub: store,
+        metrics,
+        onError: (operation) => metrics.storageErrors.inc({ operation }),
+      }),
+    );
     const ctx: HttpContext = {
       config,
       issuer: config.issuer.replace(/\/+$/, ''),
@@ -124,12 +123,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     await registerAuthorizationServer(app, ctx);
     await registerProxy(app, ctx);
 
-    app.addHook('onClose', async () => {
-      revocationList.stop();
-      availability?.stop();
-      await limits.stop();
-      if (ownStore) await store.close();
-    });
+    app.addHook('onClose', () => started.stopAll());
 
     let closing: Promise<void> | undefined;
     return {
@@ -146,11 +140,34 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     };
   } catch (err) {
     // A refused start (bad provider settings, the dev sign-in on a public address) leaves nothing running.
-    revocations?.stop();
-    availability?.stop();
     await app.close().catch(() => undefined);
-    if (ownStore) await store.close();
+    await started.stopAll();
     throw err;
+  }
+}
+
+/** A component createGateway starts: it owns its own start and stop. */
+interface Lifecycle {
+  start(): Promise<unknown> | unknown;
+  stop(): Promise<unknown> | unknown;
+}
+
+/** The components started so far, stopped in reverse order exactly once (a stop that fails is logged by its owner). */
+class Started {
+  readonly #stops: Array<() => Promise<unknown> | unknown> = [];
+
+  async start<T extends Lifecycle>(component: T): Promise<T> {
+    await component.start();
+    this.#stops.push(() => component.stop());
+    return component;
+  }
+
+  add(stop: () => Promise<unknown> | unknown): void {
+    this.#stops.push(stop);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const stop of this.#stops.splice(0).reverse()) await Promise.resolve().then(stop).catch(() => undefined);
   }
 }
 

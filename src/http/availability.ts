@@ -21,9 +21,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isGatewayError } from '../errors.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { ListedRecord, SetOptions, Store, StoredRecord, StoreHealth } from '../storage/store.js';
-
-/** Seconds a client is asked to wait while storage is down. */
-export const STORAGE_RETRY_AFTER_SECONDS = 5;
+import { sendError } from './errors.js';
 
 export interface StorageMonitorOptions {
   intervalMs?: number;
@@ -188,13 +186,12 @@ export function needsStorage(url: string): boolean {
   return url.startsWith('/interaction/');
 }
 
-/** The OAuth-shaped 503 (RFC 6749 §4.1.2.1 `temporarily_unavailable`), never with internal detail. */
+/**
+ * The registry's GW_ERR_STORE_UNAVAILABLE (RFC 6749 §4.1.2.1 `temporarily_unavailable`, its Retry-After),
+ * the answer the proxy gives for the same outage; never with internal detail.
+ */
 export function sendStorageUnavailable(reply: FastifyReply): FastifyReply {
-  return reply
-    .code(503)
-    .header('retry-after', String(STORAGE_RETRY_AFTER_SECONDS))
-    .header('cache-control', 'no-store')
-    .send({ error: 'temporarily_unavailable', error_description: 'The authorization server storage is unavailable, try again later' });
+  return sendError(reply, 'GW_ERR_STORE_UNAVAILABLE', 'The authorization server storage is unavailable, try again later');
 }
 
 /** Global onRequest hook (register before the authz routes: global hooks run before route-level ones). */

@@ -23,6 +23,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayContext } from '../context.js';
 import { OriginPolicy } from '../kernel/origin.js';
+import { sendError } from './errors.js';
 
 export type CorsClass = 'public' | 'credentialed';
 
@@ -44,13 +45,12 @@ function setAll(reply: FastifyReply, headers: Record<string, string>): void {
   for (const [k, v] of Object.entries(headers)) reply.raw.setHeader(k, v);
 }
 
-function refuse(reply: FastifyReply, origin: string | undefined): FastifyReply {
-  const shown = origin === undefined ? 'a CORS preflight without Origin' : `origin ${origin.slice(0, 200)}`;
-  return reply
-    .code(403)
-    .header('cache-control', 'no-store')
-    .header('vary', 'Origin')
-    .send({ error: 'invalid_request', error_description: `${shown} is not allowed: it is not listed in cors.allow_origins (GW_ERR_ORIGIN_FORBIDDEN)` });
+/**
+ * The registry's GW_ERR_ORIGIN_FORBIDDEN, the answer the MCP proxy gives for the same origin (src/errors.ts:
+ * `invalid_request`, RFC 6749 §5.2 at the token endpoint). `Vary: Origin`: the answer depends on it.
+ */
+function refuse(reply: FastifyReply): FastifyReply {
+  return sendError(reply.header('vary', 'Origin'), 'GW_ERR_ORIGIN_FORBIDDEN');
 }
 
 export function registerOAuthCors(app: FastifyInstance, ctx: GatewayContext): OriginPolicy {
@@ -63,13 +63,13 @@ export function registerOAuthCors(app: FastifyInstance, ctx: GatewayContext): Or
     const origin = req.headers.origin;
     const verdict = policy.check(origin);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
-      if (verdict !== 'allowed') return refuse(reply, origin);
+      if (verdict !== 'allowed') return refuse(reply);
       const h = req.headers['access-control-request-headers'];
       return reply.code(204).headers(policy.preflightHeaders(origin!, typeof h === 'string' ? h : undefined)).send();
     }
     if (verdict === 'allowed') return setAll(reply, policy.responseHeaders(origin!));
     if (kind === 'public') return setAll(reply, PUBLIC_ANY);
-    if (verdict === 'forbidden') return refuse(reply, origin);
+    if (verdict === 'forbidden') return refuse(reply);
   });
   return policy;
 }

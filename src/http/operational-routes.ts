@@ -3,8 +3,10 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { GatewayContext } from '../context.js';
+import { ERROR_CODES } from '../errors.js';
 import type { StoreHealth } from '../storage/store.js';
 import { VERSION } from '../version.js';
+import { sendError } from './errors.js';
 
 export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayContext): void {
   // Liveness: the process answers. Storage state is reported but does not fail liveness.
@@ -25,7 +27,8 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
     const storage = await ctx.availability.check();
     const degraded = ctx.availability.degraded;
     const ready = storage.ok && !degraded;
-    if (!ready) void reply.code(503).header('retry-after', '5');
+    // Not a refusal (the body is the readiness report), but the same wait the storage outage answers with.
+    if (!ready) void reply.code(503).header('retry-after', String(ERROR_CODES.GW_ERR_STORE_UNAVAILABLE.retryAfter));
     return {
       status: ready ? 'ready' : degraded ? 'degraded' : 'not_ready',
       storage: { ...storageView(ctx, storage), configured: ctx.config.storage.type },
@@ -48,7 +51,7 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
 
   app.get<{ Params: { id: string } }>('/services/:id', async (request, reply) => {
     const s = ctx.services.get(request.params.id);
-    if (!s) return reply.code(404).send({ error: 'not_found', error_description: 'Service not found' });
+    if (!s) return sendError(reply, 'GW_ERR_NOT_FOUND', 'Service not found');
     return {
       id: s.id,
       name: s.name,

@@ -41,6 +41,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../storage/store.js';
+import { sendError } from './errors.js';
 
 export type Bucket = 'register' | 'token' | 'token_client' | 'authorize' | 'failed_auth' | 'failed_token';
 
@@ -268,12 +269,9 @@ export function basicClientId(header: string | undefined): string | undefined {
   return id.length > 0 && id.length <= 256 && !/[\u0000-\u001f\u007f]/.test(id) ? id : undefined;
 }
 
+/** The registry's GW_ERR_RATE_LIMITED; its Retry-After is computed (`'computed'` in src/errors.ts): the wait until the window frees. */
 export function sendTooManyRequests(reply: FastifyReply, retryAfter: number): FastifyReply {
-  return reply
-    .code(429)
-    .header('retry-after', String(retryAfter))
-    .header('cache-control', 'no-store')
-    .send({ error: 'too_many_requests', error_description: `Too many requests, retry in ${retryAfter} s` });
+  return sendError(reply.header('retry-after', String(retryAfter)), 'GW_ERR_RATE_LIMITED', `Too many requests, retry in ${retryAfter} s`);
 }
 
 /**

@@ -125,7 +125,6 @@ export function buildResponseHeaders(upstream: Record<string, string | string[] 
   return out;
 }
 
-// eslint-disable-next-line no-control-regex
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/g;

@@ -55,6 +55,7 @@ describe('Dockerfile', () => {
 });
 
 describe('deploy/ example', () => {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- parsed YAML read ad hoc; its shape is what the assertions check
   const compose = parse(read('deploy/docker-compose.yml')) as { services: Record<string, any> };
 
   it('runs two gateway instances, Redis, the demo backend and a reverse proxy', () => {

@@ -268,7 +268,7 @@ export class RedisSentinel {
   }
 
   async #boot(): Promise<void> {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- a one-letter name keeps the long spawn lines below readable
     const s = this;
     s.#children.push(spawnRedis(['--port', String(s.masterPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', s.dir], s.dir));
     await waitFor(async () => (await rawCommand(s.masterPort, 'PING')).startsWith('+PONG'), 'sentinel master');

@@ -4,7 +4,10 @@
  * status, `error`, JSON-RPC code (MCP path) and headers. The table below is keyed by code: a code added to
  * the registry without a way to produce it fails the completeness test (and the type check).
  */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ERROR_CODES, type ErrorCode, type ErrorSpec } from '../../src/errors.js';
 import { createGateway } from '../../src/http/app.js';
@@ -157,9 +160,31 @@ async function tooLarge(url: string): Promise<Answer[]> {
   ];
 }
 
+const EVIL = 'http://evil.example';
+
+/** A forbidden Origin at the MCP proxy and at the OAuth endpoints (docs/errors.md "Origin not allowed"). */
+async function originRefusals(url: string): Promise<Answer[]> {
+  const preflight = { origin: EVIL, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' };
+  return [
+    await post(url, '/open/mcp', JSON_CT, PING, { origin: EVIL }),
+    await send(url, { path: '/open/mcp', headers: { origin: EVIL } }),
+    await post(url, '/oauth/token', 'application/x-www-form-urlencoded', 'grant_type=authorization_code&code=stolen', { origin: EVIL }),
+    await post(url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'] }), { origin: EVIL }),
+    await send(url, { method: 'OPTIONS', path: '/oauth/token', headers: preflight }),
+    await send(url, { method: 'OPTIONS', path: '/.well-known/oauth-authorization-server', headers: preflight }),
+  ];
+}
+
 /** How each code is produced on the wire. Keyed by code: the registry and this table must list the same codes. */
 const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
-  GW_ERR_NOT_FOUND: async ({ gw }) => [await send(gw.url, { path: '/no-such-route' })],
+  GW_ERR_NOT_FOUND: async ({ gw }) => [
+    await send(gw.url, { path: '/no-such-route' }),
+    await send(gw.url, { path: '/services/nosuch' }),
+    // Protected resource metadata: an unknown service, one that needs no authentication, none named.
+    await send(gw.url, { path: '/.well-known/oauth-protected-resource/nosuch/mcp' }),
+    await send(gw.url, { path: '/.well-known/oauth-protected-resource/open/mcp' }),
+    await send(gw.url, { path: '/.well-known/oauth-protected-resource' }),
+  ],
   GW_ERR_BAD_REQUEST: async ({ gw }) => [
     await post(gw.url, '/oauth/register', JSON_CT, '{"redirect_uris":'),
     await post(gw.url, '/open/mcp/%2e%2e/admin', JSON_CT, PING),
@@ -175,7 +200,7 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
   },
   GW_ERR_METHOD_NOT_ALLOWED: async ({ gw }) => [await send(gw.url, { method: 'PUT', path: '/open/mcp' })],
   GW_ERR_BACKEND_UNKNOWN: async ({ gw }) => [await post(gw.url, '/nosuch/mcp', JSON_CT, PING), await send(gw.url, { path: '/nosuch/mcp' })],
-  GW_ERR_ORIGIN_FORBIDDEN: async ({ gw }) => [await post(gw.url, '/open/mcp', JSON_CT, PING, { origin: 'http://evil.example' })],
+  GW_ERR_ORIGIN_FORBIDDEN: async ({ gw }) => originRefusals(gw.url),
   GW_ERR_TOKEN_MISSING: async ({ gw }) => [await send(gw.url, { path: '/svc/mcp' }), await post(gw.url, '/svc/mcp', JSON_CT, PING)],
   GW_ERR_TOKEN_INVALID: async ({ gw }) => [
     await post(gw.url, '/svc/mcp', JSON_CT, PING, { authorization: 'Bearer not-a-token' }),
@@ -268,6 +293,18 @@ describe('error registry on the wire', () => {
     for (const a of produced) expectAnswer(code, a);
   });
 
+  it('a forbidden origin gets one answer at the MCP proxy and the OAuth endpoints, with no CORS grant', async () => {
+    const answers = await originRefusals(world.gw.url);
+    const plain = answers.filter((a) => !a.rpc);
+    expect(plain.map((a) => a.what)).toEqual(expect.arrayContaining(['GET /open/mcp', 'POST /oauth/token', 'OPTIONS /oauth/token']));
+    const shapes = new Set(plain.map((a) => JSON.stringify([a.status, a.body.error, a.body.error_description])));
+    const spec = ERROR_CODES.GW_ERR_ORIGIN_FORBIDDEN;
+    expect([...shapes]).toEqual([JSON.stringify([403, spec.error, spec.message])]);
+    const rpc = answers.find((a) => a.rpc)!.body.error as { code: number; message: string; data: { error: string } };
+    expect([rpc.code, rpc.message, rpc.data.error]).toEqual([spec.rpc, spec.message, spec.error]);
+    for (const a of answers) expect(a.headers['access-control-allow-origin'], a.what).toBeUndefined();
+  });
+
   it('a body too large gets one answer everywhere: 413, one error, one description', async () => {
     const answers = await tooLarge(world.gw.url);
     const plain = answers.filter((a) => !a.rpc);
@@ -277,5 +314,59 @@ describe('error registry on the wire', () => {
     // The JSON-RPC form on the MCP path says the same.
     const rpc = answers.find((a) => a.rpc)!.body.error as { code: number; message: string; data: { error: string } };
     expect([rpc.code, rpc.message, rpc.data.error]).toEqual([-32600, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.message, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.error]);
+  });
+});
+
+/**
+ * The other direction: nothing in src/ writes a refusal of its own. A status of 4xx/5xx set from a literal, or
+ * an OAuth error body built in place, is allowed only in the renderers and in the few places listed, each
+ * with why. HTML pages come from one renderer (src/authz/html.ts), with its headers.
+ */
+describe('every answer comes from the registry renderers', () => {
+  const src = fileURLToPath(new URL('../../src', import.meta.url));
+  const files = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : [join(dir, n)]));
+  const rel = (file: string) => relative(src, file).split(sep).join('/');
+  /** The renderers: the JSON one (fastify, with its reply helper in the kernel), the proxy's, the registry's body. */
+  const RENDERERS = new Set(['errors.ts', 'http/errors.ts', 'kernel/error-reply.ts', 'proxy/respond.ts']);
+  /** Lines (file and a piece of the line) that look like a refusal and are not one. */
+  const NOT_REFUSALS: Array<[string, string, string]> = [
+    ['http/operational-routes.ts', 'reply.code(503)', '/ready: the readiness report, its Retry-After from the registry'],
+    ['authz/interactions.ts', 'finish(req, reply, {', 'an interaction result oidc-provider sends to the client (RFC 6749 §4.1.2.1 redirect)'],
+    ['authz/events.ts', 'error_description: err.error_description', 'an audit event of an oidc-provider error'],
+    ['demo/mcp-server.ts', 'res.writeHead(405', 'the demo MCP backend, not the gateway'],
+  ];
+  const INLINE = [/\.code\(\s*[45]\d\d\b/, /writeHead\(\s*[45]\d\d\b/, /(?:statusCode|\.status)\s*=\s*[45]\d\d\b/, /\berror_description\s*:/];
+
+  it('no 4xx/5xx status or OAuth error body is written outside the renderers', () => {
+    const found: string[] = [];
+    for (const file of files(src)) {
+      const name = rel(file);
+      if (RENDERERS.has(name)) continue;
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (!INLINE.some((re) => re.test(line))) return;
+          if (NOT_REFUSALS.some(([f, piece]) => f === name && line.includes(piece))) return;
+          found.push(`${name}:${i + 1}: ${line.trim().slice(0, 120)}`);
+        });
+    }
+    expect(found).toEqual([]);
+  });
+
+  it('HTML is rendered only by src/authz/html.ts (page, PAGE_HEADERS), and oidc-provider pages use it', () => {
+    const found: string[] = [];
+    for (const file of files(src)) {
+      const name = rel(file);
+      if (name === 'authz/html.ts') continue;
+      const text = readFileSync(file, 'utf8');
+      if (/<!doctype|<html|text\/html/i.test(text)) found.push(name);
+      // koa pages (oidc-provider's renderError, logout): every one sets PAGE_HEADERS and renders with page().
+      const koaPages = text.match(/koa\.type = 'html';/g)?.length ?? 0;
+      if (koaPages > 0) {
+        expect(text.match(/for \(const \[k, v\] of Object\.entries\(PAGE_HEADERS\)\) koa\.set\(k, v\);/g)?.length, name).toBe(koaPages);
+        expect(text.match(/koa\.body = page\(/g)?.length, name).toBe(koaPages);
+      }
+    }
+    expect(found).toEqual([]);
   });
 });

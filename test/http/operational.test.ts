@@ -15,7 +15,7 @@ describe('operational routes', () => {
     const gw = await startGateway({ mcp_services: services });
     const res = await fetch(`${gw.url}/health`);
     expect(res.status).toBe(200);
-    const body = (await res.json()) as Record<string, any>;
+    const body = (await res.json()) as Record<string, unknown>;
     expect(body.status).toBe('healthy');
     expect(body.storage).toMatchObject({ healthy: true, backend_type: 'memory' });
     expect(typeof body.version).toBe('string');

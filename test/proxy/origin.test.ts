@@ -21,7 +21,7 @@ describe('Origin validation', () => {
       const r = await fetch(`${gw.url}/svc/mcp`, { headers: { origin, authorization: auth } });
       expect(r.status, origin).toBe(403);
       expect(r.headers.get('access-control-allow-origin'), origin).toBeNull();
-      expect(((await r.json()) as { error: string }).error, origin).toBe('gw_err_origin_forbidden');
+      expect(((await r.json()) as { error: string }).error, origin).toBe('invalid_request');
     }
     expect(backend.received).toHaveLength(0);
     for (const origin of ['http://localhost:6274', gw.url]) {

@@ -2,7 +2,7 @@
  * The storage contract suite (STYLE habit 13): written once, run against every back-end. A back-end's
  * test file calls `storeContract(name, factory)`; `factory.reopen` (optional) checks persistence.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Store } from '../../src/storage/store.js';
 
 export interface ContractFactory {
@@ -10,6 +10,11 @@ export interface ContractFactory {
   create(): Promise<Store>;
   /** Closes `store` and opens the same data again (persistent back-ends only). */
   reopen?(store: Store): Promise<Store>;
+  /**
+   * Expiry is decided by a server with its own clock (Redis): TTL tests then wait in real time. Every
+   * other back-end decides expiry in this process, so the tests move a controlled clock instead of sleeping.
+   */
+  serverClock?: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -24,7 +29,17 @@ export function storeContract(name: string, factory: ContractFactory): void {
     };
     afterEach(async () => {
       for (const s of open.splice(0)) await s.close();
+      vi.useRealTimers();
     });
+    beforeEach(() => {
+      // Only `Date` is controlled (it still advances with real time); timers and I/O stay real.
+      if (!factory.serverClock) vi.useFakeTimers({ toFake: ['Date'], shouldAdvanceTime: true });
+    });
+    /** Lets `ms` pass for TTL purposes: the controlled clock jumps, or (server clocks) real time passes. */
+    const elapse = async (ms: number) => {
+      if (factory.serverClock) return sleep(ms);
+      vi.setSystemTime(new Date(Date.now() + ms));
+    };
 
     it('set/get round-trips JSON values and reports absence', async () => {
       const s = await make();
@@ -65,7 +80,7 @@ export function storeContract(name: string, factory: ContractFactory): void {
       await s.set('long', { v: 2 }, { ttlSeconds: 60 });
       const rec = await s.get('short');
       expect(rec?.expiresAt).toBeGreaterThan(Date.now());
-      await sleep(1150);
+      await elapse(1150);
       expect(await s.get('short')).toBeUndefined();
       expect((await s.get('long'))?.value).toEqual({ v: 2 });
       expect(await s.delete('short')).toBe(false);
@@ -88,7 +103,7 @@ export function storeContract(name: string, factory: ContractFactory): void {
       expect(await s.setIfAbsent('once', { v: 2 })).toBe(false);
       expect((await s.get('once'))?.value).toEqual({ v: 1 });
       await s.set('gone', { v: 1 }, { ttlSeconds: 1 });
-      await sleep(1150);
+      await elapse(1150);
       expect(await s.setIfAbsent('gone', { v: 3 })).toBe(true);
       expect((await s.get('gone'))?.value).toEqual({ v: 3 });
     });
@@ -141,7 +156,7 @@ export function storeContract(name: string, factory: ContractFactory): void {
       await s.set('tok:3', { v: 3 }, { indexes: ['grant:g2'] });
       await s.set('tok:4', { v: 4 }, { indexes: ['grant:g1'], ttlSeconds: 1 });
       expect(await s.listByIndex('grant:g1')).toEqual(['tok:1', 'tok:2', 'tok:4']);
-      await sleep(1150);
+      await elapse(1150);
       expect(await s.listByIndex('grant:g1')).toEqual(['tok:1', 'tok:2']);
       await s.set('tok:1', { v: 1 }, { indexes: ['grant:g3'] });
       expect(await s.listByIndex('grant:g1')).toEqual(['tok:2']);
@@ -165,7 +180,7 @@ export function storeContract(name: string, factory: ContractFactory): void {
       expect(all.map((r) => r.key)).toEqual(['p:a', 'p:b', 'p:c', 'p:z']);
       expect(all[0]?.value).toEqual({ k: 'p:a' });
       expect((await s.list('p:', { limit: 2 })).map((r) => r.key)).toEqual(['p:a', 'p:b']);
-      await sleep(1150);
+      await elapse(1150);
       expect((await s.list('p:')).map((r) => r.key)).toEqual(['p:a', 'p:b', 'p:c']);
       expect(await s.list('none:')).toEqual([]);
     });

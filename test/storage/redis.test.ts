@@ -20,6 +20,7 @@ describeRedis('redis standalone', () => {
   });
   afterAll(async () => server?.stop());
   storeContract('redis standalone', {
+    serverClock: true,
     create: () => createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, key_prefix: uniquePrefix('gw:') }), {}),
     reopen: async (store: Store) => {
       await store.close();
@@ -62,6 +63,7 @@ describeRedis('redis with url, password, db and a hash-tagged key_prefix', () =>
   });
   afterAll(async () => server?.stop());
   storeContract('redis url+password+db+prefix', {
+    serverClock: true,
     create: () =>
       createRedisStore(redisConfig({ url: `redis://:${encodeURIComponent('s3cret pass')}@127.0.0.1:${server.port}/3`, key_prefix: uniquePrefix('{tenant-a}:') }), {}),
   });
@@ -74,6 +76,7 @@ describeRedis('redis cluster', () => {
   }, 60_000);
   afterAll(async () => cluster?.stop());
   storeContract('redis cluster', {
+    serverClock: true,
     create: () => createRedisStore(redisConfig({ cluster_nodes: cluster.nodes, key_prefix: uniquePrefix('gw:') }), {}),
   });
 });
@@ -85,6 +88,7 @@ describeRedis('redis sentinel', () => {
   }, 60_000);
   afterAll(async () => sentinel?.stop());
   storeContract('redis sentinel', {
+    serverClock: true,
     create: () => createRedisStore(redisConfig({ sentinels: sentinel.sentinels, sentinel_name: sentinel.name, key_prefix: uniquePrefix('gw:') }), {}),
   });
 });
