@@ -1,6 +1,6 @@
 /**
  * CORS for the authorization server's endpoints, for browser-hosted MCP clients (docs/security.md, CORS). The rule
- * is the MCP endpoints' (src/proxy/origin.ts OriginPolicy, one source of truth): an origin is allowed when
+ * is the MCP endpoints' (src/kernel/origin.ts OriginPolicy, one source of truth): an origin is allowed when
  * it equals, normalised, one of `cors.allow_origins` or the issuer's own origin; `*` there means any
  * origin, never with credentials.
  *
