@@ -274,7 +274,8 @@ export function formatReport(report: ConformanceReport): string {
     }
   }
   const all = report.runs.flatMap((r) => r.scenarios);
-  lines.push(`${all.filter((s) => s.passed).length} passed, ${all.filter((s) => !s.passed).length} failed`);
+  // Not "N passed, N failed" alone on a line: CI reads that shape as the whole run's closing line.
+  lines.push(`conformance scenarios: ${all.filter((s) => s.passed).length} passing, ${all.filter((s) => !s.passed).length} failing`);
   return lines.join('\n');
 }
 
