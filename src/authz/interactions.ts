@@ -42,7 +42,6 @@ interface UpstreamAttempt {
 const ATTEMPT_PREFIX = 'gw:upstream-state:';
 const OAUTH_ERRORS = new Set(['access_denied', 'server_error', 'temporarily_unavailable']);
 
-
 /** States are ours (random, URL-safe); anything else is unknown without touching storage (no 500 on odd bytes). */
 function isStateValue(state: unknown): state is string {
   return typeof state === 'string' && /^[\x21-\x7e]{1,256}$/.test(state);
