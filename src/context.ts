@@ -3,7 +3,7 @@
  * authorization server (src/authz) and the proxy (src/proxy); dependencies point one way:
  * http → authz / proxy → kernel → config / storage / observability (docs/architecture.md, Dependency rules).
  */
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, onRequestHookHandler } from 'fastify';
 import type { GatewayConfig } from './config/schema.js';
 import type { ResolvedService } from './config/services.js';
 import type { Store, StoreHealth } from './storage/store.js';
@@ -33,6 +33,8 @@ export interface RateLimitGate {
   blockedFor(ip: string, fingerprint: string): number;
   /** Counts one failed authentication; resolves to whether it blocked. */
   failedAuth(ip: string, fingerprint: string): Promise<boolean>;
+  /** The onRequest hook a route declares to be limited by one of the OAuth buckets. */
+  guard(bucket: 'register' | 'token' | 'authorize'): onRequestHookHandler;
 }
 
 export interface GatewayContext {

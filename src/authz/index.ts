@@ -71,18 +71,24 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
     reply.hijack();
     await host.callback(raw, reply.raw);
   };
+  // Rate limits are declared with the routes they protect (docs/operations-multi-instance.md): the first
+  // route-level hook, before oidc-provider is handed the request. The resume URL is not limited.
+  const limited = ctx.limits.guard.bind(ctx.limits);
+  const bucketOf = (url: string) => (url === ROUTES.token ? 'token' : url === ROUTES.authorization ? 'authorize' : url.startsWith(ROUTES.registration) ? 'register' : undefined);
   for (const url of providerPaths(ctx)) {
-    app.route({ method: METHODS, url, onRequest: handOver, handler: async () => undefined });
+    const bucket = bucketOf(url);
+    app.route({ method: METHODS, url, onRequest: bucket ? [limited(bucket), handOver] : handOver, handler: async () => undefined });
   }
 
   if (ctx.config.registration.mode !== 'off') {
-    app.route({ method: ['OPTIONS', 'GET'], url: ROUTES.registration, onRequest: handOver, handler: async () => undefined });
-    app.post(ROUTES.registration, { bodyLimit: 64 * 1024 }, registrationHandler(() => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
+    app.route({ method: ['OPTIONS', 'GET'], url: ROUTES.registration, onRequest: [limited('register'), handOver], handler: async () => undefined });
+    app.post(ROUTES.registration, { bodyLimit: 64 * 1024, onRequest: limited('register') }, registrationHandler(() => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
   } else {
     // registration.mode: off. Not advertised in the metadata; a client that tries anyway learns why.
     app.route({
       method: ['GET', 'POST'],
       url: ROUTES.registration,
+      onRequest: limited('register'),
       handler: async (_req, reply) => sendError(reply, 'GW_ERR_REGISTRATION_DISABLED'),
     });
   }

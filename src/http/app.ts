@@ -115,7 +115,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     registerErrorHandling(app);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.
     registerAvailabilityGuard(app, availability);
-    registerRateLimits(app, limits, { trustProxy: config.trust_proxy });
+    registerRateLimits(app, { trustProxy: config.trust_proxy });
     registerOperationalRoutes(app, ctx);
     // Before any authorization-server route: CORS preflights and Origin checks for discovery, registration,
     // token, revocation (src/http/cors.ts).

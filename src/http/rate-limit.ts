@@ -12,11 +12,11 @@
  * | `failed_auth`  | rejected bearer tokens at the proxy               | client IP            | `failed_auth_per_minute` |
  * | `failed_token` | rejected bearer tokens at the proxy               | token fingerprint    | `failed_auth_per_token_per_minute` |
  *
- * The OAuth routes are hijacked by oidc-provider in route-level onRequest hooks, so the limits run in a
- * GLOBAL onRequest hook (global hooks run first), dispatched by method and path. The token endpoint's
- * body is not parsed at that point (and must not be consumed: oidc-provider reads the stream), so the
- * per-client bucket only sees clients that authenticate with HTTP Basic; public clients (client_id in the
- * form body) are limited per IP.
+ * Each OAuth route declares its bucket where it is registered (src/authz/index.ts: `ctx.limits.guard`), as
+ * the first of its route-level onRequest hooks, before oidc-provider is handed the request. The token
+ * endpoint's body is not parsed at that point (and must not be consumed: oidc-provider reads the stream),
+ * so the per-client bucket only sees clients that authenticate with HTTP Basic; public clients
+ * (client_id in the form body) are limited per IP.
  *
  * Failed bearer authentication at the proxy (P5 in docs/security.md): counted where the proxy rejects a token,
  * per client IP and per token fingerprint (a client looping on one stale token). A request that carries a
@@ -37,13 +37,15 @@
  */
 import { createRequire } from 'node:module';
 import { normalizeIP } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, onRequestHookHandler } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Store } from '../storage/store.js';
 import { sendError } from './errors.js';
 
 export type Bucket = 'register' | 'token' | 'token_client' | 'authorize' | 'failed_auth' | 'failed_token';
+/** The buckets a route declares (`guard`). */
+export type RouteBucket = 'register' | 'token' | 'authorize';
 
 const WINDOW_MS = 60_000;
 const BLOCK_CHANNEL = 'ratelimit-blocks';
@@ -122,6 +124,34 @@ export class RateLimits {
     const u = this.#unsubscribe;
     this.#unsubscribe = undefined;
     if (u) await u().catch(() => undefined);
+  }
+
+  /**
+   * The onRequest hook a route declares to be limited by `bucket` (route-level hooks run after the
+   * global availability guard and before oidc-provider is handed the request). `token` also counts per
+   * client_id for HTTP Basic clients (the form body is not parsed here and must not be consumed).
+   * Preflights are never counted. With `rate_limits.enabled: false` the hook does nothing.
+   */
+  guard(bucket: RouteBucket): onRequestHookHandler {
+    return (request, reply, done) => {
+      const method = request.method;
+      const counted = bucket === 'token' ? method === 'POST' : bucket === 'authorize' ? method === 'GET' || method === 'POST' : method !== 'OPTIONS';
+      if (!this.enabled || !counted) return done();
+      const ip = normalizeIP(request.ip);
+      const checks = [this.hit(bucket, ip)];
+      if (bucket === 'token') {
+        const clientId = basicClientId(request.headers.authorization);
+        if (clientId !== undefined) checks.push(this.hit('token_client', clientId));
+      }
+      Promise.all(checks).then(
+        (results) => {
+          const denied = results.filter((r) => !r.allowed);
+          if (denied.length === 0) return done();
+          sendTooManyRequests(reply, Math.max(...denied.map((r) => r.retryAfter)));
+        },
+        () => done(),
+      );
+    };
   }
 
   /** Counts one request in `bucket` for `key`. Fails open (allowed) if the counter store fails. */
@@ -275,46 +305,9 @@ export function sendTooManyRequests(reply: FastifyReply, retryAfter: number): Fa
 }
 
 /**
- * The global onRequest hook. Register it after the availability guard and before the authz routes.
- * `limits.enabled: false` registers nothing.
+ * The start-up side of the rate limits: the `X-Forwarded-For` warning (a global hook). The limits
+ * themselves are declared with the routes they protect (`RateLimits.guard`, src/authz/index.ts).
  */
-export function registerRateLimits(app: FastifyInstance, limits: RateLimits, options: { trustProxy: unknown }): void {
+export function registerRateLimits(app: FastifyInstance, options: { trustProxy: unknown }): void {
   warnUntrustedForwarding(app, options.trustProxy);
-  if (!limits.enabled) return;
-  const limited = async (reply: FastifyReply, checks: Array<Promise<HitResult>>): Promise<boolean> => {
-    const results = await Promise.all(checks);
-    const denied = results.filter((r) => !r.allowed);
-    if (denied.length === 0) return false;
-    sendTooManyRequests(reply, Math.max(...denied.map((r) => r.retryAfter)));
-    return true;
-  };
-
-  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    const url = request.url;
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    const method = request.method;
-
-    if (path.startsWith('/oauth/')) {
-      let checks: Array<Promise<HitResult>> | undefined;
-      const ip = normalizeIP(request.ip);
-      if (path === '/oauth/token' && method === 'POST') {
-        const clientId = basicClientId(request.headers.authorization);
-        checks = [limits.hit('token', ip)];
-        if (clientId !== undefined) checks.push(limits.hit('token_client', clientId));
-      } else if ((path === '/oauth/register' || path.startsWith('/oauth/register/')) && method !== 'OPTIONS') {
-        checks = [limits.hit('register', ip)];
-      } else if (path === '/oauth/authorize' && (method === 'GET' || method === 'POST')) {
-        checks = [limits.hit('authorize', ip)];
-      }
-      if (checks === undefined) return done();
-      limited(reply, checks).then(
-        (stop) => (stop ? undefined : done()),
-        () => done(),
-      );
-      return;
-    }
-
-    done();
-  });
 }
