@@ -5,8 +5,7 @@
  * observed in the real SQLite file the gateway and the CLI share: triggers log every insert and delete
  * of the key-value table, in sequence.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { decodeJwt } from 'jose';
@@ -14,22 +13,12 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { REVOKED_PREFIX } from '../../src/kernel/revocation.js';
 import { TEST_SECRET } from '../helpers/config.js';
-import { startGateway } from '../helpers/gateway.js';
 import { obtainToken } from '../helpers/oauth-client.js';
-import { startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { startSqliteWorld } from '../helpers/sqlite-world.js';
 
 describe('operator revocation order', () => {
   it('revoke --grant writes the marker before deleting any record of the grant, and audits it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gw-revoke-order-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const db = join(dir, 'gw.db');
-    const idp = await startUpstreamIdp();
-    const gw = await startGateway((issuer) => ({
-      storage: { type: 'sqlite', sqlite: { path: db } },
-      oauth_providers: { corp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile'] } },
-      mcp_services: { calc: { name: 'Calculator', url: `${issuer}/none`, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
-    }));
-    idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
+    const { dir, db, gw } = await startSqliteWorld('gw-revoke-order-');
     const { tokens } = await obtainToken(gw.url, 'calc');
     const gid = String(decodeJwt(tokens.access_token).gid);
 

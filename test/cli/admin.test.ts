@@ -4,15 +4,13 @@
  * gateway) lists and shows clients, lists grants, revokes, deletes and rotates keys; the running gateway
  * sees each change.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { startGateway } from '../helpers/gateway.js';
 import { obtainToken } from '../helpers/oauth-client.js';
-import { startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { startSqliteWorld } from '../helpers/sqlite-world.js';
 import { TEST_SECRET } from '../helpers/config.js';
 
 function capture() {
@@ -31,16 +29,7 @@ async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Prom
 
 describe('operator commands', () => {
   it('clients, grants, revoke and keys rotate work on the storage of a running gateway', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gw-admin-'));
-    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const db = join(dir, 'gw.db');
-    const idp = await startUpstreamIdp();
-    const gw = await startGateway((issuer) => ({
-      storage: { type: 'sqlite', sqlite: { path: db } },
-      oauth_providers: { corp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile'] } },
-      mcp_services: { calc: { name: 'Calculator', url: `${issuer}/none`, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
-    }));
-    idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
+    const { dir, db, gw } = await startSqliteWorld('gw-admin-');
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = provider.clientInformation()!.client_id;
     const gid = String(decodeJwt(tokens.access_token).gid);
