@@ -38,27 +38,32 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_A
  * keeps the Response as the cause of "unexpected HTTP response status code").
  */
 export function isUnavailable(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 6 && e && typeof e === 'object'; depth++) {
+  for (const e of causeChain(err)) {
     const { code, name, status } = e as { code?: unknown; name?: unknown; status?: unknown };
     if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
     if (name === 'TimeoutError' || name === 'AbortError' || name === 'ConnectTimeoutError') return true;
     if (typeof status === 'number' && status >= 502 && status <= 504) return true;
-    e = (e as { cause?: unknown }).cause;
   }
   return false;
 }
 
-/** A short, host-free reason for logs' `reason` field and /ready (e.g. `ECONNREFUSED`, `HTTP 503`). */
-export function failureReason(err: unknown): string {
+/** `err` and its `cause`s (bounded: a cause chain can be cyclic). */
+function* causeChain(err: unknown): Generator<object> {
   let e: unknown = err;
   for (let depth = 0; depth < 6 && e && typeof e === 'object'; depth++) {
+    yield e;
+    e = (e as { cause?: unknown }).cause;
+  }
+}
+
+/** A short, host-free reason for logs' `reason` field and /ready (e.g. `ECONNREFUSED`, `HTTP 503`). */
+export function failureReason(err: unknown): string {
+  for (const e of causeChain(err)) {
     const { code, name, status, message } = e as { code?: unknown; name?: unknown; status?: unknown; message?: unknown };
     if (typeof code === 'string' && /^[A-Z_]+$/.test(code) && code !== 'OAUTH_RESPONSE_IS_NOT_CONFORM') return code;
     if (message === 'bad port') return 'bad_port'; // fetch refuses the port (Fetch standard "bad port")
     if (typeof status === 'number') return `HTTP ${status}`;
     if (name === 'TimeoutError') return 'timeout';
-    e = (e as { cause?: unknown }).cause;
   }
   return 'error';
 }
