@@ -55,21 +55,25 @@ function refuse(reply: FastifyReply): FastifyReply {
 
 export function registerOAuthCors(app: FastifyInstance, ctx: GatewayContext): OriginPolicy {
   const policy = new OriginPolicy(ctx.config.cors, ctx.issuer);
-  app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+  // A callback hook (not async): it runs before every route, the MCP proxy's included, and most requests
+  // leave at the first check without a promise or an allocation.
+  app.addHook('onRequest', (req: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const url = req.url;
+    if (url.charCodeAt(1) !== 0x2e /* . */ && !url.startsWith('/oauth/')) return done();
     const q = url.indexOf('?');
     const kind = corsClassOf(q < 0 ? url : url.slice(0, q));
-    if (kind === undefined) return;
+    if (kind === undefined) return done();
     const origin = req.headers.origin;
     const verdict = policy.check(origin);
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
-      if (verdict !== 'allowed') return refuse(reply);
+      if (verdict !== 'allowed') return void refuse(reply);
       const h = req.headers['access-control-request-headers'];
-      return reply.code(204).headers(policy.preflightHeaders(origin!, typeof h === 'string' ? h : undefined)).send();
+      return void reply.code(204).headers(policy.preflightHeaders(origin!, typeof h === 'string' ? h : undefined)).send();
     }
-    if (verdict === 'allowed') return setAll(reply, policy.responseHeaders(origin!));
-    if (kind === 'public') return setAll(reply, PUBLIC_ANY);
-    if (verdict === 'forbidden') return refuse(reply);
+    if (verdict === 'allowed') setAll(reply, policy.responseHeaders(origin!));
+    else if (kind === 'public') setAll(reply, PUBLIC_ANY);
+    else if (verdict === 'forbidden') return void refuse(reply);
+    done();
   });
   return policy;
 }
