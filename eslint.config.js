@@ -1,8 +1,6 @@
 // ESLint 9 flat config (`npm run lint`). typescript-eslint's syntax-only `recommended` preset, not the
 // type-checked presets: `tsc --noEmit` already runs in CI, and type-aware linting would multiply lint time.
-// No formatter on purpose (measured with prettier 3.10, singleQuote + trailingComma all): the code is
-// hand-wrapped with long lines, so no printWidth matches it (140: 156 of 195 files change, 250: 96 files,
-// 1000: still 104), and reformatting would conflict with every branch in flight.
+// Formatting is prettier's (.prettierrc.json, `npm run format`); `npm run lint` checks it after eslint.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 

@@ -29,7 +29,10 @@ export async function startBenchIdp(): Promise<BenchIdp> {
   };
 }
 
-export async function benchToken(issuer: string, service: string): Promise<{ accessToken: string; refreshToken?: string; clientId: string }> {
+export async function benchToken(
+  issuer: string,
+  service: string,
+): Promise<{ accessToken: string; refreshToken?: string; clientId: string }> {
   const { tokens, provider } = await obtainToken(issuer, service);
   const info = provider.clientInformation();
   if (!info) throw new Error('no client information after the flow');
@@ -37,7 +40,12 @@ export async function benchToken(issuer: string, service: string): Promise<{ acc
 }
 
 /** Refresh-grant throughput: `chains` clients, each rotating its own refresh token as fast as it can. */
-export async function benchRefreshTokens(issuer: string, service: string, chains: number, seconds: number): Promise<{ perSecond: number; errors: number }> {
+export async function benchRefreshTokens(
+  issuer: string,
+  service: string,
+  chains: number,
+  seconds: number,
+): Promise<{ perSecond: number; errors: number }> {
   const starts = [];
   for (let i = 0; i < chains; i++) starts.push(await benchToken(issuer, service));
   let done = 0;

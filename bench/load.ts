@@ -4,7 +4,14 @@
  */
 import autocannon from 'autocannon';
 
-const opts = JSON.parse(process.argv[2] ?? '{}') as { url: string; connections?: number; duration?: number; headers?: Record<string, string>; body?: string; method?: string };
+const opts = JSON.parse(process.argv[2] ?? '{}') as {
+  url: string;
+  connections?: number;
+  duration?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  method?: string;
+};
 const result = await autocannon({
   url: opts.url,
   connections: opts.connections ?? 32,

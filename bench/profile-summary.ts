@@ -1,7 +1,12 @@
 /** Summarises a .cpuprofile: self time per function (top N). Usage: tsx bench/profile-summary.ts FILE [N] */
 import { readFileSync } from 'node:fs';
 
-interface Node { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
+interface Node {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
 const prof = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
 const self = new Map<number, number>();
 prof.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (prof.timeDeltas[i] ?? 0)));
@@ -23,7 +28,8 @@ for (const [k, v] of byFn) {
 const top = [...byFn].sort((a, b) => b[1] - a[1]).slice(0, Number(process.argv[3] ?? 40));
 for (const [k, v] of top) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
 console.log('\nby package:');
-for (const [k, v] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 15)) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+for (const [k, v] of [...byPkg].sort((a, b) => b[1] - a[1]).slice(0, 15))
+  console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
 
 // Inclusive ("total") time per function, top N, when INCLUSIVE=1.
 if (process.env.INCLUSIVE) {
@@ -43,5 +49,6 @@ if (process.env.INCLUSIVE) {
     agg.set(key, Math.max(agg.get(key) ?? 0, 0) + (incl.get(n.id) ?? 0));
   }
   console.log('\ninclusive:');
-  for (const [k, v] of [...agg].sort((a, b) => b[1] - a[1]).slice(0, 60)) console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
+  for (const [k, v] of [...agg].sort((a, b) => b[1] - a[1]).slice(0, 60))
+    console.log(`${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`);
 }

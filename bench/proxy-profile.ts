@@ -17,7 +17,12 @@ const seconds = Number(process.argv[2] ?? 5);
 const connections = Number(process.argv[3] ?? 32);
 
 const backend = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/backend.ts')], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise<number>((resolve) => backend.stdout!.on('data', (d: Buffer) => { const m = /READY (\d+)/.exec(d.toString()); if (m) resolve(Number(m[1])); }));
+const port = await new Promise<number>((resolve) =>
+  backend.stdout!.on('data', (d: Buffer) => {
+    const m = /READY (\d+)/.exec(d.toString());
+    if (m) resolve(Number(m[1]));
+  }),
+);
 const gw = await createGateway(
   testConfig({
     issuer: 'http://127.0.0.1:1',
@@ -32,7 +37,22 @@ const token = await mintToken(gw, { service: 'bench' });
 const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
 const load = (duration: number) =>
   new Promise<string>((resolve) => {
-    const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/load.ts'), JSON.stringify({ url: `${address}/bench/mcp`, connections, duration, body, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` } })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'bench/load.ts'),
+        JSON.stringify({
+          url: `${address}/bench/mcp`,
+          connections,
+          duration,
+          body,
+          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` },
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     c.on('exit', () => resolve(out.trim()));

@@ -37,7 +37,10 @@ process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
 function tsx(script: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): ChildProcess {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, script), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(ROOT, script), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   return child;
 }
@@ -140,8 +143,16 @@ http {
   throw new Error('nginx did not start');
 }
 
-async function sseLag(url: string, headers: Record<string, string>, n = 200, interval = 10): Promise<{ max: number; p99: number; p50: number }> {
-  const res = await request(`${url}?sse=${n}&interval=${interval}`, { method: 'GET', headers: { accept: 'text/event-stream', ...headers } });
+async function sseLag(
+  url: string,
+  headers: Record<string, string>,
+  n = 200,
+  interval = 10,
+): Promise<{ max: number; p99: number; p50: number }> {
+  const res = await request(`${url}?sse=${n}&interval=${interval}`, {
+    method: 'GET',
+    headers: { accept: 'text/event-stream', ...headers },
+  });
   if (res.statusCode !== 200) throw new Error(`SSE status ${res.statusCode}`);
   const lags: number[] = [];
   let buf = '';
@@ -188,11 +199,19 @@ async function main(): Promise<void> {
       port: gwPort,
       issuer,
       session_secret: 'bench-session-secret-bench-session-secret-0123',
-      oauth_providers: { corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true } },
+      oauth_providers: {
+        corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
+      },
       mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
       storage: { type: 'memory' },
       // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
-      rate_limits: { enabled: true, register_per_minute: 1_000_000, token_per_minute: 1_000_000, authorize_per_minute: 1_000_000, failed_auth_per_minute: 1_000_000 },
+      rate_limits: {
+        enabled: true,
+        register_per_minute: 1_000_000,
+        token_per_minute: 1_000_000,
+        authorize_per_minute: 1_000_000,
+        failed_auth_per_minute: 1_000_000,
+      },
       limits: { max_concurrent_per_service: 20000 },
       ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
     }),
@@ -200,8 +219,12 @@ async function main(): Promise<void> {
   // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
   // The gateway runs the way users run it (`npm start`: compiled dist/), rebuilt first so it is current.
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
-  const gateway = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
+  const gateway = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(gateway);
   await waitFor(gateway, /listening on/);
   const gwUrl = `${issuer}/bench/mcp`;
@@ -212,7 +235,11 @@ async function main(): Promise<void> {
   const nginxUrl = nginxPort ? `http://127.0.0.1:${nginxPort}/mcp` : undefined;
 
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
-  const jsonHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
+  const jsonHeaders = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2025-11-25',
+  };
 
   // Sanity: the gateway really validates (a request without the token is refused).
   const unauth = await request(gwUrl, { method: 'POST', headers: jsonHeaders, body });
@@ -231,13 +258,21 @@ async function main(): Promise<void> {
     for (const [name, url, headers] of targets) {
       const res = await runLoad({ url, headers, body, duration: DURATION, connections: CONNECTIONS });
       (rounds[name] ??= []).push(res);
-      process.stderr.write(`round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}\n`);
+      process.stderr.write(
+        `round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}\n`,
+      );
     }
   }
   const summary = Object.fromEntries(
     Object.entries(rounds).map(([name, rs]) => [
       name,
-      { rps: median(rs.map((x) => x.rps)), p50: median(rs.map((x) => x.p50)), p99: median(rs.map((x) => x.p99)), non2xx: rs.reduce((a, x) => a + x.non2xx, 0), rounds: rs },
+      {
+        rps: median(rs.map((x) => x.rps)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+        non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+        rounds: rs,
+      },
     ]),
   ) as Record<string, { rps: number; p50: number; p99: number; non2xx: number }>;
 
@@ -252,7 +287,12 @@ async function main(): Promise<void> {
     url: `${issuer}/oauth/register`,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_name: 'bench', redirect_uris: ['http://127.0.0.1:9999/callback'], token_endpoint_auth_method: 'none', application_type: 'native' }),
+    body: JSON.stringify({
+      client_name: 'bench',
+      redirect_uris: ['http://127.0.0.1:9999/callback'],
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+    }),
     duration: DURATION,
     connections: 16,
   });
@@ -266,7 +306,14 @@ async function main(): Promise<void> {
   await new Promise((r) => setTimeout(r, 2000));
   const rssAfter = rssMb(gwPid);
   holder.kill('SIGTERM');
-  const streams = { requested: STREAMS, open: Number(opened[1]), failed: Number(opened[2]), rssBeforeMb: rssBefore, rssAfterMb: rssAfter, kbPerStream: ((rssAfter - rssBefore) * 1024) / Math.max(1, Number(opened[1])) };
+  const streams = {
+    requested: STREAMS,
+    open: Number(opened[1]),
+    failed: Number(opened[2]),
+    rssBeforeMb: rssBefore,
+    rssAfterMb: rssAfter,
+    kbPerStream: ((rssAfter - rssBefore) * 1024) / Math.max(1, Number(opened[1])),
+  };
 
   const g = summary.gateway!;
   const d = summary.direct!;
@@ -278,7 +325,12 @@ async function main(): Promise<void> {
     throughput: summary,
     ratios: { gatewayToDirect: g.rps / d.rps, gatewayToNginx: n ? g.rps / n.rps : null },
     overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
-    firstByteMs: { direct: ttfbDirect, gateway: ttfbGateway, overheadP50: ttfbGateway.p50 - ttfbDirect.p50, overheadP99: ttfbGateway.p99 - ttfbDirect.p99 },
+    firstByteMs: {
+      direct: ttfbDirect,
+      gateway: ttfbGateway,
+      overheadP50: ttfbGateway.p50 - ttfbDirect.p50,
+      overheadP99: ttfbGateway.p99 - ttfbDirect.p99,
+    },
     sseLagMs: { direct: lagDirect, gateway: lagGateway },
     refreshPerSecond: refresh.perSecond,
     refreshErrors: refresh.errors,
@@ -295,7 +347,9 @@ async function main(): Promise<void> {
     '',
     'target   | req/s    | p50 ms | p99 ms',
     '---------|----------|--------|-------',
-    ...Object.entries(summary).map(([k, v]) => `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)}`),
+    ...Object.entries(summary).map(
+      ([k, v]) => `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)}`,
+    ),
     '',
     `gateway/direct throughput ${f(results.ratios.gatewayToDirect)}; gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,

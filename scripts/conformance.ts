@@ -58,7 +58,9 @@ function nodeVersionOf(bin: string): string | undefined {
  */
 export function locateConformance(env: NodeJS.ProcessEnv = process.env): Located | { missing: string } {
   const home = conformanceHome(env);
-  const candidates = [env.GW_CONFORMANCE_NODE, join(home, 'node22/node_modules/node/bin/node'), process.execPath].filter((c): c is string => Boolean(c));
+  const candidates = [env.GW_CONFORMANCE_NODE, join(home, 'node22/node_modules/node/bin/node'), process.execPath].filter((c): c is string =>
+    Boolean(c),
+  );
   let node: string | undefined;
   let nodeVersion: string | undefined;
   for (const c of candidates) {
@@ -76,7 +78,8 @@ export function locateConformance(env: NodeJS.ProcessEnv = process.env): Located
   if (!node) return { missing: `no Node >= 22 found (tried ${candidates.join(', ')}); ${install}` };
   if (!existsSync(cli)) return { missing: `${SUITE_PACKAGE} is not installed in ${join(home, 'suite')}; ${install}` };
   const suiteVersion = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
-  if (suiteVersion !== SUITE_VERSION) return { missing: `${SUITE_PACKAGE} ${suiteVersion} is installed, ${SUITE_VERSION} is pinned; ${install}` };
+  if (suiteVersion !== SUITE_VERSION)
+    return { missing: `${SUITE_PACKAGE} ${suiteVersion} is installed, ${SUITE_VERSION} is pinned; ${install}` };
   return { node, nodeVersion: nodeVersion!, cli, suiteVersion };
 }
 
@@ -84,7 +87,10 @@ export function locateConformance(env: NodeJS.ProcessEnv = process.env): Located
 export function installConformance(env: NodeJS.ProcessEnv = process.env): Located {
   const home = conformanceHome(env);
   const npm = (prefix: string, spec: string) => {
-    const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--prefix', prefix, spec], { stdio: 'inherit', env });
+    const r = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--prefix', prefix, spec], {
+      stdio: 'inherit',
+      env,
+    });
     if (r.status !== 0) throw new Error(`npm install ${spec} into ${prefix} failed (exit ${r.status})`);
   };
   let found = locateConformance(env);
@@ -142,7 +148,13 @@ async function registerPublicClient(issuer: string, redirectUri: string): Promis
   const res = await fetch(meta.registration_endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_name: 'MCP conformance suite', redirect_uris: [redirectUri], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' }),
+    body: JSON.stringify({
+      client_name: 'MCP conformance suite',
+      redirect_uris: [redirectUri],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    }),
   });
   const body = (await res.json()) as { client_id?: string };
   if (res.status !== 201 || !body.client_id) throw new Error(`registration refused (${res.status}): ${JSON.stringify(body)}`);
@@ -151,7 +163,10 @@ async function registerPublicClient(issuer: string, redirectUri: string): Promis
 
 function alertOf(html: string): string {
   const m = /<p role="alert"[^>]*>([\s\S]*?)<\/p>/.exec(html) ?? /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html);
-  return (m?.[1] ?? html.slice(0, 200)).replace(/<[^>]+>/g, '').replace(/\s+/g, ' ').trim();
+  return (m?.[1] ?? html.slice(0, 200))
+    .replace(/<[^>]+>/g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 /** Runs `conformance authorization` once for one service (resource), driving the sign-in it asks for. */
@@ -163,10 +178,14 @@ async function runForService(found: Located, issuer: string, service: string, ti
   const outDir = mkdtempSync(join(tmpdir(), 'gw-conformance-'));
   const run: ServiceRun = { service, resource, clientId, exitCode: null, scenarios: [], output: '' };
   try {
-    const child = spawn(found.node, [found.cli, 'authorization', '--url', issuer, '--client-id', clientId, '--resource', resource, '--port', String(port), '-o', outDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() },
-    });
+    const child = spawn(
+      found.node,
+      [found.cli, 'authorization', '--url', issuer, '--client-id', clientId, '--resource', resource, '--port', String(port), '-o', outDir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir() },
+      },
+    );
     let journey: Promise<void> | undefined;
     let listening: () => void = () => {};
     const callbackReady = new Promise<void>((r) => (listening = r));
@@ -183,7 +202,9 @@ async function runForService(found: Located, issuer: string, service: string, ti
           return;
         }
         const page = walk.finalPage;
-        run.browserFailure = page ? `the sign-in stopped on a page (${page.status}): ${alertOf(page.body)}` : 'the sign-in never redirected back';
+        run.browserFailure = page
+          ? `the sign-in stopped on a page (${page.status}): ${alertOf(page.body)}`
+          : 'the sign-in never redirected back';
         child.kill('SIGTERM');
       })().catch((err: unknown) => {
         run.browserFailure = `the browser journey failed: ${(err as Error).message}`;
@@ -220,10 +241,19 @@ function readChecks(outDir: string): ScenarioResult[] {
     const m = /^authorization-server-(.+)-\d{4}-\d\d-\d\dT[\d-]+Z$/.exec(dir);
     const file = join(outDir, dir, 'checks.json');
     if (!m || !existsSync(file)) continue;
-    const checks = (JSON.parse(readFileSync(file, 'utf8')) as Array<{ id: string; status: string; errorMessage?: string }>).map(({ id, status, errorMessage }) => ({ id, status, ...(errorMessage ? { errorMessage } : {}) }));
+    const checks = (JSON.parse(readFileSync(file, 'utf8')) as Array<{ id: string; status: string; errorMessage?: string }>).map(
+      ({ id, status, errorMessage }) => ({ id, status, ...(errorMessage ? { errorMessage } : {}) }),
+    );
     const failures = checks.filter((c) => c.status !== 'SUCCESS' && c.status !== 'WARNING' && c.status !== 'INFO');
     const passed = checks.length > 0 && failures.length === 0 && checks.some((c) => c.status === 'SUCCESS');
-    results.push({ scenario: m[1]!, passed, checks, ...(passed ? {} : { reason: failures.map((c) => `${c.id} ${c.status}: ${c.errorMessage ?? ''}`.trim()).join('; ') || 'no check succeeded' }) });
+    results.push({
+      scenario: m[1]!,
+      passed,
+      checks,
+      ...(passed
+        ? {}
+        : { reason: failures.map((c) => `${c.id} ${c.status}: ${c.errorMessage ?? ''}`.trim()).join('; ') || 'no check succeeded' }),
+    });
   }
   return results;
 }
@@ -248,18 +278,38 @@ export async function runAuthorizationConformance(found: Located, options: RunOp
   const scenarios = listAuthorizationScenarios(found);
   const world = await startSeedWorld(file, { cleanup: false });
   try {
-    const services = options.services ?? Object.entries(world.config.mcp_services).filter(([, s]) => s.auth_required).map(([id]) => id);
+    const services =
+      options.services ??
+      Object.entries(world.config.mcp_services)
+        .filter(([, s]) => s.auth_required)
+        .map(([id]) => id);
     const runs: ServiceRun[] = [];
     for (const service of services) {
       const run = await runForService(found, world.url, service, options.timeoutMs ?? 90_000);
       // A scenario the suite lists but did not report is a failure too.
       for (const s of scenarios) {
-        if (!run.scenarios.some((r) => r.scenario === s)) run.scenarios.push({ scenario: s, passed: false, checks: [], reason: run.browserFailure ?? `not reported by the suite (exit ${run.exitCode})` });
+        if (!run.scenarios.some((r) => r.scenario === s))
+          run.scenarios.push({
+            scenario: s,
+            passed: false,
+            checks: [],
+            reason: run.browserFailure ?? `not reported by the suite (exit ${run.exitCode})`,
+          });
       }
-      for (const r of run.scenarios) if (!r.passed && run.browserFailure && !r.reason?.includes(run.browserFailure)) r.reason = `${run.browserFailure}; ${r.reason ?? ''}`;
+      for (const r of run.scenarios)
+        if (!r.passed && run.browserFailure && !r.reason?.includes(run.browserFailure))
+          r.reason = `${run.browserFailure}; ${r.reason ?? ''}`;
       runs.push(run);
     }
-    return { file, issuer: world.url, suite: `${SUITE_PACKAGE}@${found.suiteVersion}`, node: found.nodeVersion, scenarios, runs, passed: runs.length > 0 && runs.every((r) => r.scenarios.every((s) => s.passed)) };
+    return {
+      file,
+      issuer: world.url,
+      suite: `${SUITE_PACKAGE}@${found.suiteVersion}`,
+      node: found.nodeVersion,
+      scenarios,
+      runs,
+      passed: runs.length > 0 && runs.every((r) => r.scenarios.every((s) => s.passed)),
+    };
   } finally {
     await world.close();
   }
@@ -269,7 +319,10 @@ export function formatReport(report: ConformanceReport): string {
   const lines = [`MCP conformance (${report.suite}, Node ${report.node}) against ${report.issuer} from ${report.file}`];
   for (const run of report.runs) {
     for (const s of run.scenarios) {
-      const warnings = s.checks.filter((c) => c.status === 'WARNING').map((c) => ` [warning ${c.id}: ${c.errorMessage ?? ''}]`).join('');
+      const warnings = s.checks
+        .filter((c) => c.status === 'WARNING')
+        .map((c) => ` [warning ${c.id}: ${c.errorMessage ?? ''}]`)
+        .join('');
       lines.push(`${s.passed ? 'PASS' : 'FAIL'} ${run.service} ${s.scenario}${s.passed ? '' : `: ${s.reason}`}${warnings}`);
     }
   }

@@ -27,7 +27,11 @@ const slowMs = Number(process.env.FUZZ_SLOW_MS ?? 5000);
 // Watchdog: a request that takes longer than FUZZ_SLOW_MS is printed (a hang is a finding too).
 const realFetch = globalThis.fetch;
 globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-  const timer = setTimeout(() => console.warn(`slow request (> ${slowMs} ms): ${init?.method ?? 'GET'} ${String(input)} ${String(init?.body ?? '').slice(0, 200)}`), slowMs);
+  const timer = setTimeout(
+    () =>
+      console.warn(`slow request (> ${slowMs} ms): ${init?.method ?? 'GET'} ${String(input)} ${String(init?.body ?? '').slice(0, 200)}`),
+    slowMs,
+  );
   try {
     return await realFetch(input, init);
   } finally {

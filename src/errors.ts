@@ -53,30 +53,94 @@ export const ERROR_CODES = {
   GW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, error: 'invalid_request', rpc: RPC.INVALID_REQUEST, message: 'Unsupported content type' },
   // One answer for an oversized body at every endpoint (OAuth, registration, consent, MCP proxy). `invalid_request`
   // because RFC 6749 §5.2 allows only its listed codes at the token endpoint; the status tells it apart.
-  GW_ERR_BODY_TOO_LARGE: { status: 413, error: 'invalid_request', rpc: RPC.INVALID_REQUEST, message: 'Request body too large (GW_ERR_BODY_TOO_LARGE)' },
+  GW_ERR_BODY_TOO_LARGE: {
+    status: 413,
+    error: 'invalid_request',
+    rpc: RPC.INVALID_REQUEST,
+    message: 'Request body too large (GW_ERR_BODY_TOO_LARGE)',
+  },
   // RFC 7591 §3.2.2 errors of the gateway's own registration checks (src/authz/registration.ts), before oidc-provider.
   GW_ERR_CLIENT_METADATA_INVALID: { status: 400, error: 'invalid_client_metadata', message: 'The client metadata is invalid' },
   GW_ERR_REDIRECT_URI_INVALID: { status: 400, error: 'invalid_redirect_uri', message: 'A redirect URI is not allowed' },
-  GW_ERR_REGISTRATION_DISABLED: { status: 404, error: 'invalid_request', message: 'Dynamic client registration is disabled on this gateway; use a pre-registered client or a client ID metadata document' },
-  GW_ERR_METHOD_NOT_ALLOWED: { status: 405, error: 'method_not_allowed', rpc: RPC.GATEWAY, message: 'Method not allowed', allow: PROXY_ALLOW },
+  GW_ERR_REGISTRATION_DISABLED: {
+    status: 404,
+    error: 'invalid_request',
+    message: 'Dynamic client registration is disabled on this gateway; use a pre-registered client or a client ID metadata document',
+  },
+  GW_ERR_METHOD_NOT_ALLOWED: {
+    status: 405,
+    error: 'method_not_allowed',
+    rpc: RPC.GATEWAY,
+    message: 'Method not allowed',
+    allow: PROXY_ALLOW,
+  },
   GW_ERR_BACKEND_UNKNOWN: { status: 404, error: 'gw_err_backend_unknown', rpc: RPC.GATEWAY, message: 'Unknown MCP service' },
   // One answer for a forbidden browser Origin at the OAuth endpoints (src/http/cors.ts) and the MCP proxy
   // (src/proxy/index.ts): `invalid_request`, as for GW_ERR_BODY_TOO_LARGE, because RFC 6749 §5.2 allows only
   // its listed codes at the token endpoint; the status and the code named in the message tell it apart.
-  GW_ERR_ORIGIN_FORBIDDEN: { status: 403, error: 'invalid_request', rpc: RPC.GATEWAY, message: 'Origin not allowed: it is not listed in cors.allow_origins (GW_ERR_ORIGIN_FORBIDDEN)' },
+  GW_ERR_ORIGIN_FORBIDDEN: {
+    status: 403,
+    error: 'invalid_request',
+    rpc: RPC.GATEWAY,
+    message: 'Origin not allowed: it is not listed in cors.allow_origins (GW_ERR_ORIGIN_FORBIDDEN)',
+  },
   // RFC 6750 §3.1: no error code in the challenge when the request had no credentials; the body says why.
   GW_ERR_TOKEN_MISSING: { status: 401, error: 'invalid_request', rpc: RPC.AUTH, message: 'Authentication required', challenge: 'missing' },
-  GW_ERR_TOKEN_INVALID: { status: 401, error: 'invalid_token', rpc: RPC.AUTH, message: 'The access token is invalid', challenge: 'invalid' },
-  GW_ERR_INSUFFICIENT_SCOPE: { status: 403, error: 'insufficient_scope', rpc: RPC.AUTH, message: 'The access token lacks required scopes', challenge: 'scope' },
-  GW_ERR_POLICY_DENIED: { status: 403, error: 'access_denied', rpc: RPC.AUTH, message: 'Your account is not allowed to use this service by its access policy' },
-  GW_ERR_PROTOCOL_VERSION: { status: 400, error: 'unsupported_protocol_version', rpc: RPC.UNSUPPORTED_PROTOCOL_VERSION, message: 'Unsupported protocol version' },
+  GW_ERR_TOKEN_INVALID: {
+    status: 401,
+    error: 'invalid_token',
+    rpc: RPC.AUTH,
+    message: 'The access token is invalid',
+    challenge: 'invalid',
+  },
+  GW_ERR_INSUFFICIENT_SCOPE: {
+    status: 403,
+    error: 'insufficient_scope',
+    rpc: RPC.AUTH,
+    message: 'The access token lacks required scopes',
+    challenge: 'scope',
+  },
+  GW_ERR_POLICY_DENIED: {
+    status: 403,
+    error: 'access_denied',
+    rpc: RPC.AUTH,
+    message: 'Your account is not allowed to use this service by its access policy',
+  },
+  GW_ERR_PROTOCOL_VERSION: {
+    status: 400,
+    error: 'unsupported_protocol_version',
+    rpc: RPC.UNSUPPORTED_PROTOCOL_VERSION,
+    message: 'Unsupported protocol version',
+  },
   GW_ERR_SESSION_UNKNOWN: { status: 404, error: 'gw_err_session_unknown', rpc: RPC.AUTH, message: 'Session not found' },
   GW_ERR_RATE_LIMITED: { status: 429, error: 'too_many_requests', rpc: RPC.AUTH, message: 'Too many requests', retryAfter: 'computed' },
-  GW_ERR_UPSTREAM_TIMEOUT: { status: 504, error: 'gw_err_upstream_timeout', rpc: RPC.GATEWAY, message: 'The MCP service did not answer in time' },
-  GW_ERR_UPSTREAM_UNREACHABLE: { status: 502, error: 'gw_err_upstream_unreachable', rpc: RPC.GATEWAY, message: 'The MCP service is unreachable' },
-  GW_ERR_OVERLOADED: { status: 503, error: 'gw_err_overloaded', rpc: RPC.GATEWAY, message: 'The service is busy, try again later', retryAfter: 1 },
+  GW_ERR_UPSTREAM_TIMEOUT: {
+    status: 504,
+    error: 'gw_err_upstream_timeout',
+    rpc: RPC.GATEWAY,
+    message: 'The MCP service did not answer in time',
+  },
+  GW_ERR_UPSTREAM_UNREACHABLE: {
+    status: 502,
+    error: 'gw_err_upstream_unreachable',
+    rpc: RPC.GATEWAY,
+    message: 'The MCP service is unreachable',
+  },
+  GW_ERR_OVERLOADED: {
+    status: 503,
+    error: 'gw_err_overloaded',
+    rpc: RPC.GATEWAY,
+    message: 'The service is busy, try again later',
+    retryAfter: 1,
+  },
   // RFC 6749 §4.1.2.1 temporarily_unavailable: the OAuth endpoints and the proxy say the same.
-  GW_ERR_STORE_UNAVAILABLE: { status: 503, error: 'temporarily_unavailable', rpc: RPC.GATEWAY, message: 'Storage is unavailable, try again later', retryAfter: 5 },
+  GW_ERR_STORE_UNAVAILABLE: {
+    status: 503,
+    error: 'temporarily_unavailable',
+    rpc: RPC.GATEWAY,
+    message: 'Storage is unavailable, try again later',
+    retryAfter: 5,
+  },
   GW_ERR_INTERNAL: { status: 500, error: 'server_error', rpc: RPC.GATEWAY, message: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -29,7 +29,14 @@ export function findAccountFor(ctx: GatewayContext) {
     if (!profile) return undefined;
     return {
       accountId: id,
-      claims: () => ({ sub: id, email: profile.email, email_verified: profile.email === undefined ? undefined : profile.emailVerified === true, name: profile.name, picture: profile.picture, groups: profile.groups }),
+      claims: () => ({
+        sub: id,
+        email: profile.email,
+        email_verified: profile.email === undefined ? undefined : profile.emailVerified === true,
+        name: profile.name,
+        picture: profile.picture,
+        groups: profile.groups,
+      }),
     };
   };
 }

@@ -38,7 +38,16 @@ const key = (model: string, id: string) => `oidc:${model}:${id}`;
  * Not hashed: Session and Interaction ids (only usable inside cookies signed with keys derived from
  * `session_secret`), Grant and Client ids (identifiers, not credentials).
  */
-const HASHED_ID_MODELS = new Set(['AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials', 'DeviceCode', 'BackchannelAuthenticationRequest', 'RegistrationAccessToken', 'InitialAccessToken']);
+const HASHED_ID_MODELS = new Set([
+  'AuthorizationCode',
+  'RefreshToken',
+  'AccessToken',
+  'ClientCredentials',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'RegistrationAccessToken',
+  'InitialAccessToken',
+]);
 
 // eslint-disable-next-line no-control-regex
 const usableKey = (k: string) => k.length <= MAX_KEY_LENGTH && !/[\u0000-\u001f\u007f]/.test(k);
@@ -81,7 +90,8 @@ export class StoreAdapter implements Adapter {
     if (this.model === 'ReplayDetection') {
       // RFC 7523 §3 item 7: a client assertion's jti is used once. oidc-provider checks with find-then-save;
       // the atomic insert makes the second of two concurrent uses fail too.
-      if (!(await this.store.setIfAbsent(this.#key(id), stored, { ttlSeconds, indexes }))) throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
+      if (!(await this.store.setIfAbsent(this.#key(id), stored, { ttlSeconds, indexes })))
+        throw new errors.InvalidClientAuth('client assertion tokens must only be used once');
       return;
     }
     await this.store.set(this.#key(id), stored, { ttlSeconds, indexes });
@@ -115,7 +125,8 @@ export class StoreAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
-    if (this.model === 'AccessToken' && this.hooks.structuredAccessToken && id.startsWith(HANDLE_PREFIX)) return this.hooks.structuredAccessToken(id);
+    if (this.model === 'AccessToken' && this.hooks.structuredAccessToken && id.startsWith(HANDLE_PREFIX))
+      return this.hooks.structuredAccessToken(id);
     const rec = await this.store.get<AdapterPayload>(await this.#locate(id));
     if (!rec) return undefined;
     const value = this.#hashed ? { ...rec.value, jti: id } : rec.value;

@@ -77,7 +77,10 @@ export function cimdFeature(ctx: GatewayContext) {
       if (host === undefined) throw new errors.InvalidClient('client_id is not a URL');
       if (privateHosts.has(host)) return true;
       // Refused before any request is made; the person sees why on the error page.
-      if (hosts && !hosts.includes(host)) throw new errors.InvalidClient(`client_id metadata documents from ${host} are not accepted: the host is not in registration.cimd.allowed_hosts`);
+      if (hosts && !hosts.includes(host))
+        throw new errors.InvalidClient(
+          `client_id metadata documents from ${host} are not accepted: the host is not in registration.cimd.allowed_hosts`,
+        );
       if (!cimdTesting.fetch) await assertPublicHost(host);
       return true;
     },
@@ -99,7 +102,8 @@ export function providerFetch(ctx: GatewayContext): ProviderFetch {
     const host = URL.parse(url)?.hostname;
     const { dispatcher: _theirs, ...rest } = init;
     const options = rest as Parameters<typeof undiciFetch>[1];
-    if (host !== undefined && privateHosts.has(host)) return undiciFetch(url, { ...options, dispatcher: privateAgent() }) as unknown as Promise<Response>;
+    if (host !== undefined && privateHosts.has(host))
+      return undiciFetch(url, { ...options, dispatcher: privateAgent() }) as unknown as Promise<Response>;
     const bare = host?.replace(/^\[|\]$/g, '') ?? '';
     if (isIP(bare) && isSpecialUse(bare)) return Promise.reject(new Error('the address is a special-use IP address (SSRF guard)'));
     return undiciFetch(url, { ...options, dispatcher: guardedAgent() }) as unknown as Promise<Response>;
@@ -113,7 +117,10 @@ export function guardedLookup(hostname: string, options: LookupOptions, callback
   lookupCallback(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return callback(err, []);
     if (addresses.length === 0 || addresses.some((a) => isSpecialUse(a.address))) {
-      return callback(Object.assign(new Error(`${hostname} resolves to a special-use IP address (SSRF guard)`), { code: 'ESPECIALUSE' }), []);
+      return callback(
+        Object.assign(new Error(`${hostname} resolves to a special-use IP address (SSRF guard)`), { code: 'ESPECIALUSE' }),
+        [],
+      );
     }
     if (options.all) return callback(null, addresses);
     callback(null, addresses[0]!.address, addresses[0]!.family);

@@ -50,7 +50,13 @@ export async function rememberConsent(ctx: GatewayContext, user: string, client:
 }
 
 /** Whether this user already approved this client for this service with (at least) these scopes. */
-export async function consentRemembered(ctx: GatewayContext, user: string, client: string, service: string, scopes: string[]): Promise<boolean> {
+export async function consentRemembered(
+  ctx: GatewayContext,
+  user: string,
+  client: string,
+  service: string,
+  scopes: string[],
+): Promise<boolean> {
   const rec = await ctx.store.get<{ scopes: string[] }>(consentKey(user, client, service));
   return rec !== undefined && scopes.every((s) => rec.value.scopes.includes(s));
 }
@@ -80,8 +86,15 @@ export function neutraliseDisplay(s: string): string {
 }
 
 export function consentPage(view: ConsentView): string {
-  const v = { ...view, clientName: neutraliseDisplay(view.clientName), clientId: neutraliseDisplay(view.clientId), redirectHost: neutraliseDisplay(view.redirectHost) };
-  const scopes = v.scopes.length ? `<ul>${v.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>` : '<p>No specific permissions.</p>';
+  const v = {
+    ...view,
+    clientName: neutraliseDisplay(view.clientName),
+    clientId: neutraliseDisplay(view.clientId),
+    redirectHost: neutraliseDisplay(view.redirectHost),
+  };
+  const scopes = v.scopes.length
+    ? `<ul>${v.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>`
+    : '<p>No specific permissions.</p>';
   return `<h1>Allow access to ${escapeHtml(v.service.name)}?</h1>
 <p><strong>${escapeHtml(v.clientName)}</strong> wants to use <strong>${escapeHtml(v.service.name)}</strong> on your behalf.</p>
 <dl><dt>Application</dt><dd>${escapeHtml(v.clientName)}${v.clientName !== v.clientId ? ` <small>(${escapeHtml(v.clientId)})</small>` : ''}</dd>

@@ -51,39 +51,107 @@ ${v.error ? `<p role="alert" class="error">${escapeHtml(v.error)}</p>` : ''}
 /** The interaction steps the form shares with the upstream sign-in (src/authz/interactions.ts). */
 export interface InteractionKit {
   detailsOf(req: FastifyRequest, reply: FastifyReply): Promise<{ uid: string; params: Record<string, unknown> }>;
-  guard<R extends FastifyRequest>(handler: (req: R, reply: FastifyReply) => Promise<unknown>): (req: R, reply: FastifyReply) => Promise<void>;
+  guard<R extends FastifyRequest>(
+    handler: (req: R, reply: FastifyReply) => Promise<unknown>,
+  ): (req: R, reply: FastifyReply) => Promise<void>;
   errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string, rule?: Refusal): void;
-  completeSignIn(req: FastifyRequest, reply: FastifyReply, uid: string, profile: UpstreamProfile, approval: Approval, amr: string): Promise<void>;
+  completeSignIn(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    uid: string,
+    profile: UpstreamProfile,
+    approval: Approval,
+    amr: string,
+  ): Promise<void>;
 }
 
 /** GET shows the form (after Approve only); POST checks CSRF and input, then completes the sign-in once. */
 export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext, signIn: DevSignIn, kit: InteractionKit): void {
   const { detailsOf, guard, errorPage, completeSignIn } = kit;
   const serviceName = (resource: string) => serviceForResource(ctx, resource)?.name ?? 'the service';
-  app.get<{ Params: { uid: string } }>('/interaction/:uid/dev-login', guard(async (req, reply) => {
-    reply.hijack();
-    const details = await detailsOf(req, reply);
-    const approval = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
-    if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied', 'expired');
-    sendPage(reply.raw, 200, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(approval.value.resource) }), formTargets(details));
-  }));
+  app.get<{ Params: { uid: string } }>(
+    '/interaction/:uid/dev-login',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      const approval = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
+      if (!approval)
+        return errorPage(
+          reply,
+          details.uid,
+          400,
+          'Sign-in expired',
+          'Approve the request on the consent page first.',
+          'access_denied',
+          'expired',
+        );
+      sendPage(
+        reply.raw,
+        200,
+        'Development sign-in',
+        devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(approval.value.resource) }),
+        formTargets(details),
+      );
+    }),
+  );
 
-  app.post<{ Params: { uid: string }; Body: Record<string, string> }>('/interaction/:uid/dev-login', guard(async (req, reply) => {
-    reply.hijack();
-    const details = await detailsOf(req, reply);
-    if (details.uid !== req.params.uid || !devLoginCsrfValid(ctx, details.uid, req.body?.csrf)) {
-      return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired or did not come from this page. Start the sign-in again from the application.'));
-    }
-    const pending = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
-    if (!pending) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied', 'expired');
-    const checked = signIn.profile(req.body ?? {});
-    if (!checked.ok) {
-      const values = { name: String(req.body?.name ?? ''), email: String(req.body?.email ?? ''), groups: String(req.body?.groups ?? '') };
-      return sendPage(reply.raw, 400, 'Development sign-in', devLoginPage({ uid: details.uid, csrf: devLoginCsrf(ctx, details.uid), serviceName: serviceName(pending.value.resource), values, error: checked.message }), formTargets(details));
-    }
-    // Single use: a second submission finds no approval.
-    const approval = await ctx.store.take<Approval>(DEV_LOGIN_PREFIX + details.uid);
-    if (!approval) return errorPage(reply, details.uid, 400, 'Sign-in expired', 'This sign-in was already completed. Start again from the application.', 'access_denied', 'expired');
-    return completeSignIn(req, reply, details.uid, checked.profile, approval, 'dev');
-  }));
+  app.post<{ Params: { uid: string }; Body: Record<string, string> }>(
+    '/interaction/:uid/dev-login',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      if (details.uid !== req.params.uid || !devLoginCsrfValid(ctx, details.uid, req.body?.csrf)) {
+        return sendPage(
+          reply.raw,
+          403,
+          'Request refused',
+          messagePage(
+            'Request refused',
+            'This form has expired or did not come from this page. Start the sign-in again from the application.',
+          ),
+        );
+      }
+      const pending = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
+      if (!pending)
+        return errorPage(
+          reply,
+          details.uid,
+          400,
+          'Sign-in expired',
+          'Approve the request on the consent page first.',
+          'access_denied',
+          'expired',
+        );
+      const checked = signIn.profile(req.body ?? {});
+      if (!checked.ok) {
+        const values = { name: String(req.body?.name ?? ''), email: String(req.body?.email ?? ''), groups: String(req.body?.groups ?? '') };
+        return sendPage(
+          reply.raw,
+          400,
+          'Development sign-in',
+          devLoginPage({
+            uid: details.uid,
+            csrf: devLoginCsrf(ctx, details.uid),
+            serviceName: serviceName(pending.value.resource),
+            values,
+            error: checked.message,
+          }),
+          formTargets(details),
+        );
+      }
+      // Single use: a second submission finds no approval.
+      const approval = await ctx.store.take<Approval>(DEV_LOGIN_PREFIX + details.uid);
+      if (!approval)
+        return errorPage(
+          reply,
+          details.uid,
+          400,
+          'Sign-in expired',
+          'This sign-in was already completed. Start again from the application.',
+          'access_denied',
+          'expired',
+        );
+      return completeSignIn(req, reply, details.uid, checked.profile, approval, 'dev');
+    }),
+  );
 }

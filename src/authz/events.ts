@@ -60,12 +60,19 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   // emitted once per grant by ProviderHost.
   // `--debug`: why an authorization or a token request was refused (the rule, in oidc-provider's words;
   // its descriptions and details name parameters and rules, never token values).
-  const refused = (stage: string) => (koa: KoaContextWithOIDC, err: Error & { error?: string; error_description?: string; error_detail?: string }) => {
-    ctx.log.debug(
-      { stage, client_id: koa.oidc?.client?.clientId, error: err.error, error_description: err.error_description, error_detail: err.error_detail },
-      `${stage} refused: ${err.error ?? err.name}${err.error_description ? ` (${err.error_description})` : ''}${err.error_detail ? `: ${err.error_detail}` : ''}`,
-    );
-  };
+  const refused =
+    (stage: string) => (koa: KoaContextWithOIDC, err: Error & { error?: string; error_description?: string; error_detail?: string }) => {
+      ctx.log.debug(
+        {
+          stage,
+          client_id: koa.oidc?.client?.clientId,
+          error: err.error,
+          error_description: err.error_description,
+          error_detail: err.error_detail,
+        },
+        `${stage} refused: ${err.error ?? err.name}${err.error_description ? ` (${err.error_description})` : ''}${err.error_detail ? `: ${err.error_detail}` : ''}`,
+      );
+    };
   provider.on('authorization.error', refused('authorization'));
   provider.on('grant.error', refused('token'));
   provider.on('server_error', (_koa: KoaContextWithOIDC, err: Error) => {

@@ -86,7 +86,13 @@ export function koaPage(koa: { set(field: string, value: string): void; type: st
   koa.body = page(title, body);
 }
 
-export function sendPage(res: ServerResponse, status: number, title: string, body: string, formTargets?: readonly (string | undefined)[]): void {
+export function sendPage(
+  res: ServerResponse,
+  status: number,
+  title: string,
+  body: string,
+  formTargets?: readonly (string | undefined)[],
+): void {
   res.writeHead(status, formTargets?.length ? pageHeaders(formTargets) : PAGE_HEADERS);
   res.end(page(title, body));
 }

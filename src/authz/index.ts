@@ -23,7 +23,16 @@ const METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'HEAD
 
 /** The provider's routes; `/*` variants cover `/oauth/authorize/:uid` (resume), `/oauth/register/:id` and `/oauth/logout/confirm`. */
 function providerPaths(ctx: GatewayContext): string[] {
-  const paths: string[] = [ROUTES.authorization, `${ROUTES.authorization}/*`, ROUTES.token, ROUTES.revocation, ROUTES.introspection, ROUTES.jwks, ROUTES.end_session, `${ROUTES.end_session}/*`];
+  const paths: string[] = [
+    ROUTES.authorization,
+    `${ROUTES.authorization}/*`,
+    ROUTES.token,
+    ROUTES.revocation,
+    ROUTES.introspection,
+    ROUTES.jwks,
+    ROUTES.end_session,
+    `${ROUTES.end_session}/*`,
+  ];
   // POST /oauth/register is checked first (registration.ts); RFC 7592 reads go straight through.
   if (ctx.config.registration.mode !== 'off') paths.push(`${ROUTES.registration}/*`);
   return paths;
@@ -38,7 +47,12 @@ const TOKEN_LOOKUP_PATHS = new Set<string>([ROUTES.revocation, ROUTES.introspect
  */
 async function withStructuredToken(req: FastifyRequest): Promise<IncomingMessage | undefined> {
   const path = req.url.split('?', 1)[0]!;
-  if (req.method !== 'POST' || !TOKEN_LOOKUP_PATHS.has(path) || !String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return req.raw;
+  if (
+    req.method !== 'POST' ||
+    !TOKEN_LOOKUP_PATHS.has(path) ||
+    !String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')
+  )
+    return req.raw;
   const body = await readBody(req.raw, PROVIDER_BODY_LIMIT);
   if (body === undefined) return undefined;
   const params = new URLSearchParams(body.toString('utf8'));
@@ -74,15 +88,31 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   // Rate limits are declared with the routes they protect (docs/operations-multi-instance.md): the first
   // route-level hook, before oidc-provider is handed the request. The resume URL is not limited.
   const limited = ctx.limits.guard.bind(ctx.limits);
-  const bucketOf = (url: string) => (url === ROUTES.token ? 'token' : url === ROUTES.authorization ? 'authorize' : url.startsWith(ROUTES.registration) ? 'register' : undefined);
+  const bucketOf = (url: string) =>
+    url === ROUTES.token
+      ? 'token'
+      : url === ROUTES.authorization
+        ? 'authorize'
+        : url.startsWith(ROUTES.registration)
+          ? 'register'
+          : undefined;
   for (const url of providerPaths(ctx)) {
     const bucket = bucketOf(url);
     app.route({ method: METHODS, url, onRequest: bucket ? [limited(bucket), handOver] : handOver, handler: async () => undefined });
   }
 
   if (ctx.config.registration.mode !== 'off') {
-    app.route({ method: ['OPTIONS', 'GET'], url: ROUTES.registration, onRequest: [limited('register'), handOver], handler: async () => undefined });
-    app.post(ROUTES.registration, { bodyLimit: 64 * 1024, onRequest: limited('register') }, registrationHandler(() => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>));
+    app.route({
+      method: ['OPTIONS', 'GET'],
+      url: ROUTES.registration,
+      onRequest: [limited('register'), handOver],
+      handler: async () => undefined,
+    });
+    app.post(
+      ROUTES.registration,
+      { bodyLimit: 64 * 1024, onRequest: limited('register') },
+      registrationHandler(() => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>),
+    );
   } else {
     // registration.mode: off. Not advertised in the metadata; a client that tries anyway learns why.
     app.route({

@@ -73,12 +73,20 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     const raw = details.params.resource;
     const resource = Array.isArray(raw) ? String(raw[0] ?? '') : String(raw ?? '');
     const service = serviceForResource(ctx, resource);
-    const asked = String(details.params.scope ?? '').split(' ').filter(Boolean);
+    const asked = String(details.params.scope ?? '')
+      .split(' ')
+      .filter(Boolean);
     const scopes = service ? asked.filter((s) => service.scopes.includes(s)) : [];
     return { service, resource, scopes, offline: asked.includes('offline_access') };
   }
 
-  async function showConsent(reply: FastifyReply, details: Details, service: ResolvedService, scopes: string[], offline: boolean): Promise<void> {
+  async function showConsent(
+    reply: FastifyReply,
+    details: Details,
+    service: ResolvedService,
+    scopes: string[],
+    offline: boolean,
+  ): Promise<void> {
     const clientId = String(details.params.client_id);
     const client = await host.provider.Client.find(clientId);
     const redirect = URL.parse(String(details.params.redirect_uri ?? ''));
@@ -96,20 +104,47 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   }
 
   /** An error page whose button sends the OAuth error back to the client (never a silent dead end). */
-  function errorPage(reply: FastifyReply, uid: string, status: number, heading: string, message: string, error: string, rule: Refusal = upstreamRefusal(error)): void {
+  function errorPage(
+    reply: FastifyReply,
+    uid: string,
+    status: number,
+    heading: string,
+    message: string,
+    error: string,
+    rule: Refusal = upstreamRefusal(error),
+  ): void {
     const action = `/interaction/${uid}/abort?error=${encodeURIComponent(error)}&rule=${rule}`;
     const body = messagePage(heading, message, { action, csrf: csrfToken(ctx, uid), label: 'Return to the application' });
     sendPage(reply.raw, status, heading, body, [redirectOf(served.get(reply))]);
   }
 
   /** Access policy of the service (users, emails, domains, groups). */
-  async function policyAllows(reply: FastifyReply, uid: string, service: ResolvedService, userId: string, clientId: string): Promise<boolean> {
+  async function policyAllows(
+    reply: FastifyReply,
+    uid: string,
+    service: ResolvedService,
+    userId: string,
+    clientId: string,
+  ): Promise<boolean> {
     const profile = await loadAccount(ctx, userId);
-    const decision = checkPolicy(service.policy, { id: userId, email: profile?.email, emailVerified: profile?.emailVerified, groups: profile?.groups });
+    const decision = checkPolicy(service.policy, {
+      id: userId,
+      email: profile?.email,
+      emailVerified: profile?.emailVerified,
+      groups: profile?.groups,
+    });
     if (decision.allowed) return true;
     ctx.metrics.policyDenials.inc({ service: service.id, stage: 'sign_in' });
     ctx.audit.emit('policy.denied', { user: userId, client_id: clientId, service: service.id, reason: decision.reason });
-    errorPage(reply, uid, 403, 'Access not allowed', `Your account is not allowed to use ${service.name}: its access policy does not include you. Ask the administrator for access.`, 'access_denied', 'policy');
+    errorPage(
+      reply,
+      uid,
+      403,
+      'Access not allowed',
+      `Your account is not allowed to use ${service.name}: its access policy does not include you. Ask the administrator for access.`,
+      'access_denied',
+      'policy',
+    );
     return false;
   }
 
@@ -118,10 +153,15 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     const provider = host.provider;
     const clientId = String(details.params.client_id);
     const grant = (details.grantId ? await provider.Grant.find(details.grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
-    const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const missing = details.prompt.details as {
+      missingOIDCScope?: string[];
+      missingOIDCClaims?: string[];
+      missingResourceScopes?: Record<string, string[]>;
+    };
     if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
     if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {}))
+      grant.addResourceScope(indicator, scopes.join(' '));
     const grantId = await grant.save();
     await finish(req, reply, { consent: { grantId } }, true);
   }
@@ -130,7 +170,11 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     if (devSignIn) {
       // Consent first (as for a real IdP); the approval waits server-side for the form, single use.
       await ctx.store.set(DEV_LOGIN_PREFIX + uid, approval, { ttlSeconds: 900 });
-      reply.raw.writeHead(303, { location: `/interaction/${encodeURIComponent(uid)}/dev-login`, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+      reply.raw.writeHead(303, {
+        location: `/interaction/${encodeURIComponent(uid)}/dev-login`,
+        'cache-control': 'no-store',
+        'referrer-policy': 'no-referrer',
+      });
       return void reply.raw.end();
     }
     if (!upstream) throw new UpstreamError('server_error', 'no identity provider is configured (oauth_providers)');
@@ -143,7 +187,14 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   }
 
   /** After a successful sign-in: profile kept, access policy checked, login finished with the approval. */
-  async function completeSignIn(req: FastifyRequest, reply: FastifyReply, uid: string, profile: UpstreamProfile, approval: Approval, amr: string): Promise<void> {
+  async function completeSignIn(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    uid: string,
+    profile: UpstreamProfile,
+    approval: Approval,
+    amr: string,
+  ): Promise<void> {
     await saveAccount(ctx, profile);
     ctx.metrics.signIns.inc({ outcome: 'success' });
     ctx.audit.emit('sign_in.success', { user: profile.id, client_id: approval.clientId, provider: profile.provider });
@@ -164,7 +215,10 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
         if (err instanceof UpstreamError && typeof uid === 'string' && !reply.raw.headersSent) {
           // The provider is unusable (unreachable, bad answer): say so, and let the client learn it too.
           ctx.metrics.signIns.inc({ outcome: 'failure' });
-          ctx.log.warn({ err: err.cause ?? err, provider: upstream?.name, reason: upstream?.health.reason }, `upstream sign-in failed: ${err.message}`);
+          ctx.log.warn(
+            { err: err.cause ?? err, provider: upstream?.name, reason: upstream?.health.reason },
+            `upstream sign-in failed: ${err.message}`,
+          );
           if (!reply.sent) reply.hijack();
           const page = err.page(upstream?.name ?? 'not configured');
           return errorPage(reply, uid, err.httpStatus, page.heading, page.message, err.oauthError);
@@ -180,96 +234,156 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     };
 
   // ---- routes ------------------------------------------------------------------------------------
-  app.get<{ Params: { uid: string } }>('/interaction/:uid', guard(async (req, reply) => {
-    reply.hijack();
-    const details = await detailsOf(req, reply);
-    const { service, scopes, offline, resource } = requested(details);
-    if (!service) return errorPage(reply, details.uid, 400, 'Unknown service', 'The application asked for a service this gateway does not offer.', 'access_denied', 'unknown_service');
-    const clientId = String(details.params.client_id);
-    if (details.prompt.name === 'consent' && details.session?.accountId) {
-      const user = details.session.accountId;
-      if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
-      const approved = (details.lastSubmission as { gwApproval?: Approval } | undefined)?.gwApproval;
-      const justApproved = approved?.clientId === clientId && approved.resource === resource && scopes.every((s) => approved.scopes.includes(s));
-      // OIDC Core §3.1.2.1: `prompt=consent` asks for consent again, whatever was remembered (P9).
-      const consentRequested = String(details.params.prompt ?? '').split(' ').includes('consent');
-      if (justApproved || (!consentRequested && (await consentRemembered(ctx, user, clientId, service.id, scopes)))) {
-        if (justApproved) await rememberConsent(ctx, user, clientId, service.id, scopes);
+  app.get<{ Params: { uid: string } }>(
+    '/interaction/:uid',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      const { service, scopes, offline, resource } = requested(details);
+      if (!service)
+        return errorPage(
+          reply,
+          details.uid,
+          400,
+          'Unknown service',
+          'The application asked for a service this gateway does not offer.',
+          'access_denied',
+          'unknown_service',
+        );
+      const clientId = String(details.params.client_id);
+      if (details.prompt.name === 'consent' && details.session?.accountId) {
+        const user = details.session.accountId;
+        if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
+        const approved = (details.lastSubmission as { gwApproval?: Approval } | undefined)?.gwApproval;
+        const justApproved =
+          approved?.clientId === clientId && approved.resource === resource && scopes.every((s) => approved.scopes.includes(s));
+        // OIDC Core §3.1.2.1: `prompt=consent` asks for consent again, whatever was remembered (P9).
+        const consentRequested = String(details.params.prompt ?? '')
+          .split(' ')
+          .includes('consent');
+        if (justApproved || (!consentRequested && (await consentRemembered(ctx, user, clientId, service.id, scopes)))) {
+          if (justApproved) await rememberConsent(ctx, user, clientId, service.id, scopes);
+          return grantConsent(req, reply, details, user);
+        }
+      }
+      return showConsent(reply, details, service, scopes, offline);
+    }),
+  );
+
+  app.post<{ Params: { uid: string }; Body: Record<string, string> }>(
+    '/interaction/:uid/decision',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      if (details.uid !== req.params.uid || !csrfValid(ctx, details.uid, req.body?.csrf)) {
+        return sendPage(
+          reply.raw,
+          403,
+          'Request refused',
+          messagePage(
+            'Request refused',
+            'This form has expired or did not come from this page. Start the sign-in again from the application.',
+          ),
+        );
+      }
+      const { service, scopes, resource } = requested(details);
+      const clientId = String(details.params.client_id);
+      const user = details.session?.accountId;
+      if (req.body?.action !== 'approve' || !service) {
+        ctx.audit.emit('consent.denied', { client_id: clientId, service: service?.id, user });
+        return finish(req, reply, { error: 'access_denied', error_description: 'The user denied the request' });
+      }
+      ctx.audit.emit('consent.granted', { client_id: clientId, service: service.id, user });
+      if (details.prompt.name === 'consent' && user) {
+        if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
+        await rememberConsent(ctx, user, clientId, service.id, scopes);
         return grantConsent(req, reply, details, user);
       }
-    }
-    return showConsent(reply, details, service, scopes, offline);
-  }));
+      return startUpstream(reply, details.uid, { clientId, resource, scopes });
+    }),
+  );
 
-  app.post<{ Params: { uid: string }; Body: Record<string, string> }>('/interaction/:uid/decision', guard(async (req, reply) => {
-    reply.hijack();
-    const details = await detailsOf(req, reply);
-    if (details.uid !== req.params.uid || !csrfValid(ctx, details.uid, req.body?.csrf)) {
-      return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired or did not come from this page. Start the sign-in again from the application.'));
-    }
-    const { service, scopes, resource } = requested(details);
-    const clientId = String(details.params.client_id);
-    const user = details.session?.accountId;
-    if (req.body?.action !== 'approve' || !service) {
-      ctx.audit.emit('consent.denied', { client_id: clientId, service: service?.id, user });
-      return finish(req, reply, { error: 'access_denied', error_description: 'The user denied the request' });
-    }
-    ctx.audit.emit('consent.granted', { client_id: clientId, service: service.id, user });
-    if (details.prompt.name === 'consent' && user) {
-      if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
-      await rememberConsent(ctx, user, clientId, service.id, scopes);
-      return grantConsent(req, reply, details, user);
-    }
-    return startUpstream(reply, details.uid, { clientId, resource, scopes });
-  }));
+  app.get<{ Querystring: { state?: string } }>(
+    '/oauth/callback',
+    guard(async (req, reply) => {
+      const state = req.query.state;
+      const attempt = isStateValue(state) ? await ctx.store.get<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
+      if (!attempt) {
+        reply.hijack();
+        return sendPage(
+          reply.raw,
+          400,
+          'Sign-in expired',
+          messagePage('Sign-in expired', 'This sign-in link is unknown or has expired. Start again from the application.'),
+        );
+      }
+      const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+      return reply
+        .code(303)
+        .header('cache-control', 'no-store')
+        .header('referrer-policy', 'no-referrer')
+        .redirect(`/interaction/${encodeURIComponent(attempt.value.uid)}/callback${query}`, 303);
+    }),
+  );
 
-  app.get<{ Querystring: { state?: string } }>('/oauth/callback', guard(async (req, reply) => {
-    const state = req.query.state;
-    const attempt = isStateValue(state) ? await ctx.store.get<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
-    if (!attempt) {
+  app.get<{ Params: { uid: string }; Querystring: { state?: string } }>(
+    '/interaction/:uid/callback',
+    guard(async (req, reply) => {
       reply.hijack();
-      return sendPage(reply.raw, 400, 'Sign-in expired', messagePage('Sign-in expired', 'This sign-in link is unknown or has expired. Start again from the application.'));
-    }
-    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
-    return reply.code(303).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').redirect(`/interaction/${encodeURIComponent(attempt.value.uid)}/callback${query}`, 303);
-  }));
-
-  app.get<{ Params: { uid: string }; Querystring: { state?: string } }>('/interaction/:uid/callback', guard(async (req, reply) => {
-    reply.hijack();
-    const details = await detailsOf(req, reply);
-    // Single use: the stored state, nonce and verifier are taken, so a replayed callback fails.
-    const state = req.query.state;
-    const attempt = isStateValue(state) ? await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
-    if (!attempt || attempt.uid !== details.uid || !upstream) {
-      return errorPage(reply, details.uid, 400, 'Sign-in failed', 'The sign-in response did not match this sign-in attempt.', 'access_denied', 'mismatch');
-    }
-    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
-    let profile;
-    try {
-      profile = await upstream.finish(new URL(callbackUrl + query), attempt.checks);
-    } catch (err) {
-      const e = err instanceof UpstreamError ? err : new UpstreamError('server_error', 'the sign-in could not be completed', { cause: err });
-      ctx.metrics.signIns.inc({ outcome: 'failure' });
-      ctx.audit.emit('sign_in.failure', { client_id: attempt.approval.clientId, reason: e.message });
-      ctx.log.warn({ err: e.cause ?? e, provider: upstream.name, reason: upstream.health.reason }, `upstream sign-in failed: ${e.message}`);
-      const page = e.page(upstream.name);
-      return errorPage(reply, details.uid, e.httpStatus, page.heading, page.message, e.oauthError);
-    }
-    return completeSignIn(req, reply, details.uid, profile, attempt.approval, 'ext');
-  }));
+      const details = await detailsOf(req, reply);
+      // Single use: the stored state, nonce and verifier are taken, so a replayed callback fails.
+      const state = req.query.state;
+      const attempt = isStateValue(state) ? await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
+      if (!attempt || attempt.uid !== details.uid || !upstream) {
+        return errorPage(
+          reply,
+          details.uid,
+          400,
+          'Sign-in failed',
+          'The sign-in response did not match this sign-in attempt.',
+          'access_denied',
+          'mismatch',
+        );
+      }
+      const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+      let profile;
+      try {
+        profile = await upstream.finish(new URL(callbackUrl + query), attempt.checks);
+      } catch (err) {
+        const e =
+          err instanceof UpstreamError ? err : new UpstreamError('server_error', 'the sign-in could not be completed', { cause: err });
+        ctx.metrics.signIns.inc({ outcome: 'failure' });
+        ctx.audit.emit('sign_in.failure', { client_id: attempt.approval.clientId, reason: e.message });
+        ctx.log.warn(
+          { err: e.cause ?? e, provider: upstream.name, reason: upstream.health.reason },
+          `upstream sign-in failed: ${e.message}`,
+        );
+        const page = e.page(upstream.name);
+        return errorPage(reply, details.uid, e.httpStatus, page.heading, page.message, e.oauthError);
+      }
+      return completeSignIn(req, reply, details.uid, profile, attempt.approval, 'ext');
+    }),
+  );
 
   if (devSignIn) registerDevLoginRoutes(app, ctx, devSignIn, { detailsOf, guard, errorPage, completeSignIn });
 
-  app.post<{ Params: { uid: string }; Querystring: { error?: string; rule?: string }; Body: Record<string, string> }>('/interaction/:uid/abort', guard(async (req, reply) => {
-    reply.hijack();
-    const details = await detailsOf(req, reply);
-    if (!csrfValid(ctx, details.uid, req.body?.csrf)) {
-      return sendPage(reply.raw, 403, 'Request refused', messagePage('Request refused', 'This form has expired. Start the sign-in again from the application.'));
-    }
-    const error = OAUTH_ERRORS.has(String(req.query.error)) ? String(req.query.error) : 'access_denied';
-    const rule = Object.hasOwn(REFUSALS, String(req.query.rule)) ? (String(req.query.rule) as Refusal) : upstreamRefusal(error);
-    const { service } = requested(details);
-    return finish(req, reply, { error, error_description: REFUSALS[rule](service?.id ?? 'unknown') });
-  }));
+  app.post<{ Params: { uid: string }; Querystring: { error?: string; rule?: string }; Body: Record<string, string> }>(
+    '/interaction/:uid/abort',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      if (!csrfValid(ctx, details.uid, req.body?.csrf)) {
+        return sendPage(
+          reply.raw,
+          403,
+          'Request refused',
+          messagePage('Request refused', 'This form has expired. Start the sign-in again from the application.'),
+        );
+      }
+      const error = OAUTH_ERRORS.has(String(req.query.error)) ? String(req.query.error) : 'access_denied';
+      const rule = Object.hasOwn(REFUSALS, String(req.query.rule)) ? (String(req.query.rule) as Refusal) : upstreamRefusal(error);
+      const { service } = requested(details);
+      return finish(req, reply, { error, error_description: REFUSALS[rule](service?.id ?? 'unknown') });
+    }),
+  );
 }
-

@@ -65,7 +65,13 @@ function sendJson(reply: FastifyReply, body: unknown): FastifyReply {
 function prm(ctx: GatewayContext, reply: FastifyReply, id: string | undefined): FastifyReply {
   const s = id ? ctx.services.get(id) : undefined;
   if (!s || !s.authRequired) {
-    return sendError(reply, 'GW_ERR_NOT_FOUND', id ? `no protected service '${id}'` : 'protected resource metadata exists per service: /.well-known/oauth-protected-resource/{service-id}/mcp');
+    return sendError(
+      reply,
+      'GW_ERR_NOT_FOUND',
+      id
+        ? `no protected service '${id}'`
+        : 'protected resource metadata exists per service: /.well-known/oauth-protected-resource/{service-id}/mcp',
+    );
   }
   return sendJson(reply, protectedResourceMetadata(ctx, s));
 }
@@ -75,5 +81,7 @@ export function registerMetadataRoutes(app: FastifyInstance, ctx: GatewayContext
   app.get('/.well-known/oauth-authorization-server', (_req, reply) => sendJson(reply, asMetadata));
   app.get<{ Params: { id: string } }>('/.well-known/oauth-protected-resource/:id/mcp', (req, reply) => prm(ctx, reply, req.params.id));
   // The original gateway's form; no root document without service_id (RFC 9728 §3: one document per resource; docs/authorization.md).
-  app.get<{ Querystring: { service_id?: string } }>('/.well-known/oauth-protected-resource', (req, reply) => prm(ctx, reply, req.query.service_id));
+  app.get<{ Querystring: { service_id?: string } }>('/.well-known/oauth-protected-resource', (req, reply) =>
+    prm(ctx, reply, req.query.service_id),
+  );
 }

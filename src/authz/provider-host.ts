@@ -41,7 +41,10 @@ export class ProviderHost {
 
   /** Re-reads keys from storage every `ms` (other instances may have rotated). */
   startKeyPolling(ms = 30_000): void {
-    this.#timer = setInterval(() => void this.ctx.keys.reload().catch((err: unknown) => this.ctx.log.warn({ err }, 'signing key reload failed')), ms);
+    this.#timer = setInterval(
+      () => void this.ctx.keys.reload().catch((err: unknown) => this.ctx.log.warn({ err }, 'signing key reload failed')),
+      ms,
+    );
     this.#timer.unref();
   }
 

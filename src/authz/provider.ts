@@ -58,7 +58,9 @@ const CLIENT_DEFAULTS: Partial<ClientMetadata> = {
  * from each of `previous_session_secrets`, so that a rotation does not break cookies already handed out.
  */
 export function cookieKeys(secret: string, previous: readonly string[] = []): string[] {
-  return [secret, ...previous].map((s) => Buffer.from(hkdfSync('sha256', s, 'mcp-oauth-gateway', 'oidc-provider cookies', 32)).toString('base64url'));
+  return [secret, ...previous].map((s) =>
+    Buffer.from(hkdfSync('sha256', s, 'mcp-oauth-gateway', 'oidc-provider cookies', 32)).toString('base64url'),
+  );
 }
 
 export function staticClients(ctx: GatewayContext): ClientMetadata[] {
@@ -85,7 +87,11 @@ export function allScopes(ctx: GatewayContext): string[] {
 /** Browser-facing errors (unknown client, bad redirect_uri, …): an HTML page, never a redirect (RFC 6749 §4.1.2.1). */
 function renderError(koa: KoaContextWithOIDC, out: { error: string; error_description?: string | undefined }): void {
   const description = out.error_description ?? 'The request could not be processed.';
-  koaPage(koa, 'Sign-in error', `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`);
+  koaPage(
+    koa,
+    'Sign-in error',
+    `<h1>Sign-in error</h1><p role="alert" class="error">${escapeHtml(description)}</p><p>Error code: <code>${escapeHtml(out.error)}</code></p><p>Return to the application and try again.</p>`,
+  );
 }
 
 /** The sign-out confirmation (oidc-provider supplies `form`: its own CSRF-protected form, no script). */
@@ -111,7 +117,11 @@ function assertRefreshResource(koa: KoaContextWithOIDC): void {
   }
 }
 
-export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>, grace = refreshGrace(ctx, onGrantRevoked)): Configuration {
+export function buildConfiguration(
+  ctx: GatewayContext,
+  onGrantRevoked: (gid: string) => Promise<void>,
+  grace = refreshGrace(ctx, onGrantRevoked),
+): Configuration {
   const { tokens, registration } = ctx.config;
   return {
     adapter: createAdapterFactory(ctx.store, { ...adapterHooks(ctx, onGrantRevoked), refreshReuseCovered: (rt) => grace.covers(rt) }),
@@ -120,7 +130,11 @@ export function buildConfiguration(ctx: GatewayContext, onGrantRevoked: (gid: st
     clientAuthMethods: [...CLIENT_AUTH_METHODS],
     enabledJWA: { clientAuthSigningAlgValues: [...CLIENT_ASSERTION_ALGS] },
     jwks: ctx.keys.privateJwks() as Configuration['jwks'],
-    cookies: { keys: cookieKeys(ctx.config.session_secret, ctx.config.previous_session_secrets), long: { signed: true }, short: { signed: true } },
+    cookies: {
+      keys: cookieKeys(ctx.config.session_secret, ctx.config.previous_session_secrets),
+      long: { signed: true },
+      short: { signed: true },
+    },
     scopes: allScopes(ctx),
     responseTypes: ['code'],
     // OAuth 2.1 §4.1.1: PKCE for every client; oidc-provider 9 accepts only S256.
@@ -210,7 +224,13 @@ function adapterHooks(ctx: GatewayContext, onGrantRevoked: (gid: string) => Prom
 
 function refreshGrace(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): RefreshGrace {
   const revoker = new StoreAdapter('Grant', ctx.store, adapterHooks(ctx, onGrantRevoked));
-  return new RefreshGrace(ctx.store, ctx.config.tokens.refresh_reuse_grace, ctx.config.session_secret, (gid) => revoker.revokeByGrantId(gid), ctx.log);
+  return new RefreshGrace(
+    ctx.store,
+    ctx.config.tokens.refresh_reuse_grace,
+    ctx.config.session_secret,
+    (gid) => revoker.revokeByGrantId(gid),
+    ctx.log,
+  );
 }
 
 export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string) => Promise<void>): Provider {

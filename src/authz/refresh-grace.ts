@@ -111,7 +111,8 @@ export class RefreshGrace {
     }
     const body = this.#open(token, key, won.sealed!);
     if (!body) throw new errors.InvalidGrant('refresh token already used');
-    if (typeof body.expires_in === 'number') body.expires_in = Math.max(0, body.expires_in - Math.floor((Date.now() - won.sealed!.issuedAt) / 1000));
+    if (typeof body.expires_in === 'number')
+      body.expires_in = Math.max(0, body.expires_in - Math.floor((Date.now() - won.sealed!.issuedAt) / 1000));
     roles.set(koa, { kind: 'replay', body });
     throw new AnsweredFromGrace();
   }
@@ -164,7 +165,12 @@ export class RefreshGrace {
     const cipher = createCipheriv('aes-256-gcm', this.#keyFor(token), iv);
     cipher.setAAD(Buffer.from(key));
     const data = Buffer.concat([cipher.update(JSON.stringify(body), 'utf8'), cipher.final()]);
-    return { iv: iv.toString('base64url'), tag: cipher.getAuthTag().toString('base64url'), data: data.toString('base64url'), issuedAt: Date.now() };
+    return {
+      iv: iv.toString('base64url'),
+      tag: cipher.getAuthTag().toString('base64url'),
+      data: data.toString('base64url'),
+      issuedAt: Date.now(),
+    };
   }
 
   #open(token: string, key: string, sealed: NonNullable<Claim['sealed']>): Record<string, unknown> | undefined {

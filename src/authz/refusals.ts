@@ -4,7 +4,8 @@
  * in a person's words. Only these fixed texts are sent: nothing from the request is reflected.
  */
 export const REFUSALS = {
-  policy: (service: string) => `denied by the access policy of service '${service}' (policy / access_policy): this account is not allowed to use it`,
+  policy: (service: string) =>
+    `denied by the access policy of service '${service}' (policy / access_policy): this account is not allowed to use it`,
   unknown_service: () => 'the requested resource is not a service of this gateway (resource must be {issuer}/{service}/mcp)',
   mismatch: () => 'the response of the identity provider did not match this sign-in attempt (state)',
   expired: () => 'this sign-in expired or was already completed, or consent was not given first; start again',
@@ -15,4 +16,8 @@ export const REFUSALS = {
 export type Refusal = keyof typeof REFUSALS;
 
 export const upstreamRefusal = (oauthError: string): Refusal =>
-  oauthError === 'temporarily_unavailable' ? 'upstream_unavailable' : oauthError === 'access_denied' ? 'upstream_denied' : 'upstream_failed';
+  oauthError === 'temporarily_unavailable'
+    ? 'upstream_unavailable'
+    : oauthError === 'access_denied'
+      ? 'upstream_denied'
+      : 'upstream_failed';

@@ -32,7 +32,9 @@ export function loopbackRedirectAllowed(value: string, registered: readonly stri
 }
 
 /** A refusal names its registry code (src/errors.ts, RFC 7591 §3.2.2 errors); `description` is safe to show. */
-export type RegistrationCheck = { ok: true; body: Record<string, unknown> } | { ok: false; code: 'GW_ERR_CLIENT_METADATA_INVALID' | 'GW_ERR_REDIRECT_URI_INVALID'; description: string };
+export type RegistrationCheck =
+  | { ok: true; body: Record<string, unknown> }
+  | { ok: false; code: 'GW_ERR_CLIENT_METADATA_INVALID' | 'GW_ERR_REDIRECT_URI_INVALID'; description: string };
 
 /**
  * Client metadata is shallow (an inline `jwks` is the deepest member, about 4 levels). Anything deeper is
@@ -66,14 +68,17 @@ function clientNameProblem(body: Record<string, unknown>): string | undefined {
     // RFC 7591 §2.2: `client_name#<language tag>` variants are names too.
     if (key !== 'client_name' && !key.startsWith('client_name#')) continue;
     const v = body[key];
-    if (typeof v === 'string' && NAME_CONTROL.test(v)) return `${key} must not contain control characters (CR, LF, NUL, ESC, other C0/C1 controls, U+2028/U+2029)`;
+    if (typeof v === 'string' && NAME_CONTROL.test(v))
+      return `${key} must not contain control characters (CR, LF, NUL, ESC, other C0/C1 controls, U+2028/U+2029)`;
   }
   return undefined;
 }
 
 export function normaliseRegistration(body: unknown): RegistrationCheck {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: 'the registration request must be a JSON object' };
-  if (depthExceeds(body, MAX_DEPTH)) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: 'the registration request must be a JSON object' };
+  if (depthExceeds(body, MAX_DEPTH))
+    return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: `client metadata nested deeper than ${MAX_DEPTH} levels` };
   const nameProblem = clientNameProblem(body as Record<string, unknown>);
   if (nameProblem) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: nameProblem };
   const out = { ...(body as Record<string, unknown>) };
@@ -83,7 +88,11 @@ export function normaliseRegistration(body: unknown): RegistrationCheck {
     for (const uri of uris) {
       const u = typeof uri === 'string' ? URL.parse(uri) : null;
       if (u?.protocol === 'http:' && !LOOPBACK.has(u.hostname)) {
-        return { ok: false, code: 'GW_ERR_REDIRECT_URI_INVALID', description: 'plain http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)' };
+        return {
+          ok: false,
+          code: 'GW_ERR_REDIRECT_URI_INVALID',
+          description: 'plain http redirect URIs are only allowed for loopback hosts (127.0.0.1, [::1], localhost)',
+        };
       }
     }
   }

@@ -23,7 +23,9 @@ const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
 function assertSingleResource(koa: KoaContextWithOIDC): void {
   const raw = koa.oidc.params?.resource as unknown;
   if (Array.isArray(raw) && new Set(raw).size > 1) {
-    throw new errors.InvalidTarget('one resource per authorization request: send a single resource=<service URI> and authorize each service separately');
+    throw new errors.InvalidTarget(
+      'one resource per authorization request: send a single resource=<service URI> and authorize each service separately',
+    );
   }
 }
 
@@ -54,7 +56,11 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
   return {
     enabled: true,
     /** Only the authorization request is defaulted; at the token endpoint the grant's resource is used. */
-    async defaultResource(koa: KoaContextWithOIDC, _client: unknown, oneOf?: readonly string[]): Promise<string | readonly string[] | undefined> {
+    async defaultResource(
+      koa: KoaContextWithOIDC,
+      _client: unknown,
+      oneOf?: readonly string[],
+    ): Promise<string | readonly string[] | undefined> {
       // The same resource named twice is one resource (assertSingleResource refuses distinct ones).
       if (oneOf) return new Set(oneOf).size === 1 ? oneOf[0] : oneOf;
       if (koa.oidc.route !== 'authorization') return undefined;
@@ -63,7 +69,9 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
       if (service) return service.canonicalUri;
       const uris = protectedServices(ctx).map((s) => s.canonicalUri);
       throw new errors.InvalidTarget(
-        uris.length ? `a resource parameter is required: send resource=<service URI>, one of ${uris.join(', ')}` : 'no protected service is configured',
+        uris.length
+          ? `a resource parameter is required: send resource=<service URI>, one of ${uris.join(', ')}`
+          : 'no protected service is configured',
       );
     },
     useGrantedResource: async () => true,

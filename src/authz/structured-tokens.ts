@@ -43,7 +43,12 @@ export async function structuredAccessToken(ctx: GatewayContext, handle: string)
   let payload: Record<string, unknown>;
   try {
     // Expired tokens verify as invalid here: introspection says `active: false`, revocation is a no-op.
-    ({ payload } = await jwtVerify(jwt, ctx.keys.verifyKeySet, { issuer: ctx.issuer, typ: ACCESS_TOKEN_TYP, algorithms: ['ES256'], requiredClaims: ['exp', 'iat', 'jti', 'sub'] }));
+    ({ payload } = await jwtVerify(jwt, ctx.keys.verifyKeySet, {
+      issuer: ctx.issuer,
+      typ: ACCESS_TOKEN_TYP,
+      algorithms: ['ES256'],
+      requiredClaims: ['exp', 'iat', 'jti', 'sub'],
+    }));
   } catch {
     return undefined;
   }

@@ -56,7 +56,13 @@ const COMMANDS: Record<string, Handler> = {
   'keys rotate': keysRotate,
 };
 
-export async function runAdmin(command: string, rest: string[], values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
+export async function runAdmin(
+  command: string,
+  rest: string[],
+  values: CliValues,
+  env: NodeJS.ProcessEnv,
+  output: Output,
+): Promise<number> {
   if (command === 'storage' && rest[0] === 'migrate') return storageMigrate(values, env, output);
   const name = command === 'revoke' ? 'revoke' : `${command} ${rest[0] ?? ''}`;
   const handler = COMMANDS[name];
@@ -125,7 +131,9 @@ function adminConfig(values: CliValues, env: NodeJS.ProcessEnv, output: Output):
   if (resolveConfigPath(values.config, env).kind === 'file') return loadForCli(values, env);
   const db = resolve(DEMO_DB);
   if (!existsSync(db)) {
-    output.err(`no configuration found (pass --config FILE, set MCP_CONFIG_PATH, or create ./config.yaml), and no demo database at ${db} (it is created when npm start runs the demo from this folder)`);
+    output.err(
+      `no configuration found (pass --config FILE, set MCP_CONFIG_PATH, or create ./config.yaml), and no demo database at ${db} (it is created when npm start runs the demo from this folder)`,
+    );
     return undefined;
   }
   output.err(`no configuration found: using the demo's database ${db}`);
@@ -203,7 +211,12 @@ async function clientsDelete(store: Store, config: GatewayConfig, args: string[]
     return 2;
   }
   const grants = await grantsOf(store, (g) => g.clientId === id);
-  await revokeGrants(store, config, grants.map((g) => g.id), output);
+  await revokeGrants(
+    store,
+    config,
+    grants.map((g) => g.id),
+    output,
+  );
   const deleted = await store.delete(CLIENT_PREFIX + id);
   if (!deleted && grants.length === 0) {
     output.err(`no client '${terminalSafe(id)}'`);
@@ -273,7 +286,9 @@ function cliAudit(output: Output): AuditLog {
 async function keysRotate(store: Store, config: GatewayConfig, _a: string[], _v: CliValues, output: Output): Promise<number> {
   // The server's rotation (src/kernel/key-rotation.ts): same retirement, same audit event.
   const next = await rotateSigningKey({ config, keys: await KeyManager.load(store, config.keys), audit: cliAudit(output) });
-  output.out(`new signing key ${next.kid} published now; it signs from ${new Date(next.activeAt).toISOString()} (after ${config.tokens.key_rotation_grace}s)`);
+  output.out(
+    `new signing key ${next.kid} published now; it signs from ${new Date(next.activeAt).toISOString()} (after ${config.tokens.key_rotation_grace}s)`,
+  );
   return 0;
 }
 
@@ -284,7 +299,10 @@ async function storageMigrate(values: CliValues, env: NodeJS.ProcessEnv, output:
   }
   const from = loadConfigFile(values.from, { env });
   const to = loadConfigFile(values.to, { env });
-  for (const [file, cfg] of [[values.from, from], [values.to, to]] as const) {
+  for (const [file, cfg] of [
+    [values.from, from],
+    [values.to, to],
+  ] as const) {
     if (cfg.storage.type === 'memory') {
       output.err(memoryRefusal(file));
       return 1;

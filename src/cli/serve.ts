@@ -19,11 +19,21 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
     const backend = await startDemoBackend();
     demo = backend;
     try {
-      config = demoConfig(backend.url, { host: values.host, port: values.port === undefined ? undefined : Number(values.port), debug: values.debug === true });
+      config = demoConfig(backend.url, {
+        host: values.host,
+        port: values.port === undefined ? undefined : Number(values.port),
+        debug: values.debug === true,
+      });
     } catch (err) {
       await backend.close();
       // The demo's configuration is built from the command line: say so instead of naming a file.
-      if (err instanceof ConfigError) throw new ConfigError('demo mode (no configuration file)', err.problems.map((p) => (p.path === 'host' || p.path === 'port' ? { ...p, message: `${p.message} (value from the command line option --${p.path})` } : p)));
+      if (err instanceof ConfigError)
+        throw new ConfigError(
+          'demo mode (no configuration file)',
+          err.problems.map((p) =>
+            p.path === 'host' || p.path === 'port' ? { ...p, message: `${p.message} (value from the command line option --${p.path})` } : p,
+          ),
+        );
       throw err;
     }
   } else {
@@ -51,7 +61,9 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   // Text for people goes to stderr: stdout carries the JSON log lines only, so a log collector (or
   // `npm start | jq`) never meets a banner in the middle of them.
   if (demo) output.err(demoBanner(config.issuer));
-  output.err(`mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`);
+  output.err(
+    `mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`,
+  );
   for (const s of gateway.ctx.services.values()) output.err(`  ${s.id}: ${s.canonicalUri} -> ${s.backend.origin}`);
 
   return new Promise<number>((resolve) => {

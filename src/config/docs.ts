@@ -47,7 +47,8 @@ function copyDefaults(into: JsonSchema, from: JsonSchema): void {
     const f = from.properties?.[k];
     if (f) copyDefaults(v, f);
   }
-  if (typeof into.additionalProperties === 'object' && typeof from.additionalProperties === 'object') copyDefaults(into.additionalProperties, from.additionalProperties);
+  if (typeof into.additionalProperties === 'object' && typeof from.additionalProperties === 'object')
+    copyDefaults(into.additionalProperties, from.additionalProperties);
   if (into.items && from.items) copyDefaults(into.items, from.items);
   into.anyOf?.forEach((a, i) => {
     const f = from.anyOf?.[i];
@@ -60,7 +61,8 @@ function typeOf(s: JsonSchema): string {
   if (s.anyOf) return [...new Set(s.anyOf.map(typeOf))].join(' \\| ');
   if (s.type === 'array') return `list of ${s.items ? typeOf(s.items) : 'any'}`;
   if (s.type === 'object' && typeof s.additionalProperties === 'object' && !s.properties) return `map of ${typeOf(s.additionalProperties)}`;
-  if (s.type === 'integer' && (s.minimum !== undefined || s.maximum !== undefined)) return `integer (${s.minimum ?? ''}–${s.maximum ?? ''})`;
+  if (s.type === 'integer' && (s.minimum !== undefined || s.maximum !== undefined))
+    return `integer (${s.minimum ?? ''}–${s.maximum ?? ''})`;
   return Array.isArray(s.type) ? s.type.join(' \\| ') : (s.type ?? 'any');
 }
 
@@ -77,11 +79,14 @@ function esc(s: string | undefined): string {
 /** One row per leaf or object key, depth-first, with dotted paths (`<id>` for map keys, `[]` for lists). */
 function rows(s: JsonSchema, path: string, required: boolean, out: string[]): void {
   if (path) {
-    out.push(`| \`${path}\` | ${typeOf(s)} | ${required && s.default === undefined ? 'yes' : ''} | ${fmtDefault(s.default)} | ${esc(s.description)} |`);
+    out.push(
+      `| \`${path}\` | ${typeOf(s)} | ${required && s.default === undefined ? 'yes' : ''} | ${fmtDefault(s.default)} | ${esc(s.description)} |`,
+    );
   }
   const req = new Set(s.required ?? []);
   for (const [k, v] of Object.entries(s.properties ?? {})) rows(v, path ? `${path}.${k}` : k, req.has(k), out);
-  if (typeof s.additionalProperties === 'object' && s.additionalProperties.properties) rows(s.additionalProperties, `${path}.<name>`, false, out);
+  if (typeof s.additionalProperties === 'object' && s.additionalProperties.properties)
+    rows(s.additionalProperties, `${path}.<name>`, false, out);
   if (s.items?.properties) rows(s.items, `${path}[]`, false, out);
 }
 
@@ -124,7 +129,7 @@ export function configMarkdown(): string {
     '  `authorization_url`, `token_url` and `userinfo_url`. `type:` overrides the kind.',
     '- `session_secret` must be at least 32 characters and not a known placeholder unless `debug: true`.',
     '- `issuer` is an origin (scheme, host, optional port) without path; a trailing slash is removed.',
-    '- Service ids are one URL path segment and must not be one of the gateway\'s own route names.',
+    "- Service ids are one URL path segment and must not be one of the gateway's own route names.",
     '- `storage.type: vault` needs the `storage.vault` section with the credentials of its `auth_method`.',
     '',
   );

@@ -114,7 +114,8 @@ function validate(
   const origin = (key: string | number | undefined): string | undefined => {
     const envName = Object.entries(ENV_OVERRIDES).find(([n, k]) => k === key && env[n])?.[0];
     if (envName) return `value from environment variable ${envName}`;
-    if (typeof key === 'string' && options.overrides && (options.overrides as Record<string, unknown>)[key] !== undefined) return `value from the command line option --${key}`;
+    if (typeof key === 'string' && options.overrides && (options.overrides as Record<string, unknown>)[key] !== undefined)
+      return `value from the command line option --${key}`;
     return undefined;
   };
   const result = configSchema.safeParse(substituted);
@@ -156,14 +157,18 @@ function productionProblems(raw: Record<string, unknown>, env: NodeJS.ProcessEnv
   for (const [name, p] of Object.entries(providers as Record<string, unknown>)) {
     const fields = p && typeof p === 'object' ? (p as Record<string, unknown>) : {};
     const type = providerSchema.shape.type.safeParse(fields.type);
-    const kind = providerKind(name, { type: type.success ? type.data : undefined, issuer: typeof fields.issuer === 'string' ? fields.issuer : undefined });
+    const kind = providerKind(name, {
+      type: type.success ? type.data : undefined,
+      issuer: typeof fields.issuer === 'string' ? fields.issuer : undefined,
+    });
     const dev: RuleProblem | undefined = kind === 'dev' ? devSignInProductionProblem(name, nodeEnv) : undefined;
     if (dev) out.push(dev);
     const flag = providerSchema.shape.allow_insecure_http.safeParse(fields.allow_insecure_http);
     if (!flag.success || !flag.data) continue;
     out.push({
       path: ['oauth_providers', name, 'allow_insecure_http'],
-      message: 'allow_insecure_http is refused when NODE_ENV=production: use https provider URLs (plain http on 127.0.0.1, ::1 or localhost is accepted without this flag)',
+      message:
+        'allow_insecure_http is refused when NODE_ENV=production: use https provider URLs (plain http on 127.0.0.1, ::1 or localhost is accepted without this flag)',
     });
   }
   return out;
@@ -190,13 +195,15 @@ function crossFieldIssues(input: Record<string, unknown>, first: ZodError): Flat
       if (issue.code === 'custom') continue;
       const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
       if (issue.code === 'unrecognized_keys') for (const k of issue.keys) removeAt(repaired, [...path, k]);
-      else if (issue.code === 'invalid_type' && issue.input === undefined && issue.expected === 'string') setAt(repaired, path, 'http://placeholder.invalid/');
+      else if (issue.code === 'invalid_type' && issue.input === undefined && issue.expected === 'string')
+        setAt(repaired, path, 'http://placeholder.invalid/');
       else removeAt(repaired, path);
       removed.push(path.join('.'));
     }
     const next = configSchema.safeParse(repaired);
     if (next.success) return [];
-    if (next.error.issues.every((i) => i.code === 'custom')) return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
+    if (next.error.issues.every((i) => i.code === 'custom'))
+      return flattenIssues(next.error, repaired).filter((i) => !removed.some((r) => dependsOnRemoved(i.path, r)));
     issues = next.error.issues;
   }
   return [];
@@ -257,7 +264,8 @@ function flattenIssues(error: ZodError, root: unknown): FlatIssue[] {
   for (const issue of error.issues) {
     const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) out.push({ path: [...path, key], message: `unknown key '${key}' (check the spelling; see docs/configuration.md)` });
+      for (const key of issue.keys)
+        out.push({ path: [...path, key], message: `unknown key '${key}' (check the spelling; see docs/configuration.md)` });
       continue;
     }
     if (issue.code === 'invalid_union' && 'errors' in issue) {

@@ -23,14 +23,19 @@ export function normalizeHeaderName(name: string): string {
 /** Why `name` cannot be an identity header injected towards a backend, or undefined when it can. */
 export function headerNameProblem(name: string): string | undefined {
   const n = normalizeHeaderName(name);
-  if (!FIELD_NAME.test(n)) return `'${name}' is not a valid HTTP header name (RFC 9110 §5.1: letters, digits and !#$%&'*+-.^_\`|~ only, no spaces or colons), for example x-user-id`;
-  if (RESERVED_IDENTITY_HEADER_NAMES.includes(n)) return `'${n}' cannot be an identity header name (it would replace the request's ${n} header): choose another name (the defaults start with x-user-)`;
+  if (!FIELD_NAME.test(n))
+    return `'${name}' is not a valid HTTP header name (RFC 9110 §5.1: letters, digits and !#$%&'*+-.^_\`|~ only, no spaces or colons), for example x-user-id`;
+  if (RESERVED_IDENTITY_HEADER_NAMES.includes(n))
+    return `'${n}' cannot be an identity header name (it would replace the request's ${n} header): choose another name (the defaults start with x-user-)`;
   return undefined;
 }
 
 /** 127.0.0.0/8, ::1 (also bracketed and IPv4-mapped), `localhost` and `*.localhost` (RFC 6761 §6.3). */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[(.*)\]$/, '$1');
   if (h === 'localhost' || h.endsWith('.localhost')) return true;
   const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
   if (isIP(v4) === 4) return v4.split('.')[0] === '127';
@@ -58,17 +63,26 @@ const devWhere = (name: string) => `oauth_providers.${name} (type: dev, the deve
 
 export function devSignInProductionProblem(name: string, nodeEnv: string | undefined): RuleProblem | undefined {
   if (nodeEnv !== 'production') return undefined;
-  return { path: ['oauth_providers', name], message: `${devWhere(name)} is refused when NODE_ENV=production: anyone could sign in as anyone. Configure a real identity provider.` };
+  return {
+    path: ['oauth_providers', name],
+    message: `${devWhere(name)} is refused when NODE_ENV=production: anyone could sign in as anyone. Configure a real identity provider.`,
+  };
 }
 
 export function devSignInAddressProblems(name: string, config: { host: string; issuer: string }): RuleProblem[] {
   const out: RuleProblem[] = [];
   if (!isLoopbackHost(config.host)) {
-    out.push({ path: ['host'], message: `${devWhere(name)} is only allowed on a loopback address, but host is '${config.host}'. Bind to 127.0.0.1 (or ::1, localhost), or configure a real identity provider.` });
+    out.push({
+      path: ['host'],
+      message: `${devWhere(name)} is only allowed on a loopback address, but host is '${config.host}'. Bind to 127.0.0.1 (or ::1, localhost), or configure a real identity provider.`,
+    });
   }
   const issuer = URL.parse(config.issuer);
   if (issuer && !isLoopbackHost(issuer.hostname)) {
-    out.push({ path: ['issuer'], message: `${devWhere(name)} is only allowed with a loopback issuer, but issuer is '${config.issuer}'. Configure a real identity provider for a public address.` });
+    out.push({
+      path: ['issuer'],
+      message: `${devWhere(name)} is only allowed with a loopback issuer, but issuer is '${config.issuer}'. Configure a real identity provider for a public address.`,
+    });
   }
   return out;
 }
@@ -82,12 +96,15 @@ export function trustProxyEntryProblem(entry: string): string | undefined {
   const slash = entry.lastIndexOf('/');
   const address = slash === -1 ? entry : entry.slice(0, slash);
   const kind = isIP(address);
-  if (kind === 0) return `'${entry}' is not an IP address, address/prefix (10.0.0.0/8) or one of loopback, linklocal, uniquelocal (list one address per entry)`;
+  if (kind === 0)
+    return `'${entry}' is not an IP address, address/prefix (10.0.0.0/8) or one of loopback, linklocal, uniquelocal (list one address per entry)`;
   if (slash === -1) return undefined;
   const range = entry.slice(slash + 1);
   const max = kind === 6 ? 128 : 32;
   const ok = /^\d+$/.test(range) ? Number(range) > 0 && Number(range) <= max : kind === 4 && isNetmask(range);
-  return ok ? undefined : `'${entry}' has an invalid prefix length: use 1 to ${max}${kind === 4 ? ' or a netmask such as 255.255.0.0' : ''}`;
+  return ok
+    ? undefined
+    : `'${entry}' has an invalid prefix length: use 1 to ${max}${kind === 4 ? ' or a netmask such as 255.255.0.0' : ''}`;
 }
 
 /** A non-zero IPv4 netmask: ones, then only zeros (255.255.0.0, not 255.0.255.0). */
@@ -109,17 +126,30 @@ export function signingKeyProblems(keys: readonly Record<string, unknown>[]): Ru
   keys.forEach((jwk, i) => {
     const at = (key?: string): (string | number)[] => (key ? ['keys', i, key] : ['keys', i]);
     const str = (key: string) => typeof jwk[key] === 'string' && jwk[key] !== '';
-    if (!str('kid')) out.push({ path: at('kid'), message: `keys[${i}] needs a kid (a non-empty string naming the key in the JWKS and in token headers)` });
-    else if (kids.has(jwk.kid as string)) out.push({ path: at('kid'), message: `keys[${i}] has the same kid as keys[${kids.get(jwk.kid as string)}]: every key needs its own kid` });
+    if (!str('kid'))
+      out.push({ path: at('kid'), message: `keys[${i}] needs a kid (a non-empty string naming the key in the JWKS and in token headers)` });
+    else if (kids.has(jwk.kid as string))
+      out.push({
+        path: at('kid'),
+        message: `keys[${i}] has the same kid as keys[${kids.get(jwk.kid as string)}]: every key needs its own kid`,
+      });
     else kids.set(jwk.kid as string, i);
     if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') {
-      out.push({ path: at(jwk.kty !== 'EC' ? 'kty' : 'crv'), message: `keys[${i}] must be an EC P-256 key (kty: EC, crv: P-256): the gateway signs with ES256 only (generate one with: openssl ecparam -name prime256v1 -genkey, then convert to a JWK)` });
+      out.push({
+        path: at(jwk.kty !== 'EC' ? 'kty' : 'crv'),
+        message: `keys[${i}] must be an EC P-256 key (kty: EC, crv: P-256): the gateway signs with ES256 only (generate one with: openssl ecparam -name prime256v1 -genkey, then convert to a JWK)`,
+      });
       return;
     }
-    if (jwk.alg !== undefined && jwk.alg !== 'ES256') out.push({ path: at('alg'), message: `keys[${i}] has alg ${JSON.stringify(jwk.alg)}: an EC P-256 key signs ES256 (remove alg or set alg: ES256)` });
+    if (jwk.alg !== undefined && jwk.alg !== 'ES256')
+      out.push({
+        path: at('alg'),
+        message: `keys[${i}] has alg ${JSON.stringify(jwk.alg)}: an EC P-256 key signs ES256 (remove alg or set alg: ES256)`,
+      });
     for (const list of ['key_ops', 'x5c']) {
       const v = jwk[list];
-      if (v !== undefined && !(Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x !== ''))) out.push({ path: at(list), message: `keys[${i}].${list} must be a list of strings` });
+      if (v !== undefined && !(Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x !== '')))
+        out.push({ path: at(list), message: `keys[${i}].${list} must be a list of strings` });
     }
     if (!str('d')) {
       out.push({ path: at('d'), message: `keys[${i}] must be a private JWK (with d): the gateway signs with it` });
@@ -141,7 +171,8 @@ function keyMaterialProblem(jwk: Record<string, unknown>): string | undefined {
   try {
     const probe = Buffer.from('mcp-oauth-gateway key check');
     const signature = sign('sha256', probe, createPrivateKey({ key: { kty, crv, x, y, d }, format: 'jwk' }));
-    if (!verify('sha256', probe, createPublicKey({ key: { kty, crv, x, y }, format: 'jwk' }), signature)) return 'd does not belong to x and y';
+    if (!verify('sha256', probe, createPublicKey({ key: { kty, crv, x, y }, format: 'jwk' }), signature))
+      return 'd does not belong to x and y';
     return undefined;
   } catch {
     return 'x, y and d are not a valid P-256 point and private scalar (base64url)';

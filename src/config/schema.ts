@@ -22,16 +22,10 @@ export interface IssueParams {
 
 /** Accepts numbers and digit strings (values substituted from `${VAR}` are strings). */
 const intFrom = (min: number, max: number) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v),
-    z.number().int().min(min).max(max),
-  );
+  z.preprocess((v) => (typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v), z.number().int().min(min).max(max));
 
 const numberFrom = (min: number, max: number) =>
-  z.preprocess(
-    (v) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v.trim()) : v),
-    z.number().min(min).max(max),
-  );
+  z.preprocess((v) => (typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v.trim()) : v), z.number().min(min).max(max));
 
 /**
  * Accepts YAML booleans and the strings true/false/yes/no/on/off/1/0 (case-insensitive). Anything else is
@@ -54,7 +48,17 @@ const stringList = () => z.array(z.string().min(1));
 /** A service id is one URL path segment. */
 export const SERVICE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 /** Ids that would collide with the gateway's own routes. */
-export const RESERVED_SERVICE_IDS = ['oauth', '.well-known', 'services', 'health', 'ready', 'metrics', 'interaction', 'static', 'favicon.ico'];
+export const RESERVED_SERVICE_IDS = [
+  'oauth',
+  '.well-known',
+  'services',
+  'health',
+  'ready',
+  'metrics',
+  'interaction',
+  'static',
+  'favicon.ico',
+];
 
 export const KNOWN_PLACEHOLDER_SECRETS = [
   'change-this-in-production',
@@ -104,24 +108,47 @@ export const providerSchema = z
     type: z
       .enum(['google', 'github', 'okta', 'oidc', 'custom', 'dev'])
       .optional()
-      .describe('Provider kind. Defaults to the key name for `google`, `github`, `okta` and `dev`; any other key is `oidc` when `issuer` is set, else `custom`.'),
+      .describe(
+        'Provider kind. Defaults to the key name for `google`, `github`, `okta` and `dev`; any other key is `oidc` when `issuer` is set, else `custom`.',
+      ),
     client_id: z.string().min(1).optional().describe('OAuth client id registered at the provider. Required except for `dev`.'),
     client_secret: z.string().min(1).optional().describe('OAuth client secret registered at the provider. Required except for `dev`.'),
-    scopes: stringList().default([]).describe('Scopes requested from the provider. Empty: the provider default (`openid email profile` for OIDC kinds, `read:user user:email` for GitHub).'),
-    issuer: httpUrl('issuer').optional().describe('OpenID Connect issuer URL, used for discovery (`/.well-known/openid-configuration`). Google and Okta may omit it (Okta derives it from `authorization_url`).'),
+    scopes: stringList()
+      .default([])
+      .describe(
+        'Scopes requested from the provider. Empty: the provider default (`openid email profile` for OIDC kinds, `read:user user:email` for GitHub).',
+      ),
+    issuer: httpUrl('issuer')
+      .optional()
+      .describe(
+        'OpenID Connect issuer URL, used for discovery (`/.well-known/openid-configuration`). Google and Okta may omit it (Okta derives it from `authorization_url`).',
+      ),
     authorization_url: httpUrl('authorization_url').optional().describe('Authorization endpoint, for providers without discovery.'),
     token_url: httpUrl('token_url').optional().describe('Token endpoint, for providers without discovery.'),
     userinfo_url: httpUrl('userinfo_url').optional().describe('Userinfo endpoint, for providers without discovery.'),
-    base_url: httpUrl('base_url').optional().describe('GitHub Enterprise: the web base URL, for example `https://github.example.com` (API at `{base_url}/api/v3`).'),
-    api_url: httpUrl('api_url').optional().describe('GitHub: API base URL override (default `https://api.github.com`, or `{base_url}/api/v3`).'),
-    extra_params: z.record(z.string(), z.string()).default({}).describe('Extra query parameters added to the upstream authorization request. They cannot override protocol parameters (state, nonce, PKCE, redirect_uri).'),
+    base_url: httpUrl('base_url')
+      .optional()
+      .describe('GitHub Enterprise: the web base URL, for example `https://github.example.com` (API at `{base_url}/api/v3`).'),
+    api_url: httpUrl('api_url')
+      .optional()
+      .describe('GitHub: API base URL override (default `https://api.github.com`, or `{base_url}/api/v3`).'),
+    extra_params: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe(
+        'Extra query parameters added to the upstream authorization request. They cannot override protocol parameters (state, nonce, PKCE, redirect_uri).',
+      ),
     claims: claimMapping.optional(),
     assume_email_verified: boolFrom()
       .default(false)
-      .describe('Treat every email address from this provider as verified, also without `email_verified: true` (only for a provider known to verify every address it returns, e.g. a company IdP that assigns addresses). Default: only addresses the provider marks verified (OIDC `email_verified`, GitHub\'s verified primary address) match `emails` / `email_domains` policies; the others are still passed on, with `x-user-email-verified: false`.'),
+      .describe(
+        "Treat every email address from this provider as verified, also without `email_verified: true` (only for a provider known to verify every address it returns, e.g. a company IdP that assigns addresses). Default: only addresses the provider marks verified (OIDC `email_verified`, GitHub's verified primary address) match `emails` / `email_domains` policies; the others are still passed on, with `x-user-email-verified: false`.",
+      ),
     allow_insecure_http: boolFrom()
       .default(false)
-      .describe('Allow plain-http provider URLs on a non-loopback host. For a test set-up only; refused when NODE_ENV=production. Not needed for loopback URLs (`127.0.0.0/8`, `::1`, `localhost`): those are accepted over http with a warning at start-up.'),
+      .describe(
+        'Allow plain-http provider URLs on a non-loopback host. For a test set-up only; refused when NODE_ENV=production. Not needed for loopback URLs (`127.0.0.0/8`, `::1`, `localhost`): those are accepted over http with a warning at start-up.',
+      ),
   })
   .strict();
 
@@ -143,14 +170,19 @@ const identityHeadersSchema = z
   .object({
     id: headerName('x-user-id', 'the user id `{provider}:{subject}`'),
     email: headerName('x-user-email', 'the email address'),
-    email_verified: headerName('x-user-email-verified', 'whether the provider verified the email address: `true` or `false` (absent without an address)'),
+    email_verified: headerName(
+      'x-user-email-verified',
+      'whether the provider verified the email address: `true` or `false` (absent without an address)',
+    ),
     name: headerName('x-user-name', 'the display name'),
     provider: headerName('x-user-provider', 'the provider name'),
     avatar: headerName('x-user-avatar', 'the avatar URL'),
     groups: headerName('x-user-groups', 'the groups, comma-separated'),
   })
   .strict()
-  .describe('Names of the identity headers injected towards the backend: valid HTTP header names (RFC 9110 §5.1), not `authorization`, `host` or `cookie`. Client-sent headers with these names are always stripped.');
+  .describe(
+    'Names of the identity headers injected towards the backend: valid HTTP header names (RFC 9110 §5.1), not `authorization`, `host` or `cookie`. Client-sent headers with these names are always stripped.',
+  );
 
 export const serviceSchema = z
   .object({
@@ -158,15 +190,22 @@ export const serviceSchema = z
     url: httpUrl('url').describe('The backend MCP endpoint (Streamable HTTP), for example `http://calculator:3001/mcp`.'),
     oauth_provider: z.string().optional().describe('Key of the provider under `oauth_providers`. Required when `auth_required` is true.'),
     auth_required: boolFrom().default(true).describe('Require a gateway access token for this service.'),
-    scopes: stringList().default([]).describe('Scopes of this service. Tokens for the service carry at most these scopes; every request needs all of `required_scopes`.'),
+    scopes: stringList()
+      .default([])
+      .describe('Scopes of this service. Tokens for the service carry at most these scopes; every request needs all of `required_scopes`.'),
     required_scopes: stringList().optional().describe('Scopes every request must carry (default: all of `scopes`).'),
-    timeout: intFrom(1, 3_600_000).default(30000).describe('Milliseconds to wait for the backend response headers (streams may then stay open indefinitely).'),
+    timeout: intFrom(1, 3_600_000)
+      .default(30000)
+      .describe('Milliseconds to wait for the backend response headers (streams may then stay open indefinitely).'),
     policy: policySchema.optional(),
     identity_headers: identityHeadersSchema.optional(),
     signed_identity: z
       .object({
         enabled: boolFrom().default(false),
-        header: z.string().default('x-user-assertion').describe('Header carrying the assertion (a valid HTTP header name; not authorization, host or cookie).'),
+        header: z
+          .string()
+          .default('x-user-assertion')
+          .describe('Header carrying the assertion (a valid HTTP header name; not authorization, host or cookie).'),
         ttl: intFrom(5, 3600).default(60).describe('Lifetime of the assertion in seconds.'),
       })
       .strict()
@@ -176,11 +215,17 @@ export const serviceSchema = z
         if (problem) ctx.addIssue({ code: 'custom', path: ['header'], message: problem });
       })
       .optional()
-      .describe('Also inject a short-lived JWT (signed with the gateway key, audience = the service URI) that the backend can verify against the gateway JWKS.'),
+      .describe(
+        'Also inject a short-lived JWT (signed with the gateway key, audience = the service URI) that the backend can verify against the gateway JWKS.',
+      ),
     allow_set_cookie: boolFrom().default(false).describe('Pass the backend `Set-Cookie` headers to clients.'),
-    max_request_bytes: intFrom(1, 1024 * 1024 * 1024).optional().describe('Largest accepted request body (default: `limits.max_request_bytes`).'),
+    max_request_bytes: intFrom(1, 1024 * 1024 * 1024)
+      .optional()
+      .describe('Largest accepted request body (default: `limits.max_request_bytes`).'),
     protocol_versions: stringList().optional().describe('Pin the accepted MCP protocol versions. Absent: every version is passed through.'),
-    max_concurrent: intFrom(1, 1_000_000).optional().describe('Cap on concurrent in-flight requests and open streams to this backend (default: `limits.max_concurrent_per_service`).'),
+    max_concurrent: intFrom(1, 1_000_000)
+      .optional()
+      .describe('Cap on concurrent in-flight requests and open streams to this backend (default: `limits.max_concurrent_per_service`).'),
   })
   .strict();
 
@@ -195,7 +240,10 @@ const redisSchema = z
     password: z.string().optional(),
     db: intFrom(0, 1000).default(0),
     ssl: boolFrom().default(false).describe('Use TLS.'),
-    ssl_cert_reqs: z.enum(['required', 'optional', 'none']).default('required').describe('TLS certificate verification (`none` disables it: testing only).'),
+    ssl_cert_reqs: z
+      .enum(['required', 'optional', 'none'])
+      .default('required')
+      .describe('TLS certificate verification (`none` disables it: testing only).'),
     ssl_ca_certs: z.string().optional().describe('Path to a CA bundle (PEM).'),
     ssl_certfile: z.string().optional().describe('Client certificate (PEM) for mutual TLS.'),
     ssl_keyfile: z.string().optional().describe('Client key (PEM) for mutual TLS.'),
@@ -205,12 +253,32 @@ const redisSchema = z
     socket_connect_timeout: numberFrom(0.01, 600).default(5).describe('Seconds before a connection attempt times out.'),
     retry_on_timeout: boolFrom().default(true),
     health_check_interval: numberFrom(0, 3600).default(30).describe('Seconds between background PINGs (0 disables).'),
-    sweep_interval: intFrom(0, 86400).default(60).describe('Seconds between sweeps that drop expired keys from the key listing used by `list` (Redis expires the records themselves natively; 0 disables).'),
-    sentinels: z.array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict()).optional().describe('Sentinel nodes; with `sentinel_name`.'),
+    sweep_interval: intFrom(0, 86400)
+      .default(60)
+      .describe(
+        'Seconds between sweeps that drop expired keys from the key listing used by `list` (Redis expires the records themselves natively; 0 disables).',
+      ),
+    sentinels: z
+      .array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict())
+      .optional()
+      .describe('Sentinel nodes; with `sentinel_name`.'),
     sentinel_name: z.string().optional().describe('Name of the master set monitored by the sentinels.'),
-    cluster_nodes: z.array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict()).optional().describe('Cluster seed nodes; enables Cluster mode.'),
-    fallback: z.enum(['none', 'memory']).default('none').describe('`memory`: start on in-memory storage when Redis is unreachable at start (logged loudly, shown in /health and /ready). Default: refuse to start.'),
-    revocation_fail_mode: z.enum(['closed', 'open']).default('closed').describe('While Redis is unreachable, whether the proxy refuses (`closed`) or accepts (`open`) tokens whose revocation status cannot be checked.'),
+    cluster_nodes: z
+      .array(z.object({ host: z.string(), port: intFrom(1, 65535) }).strict())
+      .optional()
+      .describe('Cluster seed nodes; enables Cluster mode.'),
+    fallback: z
+      .enum(['none', 'memory'])
+      .default('none')
+      .describe(
+        '`memory`: start on in-memory storage when Redis is unreachable at start (logged loudly, shown in /health and /ready). Default: refuse to start.',
+      ),
+    revocation_fail_mode: z
+      .enum(['closed', 'open'])
+      .default('closed')
+      .describe(
+        'While Redis is unreachable, whether the proxy refuses (`closed`) or accepts (`open`) tokens whose revocation status cannot be checked.',
+      ),
   })
   .strict();
 
@@ -230,14 +298,36 @@ const vaultSchema = z
     verify_ssl: boolFrom().default(true),
     ca_cert: z.string().optional().describe('Path to a CA bundle (PEM).'),
     timeout: numberFrom(0.1, 600).default(10).describe('Seconds per request.'),
-    sweep_interval: intFrom(0, 86400).default(300).describe('Seconds between sweeps that hard-delete expired records (KV v2 has no TTL; expired records are already hidden on read). 0 disables.'),
+    sweep_interval: intFrom(0, 86400)
+      .default(300)
+      .describe(
+        'Seconds between sweeps that hard-delete expired records (KV v2 has no TTL; expired records are already hidden on read). 0 disables.',
+      ),
     short_lived: z
       .enum(['none', 'memory', 'sqlite', 'redis'])
       .default('none')
-      .describe('Keep high-churn records (keys starting with one of `short_lived_prefixes`) in this other back-end instead of Vault, configured by its own `storage.sqlite` / `storage.redis` section. `none`: everything in Vault.'),
+      .describe(
+        'Keep high-churn records (keys starting with one of `short_lived_prefixes`) in this other back-end instead of Vault, configured by its own `storage.sqlite` / `storage.redis` section. `none`: everything in Vault.',
+      ),
     short_lived_prefixes: stringList()
-      .default(['oidc:AuthorizationCode:', 'oidc:Interaction:', 'oidc:Session:', 'oidc:AccessToken:', 'oidc:ReplayDetection:', 'oidc:PushedAuthorizationRequest:', 'oidc:ClientCredentials:', 'oidc:DeviceCode:', 'oidc:BackchannelAuthenticationRequest:', 'gw:revoked-grant:', 'gw:mcp-session:', 'gw:upstream-state:', 'gw:ratelimit:'])
-      .describe('Key prefixes routed to `short_lived` when it is set. A prefix must cover whole record families: records and the index tags they carry stay in one back-end.'),
+      .default([
+        'oidc:AuthorizationCode:',
+        'oidc:Interaction:',
+        'oidc:Session:',
+        'oidc:AccessToken:',
+        'oidc:ReplayDetection:',
+        'oidc:PushedAuthorizationRequest:',
+        'oidc:ClientCredentials:',
+        'oidc:DeviceCode:',
+        'oidc:BackchannelAuthenticationRequest:',
+        'gw:revoked-grant:',
+        'gw:mcp-session:',
+        'gw:upstream-state:',
+        'gw:ratelimit:',
+      ])
+      .describe(
+        'Key prefixes routed to `short_lived` when it is set. A prefix must cover whole record families: records and the index tags they carry stay in one back-end.',
+      ),
   })
   .strict();
 
@@ -261,11 +351,15 @@ export type StorageConfig = z.infer<typeof storageSchema>;
 
 const corsSchema = z
   .object({
-    allow_origins: stringList().default([]).describe('Browser origins allowed to call the gateway (exact `scheme://host[:port]`). `*` allows any origin without credentials.'),
+    allow_origins: stringList()
+      .default([])
+      .describe('Browser origins allowed to call the gateway (exact `scheme://host[:port]`). `*` allows any origin without credentials.'),
     allow_credentials: boolFrom().default(false),
     allow_methods: stringList().default(['GET', 'POST', 'DELETE', 'OPTIONS']),
     allow_headers: stringList().default([]).describe('Extra request headers allowed in preflight (the MCP headers are always allowed).'),
-    expose_headers: stringList().default([]).describe('Extra response headers exposed (`WWW-Authenticate`, `Mcp-Session-Id` are always exposed).'),
+    expose_headers: stringList()
+      .default([])
+      .describe('Extra response headers exposed (`WWW-Authenticate`, `Mcp-Session-Id` are always exposed).'),
   })
   .strict();
 
@@ -285,12 +379,23 @@ export const configSchema = z
   .object({
     host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
     port: intFrom(0, 65535).default(8080).describe('Port to bind (0: any free port).'),
-    issuer: httpUrl('issuer').default('http://localhost:8080').describe('The public origin of the gateway (`https://gateway.example.com`). No path; a trailing slash is removed. Used in token `iss`, metadata, the upstream callback URL and every service URI.'),
-    session_secret: z.string().default('change-this-in-production').describe('Secret (≥ 32 characters) from which cookie-signing and encryption keys are derived. A placeholder or a short value is refused unless `debug: true`.'),
+    issuer: httpUrl('issuer')
+      .default('http://localhost:8080')
+      .describe(
+        'The public origin of the gateway (`https://gateway.example.com`). No path; a trailing slash is removed. Used in token `iss`, metadata, the upstream callback URL and every service URI.',
+      ),
+    session_secret: z
+      .string()
+      .default('change-this-in-production')
+      .describe(
+        'Secret (≥ 32 characters) from which cookie-signing and encryption keys are derived. A placeholder or a short value is refused unless `debug: true`.',
+      ),
     previous_session_secrets: z
       .array(z.string().min(1))
       .default([])
-      .describe('Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.session_ttl` to keep sign-in sessions; then remove it.'),
+      .describe(
+        'Earlier `session_secret` values, still accepted to verify cookies and consent forms made before a rotation (new ones are signed with `session_secret` only). Keep an old secret here for at least `Interaction` lifetime (15 minutes), or `tokens.session_ttl` to keep sign-in sessions; then remove it.',
+      ),
     debug: boolFrom().default(false).describe('Development mode: verbose logs, weak secrets allowed.'),
     trust_proxy: z
       // The hop count comes first: boolFrom() would read 1 as `true` (trust every hop).
@@ -303,11 +408,22 @@ export const configSchema = z
         });
       })
       .default(false)
-      .describe('Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses, one per entry: an IP address, `address/prefix` (`10.0.0.0/8`), an IPv4 `address/netmask`, or `loopback`, `linklocal`, `uniquelocal`. Default: do not trust.'),
-    oauth_providers: z.record(z.string(), providerSchema).default({}).describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),
+      .describe(
+        'Trust `X-Forwarded-*` from: `true` (any), a hop count, or a list of proxy addresses, one per entry: an IP address, `address/prefix` (`10.0.0.0/8`), an IPv4 `address/netmask`, or `loopback`, `linklocal`, `uniquelocal`. Default: do not trust.',
+      ),
+    oauth_providers: z
+      .record(z.string(), providerSchema)
+      .default({})
+      .describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),
     mcp_services: z.record(z.string(), serviceSchema).default({}).describe('The MCP services; each key is the service id in `/{id}/mcp`.'),
     storage: storageSchema.default({ type: 'sqlite', sqlite: { path: './data/gateway.db', sweep_interval: 60 } }),
-    cors: corsSchema.default({ allow_origins: [], allow_credentials: false, allow_methods: ['GET', 'POST', 'DELETE', 'OPTIONS'], allow_headers: [], expose_headers: [] }),
+    cors: corsSchema.default({
+      allow_origins: [],
+      allow_credentials: false,
+      allow_methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      allow_headers: [],
+      expose_headers: [],
+    }),
     access_policy: policySchema.optional().describe('Default access policy for services without their own `policy`.'),
     tokens: z
       .object({
@@ -315,8 +431,14 @@ export const configSchema = z
         refresh_token_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Refresh token lifetime in seconds (default 30 days).'),
         authorization_code_ttl: intFrom(10, 600).default(60).describe('Authorization code lifetime in seconds.'),
         grant_ttl: intFrom(300, 31_536_000).default(2_592_000).describe('Lifetime of a grant (and of the remembered consent) in seconds.'),
-        session_ttl: intFrom(60, 31_536_000).default(43_200).describe('Lifetime of the sign-in session in the person\'s browser (the gateway cookie), in seconds. Default 12 hours: a working day. After it, the next authorization sends the person through the upstream identity provider again, so the profile that access policies check at sign-in (groups, email) is never older than this. Clients keep their grants; sign out at `/oauth/logout`.'),
-        key_rotation_grace: intFrom(0, 604_800).default(3600).describe('Seconds a newly rotated signing key is published before it signs tokens.'),
+        session_ttl: intFrom(60, 31_536_000)
+          .default(43_200)
+          .describe(
+            "Lifetime of the sign-in session in the person's browser (the gateway cookie), in seconds. Default 12 hours: a working day. After it, the next authorization sends the person through the upstream identity provider again, so the profile that access policies check at sign-in (groups, email) is never older than this. Clients keep their grants; sign out at `/oauth/logout`.",
+          ),
+        key_rotation_grace: intFrom(0, 604_800)
+          .default(3600)
+          .describe('Seconds a newly rotated signing key is published before it signs tokens.'),
         refresh_reuse_grace: intFrom(0, 60)
           .default(10)
           .describe(
@@ -324,18 +446,36 @@ export const configSchema = z
           ),
       })
       .strict()
-      .default({ access_token_ttl: 900, refresh_token_ttl: 2_592_000, authorization_code_ttl: 60, grant_ttl: 2_592_000, session_ttl: 43_200, key_rotation_grace: 3600, refresh_reuse_grace: 10 }),
+      .default({
+        access_token_ttl: 900,
+        refresh_token_ttl: 2_592_000,
+        authorization_code_ttl: 60,
+        grant_ttl: 2_592_000,
+        session_ttl: 43_200,
+        key_rotation_grace: 3600,
+        refresh_reuse_grace: 10,
+      }),
     registration: z
       .object({
-        mode: z.enum(['open', 'off', 'token']).default('open').describe('Dynamic Client Registration: `open`, `off`, or `token` (requires `initial_access_token`).'),
+        mode: z
+          .enum(['open', 'off', 'token'])
+          .default('open')
+          .describe('Dynamic Client Registration: `open`, `off`, or `token` (requires `initial_access_token`).'),
         initial_access_token: z.string().optional().describe('Bearer token required at /oauth/register when `mode: token`.'),
-        client_ttl: intFrom(0, 31_536_000 * 10).default(0).describe('Seconds a dynamically registered client lives (0: forever).'),
+        client_ttl: intFrom(0, 31_536_000 * 10)
+          .default(0)
+          .describe('Seconds a dynamically registered client lives (0: forever).'),
         cimd: z
           .object({
             enabled: boolFrom().default(true).describe('Accept Client ID Metadata Documents (https URL client_ids).'),
             allowed_hosts: stringList().optional().describe('Only fetch documents from these host names (absent: any public host).'),
             private_hosts: z
-              .array(z.string().min(1).regex(/^[A-Za-z0-9.-]+$/, 'a host name (letters, digits, dots, hyphens), without scheme, port or wildcard'))
+              .array(
+                z
+                  .string()
+                  .min(1)
+                  .regex(/^[A-Za-z0-9.-]+$/, 'a host name (letters, digits, dots, hyphens), without scheme, port or wildcard'),
+              )
               .default([])
               .describe(
                 'Host names (exact, no wildcards) whose documents may be fetched although they resolve to a private, loopback or link-local address: internal clients inside a company network. Every other host keeps the SSRF guard. The certificate is still verified (system CAs, or `NODE_EXTRA_CA_CERTS` for an internal CA). A listed host is also accepted when `allowed_hosts` is set.',
@@ -354,7 +494,12 @@ export const configSchema = z
         clients.forEach((c, i) => {
           const j = first.get(c.client_id);
           if (j === undefined) first.set(c.client_id, i);
-          else ctx.addIssue({ code: 'custom', path: [i, 'client_id'], message: `client_id '${c.client_id}' is already used by clients[${j}]: every static client needs its own client_id` });
+          else
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'client_id'],
+              message: `client_id '${c.client_id}' is already used by clients[${j}]: every static client needs its own client_id`,
+            });
         });
       })
       .default([])
@@ -365,30 +510,72 @@ export const configSchema = z
         for (const p of signingKeyProblems(keys)) ctx.addIssue({ code: 'custom', path: p.path.slice(1), message: p.message });
       })
       .optional()
-      .describe('Signing keys as EC P-256 private JWKs (`kty: EC`, `crv: P-256`, `x`, `y`, `d`, and a unique `kid`); the first one signs (ES256). Absent: ES256 keys are generated on first start and kept in storage.'),
+      .describe(
+        'Signing keys as EC P-256 private JWKs (`kty: EC`, `crv: P-256`, `x`, `y`, `d`, and a unique `kid`); the first one signs (ES256). Absent: ES256 keys are generated on first start and kept in storage.',
+      ),
     limits: z
       .object({
-        max_request_bytes: intFrom(1, 1024 * 1024 * 1024).default(10 * 1024 * 1024).describe('Largest MCP request body, in bytes.'),
-        max_concurrent_per_service: intFrom(1, 1_000_000).default(1000).describe('Concurrent in-flight requests and open streams per service.'),
+        max_request_bytes: intFrom(1, 1024 * 1024 * 1024)
+          .default(10 * 1024 * 1024)
+          .describe('Largest MCP request body, in bytes.'),
+        max_concurrent_per_service: intFrom(1, 1_000_000)
+          .default(1000)
+          .describe('Concurrent in-flight requests and open streams per service.'),
         shutdown_grace: intFrom(0, 3600).default(10).describe('Seconds to let in-flight requests finish on SIGTERM.'),
       })
       .strict()
       .default({ max_request_bytes: 10 * 1024 * 1024, max_concurrent_per_service: 1000, shutdown_grace: 10 }),
     rate_limits: z
       .object({
-        enabled: boolFrom().default(true).describe('Apply the rate limits below (`false` disables all). Over a limit: 429 with `Retry-After` and `{"error":"too_many_requests"}`.'),
-        register_per_minute: intFrom(1, 1_000_000).default(200).describe('Requests to `/oauth/register` per client IP per minute. Default 200: fifty people behind one office NAT address connecting two clients each (one registration per client and server) fit with room for clients that register again.'),
-        token_per_minute: intFrom(1, 1_000_000).default(600).describe('Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic. Default 600: a code exchange and refreshes for every client of fifty people in one minute, with room for retries.'),
-        authorize_per_minute: intFrom(1, 1_000_000).default(300).describe('Requests to `/oauth/authorize` per client IP per minute (resume URLs are not counted). Default 300: fifty people x two clients, each authorization retried once, with room to spare.'),
-        failed_auth_per_minute: intFrom(1, 1_000_000).default(300).describe('Rejected bearer tokens at the proxy per client IP per minute; past it, further REJECTED tokens from that IP get 429 instead of 401 until the minute ends (valid tokens, requests without a token and public services are never refused by it). Default 300: every client of fifty people presenting an expired token a few times.'),
-        failed_auth_per_token_per_minute: intFrom(1, 1_000_000).default(60).describe('Rejections of one and the same bearer token per minute (a client looping on a stale token); past it that token gets 429 instead of 401 until the minute ends. Default 60: one a second.'),
+        enabled: boolFrom()
+          .default(true)
+          .describe(
+            'Apply the rate limits below (`false` disables all). Over a limit: 429 with `Retry-After` and `{"error":"too_many_requests"}`.',
+          ),
+        register_per_minute: intFrom(1, 1_000_000)
+          .default(200)
+          .describe(
+            'Requests to `/oauth/register` per client IP per minute. Default 200: fifty people behind one office NAT address connecting two clients each (one registration per client and server) fit with room for clients that register again.',
+          ),
+        token_per_minute: intFrom(1, 1_000_000)
+          .default(600)
+          .describe(
+            'Requests to `/oauth/token` per client IP per minute, and (separately) per client_id for clients authenticating with HTTP Basic. Default 600: a code exchange and refreshes for every client of fifty people in one minute, with room for retries.',
+          ),
+        authorize_per_minute: intFrom(1, 1_000_000)
+          .default(300)
+          .describe(
+            'Requests to `/oauth/authorize` per client IP per minute (resume URLs are not counted). Default 300: fifty people x two clients, each authorization retried once, with room to spare.',
+          ),
+        failed_auth_per_minute: intFrom(1, 1_000_000)
+          .default(300)
+          .describe(
+            'Rejected bearer tokens at the proxy per client IP per minute; past it, further REJECTED tokens from that IP get 429 instead of 401 until the minute ends (valid tokens, requests without a token and public services are never refused by it). Default 300: every client of fifty people presenting an expired token a few times.',
+          ),
+        failed_auth_per_token_per_minute: intFrom(1, 1_000_000)
+          .default(60)
+          .describe(
+            'Rejections of one and the same bearer token per minute (a client looping on a stale token); past it that token gets 429 instead of 401 until the minute ends. Default 60: one a second.',
+          ),
       })
       .strict()
-      .describe('Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`: behind a reverse proxy without it, every person counts as the proxy\'s address. The defaults are sized for fifty people behind one NAT address connecting their clients within the same minute (test/http/office-nat.test.ts).')
-      .default({ enabled: true, register_per_minute: 200, token_per_minute: 600, authorize_per_minute: 300, failed_auth_per_minute: 300, failed_auth_per_token_per_minute: 60 }),
+      .describe(
+        "Fixed one-minute windows, shared between instances through Redis when `storage.type` is `redis` (local counters otherwise). Client IPs honour `trust_proxy`: behind a reverse proxy without it, every person counts as the proxy's address. The defaults are sized for fifty people behind one NAT address connecting their clients within the same minute (test/http/office-nat.test.ts).",
+      )
+      .default({
+        enabled: true,
+        register_per_minute: 200,
+        token_per_minute: 600,
+        authorize_per_minute: 300,
+        failed_auth_per_minute: 300,
+        failed_auth_per_token_per_minute: 60,
+      }),
     logging: z
       .object({
-        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().describe('Log level (default `info`, `debug` when `debug: true`).'),
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .optional()
+          .describe('Log level (default `info`, `debug` when `debug: true`).'),
       })
       .strict()
       .default({}),
@@ -397,20 +584,29 @@ export const configSchema = z
   .superRefine((cfg, ctx) => {
     const issuer = URL.parse(cfg.issuer);
     if (issuer && (issuer.pathname !== '/' || issuer.search || issuer.hash)) {
-      ctx.addIssue({ code: 'custom', path: ['issuer'], message: 'issuer must be an origin without path, query or fragment, for example https://gateway.example.com' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['issuer'],
+        message: 'issuer must be an origin without path, query or fragment, for example https://gateway.example.com',
+      });
     }
     if (cfg.session_secret.length < 32 || KNOWN_PLACEHOLDER_SECRETS.includes(cfg.session_secret.trim().toLowerCase())) {
       if (!cfg.debug) {
         ctx.addIssue({
           code: 'custom',
           path: ['session_secret'],
-          message: 'session_secret must be at least 32 characters and not a placeholder (generate one with: openssl rand -base64 48), or set debug: true for local experiments',
+          message:
+            'session_secret must be at least 32 characters and not a placeholder (generate one with: openssl rand -base64 48), or set debug: true for local experiments',
         });
       }
     }
     cfg.previous_session_secrets.forEach((secret, i) => {
       if (!cfg.debug && (secret.length < 32 || KNOWN_PLACEHOLDER_SECRETS.includes(secret.trim().toLowerCase()))) {
-        ctx.addIssue({ code: 'custom', path: ['previous_session_secrets', i], message: 'previous session secrets must be at least 32 characters and not a placeholder' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['previous_session_secrets', i],
+          message: 'previous session secrets must be at least 32 characters and not a placeholder',
+        });
       }
     });
     const providerNames = Object.keys(cfg.oauth_providers);
@@ -424,8 +620,18 @@ export const configSchema = z
     for (const [name, p] of Object.entries(cfg.oauth_providers)) {
       const kind = providerKind(name, p);
       if (kind !== 'dev') {
-        if (!p.client_id) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_id'], message: `client_id is required for provider '${name}'` });
-        if (!p.client_secret) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'client_secret'], message: `client_secret is required for provider '${name}'` });
+        if (!p.client_id)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['oauth_providers', name, 'client_id'],
+            message: `client_id is required for provider '${name}'`,
+          });
+        if (!p.client_secret)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['oauth_providers', name, 'client_secret'],
+            message: `client_secret is required for provider '${name}'`,
+          });
       }
       // Presence, not validity: a key that is there but wrong (or an unset `${VAR}`) is reported at that key.
       if (kind === 'custom' && (p.authorization_url === undefined || p.token_url === undefined || p.userinfo_url === undefined)) {
@@ -435,17 +641,31 @@ export const configSchema = z
           message: `provider '${name}' needs either issuer (OpenID Connect discovery) or all of authorization_url, token_url and userinfo_url`,
         });
       }
-      for (const problem of providerUrlProblems(name, kind, p)) ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, problem.key], message: problem.message });
+      for (const problem of providerUrlProblems(name, kind, p))
+        ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, problem.key], message: problem.message });
       if (kind === 'okta' && p.issuer === undefined && p.authorization_url === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `Okta provider '${name}' needs issuer (for example https://dev-123.okta.com/oauth2/default)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['oauth_providers', name, 'issuer'],
+          message: `Okta provider '${name}' needs issuer (for example https://dev-123.okta.com/oauth2/default)`,
+        });
       }
       if (kind === 'oidc' && p.issuer === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['oauth_providers', name, 'issuer'], message: `provider '${name}' (type: oidc) needs issuer, the URL OpenID Connect discovery starts from (or remove type and set authorization_url, token_url and userinfo_url for a plain OAuth 2.0 provider)` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['oauth_providers', name, 'issuer'],
+          message: `provider '${name}' (type: oidc) needs issuer, the URL OpenID Connect discovery starts from (or remove type and set authorization_url, token_url and userinfo_url for a plain OAuth 2.0 provider)`,
+        });
       }
       if (kind === 'dev') {
         // The NODE_ENV rule needs the loader's environment (load.ts); these follow from the file alone.
         for (const problem of devSignInAddressProblems(name, cfg)) {
-          ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message, params: { linePath: ['oauth_providers', name] } satisfies IssueParams });
+          ctx.addIssue({
+            code: 'custom',
+            path: problem.path,
+            message: problem.message,
+            params: { linePath: ['oauth_providers', name] } satisfies IssueParams,
+          });
         }
       }
     }
@@ -483,7 +703,11 @@ export const configSchema = z
       if (s.required_scopes) {
         for (const sc of s.required_scopes) {
           if (!s.scopes.includes(sc)) {
-            ctx.addIssue({ code: 'custom', path: ['mcp_services', id, 'required_scopes'], message: `required scope '${sc}' is not listed in scopes of service '${id}'` });
+            ctx.addIssue({
+              code: 'custom',
+              path: ['mcp_services', id, 'required_scopes'],
+              message: `required scope '${sc}' is not listed in scopes of service '${id}'`,
+            });
           }
         }
       }
@@ -493,16 +717,31 @@ export const configSchema = z
     }
     if (cfg.storage.type === 'vault') {
       if (!cfg.storage.vault) {
-        ctx.addIssue({ code: 'custom', path: ['storage', 'vault'], message: 'storage.type is vault but the storage.vault section (url, auth) is missing' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['storage', 'vault'],
+          message: 'storage.type is vault but the storage.vault section (url, auth) is missing',
+        });
       } else {
         const v = cfg.storage.vault;
-        if (v.auth_method === 'token' && !v.token) ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'token'], message: 'token is required for auth_method: token' });
-        if (v.auth_method === 'approle' && !(v.role_id && v.secret_id)) ctx.addIssue({ code: 'custom', path: ['storage', 'vault'], message: 'role_id and secret_id are required for auth_method: approle' });
-        if (v.auth_method === 'kubernetes' && !v.role) ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'role'], message: 'role is required for auth_method: kubernetes' });
+        if (v.auth_method === 'token' && !v.token)
+          ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'token'], message: 'token is required for auth_method: token' });
+        if (v.auth_method === 'approle' && !(v.role_id && v.secret_id))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['storage', 'vault'],
+            message: 'role_id and secret_id are required for auth_method: approle',
+          });
+        if (v.auth_method === 'kubernetes' && !v.role)
+          ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'role'], message: 'role is required for auth_method: kubernetes' });
       }
     }
     if (cfg.registration.mode === 'token' && !cfg.registration.initial_access_token) {
-      ctx.addIssue({ code: 'custom', path: ['registration', 'initial_access_token'], message: 'registration.mode is token but no initial_access_token is set' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['registration', 'initial_access_token'],
+        message: 'registration.mode is token but no initial_access_token is set',
+      });
     }
   });
 
@@ -514,7 +753,11 @@ export type ProviderUrlKey = (typeof PROVIDER_URL_KEYS)[number];
  * Ports that fetch (undici, hence openid-client) never connects to: https://fetch.spec.whatwg.org/#bad-port.
  * A provider there would fail every sign-in with "fetch failed: bad port"; say it at load time instead.
  */
-const FETCH_BAD_PORTS = new Set('1 7 9 11 13 15 17 19 20 21 22 23 25 37 42 43 53 69 77 79 87 95 101 102 103 104 109 110 111 113 115 117 119 123 135 137 139 143 161 179 389 427 465 512 513 514 515 526 530 531 532 540 548 554 556 563 587 601 636 989 990 993 995 1719 1720 1723 2049 3659 4045 4190 5060 5061 6000 6566 6665 6666 6667 6668 6669 6679 6697 10080'.split(' '));
+const FETCH_BAD_PORTS = new Set(
+  '1 7 9 11 13 15 17 19 20 21 22 23 25 37 42 43 53 69 77 79 87 95 101 102 103 104 109 110 111 113 115 117 119 123 135 137 139 143 161 179 389 427 465 512 513 514 515 526 530 531 532 540 548 554 556 563 587 601 636 989 990 993 995 1719 1720 1723 2049 3659 4045 4190 5060 5061 6000 6566 6665 6666 6667 6668 6669 6679 6697 10080'.split(
+    ' ',
+  ),
+);
 
 /**
  * The shape rules for a provider's URLs (fail where the mistake is: at load time):
@@ -535,12 +778,22 @@ export function providerUrlProblems(name: string, kind: ProviderKind, p: Provide
     if (u.hash || value!.includes('#')) {
       out.push({ key, message: `${key} must not contain a fragment ('#…'): RFC 6749 §3.1 forbids it in endpoint URLs` });
     } else if (key === 'issuer' && u.search) {
-      out.push({ key, message: 'issuer must not contain a query string (OpenID Connect Discovery 1.0 §2); discovery appends /.well-known/openid-configuration to it' });
+      out.push({
+        key,
+        message:
+          'issuer must not contain a query string (OpenID Connect Discovery 1.0 §2); discovery appends /.well-known/openid-configuration to it',
+      });
     } else if (key === 'base_url' && kind === 'github' && (u.pathname !== '/' || u.search)) {
-      out.push({ key, message: `base_url must be an origin such as ${u.origin} (got a path or query: ${u.pathname}${u.search}); the gateway appends /login/oauth/… and /api/v3 itself (use api_url for a different API location)` });
+      out.push({
+        key,
+        message: `base_url must be an origin such as ${u.origin} (got a path or query: ${u.pathname}${u.search}); the gateway appends /login/oauth/… and /api/v3 itself (use api_url for a different API location)`,
+      });
     }
     if (FETCH_BAD_PORTS.has(u.port)) {
-      out.push({ key, message: `${key} uses port ${u.port}, which fetch refuses to connect to (a "bad port" of the WHATWG Fetch standard, like 1, 6000 or 6667): run the identity provider on another port` });
+      out.push({
+        key,
+        message: `${key} uses port ${u.port}, which fetch refuses to connect to (a "bad port" of the WHATWG Fetch standard, like 1, 6000 or 6667): run the identity provider on another port`,
+      });
     }
     if (u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !p.allow_insecure_http) {
       out.push({

@@ -24,8 +24,16 @@ interface JsonRpcRequest {
 }
 
 const TOOLS = [
-  { name: 'whoami', description: 'Shows who the gateway says you are (the identity headers it injected).', inputSchema: { type: 'object', properties: {} } },
-  { name: 'echo', description: 'Returns the text you send.', inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } },
+  {
+    name: 'whoami',
+    description: 'Shows who the gateway says you are (the identity headers it injected).',
+    inputSchema: { type: 'object', properties: {} },
+  },
+  {
+    name: 'echo',
+    description: 'Returns the text you send.',
+    inputSchema: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] },
+  },
   {
     name: 'add',
     description: 'Adds two numbers.',
@@ -77,7 +85,12 @@ function countSlowly(req: IncomingMessage, res: ServerResponse, msg: JsonRpcRequ
   const event = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
   const step = () => {
     i++;
-    if (token !== undefined) event({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: token, progress: i, total: n, message: `counted ${i}` } });
+    if (token !== undefined)
+      event({
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: token, progress: i, total: n, message: `counted ${i}` },
+      });
     if (i >= n) {
       event(result(msg.id, text(`counted to ${n}`)));
       res.end();
@@ -101,10 +114,22 @@ function handle(req: IncomingMessage, res: ServerResponse, msg: JsonRpcRequest):
     case 'initialize': {
       const asked = msg.params?.protocolVersion ?? '2025-03-26';
       const protocolVersion = SUPPORTED.includes(asked) ? asked : '2025-11-25';
-      return send(res, 200, result(id, { protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'mcp-oauth-gateway-demo', version: '1.0.0' } }));
+      return send(
+        res,
+        200,
+        result(id, { protocolVersion, capabilities: { tools: {} }, serverInfo: { name: 'mcp-oauth-gateway-demo', version: '1.0.0' } }),
+      );
     }
     case 'server/discover':
-      return send(res, 200, result(id, { supportedVersions: SUPPORTED, capabilities: { tools: {} }, serverInfo: { name: 'mcp-oauth-gateway-demo', version: '1.0.0' } }));
+      return send(
+        res,
+        200,
+        result(id, {
+          supportedVersions: SUPPORTED,
+          capabilities: { tools: {} },
+          serverInfo: { name: 'mcp-oauth-gateway-demo', version: '1.0.0' },
+        }),
+      );
     case 'ping':
       return send(res, 200, result(id, {}));
     case 'tools/list':
@@ -114,15 +139,22 @@ function handle(req: IncomingMessage, res: ServerResponse, msg: JsonRpcRequest):
       switch (msg.params?.name) {
         case 'whoami': {
           const who = identity(req);
-          const summary = who['x-user-id'] ? `You are ${who['x-user-name'] ?? who['x-user-id']} <${who['x-user-email'] ?? 'no email'}> (${who['x-user-id']}).` : 'No identity headers: this service is public.';
-          return send(res, 200, result(id, { content: [{ type: 'text', text: `${summary}\n${JSON.stringify(who, null, 2)}` }], structuredContent: who }));
+          const summary = who['x-user-id']
+            ? `You are ${who['x-user-name'] ?? who['x-user-id']} <${who['x-user-email'] ?? 'no email'}> (${who['x-user-id']}).`
+            : 'No identity headers: this service is public.';
+          return send(
+            res,
+            200,
+            result(id, { content: [{ type: 'text', text: `${summary}\n${JSON.stringify(who, null, 2)}` }], structuredContent: who }),
+          );
         }
         case 'echo':
           return send(res, 200, result(id, text(String(args.text ?? ''))));
         case 'add': {
           const a = Number(args.a);
           const b = Number(args.b);
-          if (!Number.isFinite(a) || !Number.isFinite(b)) return send(res, 200, result(id, { ...text('a and b must be numbers'), isError: true }));
+          if (!Number.isFinite(a) || !Number.isFinite(b))
+            return send(res, 200, result(id, { ...text('a and b must be numbers'), isError: true }));
           return send(res, 200, result(id, text(String(a + b))));
         }
         case 'count_slowly':

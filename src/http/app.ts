@@ -86,9 +86,14 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     const metrics = new Metrics();
     const keys = await KeyManager.load(store, config.keys);
     keys.onRestored = (kids, written) =>
-      app.log.warn({ kids, written }, 'storage had lost signing keys this instance still uses (storage restarted or failed over without its data?); wrote them back and adopted the stored key set');
+      app.log.warn(
+        { kids, written },
+        'storage had lost signing keys this instance still uses (storage restarted or failed over without its data?); wrote them back and adopted the stored key set',
+      );
     const revocations = await started.start(new RevocationList(store, config.tokens.access_token_ttl + 60));
-    availability = await started.start(new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocations.markUnhealthy(), onUp: () => revocations.refresh() }));
+    availability = await started.start(
+      new StorageMonitor(rawStore, { metrics, log: app.log, onDown: () => revocations.markUnhealthy(), onUp: () => revocations.refresh() }),
+    );
     const limits = await started.start(
       new RateLimits(config.rate_limits, {
         redis: (rawStore as { redisClient?: unknown }).redisClient,
@@ -167,7 +172,10 @@ class Started {
   }
 
   async stopAll(): Promise<void> {
-    for (const stop of this.#stops.splice(0).reverse()) await Promise.resolve().then(stop).catch(() => undefined);
+    for (const stop of this.#stops.splice(0).reverse())
+      await Promise.resolve()
+        .then(stop)
+        .catch(() => undefined);
   }
 }
 

@@ -80,7 +80,11 @@ export class StorageMonitor {
 
   async start(): Promise<void> {
     const h = await this.check();
-    if (this.degraded) this.#opts.log?.warn({ backend: h.backend, detail: h.detail }, 'storage is DEGRADED: running on the in-memory fallback; /ready answers 503 until the gateway is restarted with Redis reachable');
+    if (this.degraded)
+      this.#opts.log?.warn(
+        { backend: h.backend, detail: h.detail },
+        'storage is DEGRADED: running on the in-memory fallback; /ready answers 503 until the gateway is restarted with Redis reachable',
+      );
     const ms = this.#opts.intervalMs ?? 1000;
     this.#timer = setInterval(() => void this.check(), ms);
     this.#timer.unref();
@@ -171,12 +175,15 @@ export function instrumentStore(store: Store, onFailure: (operation: string, err
     take: wrap('take', <T>(key: string): Promise<T | undefined> => s.take<T>(key)) as Store['take'],
     listByIndex: wrap('listByIndex', (tag: string) => s.listByIndex(tag)),
     deleteByIndex: wrap('deleteByIndex', (tag: string) => s.deleteByIndex(tag)),
-    list: wrap('list', <T>(prefix: string, options?: { limit?: number }): Promise<ListedRecord<T>[]> => s.list<T>(prefix, options)) as Store['list'],
+    list: wrap('list', <T>(prefix: string, options?: { limit?: number }): Promise<ListedRecord<T>[]> =>
+      s.list<T>(prefix, options),
+    ) as Store['list'],
     health: () => s.health(),
     close: () => s.close(),
   };
   if (s.publish) wrapped.publish = wrap('publish', (channel: string, message: string) => s.publish!(channel, message));
-  if (s.subscribe) wrapped.subscribe = wrap('subscribe', (channel: string, handler: (message: string) => void) => s.subscribe!(channel, handler));
+  if (s.subscribe)
+    wrapped.subscribe = wrap('subscribe', (channel: string, handler: (message: string) => void) => s.subscribe!(channel, handler));
   return wrapped;
 }
 

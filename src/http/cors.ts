@@ -27,7 +27,12 @@ import { sendError } from './errors.js';
 
 export type CorsClass = 'public' | 'credentialed';
 
-const PUBLIC_EXACT = new Set(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration', '/.well-known/oauth-protected-resource', '/oauth/jwks']);
+const PUBLIC_EXACT = new Set([
+  '/.well-known/oauth-authorization-server',
+  '/.well-known/openid-configuration',
+  '/.well-known/oauth-protected-resource',
+  '/oauth/jwks',
+]);
 const CREDENTIALED_EXACT = new Set(['/oauth/token', '/oauth/revoke', '/oauth/introspect', '/oauth/register']);
 
 /** Which CORS rule a path falls under; undefined for every other path (the MCP proxy has its own). */
@@ -68,7 +73,10 @@ export function registerOAuthCors(app: FastifyInstance, ctx: GatewayContext): Or
     if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
       if (verdict !== 'allowed') return void refuse(reply);
       const h = req.headers['access-control-request-headers'];
-      return void reply.code(204).headers(policy.preflightHeaders(origin!, typeof h === 'string' ? h : undefined)).send();
+      return void reply
+        .code(204)
+        .headers(policy.preflightHeaders(origin!, typeof h === 'string' ? h : undefined))
+        .send();
     }
     if (verdict === 'allowed') setAll(reply, policy.responseHeaders(origin!));
     else if (kind === 'public') setAll(reply, PUBLIC_ANY);

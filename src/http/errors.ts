@@ -11,7 +11,11 @@ import { sendError } from '../kernel/error-reply.js';
 export { sendError };
 
 /** fastify's own client errors (FST_ERR_*) by status: the registry code that answers them. */
-const CLIENT_ERRORS: Readonly<Record<number, ErrorCode>> = { 404: 'GW_ERR_NOT_FOUND', 413: 'GW_ERR_BODY_TOO_LARGE', 415: 'GW_ERR_UNSUPPORTED_MEDIA_TYPE' };
+const CLIENT_ERRORS: Readonly<Record<number, ErrorCode>> = {
+  404: 'GW_ERR_NOT_FOUND',
+  413: 'GW_ERR_BODY_TOO_LARGE',
+  415: 'GW_ERR_UNSUPPORTED_MEDIA_TYPE',
+};
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {

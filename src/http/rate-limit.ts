@@ -56,7 +56,12 @@ const MAX_BLOCKED = 100_000;
 interface CounterStore {
   incr(key: string, cb: (err: Error | null, res: { current: number; ttl: number } | null) => void, timeWindow: number, max: number): void;
 }
-type CounterStoreCtor = new (continueExceeding: boolean, exponentialBackoff: boolean, backing?: unknown, nameSpace?: string) => CounterStore;
+type CounterStoreCtor = new (
+  continueExceeding: boolean,
+  exponentialBackoff: boolean,
+  backing?: unknown,
+  nameSpace?: string,
+) => CounterStore;
 
 // The stores are CommonJS files of the package without type declarations of their own.
 const require = createRequire(import.meta.url);
@@ -106,7 +111,14 @@ export class RateLimits {
     const prefix = options.keyPrefix ?? 'gw:ratelimit:';
     const make = (bucket: Bucket): CounterStore =>
       options.redis ? new RedisStore(false, false, options.redis, `${prefix}${bucket}:`) : new LocalStore(false, false, 10_000);
-    this.#stores = { register: make('register'), token: make('token'), token_client: make('token_client'), authorize: make('authorize'), failed_auth: make('failed_auth'), failed_token: make('failed_token') };
+    this.#stores = {
+      register: make('register'),
+      token: make('token'),
+      token_client: make('token_client'),
+      authorize: make('authorize'),
+      failed_auth: make('failed_auth'),
+      failed_token: make('failed_token'),
+    };
   }
 
   /** Subscribes to block messages of other instances (when the store has pub/sub). */
@@ -135,7 +147,8 @@ export class RateLimits {
   guard(bucket: RouteBucket): onRequestHookHandler {
     return (request, reply, done) => {
       const method = request.method;
-      const counted = bucket === 'token' ? method === 'POST' : bucket === 'authorize' ? method === 'GET' || method === 'POST' : method !== 'OPTIONS';
+      const counted =
+        bucket === 'token' ? method === 'POST' : bucket === 'authorize' ? method === 'GET' || method === 'POST' : method !== 'OPTIONS';
       if (!this.enabled || !counted) return done();
       const ip = normalizeIP(request.ip);
       const checks = [this.hit(bucket, ip)];
@@ -203,7 +216,10 @@ export class RateLimits {
    */
   async failedAuth(ip: string, fingerprint: string): Promise<boolean> {
     if (!this.enabled) return false;
-    const [byIp, byToken] = await Promise.all([this.#countFailure('failed_auth', `ip:${normalizeIP(ip)}`), this.#countFailure('failed_token', `tok:${fingerprint}`)]);
+    const [byIp, byToken] = await Promise.all([
+      this.#countFailure('failed_auth', `ip:${normalizeIP(ip)}`),
+      this.#countFailure('failed_token', `tok:${fingerprint}`),
+    ]);
     return byIp || byToken;
   }
 
@@ -227,7 +243,9 @@ export class RateLimits {
     const publish = this.#opts.pubsub?.publish;
     if (publish && res.current === max) {
       // Only the request that reached the limit tells the others (not every later failure).
-      publish.call(this.#opts.pubsub, BLOCK_CHANNEL, JSON.stringify({ key, until })).catch((err: unknown) => this.#opts.onError?.('publish', err));
+      publish
+        .call(this.#opts.pubsub, BLOCK_CHANNEL, JSON.stringify({ key, until }))
+        .catch((err: unknown) => this.#opts.onError?.('publish', err));
     }
     return true;
   }

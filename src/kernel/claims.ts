@@ -36,7 +36,9 @@ export interface AccessTokenClaims {
  * oidc-provider sets the rest (`iss`, `aud`, `sub`, `client_id`, `scope`, `jti`, `iat`, `exp`).
  * A key whose value is undefined is left out of the token.
  */
-export type IssuedClaims = { [K in 'gid' | 'email' | 'email_verified' | 'name' | 'picture' | 'groups' | 'idp']: AccessTokenClaims[K] | undefined };
+export type IssuedClaims = {
+  [K in 'gid' | 'email' | 'email_verified' | 'name' | 'picture' | 'groups' | 'idp']: AccessTokenClaims[K] | undefined;
+};
 
 /** Why a signature-checked payload is not a gateway access token: `audience` (not exactly one) or `claims`. */
 export type ClaimsProblem = 'audience' | 'claims';
@@ -52,7 +54,8 @@ export function parseAccessTokenClaims(p: Readonly<Record<string, unknown>>): Ac
   const aud = Array.isArray(p.aud) ? (p.aud.length === 1 ? p.aud[0] : undefined) : p.aud;
   if (typeof aud !== 'string' || aud.length === 0) return 'audience';
   const { iss, sub, client_id: clientId, jti, iat, exp } = p;
-  if (!isText(iss) || !isText(sub) || !isText(clientId) || !isText(jti) || typeof iat !== 'number' || typeof exp !== 'number') return 'claims';
+  if (!isText(iss) || !isText(sub) || !isText(clientId) || !isText(jti) || typeof iat !== 'number' || typeof exp !== 'number')
+    return 'claims';
   const claims: AccessTokenClaims = { iss, aud, sub, client_id: clientId, jti, iat, exp };
   if (typeof p.scope === 'string') claims.scope = p.scope;
   if (isText(p.gid)) claims.gid = p.gid;

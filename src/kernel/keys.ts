@@ -57,7 +57,13 @@ export class KeyManager {
       if (problems.length > 0) throw new TypeError(problems.map((p) => p.message).join('; '));
       km.#setRecords(
         configKeys.map((jwk, i) => {
-          return { kid: jwk.kid as string, alg: 'ES256' as const, jwk: { ...(jwk as JWK), alg: (jwk.alg as string) ?? 'ES256', use: 'sig' }, createdAt: 0, activeAt: i === 0 ? 0 : Number.MAX_SAFE_INTEGER };
+          return {
+            kid: jwk.kid as string,
+            alg: 'ES256' as const,
+            jwk: { ...(jwk as JWK), alg: (jwk.alg as string) ?? 'ES256', use: 'sig' },
+            createdAt: 0,
+            activeAt: i === 0 ? 0 : Number.MAX_SAFE_INTEGER,
+          };
         }),
       );
       return km;
@@ -99,7 +105,10 @@ export class KeyManager {
     if (lost.length > 0) {
       let restored = 0;
       for (const r of lost) if (await this.store.setIfAbsent(KEY_PREFIX + r.kid, r)) restored++;
-      this.onRestored?.(lost.map((r) => r.kid), restored);
+      this.onRestored?.(
+        lost.map((r) => r.kid),
+        restored,
+      );
       listed = (await this.store.list<SigningKeyRecord>(KEY_PREFIX)).map((r) => r.value);
     }
     this.#setRecords(listed);
@@ -159,7 +168,10 @@ export class KeyManager {
   };
 
   /** Signs a JWT with the current signer (used for identity assertions towards backends). */
-  async sign(claims: Record<string, unknown>, options: { typ: string; audience: string; issuer: string; ttlSeconds: number; subject?: string }): Promise<string> {
+  async sign(
+    claims: Record<string, unknown>,
+    options: { typ: string; audience: string; issuer: string; ttlSeconds: number; subject?: string },
+  ): Promise<string> {
     const signer = this.signer;
     let key = this.#signerCache.get(signer.kid);
     if (!key) {

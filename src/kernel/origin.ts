@@ -35,7 +35,8 @@ export function normalizeOrigin(value: string): string | undefined {
   if (trimmed === '' || trimmed.toLowerCase() === 'null') return undefined;
   const u = URL.parse(trimmed);
   if (!u) return undefined;
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/i.test(trimmed) ? trimmed.toLowerCase() : undefined;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    return /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s]+$/i.test(trimmed) ? trimmed.toLowerCase() : undefined;
   if (u.username || u.password || u.search || u.hash) return undefined;
   if (u.pathname !== '/' || /^[a-z]+:\/\/[^/]+\/./i.test(trimmed)) return undefined;
   return u.origin;

@@ -36,5 +36,8 @@ export function checkPolicy(policy: PolicyConfig | undefined, user: PolicyUser):
   if (user.groups?.length && groups?.some((g) => user.groups!.includes(g))) return { allowed: true };
 
   const unverified = user.email && user.emailVerified !== true ? ', email not verified by the provider' : '';
-  return { allowed: false, reason: `user ${user.id}${user.email ? ` (${user.email}${unverified})` : ''} is not allowed by the service access policy` };
+  return {
+    allowed: false,
+    reason: `user ${user.id}${user.email ? ` (${user.email}${unverified})` : ''} is not allowed by the service access policy`,
+  };
 }

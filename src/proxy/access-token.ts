@@ -138,7 +138,14 @@ export class AccessTokenVerifier {
       identity: identityHeadersFor(user, state.identityNames),
     };
     if (state.signedIdentity) {
-      const claims = { client_id: clientId, email: user.email, email_verified: user.email === undefined ? undefined : user.emailVerified, name: user.name, groups, idp: user.provider };
+      const claims = {
+        client_id: clientId,
+        email: user.email,
+        email_verified: user.email === undefined ? undefined : user.emailVerified,
+        name: user.name,
+        groups,
+        idp: user.provider,
+      };
       entry.assertionClaims = { key: `${state.id}\n${user.id}\n${JSON.stringify(claims)}`, claims };
     }
     return entry;

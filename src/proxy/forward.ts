@@ -40,7 +40,9 @@ class ByteLimit extends Transform {
 }
 
 /** A backend `Location` on the backend's own origin outside the service's path (P8 in docs/security.md). */
-const INTERNAL_LOCATION = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service redirected to an address this gateway does not publish' });
+const INTERNAL_LOCATION = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', {
+  description: 'The MCP service redirected to an address this gateway does not publish',
+});
 const INVALID_RESPONSE = proxyError('GW_ERR_UPSTREAM_UNREACHABLE', { description: 'The MCP service sent an invalid response' });
 
 export const BODY_TOO_LARGE = proxyError('GW_ERR_BODY_TOO_LARGE');
@@ -98,7 +100,8 @@ export interface ForwardInput {
    * The promise resolves to a refusal when the response must not reach the client (the binding of a new
    * session could not be written: fail closed); the client then gets that error instead.
    */
-  beforeRelay?: ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<ProxyError | undefined> | undefined) | undefined;
+  beforeRelay?:
+    ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<ProxyError | undefined> | undefined) | undefined;
   /** Writes a gateway error (the caller's error writer, with JSON-RPC detection). */
   fail(error: ProxyError): void;
 }
@@ -271,9 +274,13 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const location = headers.location;
     if (location !== undefined) {
       // Never reveal the backend's address (P8 in docs/security.md): map it to the service's public URL, or refuse.
-      const mapped = typeof location === 'string' ? publicLocation(state.target, state.origin, f.path, state.service.canonicalUri, location) : undefined;
+      const mapped =
+        typeof location === 'string' ? publicLocation(state.target, state.origin, f.path, state.service.canonicalUri, location) : undefined;
       if (mapped === undefined) {
-        this.ctx.log.warn({ service: state.id, status: statusCode }, 'proxy: backend Location points at the backend outside the service path; not relayed');
+        this.ctx.log.warn(
+          { service: state.id, status: statusCode },
+          'proxy: backend Location points at the backend outside the service path; not relayed',
+        );
         this.#refused = true;
         this.#status = INTERNAL_LOCATION.status;
         f.fail(INTERNAL_LOCATION);

@@ -110,7 +110,10 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): Record<string,
 }
 
 /** Response headers relayed to the client: hop-by-hop, Access-Control-* and (unless allowed) Set-Cookie removed. */
-export function buildResponseHeaders(upstream: Record<string, string | string[] | undefined>, allowSetCookie: boolean): Record<string, string | string[]> {
+export function buildResponseHeaders(
+  upstream: Record<string, string | string[] | undefined>,
+  allowSetCookie: boolean,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const listed = connectionTokens(upstream.connection);
   for (const name in upstream) {
@@ -133,7 +136,10 @@ const EXT_PREFIX = "UTF-8''";
 
 /** RFC 8187 §3.2.1 value-chars: attr-char is ALPHA / DIGIT / "!#$&+-.^_`|~"; everything else is %XX of UTF-8. */
 function percentEncodeRfc8187(s: string): string {
-  return encodeURIComponent(s.replace(LONE_SURROGATE, '\uFFFD')).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return encodeURIComponent(s.replace(LONE_SURROGATE, '\uFFFD')).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
 }
 
 /**

@@ -68,7 +68,14 @@ export class AssertionCache {
     private readonly max = 10_000,
   ) {}
 
-  get(key: string, subject: string, claims: Record<string, unknown>, audience: string, ttlSeconds: number, now = Date.now()): string | Promise<string> {
+  get(
+    key: string,
+    subject: string,
+    claims: Record<string, unknown>,
+    audience: string,
+    ttlSeconds: number,
+    now = Date.now(),
+  ): string | Promise<string> {
     const hit = this.#cache.get(key);
     if (hit !== undefined && hit.refreshAt > now) return hit.jwt;
     const pending = this.#pending.get(key);

@@ -36,7 +36,9 @@ const E = {
   origin: proxyError('GW_ERR_ORIGIN_FORBIDDEN'),
   method: proxyError('GW_ERR_METHOD_NOT_ALLOWED'),
   overloaded: proxyError('GW_ERR_OVERLOADED'),
-  revocationUnavailable: proxyError('GW_ERR_STORE_UNAVAILABLE', { description: 'Token status cannot be checked right now, try again later' }),
+  revocationUnavailable: proxyError('GW_ERR_STORE_UNAVAILABLE', {
+    description: 'Token status cannot be checked right now, try again later',
+  }),
   storeUnavailable: proxyError('GW_ERR_STORE_UNAVAILABLE'),
   sessionNotFound: proxyError('GW_ERR_SESSION_UNKNOWN'),
   internal: proxyError('GW_ERR_INTERNAL'),
@@ -50,13 +52,20 @@ const E = {
     if (err === undefined) {
       // Waits come from the window (or a peer's block message): bounded, but never let the cache grow.
       if (rateLimitedFor.size >= 128) rateLimitedFor.clear();
-      err = proxyError('GW_ERR_RATE_LIMITED', { description: `Too many rejected access tokens, retry in ${wait} s`, headers: { 'retry-after': String(wait) } });
+      err = proxyError('GW_ERR_RATE_LIMITED', {
+        description: `Too many rejected access tokens, retry in ${wait} s`,
+        headers: { 'retry-after': String(wait) },
+      });
       rateLimitedFor.set(wait, err);
     }
     return err;
   },
   protocolVersion: (requested: string, supported: readonly string[] | undefined) =>
-    proxyError('GW_ERR_PROTOCOL_VERSION', { description: `Unsupported protocol version: ${requested}`, data: { supported, requested }, alwaysRpc: true }),
+    proxyError('GW_ERR_PROTOCOL_VERSION', {
+      description: `Unsupported protocol version: ${requested}`,
+      data: { supported, requested },
+      alwaysRpc: true,
+    }),
 };
 
 interface Exchange {
@@ -85,7 +94,9 @@ export class McpProxy {
     this.#origins = new OriginPolicy(ctx.config.cors, ctx.issuer);
     this.#tokens = new AccessTokenVerifier(ctx);
     this.#assertions = new AssertionCache(ctx);
-    this.#sessions = new SessionBindings(ctx.store, {}, (err, op) => ctx.log.warn({ op, err: { message: (err as Error)?.message } }, 'proxy: session binding storage error'));
+    this.#sessions = new SessionBindings(ctx.store, {}, (err, op) =>
+      ctx.log.warn({ op, err: { message: (err as Error)?.message } }, 'proxy: session binding storage error'),
+    );
     this.#failClosed = (ctx.config.storage.redis?.revocation_fail_mode ?? 'closed') === 'closed';
     const tp = ctx.config.trust_proxy;
     this.#trustProxy = tp !== false && !(Array.isArray(tp) && tp.length === 0);
@@ -182,7 +193,10 @@ export class McpProxy {
       chunked,
       started,
       cors,
-      beforeRelay: userId === undefined ? undefined : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
+      beforeRelay:
+        userId === undefined
+          ? undefined
+          : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
       fail: (e) => sendProxyError(res, jsonRpc, e, cors),
     });
   }
@@ -245,7 +259,12 @@ export class McpProxy {
     }
     if (entry.policyDenial !== undefined) {
       this.ctx.metrics.policyDenials.inc({ service: state.id, stage: 'request' });
-      this.ctx.audit.emit('policy.denied', { user: entry.user.id, client_id: entry.user.clientId, service: state.id, reason: 'access policy' });
+      this.ctx.audit.emit('policy.denied', {
+        user: entry.user.id,
+        client_id: entry.user.clientId,
+        service: state.id,
+        reason: 'access policy',
+      });
       this.#fail(ex, E.policyDenied);
       return false;
     }
@@ -295,12 +314,14 @@ export class McpProxy {
     path: string,
     upstreamHeaders: Record<string, string>,
   ): Promise<ProxyError | undefined> | undefined {
-    if (typeof returned === 'string' && returned !== requested && status < 400) return this.#bindNewSession(state, userId, returned, path, upstreamHeaders);
+    if (typeof returned === 'string' && returned !== requested && status < 400)
+      return this.#bindNewSession(state, userId, returned, path, upstreamHeaders);
     if (method === 'DELETE' && requested !== undefined && status >= 200 && status < 300) {
       // The backend ended the session: a binding left behind is harmless (the id is dead, its TTL ends it).
       return this.#sessions.unbind(state.sessionScope, requested).then(
         () => undefined,
-        (err: unknown) => void this.ctx.log.warn({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: session unbind failed'),
+        (err: unknown) =>
+          void this.ctx.log.warn({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: session unbind failed'),
       );
     }
     return undefined;
@@ -312,17 +333,38 @@ export class McpProxy {
    * of the backend's response (so it never learns the id and retries the initialization), and the backend
    * is asked to end the session (best effort: MCP Streamable HTTP, a DELETE with the session id).
    */
-  async #bindNewSession(state: ServiceState, userId: string, sessionId: string, path: string, upstreamHeaders: Record<string, string>): Promise<ProxyError | undefined> {
+  async #bindNewSession(
+    state: ServiceState,
+    userId: string,
+    sessionId: string,
+    path: string,
+    upstreamHeaders: Record<string, string>,
+  ): Promise<ProxyError | undefined> {
     try {
       await this.#sessions.bind(state.sessionScope, sessionId, userId);
       return undefined;
     } catch (err) {
-      this.ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: session binding write failed; response refused, backend session closed');
+      this.ctx.log.error(
+        { service: state.id, err: { message: (err as Error)?.message } },
+        'proxy: session binding write failed; response refused, backend session closed',
+      );
       const { 'content-length': _l, 'content-type': _t, 'transfer-encoding': _e, ...headers } = upstreamHeaders;
       state.pool
-        .request({ origin: state.origin, path, method: 'DELETE', headers: { ...headers, 'mcp-session-id': sessionId }, headersTimeout: state.timeoutMs, bodyTimeout: state.timeoutMs })
+        .request({
+          origin: state.origin,
+          path,
+          method: 'DELETE',
+          headers: { ...headers, 'mcp-session-id': sessionId },
+          headersTimeout: state.timeoutMs,
+          bodyTimeout: state.timeoutMs,
+        })
         .then((r) => r.body.dump())
-        .catch((e: unknown) => this.ctx.log.warn({ service: state.id, err: { message: (e as Error)?.message } }, 'proxy: closing the unbound backend session failed'));
+        .catch((e: unknown) =>
+          this.ctx.log.warn(
+            { service: state.id, err: { message: (e as Error)?.message } },
+            'proxy: closing the unbound backend session failed',
+          ),
+        );
       return E.storeUnavailable;
     }
   }
@@ -364,7 +406,10 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
       try {
         await proxy.handle(request, reply.raw);
       } catch (err) {
-        ctx.log.error({ service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'proxy: unexpected failure');
+        ctx.log.error(
+          { service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } },
+          'proxy: unexpected failure',
+        );
         sendProxyError(reply.raw, false, E.internal, undefined);
       }
     };
@@ -378,11 +423,13 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): 
   });
 }
 
-
 function logProxied(ctx: GatewayContext, method: string, service: string, res: ServerResponse): void {
   const started = performance.now();
   res.once('close', () => {
     const ms = Math.round((performance.now() - started) * 10) / 10;
-    ctx.log.debug({ method, service, status: res.statusCode, duration_ms: ms, completed: res.writableFinished }, `proxied ${method} /${service}/mcp -> ${res.statusCode} in ${ms} ms`);
+    ctx.log.debug(
+      { method, service, status: res.statusCode, duration_ms: ms, completed: res.writableFinished },
+      `proxied ${method} /${service}/mcp -> ${res.statusCode} in ${ms} ms`,
+    );
   });
 }

@@ -35,7 +35,14 @@ export function backendTarget(url: URL): BackendTarget {
   const names = new Set<string>();
   if (baseQuery) for (const pair of baseQuery.split(PAIR_SEPARATOR)) if (pair) names.add(paramName(pair));
   names.delete('');
-  return { path, basePath, baseQuery, baseNames: names.size ? names : undefined, plain: path + (baseQuery ? `?${baseQuery}` : ''), host: url.host };
+  return {
+    path,
+    basePath,
+    baseQuery,
+    baseNames: names.size ? names : undefined,
+    plain: path + (baseQuery ? `?${baseQuery}` : ''),
+    host: url.host,
+  };
 }
 
 const NEEDS_NORMALISING = /[%+[. ]/;
@@ -86,7 +93,9 @@ export function isUnsafeSubPath(rest: string): boolean {
 export const UNSAFE_PATH: ProxyError = proxyError('GW_ERR_BAD_REQUEST', { description: 'Invalid path' });
 
 function reservedParam(name: string): ProxyError {
-  return proxyError('GW_ERR_BAD_REQUEST', { description: `The query parameter '${name.slice(0, 64)}' is set by the gateway for this service and cannot be sent by clients` });
+  return proxyError('GW_ERR_BAD_REQUEST', {
+    description: `The query parameter '${name.slice(0, 64)}' is set by the gateway for this service and cannot be sent by clients`,
+  });
 }
 
 /** The first parameter of `query` whose name is one of `names`, without splitting the query into an array. */
@@ -157,7 +166,13 @@ export function upstreamTarget(target: BackendTarget, rawUrl: string): string | 
  * Undefined when it points at the backend outside the service's path: the gateway publishes no URL for
  * it, and relaying it would reveal the internal address.
  */
-export function publicLocation(target: BackendTarget, origin: string, requestPath: string, publicUrl: string, location: string): string | undefined {
+export function publicLocation(
+  target: BackendTarget,
+  origin: string,
+  requestPath: string,
+  publicUrl: string,
+  location: string,
+): string | undefined {
   const u = URL.parse(location, origin + requestPath);
   if (u === null) return undefined;
   if (u.host !== target.host) return location;

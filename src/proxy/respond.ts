@@ -30,7 +30,10 @@ export interface ProxyError {
  * given. Built once at module load for the fixed answers (frozen); per-service ones are cached by
  * `challenged`, so refusing a request allocates nothing new.
  */
-export function proxyError(code: ErrorCode, extra: { description?: string; headers?: Record<string, string>; data?: Record<string, unknown>; alwaysRpc?: boolean } = {}): ProxyError {
+export function proxyError(
+  code: ErrorCode,
+  extra: { description?: string; headers?: Record<string, string>; data?: Record<string, unknown>; alwaysRpc?: boolean } = {},
+): ProxyError {
   const spec: ErrorSpec = ERROR_CODES[code];
   // A code without a JSON-RPC code has no MCP surface: using it on the proxy is a bug, found at module load.
   if (spec.rpc === undefined) throw new TypeError(`${code} has no JSON-RPC code and cannot be a proxy answer`);
@@ -38,7 +41,13 @@ export function proxyError(code: ErrorCode, extra: { description?: string; heade
   if (typeof spec.retryAfter === 'number') own['retry-after'] = String(spec.retryAfter);
   if (spec.allow !== undefined) own.allow = spec.allow;
   const headers = { ...own, ...extra.headers };
-  const err: ProxyError = { code, status: spec.status, error: spec.error, description: extra.description ?? spec.message, rpcCode: spec.rpc };
+  const err: ProxyError = {
+    code,
+    status: spec.status,
+    error: spec.error,
+    description: extra.description ?? spec.message,
+    rpcCode: spec.rpc,
+  };
   if (Object.keys(headers).length > 0) err.headers = headers;
   if (extra.data !== undefined) err.data = extra.data;
   if (extra.alwaysRpc) err.alwaysRpc = true;
@@ -49,7 +58,10 @@ export function proxyError(code: ErrorCode, extra: { description?: string; heade
  * A registry answer carrying a service's `WWW-Authenticate` challenge (RFC 6750 §3): one frozen answer per
  * challenge string (challenges are precomputed per service, so this holds one entry per service).
  */
-export function challenged(code: ErrorCode, description?: string): (challenge: string, data?: Record<string, unknown>, describe?: string) => ProxyError {
+export function challenged(
+  code: ErrorCode,
+  description?: string,
+): (challenge: string, data?: Record<string, unknown>, describe?: string) => ProxyError {
   const cache = new Map<string, ProxyError>();
   return (challenge, data, describe) => {
     let err = cache.get(challenge);
@@ -71,7 +83,11 @@ export function sendProxyError(res: ServerResponse, jsonRpc: boolean, err: Proxy
   }
   const body =
     jsonRpc || err.alwaysRpc
-      ? JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: err.rpcCode, message: err.description, data: { error: err.error, ...err.data } } })
+      ? JSON.stringify({
+          jsonrpc: '2.0',
+          id: null,
+          error: { code: err.rpcCode, message: err.description, data: { error: err.error, ...err.data } },
+        })
       : JSON.stringify({ error: err.error, error_description: err.description, ...err.data });
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
@@ -83,7 +99,8 @@ export function sendProxyError(res: ServerResponse, jsonRpc: boolean, err: Proxy
   // A request body we did not read (early 401/413/…): close the connection after answering rather than
   // reading (or waiting for) the rest of an upload we refused.
   const req = res.req as IncomingMessage | undefined;
-  if (req && !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0')) headers.connection = 'close';
+  if (req && !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'))
+    headers.connection = 'close';
   try {
     res.writeHead(err.status, headers);
     res.end(body);

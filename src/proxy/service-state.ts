@@ -80,14 +80,20 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
     const identityNames: IdentityHeaderNames = {
       id: headerName(names.id, `mcp_services.${service.id}.identity_headers.id`),
       email: headerName(names.email, `mcp_services.${service.id}.identity_headers.email`),
-      emailVerified: headerName(cfg.identity_headers?.email_verified ?? DEFAULT_IDENTITY_HEADERS.emailVerified, `mcp_services.${service.id}.identity_headers.email_verified`),
+      emailVerified: headerName(
+        cfg.identity_headers?.email_verified ?? DEFAULT_IDENTITY_HEADERS.emailVerified,
+        `mcp_services.${service.id}.identity_headers.email_verified`,
+      ),
       name: headerName(names.name, `mcp_services.${service.id}.identity_headers.name`),
       provider: headerName(names.provider, `mcp_services.${service.id}.identity_headers.provider`),
       avatar: headerName(names.avatar, `mcp_services.${service.id}.identity_headers.avatar`),
       groups: headerName(names.groups, `mcp_services.${service.id}.identity_headers.groups`),
     };
     const signed = cfg.signed_identity?.enabled
-      ? { header: headerName(cfg.signed_identity.header, `mcp_services.${service.id}.signed_identity.header`), ttl: cfg.signed_identity.ttl }
+      ? {
+          header: headerName(cfg.signed_identity.header, `mcp_services.${service.id}.signed_identity.header`),
+          ttl: cfg.signed_identity.ttl,
+        }
       : undefined;
     const stripped = new Set<string>([...Object.values(identityNames), ...(signed ? [signed.header] : []), 'x-user-assertion']);
     const state: ServiceState = {
@@ -97,7 +103,8 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       origin,
       target: backendTarget(service.backend),
       sessionScope: SessionBindings.scopeOf(origin),
-      checkAnonymousSessions: !service.authRequired && [...ctx.services.values()].some((s) => s.authRequired && s.backend.origin === origin),
+      checkAnonymousSessions:
+        !service.authRequired && [...ctx.services.values()].some((s) => s.authRequired && s.backend.origin === origin),
       verifyOptions: {},
       challenges: {
         missing: buildBearerChallenge(service),

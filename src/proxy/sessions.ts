@@ -91,7 +91,9 @@ export class SessionBindings {
     if (b.userId !== userId) return 'foreign';
     if (now - b.refreshedAt > this.#refreshMs) {
       b.refreshedAt = now;
-      this.store.set(SessionBindings.storageKey(scope, sessionId), { user: userId }, { ttlSeconds: this.#ttl }).catch((err) => this.onError(err, 'refresh'));
+      this.store
+        .set(SessionBindings.storageKey(scope, sessionId), { user: userId }, { ttlSeconds: this.#ttl })
+        .catch((err) => this.onError(err, 'refresh'));
     }
     return 'owner';
   }
@@ -105,7 +107,6 @@ export class SessionBindings {
     await this.store.set(SessionBindings.storageKey(scope, sessionId), { user: userId }, { ttlSeconds: this.#ttl });
     this.#remember(`${scope}\n${sessionId}`, { userId, seenAt: now, refreshedAt: now });
   }
-
 
   /** Removes a binding (the session was deleted). */
   async unbind(scope: string, sessionId: string): Promise<void> {

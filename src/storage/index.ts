@@ -24,11 +24,15 @@ export async function createStore(config: StorageConfig, options: StoreFactoryOp
       return SqliteStore.open(config.sqlite.path, { baseDir: options.baseDir, sweepIntervalMs: config.sqlite.sweep_interval * 1000 });
     }
     case 'redis': {
-      const mod = (await import('./redis/redis-store.js')) as { createRedisStore: (c: StorageConfig, o: StoreFactoryOptions) => Promise<Store> };
+      const mod = (await import('./redis/redis-store.js')) as {
+        createRedisStore: (c: StorageConfig, o: StoreFactoryOptions) => Promise<Store>;
+      };
       return mod.createRedisStore(config, options);
     }
     case 'vault': {
-      const mod = (await import('./vault/vault-store.js')) as { createVaultStore: (c: StorageConfig, o: StoreFactoryOptions) => Promise<Store> };
+      const mod = (await import('./vault/vault-store.js')) as {
+        createVaultStore: (c: StorageConfig, o: StoreFactoryOptions) => Promise<Store>;
+      };
       return mod.createVaultStore(config, options);
     }
   }

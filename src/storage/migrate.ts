@@ -50,7 +50,10 @@ export async function migrateStore(from: Store, to: Store, options: MigrateOptio
         skipped++;
       } else {
         const ttlSeconds = rec.expiresAt === undefined ? undefined : (rec.expiresAt - now) / 1000;
-        await to.set(rec.key, rec.value, { ...(ttlSeconds !== undefined && { ttlSeconds }), ...(rec.indexes?.length && { indexes: rec.indexes }) });
+        await to.set(rec.key, rec.value, {
+          ...(ttlSeconds !== undefined && { ttlSeconds }),
+          ...(rec.indexes?.length && { indexes: rec.indexes }),
+        });
         if (rec.consumedAt !== undefined) await to.consume(rec.key);
         copied++;
       }

@@ -110,7 +110,9 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 /** Validates a key or index tag; back-ends call this before touching their engine. */
 export function assertValidKey(key: string, what = 'key'): void {
   if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH || CONTROL_CHARS.test(key)) {
-    throw new TypeError(`invalid storage ${what}: must be a non-empty string of at most ${MAX_KEY_LENGTH} characters without control characters`);
+    throw new TypeError(
+      `invalid storage ${what}: must be a non-empty string of at most ${MAX_KEY_LENGTH} characters without control characters`,
+    );
   }
 }
 

@@ -35,9 +35,20 @@ export function devProfile(provider: string, input: DevLoginInput, assumeVerifie
   const groupsRaw = typeof input.groups === 'string' ? input.groups : '';
   if (!name || name.length > 100) return { ok: false, message: 'Enter a name (at most 100 characters).' };
   if (email.length > 254 || !EMAIL.test(email)) return { ok: false, message: 'Enter an email address such as ada@example.com.' };
-  const groups = [...new Set(groupsRaw.split(',').map((g) => g.trim()).filter(Boolean))];
-  if (groups.length > 20 || groups.some((g) => g.length > 64)) return { ok: false, message: 'Enter at most 20 groups of at most 64 characters each, separated by commas.' };
-  return { ok: true, profile: { id: `${provider}:${email}`, provider, subject: email, email, emailVerified: assumeVerified, name, groups } };
+  const groups = [
+    ...new Set(
+      groupsRaw
+        .split(',')
+        .map((g) => g.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (groups.length > 20 || groups.some((g) => g.length > 64))
+    return { ok: false, message: 'Enter at most 20 groups of at most 64 characters each, separated by commas.' };
+  return {
+    ok: true,
+    profile: { id: `${provider}:${email}`, provider, subject: email, email, emailVerified: assumeVerified, name, groups },
+  };
 }
 
 /** The `dev` provider: signs in through the local form, never redirects anywhere. */

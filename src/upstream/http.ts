@@ -14,7 +14,8 @@ import { UpstreamError } from './types.js';
 export function insecureAllowed(name: string, p: ProviderConfig): boolean {
   if (p.allow_insecure_http) {
     // Dev-only conveniences are refused in production (also reported by the loader).
-    if (process.env.NODE_ENV === 'production') throw new TypeError(`oauth_providers.${name}.allow_insecure_http is refused when NODE_ENV=production`);
+    if (process.env.NODE_ENV === 'production')
+      throw new TypeError(`oauth_providers.${name}.allow_insecure_http is refused when NODE_ENV=production`);
     return true;
   }
   return loopbackHttpUrls(p).length > 0;
@@ -30,7 +31,22 @@ export function executeOptions(insecure: boolean): Array<(c: oidc.Configuration)
   return insecure ? [oidc.allowInsecureRequests] : [];
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET', 'OAUTH_TIMEOUT', 'OAUTH_ABORT']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'OAUTH_TIMEOUT',
+  'OAUTH_ABORT',
+]);
 
 /**
  * The provider could not be reached or said it is overloaded: a connection failure or timeout anywhere in
@@ -78,11 +94,15 @@ export function startFailure(err: unknown): UpstreamError {
 export async function getJson(url: string, accessToken: string, accept = 'application/json'): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(url, { headers: { authorization: `Bearer ${accessToken}`, accept, 'user-agent': 'mcp-oauth-gateway' }, signal: AbortSignal.timeout(10_000) });
+    res = await fetch(url, {
+      headers: { authorization: `Bearer ${accessToken}`, accept, 'user-agent': 'mcp-oauth-gateway' },
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
     throw new UpstreamError('temporarily_unavailable', 'the identity provider could not be reached (user profile)', { cause: err });
   }
-  if (res.status >= 502 && res.status <= 504) throw new UpstreamError('temporarily_unavailable', `the identity provider answered ${res.status} for the user profile`);
+  if (res.status >= 502 && res.status <= 504)
+    throw new UpstreamError('temporarily_unavailable', `the identity provider answered ${res.status} for the user profile`);
   if (!res.ok) throw new UpstreamError('server_error', `the identity provider answered ${res.status} for the user profile`);
   return res.json();
 }
@@ -92,11 +112,20 @@ export function callbackFailure(err: unknown): UpstreamError {
   if (err instanceof UpstreamError) return err;
   if (err instanceof oidc.AuthorizationResponseError) {
     const denied = err.error === 'access_denied';
-    return new UpstreamError(denied ? 'access_denied' : 'server_error', `the identity provider refused the sign-in (${err.error})`, { cause: err });
+    return new UpstreamError(denied ? 'access_denied' : 'server_error', `the identity provider refused the sign-in (${err.error})`, {
+      cause: err,
+    });
   }
-  if (isUnavailable(err)) return new UpstreamError('temporarily_unavailable', 'the identity provider could not be reached to complete the sign-in', { cause: err });
+  if (isUnavailable(err))
+    return new UpstreamError('temporarily_unavailable', 'the identity provider could not be reached to complete the sign-in', {
+      cause: err,
+    });
   // "HTTP 404" (a wrong token_url), "OAUTH_JWT_CLAIM_COMPARISON" (an ID token for another issuer): enough for
   // an administrator to know where to look, nothing the provider said verbatim.
   const reason = failureReason(err);
-  return new UpstreamError('server_error', `the sign-in at the identity provider could not be completed${reason === 'error' ? '' : ` (${reason})`}`, { cause: err });
+  return new UpstreamError(
+    'server_error',
+    `the sign-in at the identity provider could not be completed${reason === 'error' ? '' : ` (${reason})`}`,
+    { cause: err },
+  );
 }

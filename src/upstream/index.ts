@@ -62,7 +62,11 @@ export function createUpstream(config: GatewayConfig): SignIn | undefined {
  * misconfigured provider is a warning at start-up (and in /ready) rather than a surprise at the first
  * sign-in. A failed discovery is retried at each sign-in.
  */
-export function announceUpstream(config: GatewayConfig, signIn: SignIn | undefined, log: Pick<FastifyBaseLogger, 'warn' | 'info'>): Promise<void> {
+export function announceUpstream(
+  config: GatewayConfig,
+  signIn: SignIn | undefined,
+  log: Pick<FastifyBaseLogger, 'warn' | 'info'>,
+): Promise<void> {
   const first = Object.entries(config.oauth_providers)[0];
   if (!first || !signIn || 'local' in signIn) return Promise.resolve();
   const [name, p] = first;
@@ -75,7 +79,9 @@ export function announceUpstream(config: GatewayConfig, signIn: SignIn | undefin
       log.warn(
         { provider: name, reason: signIn.health.reason, err: (err as { cause?: unknown }).cause ?? err },
         `identity provider '${name}' cannot be used yet: ${(err as Error).message}. The gateway runs; ${
-          signIn.health.state === 'unreachable' ? 'sign-ins show "temporarily unavailable" until it answers' : 'sign-ins fail with this reason until the provider or oauth_providers.' + name + '.issuer is fixed'
+          signIn.health.state === 'unreachable'
+            ? 'sign-ins show "temporarily unavailable" until it answers'
+            : 'sign-ins fail with this reason until the provider or oauth_providers.' + name + '.issuer is fixed'
         } (discovery is retried at each sign-in; /ready shows identity_provider.state)`,
       ),
   );

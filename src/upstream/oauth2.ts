@@ -21,10 +21,17 @@ function endpointsOf(name: string, kind: ProviderKind, p: ProviderConfig): Endpo
   if (kind === 'github') {
     const web = (p.base_url ?? 'https://github.com').replace(/\/+$/, '');
     const api = (p.api_url ?? (p.base_url ? `${web}/api/v3` : 'https://api.github.com')).replace(/\/+$/, '');
-    return { issuer: web, authorization: p.authorization_url ?? `${web}/login/oauth/authorize`, token: p.token_url ?? `${web}/login/oauth/access_token`, api };
+    return {
+      issuer: web,
+      authorization: p.authorization_url ?? `${web}/login/oauth/authorize`,
+      token: p.token_url ?? `${web}/login/oauth/access_token`,
+      api,
+    };
   }
   if (!p.authorization_url || !p.token_url || !p.userinfo_url) {
-    throw new TypeError(`oauth_providers.${name}: a custom provider needs issuer (OpenID Connect) or authorization_url, token_url and userinfo_url`);
+    throw new TypeError(
+      `oauth_providers.${name}: a custom provider needs issuer (OpenID Connect) or authorization_url, token_url and userinfo_url`,
+    );
   }
   return { issuer: new URL(p.authorization_url).origin, authorization: p.authorization_url, token: p.token_url, api: p.userinfo_url };
 }
@@ -38,7 +45,11 @@ function tokenErrorInBody(err: unknown): UpstreamError | undefined {
   const error = body && typeof body === 'object' ? (body as Record<string, unknown>).error : undefined;
   if (typeof error !== 'string') return undefined;
   const code = error.replace(/[^\w.-]/g, '').slice(0, 64);
-  return new UpstreamError(code === 'access_denied' ? 'access_denied' : 'server_error', `the identity provider refused the code exchange (${code})`, { cause: err });
+  return new UpstreamError(
+    code === 'access_denied' ? 'access_denied' : 'server_error',
+    `the identity provider refused the code exchange (${code})`,
+    { cause: err },
+  );
 }
 
 /**
@@ -62,7 +73,8 @@ function withoutIdToken(tokenEndpoint: string): typeof fetch {
     const headers = new Headers(res.headers);
     headers.delete('content-length');
     headers.delete('content-encoding');
-    if (!body || typeof body !== 'object' || Array.isArray(body) || !('id_token' in body)) return new Response(text, { status: res.status, statusText: res.statusText, headers });
+    if (!body || typeof body !== 'object' || Array.isArray(body) || !('id_token' in body))
+      return new Response(text, { status: res.status, statusText: res.statusText, headers });
     const { id_token: _unused, ...rest } = body as Record<string, unknown>;
     return new Response(JSON.stringify(rest), { status: res.status, statusText: res.statusText, headers });
   }) as typeof fetch;
@@ -92,7 +104,12 @@ export class OAuth2Upstream implements UpstreamIdp {
     const e = this.#endpoints;
     // Credentials in the form body: GitHub's documented method, and what the original gateway sent to
     // custom providers (RFC 6749 §2.3.1 allows the body; docs/authorization.md, upstream providers).
-    this.#config = new oidc.Configuration({ issuer: e.issuer, authorization_endpoint: e.authorization, token_endpoint: e.token }, p.client_id, { client_secret: p.client_secret }, oidc.ClientSecretPost(p.client_secret));
+    this.#config = new oidc.Configuration(
+      { issuer: e.issuer, authorization_endpoint: e.authorization, token_endpoint: e.token },
+      p.client_id,
+      { client_secret: p.client_secret },
+      oidc.ClientSecretPost(p.client_secret),
+    );
     for (const fn of executeOptions(insecureAllowed(name, p))) fn(this.#config);
     if (kind === 'custom') this.#config[oidc.customFetch] = withoutIdToken(e.token);
   }
@@ -115,8 +132,14 @@ export class OAuth2Upstream implements UpstreamIdp {
   async finish(callbackUrl: URL, checks: UpstreamChecks) {
     try {
       // RFC 9207 `iss` is not sent by GitHub; openid-client only checks it when present.
-      const tokens = await oidc.authorizationCodeGrant(this.#config, callbackUrl, { pkceCodeVerifier: checks.codeVerifier, expectedState: checks.state });
-      const claims = this.kind === 'github' ? await this.#githubClaims(tokens.access_token) : ((await getJson(this.#endpoints.api, tokens.access_token)) as Record<string, unknown>);
+      const tokens = await oidc.authorizationCodeGrant(this.#config, callbackUrl, {
+        pkceCodeVerifier: checks.codeVerifier,
+        expectedState: checks.state,
+      });
+      const claims =
+        this.kind === 'github'
+          ? await this.#githubClaims(tokens.access_token)
+          : ((await getJson(this.#endpoints.api, tokens.access_token)) as Record<string, unknown>);
       this.health.reachable();
       return mapClaims(this.name, claims, this.claimNames, this.p.assume_email_verified);
     } catch (err) {
@@ -133,6 +156,12 @@ export class OAuth2Upstream implements UpstreamIdp {
     if (typeof user.id !== 'number' && typeof user.id !== 'string') throw new UpstreamError('server_error', 'GitHub returned no user id');
     const emails = (await getJson(`${this.#endpoints.api}/user/emails`, accessToken, accept).catch(() => [])) as GithubEmail[];
     const primary = Array.isArray(emails) ? emails.find((e) => e.primary && e.verified) : undefined;
-    return { ...user, name: user.name ?? user.login, picture: user.avatar_url, email: primary?.email, email_verified: primary ? true : undefined };
+    return {
+      ...user,
+      name: user.name ?? user.login,
+      picture: user.avatar_url,
+      email: primary?.email,
+      email_verified: primary ? true : undefined,
+    };
   }
 }

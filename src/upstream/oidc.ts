@@ -39,13 +39,22 @@ export class OidcUpstream implements UpstreamIdp {
   /** Discovery at start-up (prepare) or on first use, retried after a failure. */
   #configuration(): Promise<oidc.Configuration> {
     this.#config ??= oidc
-      .discovery(this.#issuer, this.p.client_id!, this.p.client_secret!, undefined, { execute: executeOptions(this.#insecure), timeout: 10 })
+      .discovery(this.#issuer, this.p.client_id!, this.p.client_secret!, undefined, {
+        execute: executeOptions(this.#insecure),
+        timeout: 10,
+      })
       .then((config) => {
         // The configuration allowed plain http for a loopback issuer; an endpoint it advertises on another
         // host over http would carry the code and the client secret in clear text.
         const meta = config.serverMetadata();
-        const bad = (['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri'] as const).find((k) => forbiddenPlainHttp(meta[k], this.p));
-        if (bad) throw new UpstreamError('server_error', `the identity provider's discovery document lists ${bad} over plain http on a non-loopback host`);
+        const bad = (['authorization_endpoint', 'token_endpoint', 'userinfo_endpoint', 'jwks_uri'] as const).find((k) =>
+          forbiddenPlainHttp(meta[k], this.p),
+        );
+        if (bad)
+          throw new UpstreamError(
+            'server_error',
+            `the identity provider's discovery document lists ${bad} over plain http on a non-loopback host`,
+          );
         this.health.reachable();
         return config;
       })
@@ -59,7 +68,9 @@ export class OidcUpstream implements UpstreamIdp {
         this.health.broken(unavailable ? 'unreachable' : 'failed', `discovery: ${failureReason(err)}`);
         throw new UpstreamError(
           unavailable ? 'temporarily_unavailable' : 'server_error',
-          unavailable ? 'the identity provider could not be reached (OpenID Connect discovery failed)' : `the identity provider's OpenID Connect discovery document could not be used (${failureReason(err)})`,
+          unavailable
+            ? 'the identity provider could not be reached (OpenID Connect discovery failed)'
+            : `the identity provider's OpenID Connect discovery document could not be used (${failureReason(err)})`,
           { cause: err },
         );
       });

@@ -40,7 +40,9 @@ function str(v: unknown): string | undefined {
 /** Reads a claim by name; `a.b` walks nested objects (e.g. `realm_access.roles`). */
 function claim(claims: Record<string, unknown>, name: string): unknown {
   if (name in claims) return claims[name];
-  return name.split('.').reduce<unknown>((o, part) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[part] : undefined), claims);
+  return name
+    .split('.')
+    .reduce<unknown>((o, part) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[part] : undefined), claims);
 }
 
 function groupsOf(v: unknown): string[] {
@@ -66,10 +68,15 @@ function firstOf(claims: Record<string, unknown>, names: readonly string[]): unk
 export function mapClaims(provider: string, claims: Record<string, unknown>, names: ClaimNames, assumeVerified = false): UpstreamProfile {
   const subject = str(firstOf(claims, names.id));
   // A configuration mistake more often than a provider fault: the page says which key to set.
-  if (!subject) throw new UpstreamError('server_error', `the identity provider returned no '${names.id.join("' / '")}' claim for the user id (oauth_providers.${provider}.claims.id names the claim to use)`);
+  if (!subject)
+    throw new UpstreamError(
+      'server_error',
+      `the identity provider returned no '${names.id.join("' / '")}' claim for the user id (oauth_providers.${provider}.claims.id names the claim to use)`,
+    );
   // The user id ends up in storage keys, token `sub` and headers: control characters or a huge value are
   // refused as a failed sign-in (a clear page), never a 500 further down (S18 in docs/security.md).
-  if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject)) throw new UpstreamError('server_error', 'the identity provider returned an unusable user identifier');
+  if (subject.length > MAX_SUBJECT_LENGTH || CONTROL.test(subject))
+    throw new UpstreamError('server_error', 'the identity provider returned an unusable user identifier');
   const verified = claims.email_verified;
   const email = str(firstOf(claims, names.email));
   return {

@@ -55,7 +55,13 @@ export class UpstreamHealth {
   }
 
   view(): { provider: string; kind: string; state: string; reason?: string; since: string } {
-    return { provider: this.provider, kind: this.kind, state: this.state, ...(this.reason ? { reason: this.reason } : {}), since: new Date(this.since).toISOString() };
+    return {
+      provider: this.provider,
+      kind: this.kind,
+      state: this.state,
+      ...(this.reason ? { reason: this.reason } : {}),
+      since: new Date(this.since).toISOString(),
+    };
   }
 }
 
@@ -83,6 +89,9 @@ export class UpstreamError extends Error {
         message: `The identity provider (${provider}) could not be reached, so the sign-in cannot continue. Try again in a few minutes; if it keeps happening, tell the administrator of this gateway that ${this.message}.`,
       };
     }
-    return { heading: 'Sign-in failed', message: `The sign-in failed: ${this.message}. Return to the application and try again; if it keeps happening, tell the administrator of this gateway.` };
+    return {
+      heading: 'Sign-in failed',
+      message: `The sign-in failed: ${this.message}. Return to the application and try again; if it keeps happening, tell the administrator of this gateway.`,
+    };
   }
 }

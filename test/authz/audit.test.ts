@@ -23,7 +23,11 @@ function capture() {
 }
 
 async function post(url: string, body: Record<string, string>, headers: Record<string, string> = {}) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(body),
+  });
   const text = await res.text();
   return { status: res.status, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
 }
@@ -31,33 +35,57 @@ async function post(url: string, body: Record<string, string>, headers: Record<s
 describe('audit events and secret hygiene in logs', () => {
   test('a full flow logs the documented events with identifiers only, and no token, code, secret or Authorization value', async () => {
     const log = capture();
-    const { gw } = await startWorld({ logging: { level: 'debug' }, tokens: { refresh_reuse_grace: 0 } }, undefined, { logStream: log.stream });
+    const { gw } = await startWorld({ logging: { level: 'debug' }, tokens: { refresh_reuse_grace: 0 } }, undefined, {
+      logStream: log.stream,
+    });
     const secrets = new Set<string>();
 
-    const provider = new TestOAuthProvider({ clientMetadata: { token_endpoint_auth_method: 'client_secret_basic', client_name: 'Audit Client' } });
+    const provider = new TestOAuthProvider({
+      clientMetadata: { token_endpoint_auth_method: 'client_secret_basic', client_name: 'Audit Client' },
+    });
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
     const { client_id: clientId, client_secret: clientSecret } = provider.clientInformation()!;
     const authorization = `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret!)}`).toString('base64')}`;
     const gid = String(decodeJwt(tokens.access_token).gid);
-    for (const s of [tokens.access_token, tokens.refresh_token!, provider.captured!.code!, provider.codeVerifier(), clientSecret!, authorization]) secrets.add(s);
-    for (const u of provider.lastWalk!.visited) for (const k of ['code', 'state']) if (u.searchParams.get(k) && u.pathname.includes('callback')) secrets.add(u.searchParams.get(k)!);
+    for (const s of [
+      tokens.access_token,
+      tokens.refresh_token!,
+      provider.captured!.code!,
+      provider.codeVerifier(),
+      clientSecret!,
+      authorization,
+    ])
+      secrets.add(s);
+    for (const u of provider.lastWalk!.visited)
+      for (const k of ['code', 'state']) if (u.searchParams.get(k) && u.pathname.includes('callback')) secrets.add(u.searchParams.get(k)!);
 
-    const refreshed = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, { authorization });
+    const refreshed = await post(
+      `${gw.url}/oauth/token`,
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! },
+      { authorization },
+    );
     expect(refreshed.status).toBe(200);
     secrets.add(String(refreshed.json.access_token)).add(String(refreshed.json.refresh_token));
     expect(log.events().filter((e) => e.event === 'token.revoked')).toEqual([]);
-    const replay = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, { authorization });
+    const replay = await post(
+      `${gw.url}/oauth/token`,
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! },
+      { authorization },
+    );
     expect(replay.json.error).toBe('invalid_grant');
 
     // A second grant (consent remembered), revoked through RFC 7009.
     const second = new TestOAuthProvider({ browser: provider.browser, clientInformation: provider.clientInformation() });
     const { tokens: t2 } = await obtainToken(gw.url, 'calc', { provider: second });
     secrets.add(t2.access_token).add(t2.refresh_token!).add(second.captured!.code!);
-    expect((await post(`${gw.url}/oauth/revoke`, { token: t2.refresh_token!, token_type_hint: 'refresh_token' }, { authorization })).status).toBe(200);
+    expect(
+      (await post(`${gw.url}/oauth/revoke`, { token: t2.refresh_token!, token_type_hint: 'refresh_token' }, { authorization })).status,
+    ).toBe(200);
     const gid2 = String(decodeJwt(t2.access_token).gid);
 
     const events = log.events();
-    const one = (event: string, fields: Record<string, unknown>) => expect(events, event).toContainEqual(expect.objectContaining({ event, ...fields }));
+    const one = (event: string, fields: Record<string, unknown>) =>
+      expect(events, event).toContainEqual(expect.objectContaining({ event, ...fields }));
     one('client.registered', { client_id: clientId, client_name: 'Audit Client' });
     one('consent.granted', { client_id: clientId, service: 'calc' });
     one('sign_in.success', { user: 'myidp:alice', client_id: clientId, provider: 'myidp' });
@@ -66,7 +94,9 @@ describe('audit events and secret hygiene in logs', () => {
     one('token.refresh_reuse', { client_id: clientId, grant_id: gid });
     one('grant.revoked', { grant_id: gid });
     one('grant.revoked', { grant_id: gid2 });
-    expect(events.filter((e) => e.event === 'token.revoked')).toEqual([expect.objectContaining({ client_id: clientId, kind: 'RefreshToken', grant_id: gid2 })]);
+    expect(events.filter((e) => e.event === 'token.revoked')).toEqual([
+      expect.objectContaining({ client_id: clientId, kind: 'RefreshToken', grant_id: gid2 }),
+    ]);
     expect(events.filter((e) => e.event === 'grant.revoked' && e.grant_id === gid)).toHaveLength(1);
 
     expect(secrets.size).toBeGreaterThanOrEqual(12);

@@ -23,13 +23,28 @@ async function internalClient(opts: { trustCert?: boolean } = {}): Promise<{ cim
     onTestFinished(() => void delete cimdTesting.privateHostCa);
   }
   const clientId = `${cimd.origin}/clients/internal-app.json`;
-  cimd.documents.set('/clients/internal-app.json', { client_id: clientId, client_name: 'Internal App', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+  cimd.documents.set('/clients/internal-app.json', {
+    client_id: clientId,
+    client_name: 'Internal App',
+    redirect_uris: [REDIRECT],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  });
   return { cimd, clientId };
 }
 
 /** GET /oauth/authorize with this client_id as a browser would: the status and the page. */
 async function authorize(gw: string, clientId: string) {
-  const q = new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's', resource: `${gw}/calc/mcp` });
+  const q = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    redirect_uri: REDIRECT,
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+    state: 's',
+    resource: `${gw}/calc/mcp`,
+  });
   const res = await fetch(`${gw}/oauth/authorize?${q}`, { redirect: 'manual' });
   return { status: res.status, location: res.headers.get('location'), body: await res.text() };
 }
@@ -85,7 +100,23 @@ describe('registration.cimd.private_hosts', () => {
     const { cimd } = await internalClient();
     const { gw } = await startWorld({ registration: { cimd: { private_hosts: ['clients.corp.internal'] } } });
     const port = new URL(cimd.origin).port;
-    for (const host of ['127.0.0.1', '127.1', '0x7f000001', '2130706433', '0177.0.0.1', '[::1]', '[::ffff:127.0.0.1]', '[0:0:0:0:0:ffff:7f00:1]', 'localhost.', '0.0.0.0', '[::]', hostname(), '10.0.0.1', '169.254.169.254', '[fd00::1]']) {
+    for (const host of [
+      '127.0.0.1',
+      '127.1',
+      '0x7f000001',
+      '2130706433',
+      '0177.0.0.1',
+      '[::1]',
+      '[::ffff:127.0.0.1]',
+      '[0:0:0:0:0:ffff:7f00:1]',
+      'localhost.',
+      '0.0.0.0',
+      '[::]',
+      hostname(),
+      '10.0.0.1',
+      '169.254.169.254',
+      '[fd00::1]',
+    ]) {
       const r = await authorize(gw.url, `https://${host}:${port}/clients/internal-app.json`);
       expect(r.status, host).toBeGreaterThanOrEqual(400);
       expect(r.status, host).toBeLessThan(500);
@@ -101,13 +132,30 @@ describe('registration.cimd.private_hosts', () => {
     const { publicKey, privateKey } = await generateKeyPair('ES256');
     cimd.documents.set('/keys.json', { keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] });
     const { gw } = await startWorld();
-    const provider = new TestOAuthProvider({ clientMetadata: { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `${cimd.origin}/keys.json` } });
+    const provider = new TestOAuthProvider({
+      clientMetadata: { token_endpoint_auth_method: 'private_key_jwt', jwks_uri: `${cimd.origin}/keys.json` },
+    });
     await authorizeOnly(gw.url, 'calc', { provider });
     const clientId = provider.clientInformation()!.client_id;
-    const signed = await new SignJWT({ jti: crypto.randomUUID() }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setIssuer(clientId).setSubject(clientId).setAudience(`${gw.url}/oauth/token`).setIssuedAt().setExpirationTime('2m').sign(privateKey);
+    const signed = await new SignJWT({ jti: crypto.randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(clientId)
+      .setSubject(clientId)
+      .setAudience(`${gw.url}/oauth/token`)
+      .setIssuedAt()
+      .setExpirationTime('2m')
+      .sign(privateKey);
     const res = await fetch(`${gw.url}/oauth/token`, {
       method: 'POST',
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: REDIRECT, client_id: clientId, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: signed }),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: provider.captured!.code!,
+        code_verifier: provider.codeVerifier(),
+        redirect_uri: REDIRECT,
+        client_id: clientId,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: signed,
+      }),
     });
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: string }).error).toBe('invalid_client');
@@ -117,7 +165,9 @@ describe('registration.cimd.private_hosts', () => {
 
   test('the guarded lookup answers both lookup shapes net.connect uses for public addresses, and refuses special-use ones', async () => {
     const run = (host: string, all: boolean) =>
-      new Promise<{ err: NodeJS.ErrnoException | null; address: string | LookupAddress[]; family?: number }>((resolve) => guardedLookup(host, { all }, (err, address, family) => resolve({ err, address, family })));
+      new Promise<{ err: NodeJS.ErrnoException | null; address: string | LookupAddress[]; family?: number }>((resolve) =>
+        guardedLookup(host, { all }, (err, address, family) => resolve({ err, address, family })),
+      );
     expect(await run('93.184.215.14', true)).toEqual({ err: null, address: [{ address: '93.184.215.14', family: 4 }], family: undefined });
     expect(await run('2606:4700::1111', false)).toEqual({ err: null, address: '2606:4700::1111', family: 6 });
     for (const host of ['localhost', '127.0.0.1', '::1', '10.1.2.3', '::ffff:127.0.0.1']) {

@@ -13,14 +13,24 @@ async function cimdWorld(extra: Record<string, unknown> = {}): Promise<{ cimd: C
   cimdTesting.fetch = cimd.trustingFetch;
   onTestFinished(() => void delete cimdTesting.fetch);
   const clientId = `${cimd.origin}/clients/test-app.json`;
-  cimd.documents.set('/clients/test-app.json', { client_id: clientId, client_name: 'CIMD Test App', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+  cimd.documents.set('/clients/test-app.json', {
+    client_id: clientId,
+    client_name: 'CIMD Test App',
+    redirect_uris: [REDIRECT],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
+  });
   const { gw } = await startWorld(extra);
   return { cimd, gw: gw.url, clientId };
 }
 
 async function journeyError(gw: string, clientMetadataUrl: string, redirectUri = REDIRECT): Promise<string> {
   const provider = new TestOAuthProvider({ clientMetadataUrl, redirectUri });
-  const err = (await obtainToken(gw, 'calc', { provider }).then(() => undefined, (e: unknown) => e)) as Error | undefined;
+  const err = (await obtainToken(gw, 'calc', { provider }).then(
+    () => undefined,
+    (e: unknown) => e,
+  )) as Error | undefined;
   expect(err, 'the journey must fail').toBeInstanceOf(Error);
   return err!.message;
 }
@@ -36,14 +46,22 @@ describe('Client ID Metadata Documents (CIMD)', () => {
     // MCP 2025-11-25: the client and the redirect URI host are shown on the consent page.
     expect(provider.lastWalk?.shown[0]?.body).toContain('CIMD Test App');
     expect(provider.lastWalk?.shown[0]?.body).toContain('http://127.0.0.1:49152');
-    const refreshed = await fetch(`${gw}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId }) });
+    const refreshed = await fetch(`${gw}/oauth/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId }),
+    });
     expect(refreshed.status).toBe(200);
   });
 
   test('a document whose client_id differs from its URL is refused (error page, no redirect)', async () => {
     const { cimd, gw } = await cimdWorld();
     const url = `${cimd.origin}/clients/liar.json`;
-    cimd.documents.set('/clients/liar.json', { client_id: `${cimd.origin}/clients/someone-else.json`, client_name: 'Liar', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' });
+    cimd.documents.set('/clients/liar.json', {
+      client_id: `${cimd.origin}/clients/someone-else.json`,
+      client_name: 'Liar',
+      redirect_uris: [REDIRECT],
+      token_endpoint_auth_method: 'none',
+    });
     expect(await journeyError(gw, url)).toMatch(/ended on a page \(40\d\).*client_id metadata document client_id does not match/s);
   });
 

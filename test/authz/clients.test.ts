@@ -3,24 +3,53 @@ import { BrowserDriver, obtainToken, TestOAuthProvider } from '../helpers/oauth-
 import { startWorld } from './setup.js';
 
 const REDIRECT = 'http://127.0.0.1:49152/callback';
-const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+const basic = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 async function post(url: string, body: Record<string, string> | string, headers: Record<string, string> = {}) {
   const json = typeof body === 'string';
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': json ? 'application/json' : 'application/x-www-form-urlencoded', ...headers }, body: json ? body : new URLSearchParams(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': json ? 'application/json' : 'application/x-www-form-urlencoded', ...headers },
+    body: json ? body : new URLSearchParams(body),
+  });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: (text ? JSON.parse(text) : {}) as Record<string, unknown> };
 }
 
 describe('confidential clients', () => {
   test('static client with client_secret_basic: full flow through the SDK, then refresh with HTTP Basic', async () => {
-    const { gw } = await startWorld({ clients: [{ client_id: 'static-basic', client_secret: 'static-basic-secret', client_name: 'Static Basic', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'client_secret_basic' }] });
-    const provider = new TestOAuthProvider({ clientInformation: { client_id: 'static-basic', client_secret: 'static-basic-secret', token_endpoint_auth_method: 'client_secret_basic' } });
+    const { gw } = await startWorld({
+      clients: [
+        {
+          client_id: 'static-basic',
+          client_secret: 'static-basic-secret',
+          client_name: 'Static Basic',
+          redirect_uris: [REDIRECT],
+          token_endpoint_auth_method: 'client_secret_basic',
+        },
+      ],
+    });
+    const provider = new TestOAuthProvider({
+      clientInformation: {
+        client_id: 'static-basic',
+        client_secret: 'static-basic-secret',
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    });
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
-    const refreshed = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, { authorization: basic('static-basic', 'static-basic-secret') });
+    const refreshed = await post(
+      `${gw.url}/oauth/token`,
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! },
+      { authorization: basic('static-basic', 'static-basic-secret') },
+    );
     expect(refreshed.status).toBe(200);
     // RFC 6749 §5.2: a wrong secret over Basic is 401 invalid_client with a WWW-Authenticate challenge.
-    const wrong = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: String(refreshed.json.refresh_token) }, { authorization: basic('static-basic', 'wrong-secret') });
+    const wrong = await post(
+      `${gw.url}/oauth/token`,
+      { grant_type: 'refresh_token', refresh_token: String(refreshed.json.refresh_token) },
+      { authorization: basic('static-basic', 'wrong-secret') },
+    );
     expect(wrong.status).toBe(401);
     expect(wrong.json.error).toBe('invalid_client');
     expect(wrong.headers.get('www-authenticate')).toMatch(/^Basic/i);
@@ -32,9 +61,17 @@ describe('confidential clients', () => {
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
     const info = provider.clientInformation()!;
     expect(typeof info.client_secret).toBe('string');
-    const refreshed = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, { authorization: basic(info.client_id, info.client_secret!) });
+    const refreshed = await post(
+      `${gw.url}/oauth/token`,
+      { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! },
+      { authorization: basic(info.client_id, info.client_secret!) },
+    );
     expect(refreshed.status).toBe(200);
-    const noSecret = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: String(refreshed.json.refresh_token), client_id: info.client_id });
+    const noSecret = await post(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: String(refreshed.json.refresh_token),
+      client_id: info.client_id,
+    });
     expect(noSecret.status).toBe(401);
   });
 });
@@ -69,7 +106,11 @@ describe('registration modes', () => {
     const reg = await post(`${gw.url}/oauth/register`, JSON.stringify({ redirect_uris: [REDIRECT] }));
     expect(reg.status).toBe(201);
     const clientId = String(reg.json.client_id);
-    const authorize = () => fetch(`${gw.url}/oauth/authorize?${new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', resource: `${gw.url}/calc/mcp` })}`, { redirect: 'manual' });
+    const authorize = () =>
+      fetch(
+        `${gw.url}/oauth/authorize?${new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', resource: `${gw.url}/calc/mcp` })}`,
+        { redirect: 'manual' },
+      );
     expect((await authorize()).status).toBe(303);
     await new Promise((r) => setTimeout(r, 1300));
     const expired = await authorize();
@@ -83,7 +124,9 @@ describe('consent page security', () => {
   async function openConsent(gw: string) {
     const reg = await post(`${gw}/oauth/register`, JSON.stringify({ redirect_uris: [REDIRECT], client_name: 'Sec Test' }));
     const browser = new BrowserDriver();
-    const start = new URL(`${gw}/oauth/authorize?${new URLSearchParams({ client_id: String(reg.json.client_id), response_type: 'code', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'st', resource: `${gw}/calc/mcp` })}`);
+    const start = new URL(
+      `${gw}/oauth/authorize?${new URLSearchParams({ client_id: String(reg.json.client_id), response_type: 'code', redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 'st', resource: `${gw}/calc/mcp` })}`,
+    );
     const first = await browser.request(start);
     const interaction = new URL(first.headers.get('location')!, gw);
     const page = await browser.request(interaction);
@@ -106,7 +149,11 @@ describe('consent page security', () => {
     const { browser, interaction, html } = await openConsent(gw.url);
     const decision = new URL(`${interaction.pathname}/decision`, gw.url);
     for (const body of [{ action: 'approve' }, { action: 'approve', csrf: 'forged-token' }] as Array<Record<string, string>>) {
-      const res = await browser.request(decision, { method: 'POST', body: new URLSearchParams(body), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const res = await browser.request(decision, {
+        method: 'POST',
+        body: new URLSearchParams(body),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       expect(res.status).toBe(403);
       expect(res.headers.get('location')).toBeNull();
       expect(res.headers.get('x-frame-options')).toBe('DENY');
@@ -114,7 +161,11 @@ describe('consent page security', () => {
     }
     // The right token from another browser (no interaction cookie) is not accepted either.
     const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1]!;
-    const stranger = await new BrowserDriver().request(decision, { method: 'POST', body: new URLSearchParams({ action: 'approve', csrf }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const stranger = await new BrowserDriver().request(decision, {
+      method: 'POST',
+      body: new URLSearchParams({ action: 'approve', csrf }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(stranger.status).toBeGreaterThanOrEqual(400);
     expect(stranger.status).toBeLessThan(500);
     expect(stranger.headers.get('location')).toBeNull();

@@ -4,7 +4,11 @@ import { authorizeOnly, obtainToken } from '../helpers/oauth-client.js';
 import { startWorld } from './setup.js';
 
 async function post(url: string, body: Record<string, string>) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams(body),
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -19,7 +23,13 @@ describe('concurrent redemption (RFC 6749 §4.1.2, RFC 9700 §4.14)', () => {
     const { gw } = await startWorld();
     const provider = await authorizeOnly(gw.url, 'calc');
     const clientId = provider.clientInformation()!.client_id;
-    const body = { grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: provider.redirectUri, client_id: clientId };
+    const body = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: provider.redirectUri,
+      client_id: clientId,
+    };
     const { ok, refused, other } = tally(await Promise.all(Array.from({ length: 20 }, () => post(`${gw.url}/oauth/token`, body))));
     expect(other).toEqual([]);
     expect(ok).toHaveLength(1);
@@ -28,7 +38,11 @@ describe('concurrent redemption (RFC 6749 §4.1.2, RFC 9700 §4.14)', () => {
     expect(gw.ctx.revocations.isRevoked(String(decodeJwt(String(winner.access_token)).gid))).toBe(true);
     const introspected = await post(`${gw.url}/oauth/introspect`, { token: String(winner.refresh_token), client_id: clientId });
     expect(introspected.json.active).toBe(false);
-    const refresh = await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: String(winner.refresh_token), client_id: clientId });
+    const refresh = await post(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: String(winner.refresh_token),
+      client_id: clientId,
+    });
     expect(refresh.json.error).toBe('invalid_grant');
   });
 
@@ -46,6 +60,8 @@ describe('concurrent redemption (RFC 6749 §4.1.2, RFC 9700 §4.14)', () => {
     expect(gw.ctx.revocations.isRevoked(gid)).toBe(true);
     const winnerRefresh = String(ok[0]!.json.refresh_token);
     expect((await post(`${gw.url}/oauth/introspect`, { token: winnerRefresh, client_id: clientId })).json.active).toBe(false);
-    expect((await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: winnerRefresh, client_id: clientId })).json.error).toBe('invalid_grant');
+    expect(
+      (await post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: winnerRefresh, client_id: clientId })).json.error,
+    ).toBe('invalid_grant');
   });
 });

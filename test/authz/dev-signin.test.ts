@@ -6,7 +6,9 @@ import { testConfig } from '../helpers/config.js';
 import { startGateway } from '../helpers/gateway.js';
 import { BrowserDriver, obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 
-const services = (policy?: Record<string, unknown>) => ({ calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', scopes: ['mcp:tools'], ...(policy ? { policy } : {}) } });
+const services = (policy?: Record<string, unknown>) => ({
+  calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', scopes: ['mcp:tools'], ...(policy ? { policy } : {}) },
+});
 const devGateway = (policy?: Record<string, unknown>) => startGateway({ oauth_providers: { dev: {} }, mcp_services: services(policy) });
 
 afterEach(() => void vi.unstubAllEnvs());
@@ -22,7 +24,13 @@ describe('development sign-in provider (type: dev)', () => {
     expect(form.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     expect(form.headers.get('x-frame-options')).toBe('DENY');
     expect(form.headers.get('cache-control')).toBe('no-store');
-    expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: 'dev:ada@example.com', email: 'ada@example.com', name: 'Ada Lovelace', groups: ['admins', 'mcp-users'], idp: 'dev' });
+    expect(decodeJwt(tokens.access_token)).toMatchObject({
+      sub: 'dev:ada@example.com',
+      email: 'ada@example.com',
+      name: 'Ada Lovelace',
+      groups: ['admins', 'mcp-users'],
+      idp: 'dev',
+    });
     // The consent decision is remembered as for any provider: a second flow shows no page at all.
     const again = new TestOAuthProvider({ browser: provider.browser, clientInformation: provider.clientInformation() });
     await obtainToken(gw.url, 'calc', { provider: again });
@@ -44,7 +52,12 @@ describe('development sign-in provider (type: dev)', () => {
     const formUrl = provider.lastWalk!.visited.at(-1)!;
     expect(formUrl.pathname).toMatch(/^\/interaction\/[^/]+\/dev-login$/);
     const csrf = /name="csrf" value="([^"]+)"/.exec(provider.lastWalk!.shown.at(-1)!.body)![1]!;
-    const submit = (fields: Record<string, string>, b: BrowserDriver = browser) => b.request(formUrl, { method: 'POST', body: new URLSearchParams(fields), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const submit = (fields: Record<string, string>, b: BrowserDriver = browser) =>
+      b.request(formUrl, {
+        method: 'POST',
+        body: new URLSearchParams(fields),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
     expect((await submit({ name: 'Eve', email: 'eve@example.com' })).status).toBe(403);
     expect((await submit({ name: 'Eve', email: 'eve@example.com', csrf: 'forged' })).status).toBe(403);
     const bad = await submit({ name: 'Eve', email: 'not-an-email', csrf });
@@ -71,13 +84,19 @@ describe('development sign-in provider (type: dev)', () => {
   test('refused at createGateway when the host is not a loopback address', async () => {
     const loopback = testConfig({ oauth_providers: { dev: {} }, mcp_services: services() });
     for (const host of ['0.0.0.0', '192.168.1.10', '::']) {
-      await expect(createGateway({ ...loopback, host }, { silent: true })).rejects.toThrow(/only allowed on a loopback address, but host is/);
+      await expect(createGateway({ ...loopback, host }, { silent: true })).rejects.toThrow(
+        /only allowed on a loopback address, but host is/,
+      );
     }
-    await expect(createGateway({ ...loopback, issuer: 'https://gateway.example.com' }, { silent: true })).rejects.toThrow(/loopback issuer/);
+    await expect(createGateway({ ...loopback, issuer: 'https://gateway.example.com' }, { silent: true })).rejects.toThrow(
+      /loopback issuer/,
+    );
   });
 
   test('loopback detection', () => {
-    for (const h of ['127.0.0.1', '127.8.9.10', '::1', '[::1]', 'localhost', 'LOCALHOST', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) expect(isLoopbackHost(h), h).toBe(true);
-    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com', 'localhost.example.com', '128.0.0.1', '::2']) expect(isLoopbackHost(h), h).toBe(false);
+    for (const h of ['127.0.0.1', '127.8.9.10', '::1', '[::1]', 'localhost', 'LOCALHOST', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1'])
+      expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com', 'localhost.example.com', '128.0.0.1', '::2'])
+      expect(isLoopbackHost(h), h).toBe(false);
   });
 });

@@ -48,7 +48,10 @@ describe('authorization code flow through the MCP SDK', () => {
     idp.nextUser = BOB;
     const provider = new TestOAuthProvider();
     // The client is told which rule refused; the person's page says the same in words.
-    await expect(obtainToken(gw.url, 'weather', { provider })).rejects.toMatchObject({ oauthError: 'access_denied', description: "denied by the access policy of service 'weather' (policy / access_policy): this account is not allowed to use it" });
+    await expect(obtainToken(gw.url, 'weather', { provider })).rejects.toMatchObject({
+      oauthError: 'access_denied',
+      description: "denied by the access policy of service 'weather' (policy / access_policy): this account is not allowed to use it",
+    });
     expect(provider.lastWalk?.pages).toEqual(['consent', 'return']);
     expect(provider.lastWalk?.shown.at(-1)?.body).toContain('its access policy does not include you');
   });
@@ -56,6 +59,9 @@ describe('authorization code flow through the MCP SDK', () => {
   test('upstream error is shown and relayed as access_denied', async () => {
     const { gw, idp } = await startWorld();
     idp.nextError = 'access_denied';
-    await expect(obtainToken(gw.url, 'calc')).rejects.toMatchObject({ oauthError: 'access_denied', description: 'the identity provider refused the sign-in' });
+    await expect(obtainToken(gw.url, 'calc')).rejects.toMatchObject({
+      oauthError: 'access_denied',
+      description: 'the identity provider refused the sign-in',
+    });
   });
 });

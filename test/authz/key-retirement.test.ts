@@ -48,7 +48,9 @@ async function world(logStream?: NodeJS.WritableStream): Promise<{ gw: StartedGa
       tokens: { key_rotation_grace: 0 },
       logging: { level: logStream ? 'info' : 'silent' },
       oauth_providers: { dev: {} },
-      mcp_services: { svc: { name: 'Svc', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', signed_identity: { enabled: true, ttl: LONGEST } } },
+      mcp_services: {
+        svc: { name: 'Svc', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', signed_identity: { enabled: true, ttl: LONGEST } },
+      },
     },
     logStream ? { logStream } : {},
   );
@@ -84,7 +86,12 @@ async function expectRetiredAfterExpiry(gw: StartedGateway, token: { jwt: string
   onTestFinished(() => void vi.useRealTimers());
   const verify = async (epochSeconds: number, clockTolerance = 0) => {
     const jwks = await jwksAt(gw, epochSeconds);
-    return jwtVerify(token.jwt, createLocalJWKSet(jwks), { issuer: gw.url, audience: `${gw.url}/svc/mcp`, currentDate: new Date(epochSeconds * 1000), clockTolerance });
+    return jwtVerify(token.jwt, createLocalJWKSet(jwks), {
+      issuer: gw.url,
+      audience: `${gw.url}/svc/mcp`,
+      currentDate: new Date(epochSeconds * 1000),
+      clockTolerance,
+    });
   };
   // One second before it expires, the token still verifies against the gateway's JWKS.
   await expect(verify(token.exp - 1)).resolves.toMatchObject({ payload: { sub: 'dev:alice' } });
@@ -112,9 +119,11 @@ describe('signing-key rotation: one path, retirement after the longest signed li
     const { gw } = await world(log.stream);
     const token = await signWithCurrentKey(gw);
     const next = await rotateSigningKey(gw.ctx);
-    const after = await (await fetch(`${gw.url}/oauth/jwks`)).json() as { keys: JWK[] };
+    const after = (await (await fetch(`${gw.url}/oauth/jwks`)).json()) as { keys: JWK[] };
     expect(after.keys.map((k) => k.kid)).toEqual(expect.arrayContaining([token.kid, next.kid]));
-    expect(log.audit()).toContainEqual(expect.objectContaining({ event: 'keys.rotated', kid: next.kid, active_at: new Date(next.activeAt).toISOString() }));
+    expect(log.audit()).toContainEqual(
+      expect.objectContaining({ event: 'keys.rotated', kid: next.kid, active_at: new Date(next.activeAt).toISOString() }),
+    );
     await expectRetiredAfterExpiry(gw, token);
   });
 

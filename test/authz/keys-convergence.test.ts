@@ -16,13 +16,22 @@ import { mintToken } from '../helpers/tokens.js';
 const ISSUER = 'http://127.0.0.1:1';
 
 const ping = (gwUrl: string, token: string) =>
-  fetch(`${gwUrl}/svc/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+  fetch(`${gwUrl}/svc/mcp`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  });
 
 describe('signing keys converge after storage lost them', () => {
   test('instances that signed with a lost key and a new instance agree again, and no valid token is refused', async () => {
     const store = new MemoryStore();
     const backend = await startEchoBackend();
-    const config = () => ({ issuer: ISSUER, oauth_providers: { dev: {} }, debug: true, mcp_services: { svc: { name: 'Svc', url: backend.url, oauth_provider: 'dev' } } });
+    const config = () => ({
+      issuer: ISSUER,
+      oauth_providers: { dev: {} },
+      debug: true,
+      mcp_services: { svc: { name: 'Svc', url: backend.url, oauth_provider: 'dev' } },
+    });
     const a = await startGateway(config, { store });
     const beforeLoss = await mintToken(a, { service: 'svc' });
     const kidA = decodeProtectedHeader(beforeLoss).kid;

@@ -27,7 +27,7 @@ describe('signing keys and persistence', () => {
     const active = await rotateSigningKey(gw.ctx, { graceSeconds: 0 });
     const { tokens: after } = await obtainToken(gw.url, 'calc');
     expect(decodeProtectedHeader(after.access_token).kid).toBe(active.kid);
-    const set = createLocalJWKSet(await jwks(gw.url) as never);
+    const set = createLocalJWKSet((await jwks(gw.url)) as never);
     for (const t of [before, after]) await expect(jwtVerify(t.access_token, set, { audience: `${gw.url}/calc/mcp` })).resolves.toBeTruthy();
   });
 
@@ -58,7 +58,11 @@ describe('signing keys and persistence', () => {
     await fetch(`${second.url}/oauth/jwks`).catch(() => undefined);
     onTestFinished(() => second.close());
     expect((await jwks(second.url)).keys[0]!.kid).toBe(kid);
-    const res = await fetch(`${second.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId }) });
+    const res = await fetch(`${second.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId }),
+    });
     expect(res.status).toBe(200);
   });
 });

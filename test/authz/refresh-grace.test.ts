@@ -18,7 +18,11 @@ import { startWorld } from './setup.js';
 type Reply = { status: number; json: Record<string, unknown> };
 
 async function post(url: string, body: Record<string, string>, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams(body),
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
@@ -50,7 +54,8 @@ async function graceWorld(grace: number, storage: Record<string, unknown> = { ty
   const { gw } = await startWorld({ storage, tokens: { refresh_reuse_grace: grace }, ...extra });
   const { tokens, provider } = await obtainToken(gw.url, 'calc');
   const clientId = provider.clientInformation()!.client_id;
-  const refresh = (rt = tokens.refresh_token!, more: Record<string, string> = {}) => post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: rt, client_id: clientId, ...more });
+  const refresh = (rt = tokens.refresh_token!, more: Record<string, string> = {}) =>
+    post(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: rt, client_id: clientId, ...more });
   return { gw, tokens, clientId, refresh, gid: String(decodeJwt(tokens.access_token).gid) };
 }
 
@@ -67,35 +72,42 @@ describe('refresh reuse grace', () => {
       expect(first!.json.refresh_token).not.toBe(tokens.refresh_token);
       expect(gw.ctx.revocations.isRevoked(gid)).toBe(false);
       // The shared new pair works: at the proxy, and its refresh token rotates once more.
-      expect((await fetch(`${gw.url}/calc/mcp`, { headers: { authorization: `Bearer ${String(first!.json.access_token)}` } })).status).not.toBe(401);
+      expect(
+        (await fetch(`${gw.url}/calc/mcp`, { headers: { authorization: `Bearer ${String(first!.json.access_token)}` } })).status,
+      ).not.toBe(401);
       const next = await refresh(String(first!.json.refresh_token));
       expect(next.status).toBe(200);
       // Nothing stored holds the new tokens in plaintext (SPEC §2/§4): the shared pair is sealed.
       const dump = JSON.stringify(await gw.ctx.store.list('', { limit: 10_000 }));
       expect(dump).toContain('gw:rt-grace:');
-      for (const secret of [first!.json.refresh_token, first!.json.access_token, next.json.refresh_token]) expect(dump).not.toContain(String(secret));
+      for (const secret of [first!.json.refresh_token, first!.json.access_token, next.json.refresh_token])
+        expect(dump).not.toContain(String(secret));
       const db = (storage as { sqlite?: { path: string } }).sqlite?.path;
       if (db) {
-        for (const f of [db, `${db}-wal`]) if (existsSync(f)) expect(readFileSync(f).includes(String(first!.json.refresh_token))).toBe(false);
+        for (const f of [db, `${db}-wal`])
+          if (existsSync(f)) expect(readFileSync(f).includes(String(first!.json.refresh_token))).toBe(false);
       }
     });
   }
 
-  test.skipIf(!redisAvailable())('two gateway instances on one Redis: parallel refreshes split across them all get the same new pair', async () => {
-    const redis = await RedisServer.start();
-    onTestFinished(() => redis.stop());
-    const { gw, tokens, clientId, gid } = await graceWorld(10, redisConfig({ url: redis.url }));
-    // The second instance: the same configuration (issuer, session_secret, storage), another port.
-    const second = await createGateway({ ...gw.ctx.config, port: await freePort() }, { silent: true });
-    onTestFinished(() => second.close());
-    const url2 = await second.listen();
-    const body = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId };
-    const results = await Promise.all(Array.from({ length: 6 }, (_, i) => post(`${i % 2 ? url2 : gw.url}/oauth/token`, body)));
-    for (const r of results) expect(r.status, JSON.stringify(r.json)).toBe(200);
-    expect(new Set(results.map((r) => String(r.json.refresh_token))).size).toBe(1);
-    expect(gw.ctx.revocations.isRevoked(gid)).toBe(false);
-    expect(second.ctx.revocations.isRevoked(gid)).toBe(false);
-  });
+  test.skipIf(!redisAvailable())(
+    'two gateway instances on one Redis: parallel refreshes split across them all get the same new pair',
+    async () => {
+      const redis = await RedisServer.start();
+      onTestFinished(() => redis.stop());
+      const { gw, tokens, clientId, gid } = await graceWorld(10, redisConfig({ url: redis.url }));
+      // The second instance: the same configuration (issuer, session_secret, storage), another port.
+      const second = await createGateway({ ...gw.ctx.config, port: await freePort() }, { silent: true });
+      onTestFinished(() => second.close());
+      const url2 = await second.listen();
+      const body = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId };
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => post(`${i % 2 ? url2 : gw.url}/oauth/token`, body)));
+      for (const r of results) expect(r.status, JSON.stringify(r.json)).toBe(200);
+      expect(new Set(results.map((r) => String(r.json.refresh_token))).size).toBe(1);
+      expect(gw.ctx.revocations.isRevoked(gid)).toBe(false);
+      expect(second.ctx.revocations.isRevoked(gid)).toBe(false);
+    },
+  );
 
   test('a sequential reuse inside the grace gets the same pair with a shorter expires_in; after the grace it revokes the grant', async () => {
     const { gw, refresh, gid } = await graceWorld(2);
@@ -132,9 +144,20 @@ describe('refresh reuse grace', () => {
   });
 
   test('the grace never skips client authentication: a confidential client without its secret gets invalid_client, not the pair', async () => {
-    const client = { client_id: 'grace-conf', client_secret: 'grace-confidential-secret-0123456789', redirect_uris: ['http://127.0.0.1:49152/callback'], token_endpoint_auth_method: 'client_secret_post' };
+    const client = {
+      client_id: 'grace-conf',
+      client_secret: 'grace-confidential-secret-0123456789',
+      redirect_uris: ['http://127.0.0.1:49152/callback'],
+      token_endpoint_auth_method: 'client_secret_post',
+    };
     const { gw } = await startWorld({ tokens: { refresh_reuse_grace: 10 }, clients: [client] });
-    const provider = new TestOAuthProvider({ clientInformation: { client_id: client.client_id, client_secret: client.client_secret, token_endpoint_auth_method: 'client_secret_post' } });
+    const provider = new TestOAuthProvider({
+      clientInformation: {
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+        token_endpoint_auth_method: 'client_secret_post',
+      },
+    });
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
     const body = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: client.client_id };
     const a = await post(`${gw.url}/oauth/token`, { ...body, client_secret: client.client_secret });

@@ -22,8 +22,15 @@ async function authorizeAndRedeem(gw: string, params: Record<string, string | un
   const walk = await new BrowserDriver().walk(new URL(authorizeUrl(gw, { client_id: clientId, ...params })), REDIRECT);
   const redirect = walk.redirect;
   const code = redirect?.searchParams.get('code');
-  if (!code) return { clientId, walk, error: redirect?.searchParams.get('error'), description: redirect?.searchParams.get('error_description') };
-  const token = await postForm(`${gw}/oauth/token`, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: VERIFIER, client_id: clientId });
+  if (!code)
+    return { clientId, walk, error: redirect?.searchParams.get('error'), description: redirect?.searchParams.get('error_description') };
+  const token = await postForm(`${gw}/oauth/token`, {
+    grant_type: 'authorization_code',
+    code,
+    redirect_uri: REDIRECT,
+    code_verifier: VERIFIER,
+    client_id: clientId,
+  });
   return { clientId, walk, token };
 }
 
@@ -51,7 +58,11 @@ describe('scope selection (RFC 6749 §3.3, MCP scope selection)', () => {
     expect(claims.scope).toBeUndefined();
     const res = await fetch(`${gw.url}/notes/mcp`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${String(r.token?.json.access_token)}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      headers: {
+        authorization: `Bearer ${String(r.token?.json.access_token)}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
     });
     expect(res.status).toBe(200);
@@ -77,12 +88,16 @@ describe('scope selection (RFC 6749 §3.3, MCP scope selection)', () => {
     expect(r.token?.status).toBe(200);
     expect(decodeJwt(String(r.token?.json.access_token))).toMatchObject({ aud: `${gw.url}/calc/mcp`, scope: 'read calculate' });
     expect(typeof r.token?.json.refresh_token).toBe('string');
-    const refreshed = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: String(r.token?.json.refresh_token), client_id: r.clientId });
+    const refreshed = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: String(r.token?.json.refresh_token),
+      client_id: r.clientId,
+    });
     expect(refreshed.status).toBe(200);
     expect(decodeJwt(String(refreshed.json.access_token))).toMatchObject({ aud: `${gw.url}/calc/mcp`, scope: 'read calculate' });
   });
 
-  test('unknown scopes and other services\' scopes are dropped; the token response says what was granted', async () => {
+  test("unknown scopes and other services' scopes are dropped; the token response says what was granted", async () => {
     const { gw } = await securityWorld({}, {}, services);
     const r = await authorizeAndRedeem(gw.url, { resource: `${gw.url}/calc/mcp`, scope: 'read admin no-such-scope' });
     expect(r.token?.status).toBe(200);
@@ -92,7 +107,9 @@ describe('scope selection (RFC 6749 §3.3, MCP scope selection)', () => {
   });
 
   test('required_scopes narrower than scopes: the default is the required set, optional scopes only when asked', async () => {
-    const { gw } = await securityWorld({}, {}, (backend) => ({ calc: { name: 'Calculator', url: backend, oauth_provider: 'myidp', scopes: ['read', 'write'], required_scopes: ['read'] } }));
+    const { gw } = await securityWorld({}, {}, (backend) => ({
+      calc: { name: 'Calculator', url: backend, oauth_provider: 'myidp', scopes: ['read', 'write'], required_scopes: ['read'] },
+    }));
     const none = await authorizeAndRedeem(gw.url, { resource: `${gw.url}/calc/mcp` });
     expect(none.token?.json.scope).toBe('read');
     const asked = await authorizeAndRedeem(gw.url, { resource: `${gw.url}/calc/mcp`, scope: 'write' });
@@ -106,7 +123,15 @@ describe('P1: one resource per authorization', () => {
     // First an approved, remembered consent for calc.
     const first = await authorizeAndRedeem(gw.url, { resource: `${gw.url}/calc/mcp`, scope: 'read' });
     expect(first.token?.status).toBe(200);
-    const q = new URLSearchParams({ response_type: 'code', client_id: first.clientId, redirect_uri: REDIRECT, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's', scope: 'read admin' });
+    const q = new URLSearchParams({
+      response_type: 'code',
+      client_id: first.clientId,
+      redirect_uri: REDIRECT,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+      state: 's',
+      scope: 'read admin',
+    });
     q.append('resource', `${gw.url}/calc/mcp`);
     q.append('resource', `${gw.url}/admin/mcp`);
     const res = await fetch(`${gw.url}/oauth/authorize?${q}`, { redirect: 'manual' });
@@ -125,7 +150,13 @@ describe('P1: one resource per authorization', () => {
     const walk = await new BrowserDriver().walk(url, REDIRECT);
     const code = walk.redirect?.searchParams.get('code');
     expect(code).toBeTruthy();
-    const token = await postForm(`${gw.url}/oauth/token`, { grant_type: 'authorization_code', code: code!, redirect_uri: REDIRECT, code_verifier: VERIFIER, client_id: clientId });
+    const token = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'authorization_code',
+      code: code!,
+      redirect_uri: REDIRECT,
+      code_verifier: VERIFIER,
+      client_id: clientId,
+    });
     expect(token.status).toBe(200);
     expect(gidOf(String(token.json.access_token))).toBeTruthy();
   });

@@ -13,8 +13,24 @@ async function world(tokens: Record<string, unknown> = {}) {
   const carol: IdpUser = { sub: 'carol', email: 'carol@example.com', name: 'Carol', groups: ['mcp-users'] };
   const idp = await startUpstreamIdp([carol]);
   const gw = await startGateway(() => ({
-    oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'] } },
-    mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['read'], policy: { groups: ['mcp-users'] } } },
+    oauth_providers: {
+      myidp: {
+        issuer: idp.issuer,
+        client_id: 'gateway',
+        client_secret: 'gateway-secret',
+        allow_insecure_http: true,
+        scopes: ['openid', 'email', 'profile', 'groups'],
+      },
+    },
+    mcp_services: {
+      calc: {
+        name: 'Calculator',
+        url: 'http://127.0.0.1:9/mcp',
+        oauth_provider: 'myidp',
+        scopes: ['read'],
+        policy: { groups: ['mcp-users'] },
+      },
+    },
     rate_limits: { enabled: false },
     tokens,
   }));
@@ -58,9 +74,14 @@ describe('P10: bounded sign-in session, sign-out, fresh profile for policies', (
     const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(html)?.[1];
     expect(action && xsrf).toBeTruthy();
-    const confirm = await browser.request(new URL(action!, gw.url), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ xsrf: xsrf!, logout: 'yes' }) });
+    const confirm = await browser.request(new URL(action!, gw.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ xsrf: xsrf!, logout: 'yes' }),
+    });
     // oidc-provider redirects to its success page.
-    const done = confirm.status === 303 || confirm.status === 302 ? await browser.request(new URL(confirm.headers.get('location')!, gw.url)) : confirm;
+    const done =
+      confirm.status === 303 || confirm.status === 302 ? await browser.request(new URL(confirm.headers.get('location')!, gw.url)) : confirm;
     expect(await done.text()).toContain('Signed out');
     expect(await gw.ctx.store.list('oidc:Session:')).toHaveLength(0);
 
@@ -73,7 +94,11 @@ describe('P10: bounded sign-in session, sign-out, fresh profile for policies', (
     const { gw, start } = await world();
     const browser = new BrowserDriver();
     await browser.walk(start(), REDIRECT);
-    const res = await browser.request(new URL(`${gw.url}/oauth/logout/confirm`), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ logout: 'yes' }) });
+    const res = await browser.request(new URL(`${gw.url}/oauth/logout/confirm`), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ logout: 'yes' }),
+    });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
     expect(await gw.ctx.store.list('oidc:Session:')).toHaveLength(1);

@@ -8,16 +8,37 @@ export interface AuthzWorld {
   gw: StartedGateway;
 }
 
-export async function startWorld(extra: Record<string, unknown> = {}, services?: Record<string, unknown>, options: GatewayOptions = {}): Promise<AuthzWorld> {
+export async function startWorld(
+  extra: Record<string, unknown> = {},
+  services?: Record<string, unknown>,
+  options: GatewayOptions = {},
+): Promise<AuthzWorld> {
   const idp = await startUpstreamIdp();
-  const gw = await startGateway(() => ({
-    oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'] } },
-    mcp_services: services ?? {
-      calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools', 'mcp:read'] },
-      weather: { name: 'Weather', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['weather:read'], policy: { email_domains: ['example.com'] } },
-    },
-    ...extra,
-  }), options);
+  const gw = await startGateway(
+    () => ({
+      oauth_providers: {
+        myidp: {
+          issuer: idp.issuer,
+          client_id: 'gateway',
+          client_secret: 'gateway-secret',
+          allow_insecure_http: true,
+          scopes: ['openid', 'email', 'profile', 'groups'],
+        },
+      },
+      mcp_services: services ?? {
+        calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools', 'mcp:read'] },
+        weather: {
+          name: 'Weather',
+          url: 'http://127.0.0.1:9/mcp',
+          oauth_provider: 'myidp',
+          scopes: ['weather:read'],
+          policy: { email_domains: ['example.com'] },
+        },
+      },
+      ...extra,
+    }),
+    options,
+  );
   idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
   return { idp, gw };
 }

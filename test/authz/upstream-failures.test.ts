@@ -61,7 +61,13 @@ describe('plain http on loopback', () => {
     const gh = await startGithubStandin();
     const log = logSink();
     const gw = await gateway(
-      { client_id: gh.clientId, client_secret: gh.clientSecret, authorization_url: `${gh.url}/login/oauth/authorize`, token_url: `${gh.url}/login/oauth/access_token`, userinfo_url: `${gh.url}/custom/userinfo` },
+      {
+        client_id: gh.clientId,
+        client_secret: gh.clientSecret,
+        authorization_url: `${gh.url}/login/oauth/authorize`,
+        token_url: `${gh.url}/login/oauth/access_token`,
+        userinfo_url: `${gh.url}/custom/userinfo`,
+      },
       log,
     );
     gh.customProfile = { sub: 'u-1', email: 'erin@acme.example', name: 'Erin' };
@@ -89,24 +95,45 @@ describe('identity provider unreachable', () => {
   test('discovery refused: a warning at start-up (start not blocked), /ready reports it, the sign-in page says so and the client gets temporarily_unavailable', async () => {
     const log = logSink();
     const gw = await gateway({ issuer: await refusedUrl() }, log);
-    await expect.poll(() => log.warnings().find((m) => m.includes('cannot be used yet'))).toContain("identity provider 'myidp' cannot be used yet: the identity provider could not be reached");
+    await expect
+      .poll(() => log.warnings().find((m) => m.includes('cannot be used yet')))
+      .toContain("identity provider 'myidp' cannot be used yet: the identity provider could not be reached");
     const ready = await fetch(`${gw.url}/ready`);
     expect(ready.status).toBe(200); // an IdP outage does not take the instance out of the load balancer
-    expect((await readyBody(ready)).identity_provider).toMatchObject({ provider: 'myidp', state: 'unreachable', reason: 'discovery: ECONNREFUSED' });
+    expect((await readyBody(ready)).identity_provider).toMatchObject({
+      provider: 'myidp',
+      state: 'unreachable',
+      reason: 'discovery: ECONNREFUSED',
+    });
     await expectUnavailable(gw.url);
     expect(JSON.stringify(log.lines)).not.toContain('"level":50');
   });
 
   test('token endpoint refusing connections (custom provider): 503 page with the return button, temporarily_unavailable', async () => {
     const gh = await startGithubStandin();
-    const gw = await gateway({ client_id: gh.clientId, client_secret: gh.clientSecret, authorization_url: `${gh.url}/login/oauth/authorize`, token_url: `${await refusedUrl()}/token`, userinfo_url: `${gh.url}/custom/userinfo` });
+    const gw = await gateway({
+      client_id: gh.clientId,
+      client_secret: gh.clientSecret,
+      authorization_url: `${gh.url}/login/oauth/authorize`,
+      token_url: `${await refusedUrl()}/token`,
+      userinfo_url: `${gh.url}/custom/userinfo`,
+    });
     await expectUnavailable(gw.url);
-    expect((await readyBody(await fetch(`${gw.url}/ready`))).identity_provider).toMatchObject({ state: 'unreachable', reason: 'ECONNREFUSED' });
+    expect((await readyBody(await fetch(`${gw.url}/ready`))).identity_provider).toMatchObject({
+      state: 'unreachable',
+      reason: 'ECONNREFUSED',
+    });
   });
 
   test('userinfo endpoint refusing connections (custom provider): the same page and error', async () => {
     const gh = await startGithubStandin();
-    const gw = await gateway({ client_id: gh.clientId, client_secret: gh.clientSecret, authorization_url: `${gh.url}/login/oauth/authorize`, token_url: `${gh.url}/login/oauth/access_token`, userinfo_url: `${await refusedUrl()}/me` });
+    const gw = await gateway({
+      client_id: gh.clientId,
+      client_secret: gh.clientSecret,
+      authorization_url: `${gh.url}/login/oauth/authorize`,
+      token_url: `${gh.url}/login/oauth/access_token`,
+      userinfo_url: `${await refusedUrl()}/me`,
+    });
     await expectUnavailable(gw.url);
     expect(gh.tokenRequests).toHaveLength(1);
   });
@@ -139,7 +166,10 @@ describe('a provider that answers but cannot be used', () => {
     const gw = await gateway({ issuer: gh.url }, log);
     await expect.poll(() => log.warnings().find((m) => m.includes('cannot be used yet'))).toContain('discovery document could not be used');
     const ready = await readyBody(await fetch(`${gw.url}/ready`));
-    expect(ready.identity_provider, JSON.stringify(ready)).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^discovery: HTTP 4\d\d$/) });
+    expect(ready.identity_provider, JSON.stringify(ready)).toMatchObject({
+      state: 'failed',
+      reason: expect.stringMatching(/^discovery: HTTP 4\d\d$/),
+    });
     const provider = new TestOAuthProvider();
     await expect(obtainToken(gw.url, 'calc', { provider })).rejects.toMatchObject({ oauthError: 'server_error' });
     expect(provider.lastWalk?.pages).toEqual(['consent', 'return']);
@@ -187,12 +217,22 @@ describe('a loopback issuer does not open plain http to other hosts', () => {
     const server = createServer((req, res) => {
       const issuer = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: 'http://idp.example.com/token', jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'] }));
+      res.end(
+        JSON.stringify({
+          issuer,
+          authorization_endpoint: `${issuer}/auth`,
+          token_endpoint: 'http://idp.example.com/token',
+          jwks_uri: `${issuer}/jwks`,
+          response_types_supported: ['code'],
+        }),
+      );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     onTestFinished(() => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))));
     const gw = await gateway({ issuer: `http://127.0.0.1:${(server.address() as { port: number }).port}` });
-    await expect.poll(async () => (await readyBody(await fetch(`${gw.url}/ready`))).identity_provider).toMatchObject({ state: 'failed', reason: 'insecure_endpoint' });
+    await expect
+      .poll(async () => (await readyBody(await fetch(`${gw.url}/ready`))).identity_provider)
+      .toMatchObject({ state: 'failed', reason: 'insecure_endpoint' });
     const provider = new TestOAuthProvider();
     await expect(obtainToken(gw.url, 'calc', { provider })).rejects.toMatchObject({ oauthError: 'server_error' });
     expect(provider.lastWalk!.shown[1]).toMatchObject({ status: 502 });
@@ -210,7 +250,9 @@ describe('timeouts count as unreachable', () => {
     onTestFinished(() => new Promise<void>((r) => (silent.closeAllConnections(), silent.close(() => r()))));
     const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
 
-    const discovery = await oidc.discovery(new URL(url), 'c', 's', undefined, { execute: [oidc.allowInsecureRequests], timeout: 0.2 }).catch((e: unknown) => e);
+    const discovery = await oidc
+      .discovery(new URL(url), 'c', 's', undefined, { execute: [oidc.allowInsecureRequests], timeout: 0.2 })
+      .catch((e: unknown) => e);
     expect(isUnavailable(discovery)).toBe(true);
     expect(startFailure(discovery).oauthError).toBe('temporarily_unavailable');
 

@@ -19,16 +19,39 @@ describe('GitHub upstream (OAuth 2.0 + REST API)', () => {
     const gw = await githubGateway(gh, { base_url: gh.url });
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     expect(provider.lastWalk?.pages).toEqual(['consent']);
-    expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: 'github:583231', email: 'octocat@example.com', name: 'octocat', picture: OCTOCAT.avatar_url, idp: 'github' });
+    expect(decodeJwt(tokens.access_token)).toMatchObject({
+      sub: 'github:583231',
+      email: 'octocat@example.com',
+      name: 'octocat',
+      picture: OCTOCAT.avatar_url,
+      idp: 'github',
+    });
     const auth = gh.authorizeRequests[0]!;
-    expect(auth).toMatchObject({ client_id: gh.clientId, redirect_uri: `${gw.url}/oauth/callback`, scope: 'read:user user:email', code_challenge_method: 'S256' });
-    expect(gh.tokenRequests).toEqual([{ clientAuth: 'body', accept: expect.stringContaining('application/json'), pkceVerified: true, outcome: 'ok' }]);
+    expect(auth).toMatchObject({
+      client_id: gh.clientId,
+      redirect_uri: `${gw.url}/oauth/callback`,
+      scope: 'read:user user:email',
+      code_challenge_method: 'S256',
+    });
+    expect(gh.tokenRequests).toEqual([
+      { clientAuth: 'body', accept: expect.stringContaining('application/json'), pkceVerified: true, outcome: 'ok' },
+    ]);
   });
 
   test('api.github.com layout (api_url): name from the profile; only a primary AND verified address becomes the email (not the public profile email, not an unverified primary)', async () => {
     const gh = await startGithubStandin();
-    gh.nextUser = { id: 42, login: 'hubot', name: 'Hubot Robot', email: 'hubot-public@example.com', emails: [{ email: 'hubot@example.com', primary: true, verified: false }] };
-    const gw = await githubGateway(gh, { authorization_url: `${gh.url}/login/oauth/authorize`, token_url: `${gh.url}/login/oauth/access_token`, api_url: gh.url });
+    gh.nextUser = {
+      id: 42,
+      login: 'hubot',
+      name: 'Hubot Robot',
+      email: 'hubot-public@example.com',
+      emails: [{ email: 'hubot@example.com', primary: true, verified: false }],
+    };
+    const gw = await githubGateway(gh, {
+      authorization_url: `${gh.url}/login/oauth/authorize`,
+      token_url: `${gh.url}/login/oauth/access_token`,
+      api_url: gh.url,
+    });
     const { tokens } = await obtainToken(gw.url, 'calc');
     const claims = decodeJwt(tokens.access_token);
     expect(claims).toMatchObject({ sub: 'github:42', name: 'Hubot Robot' });
@@ -57,23 +80,60 @@ describe('GitHub upstream (OAuth 2.0 + REST API)', () => {
 
 describe('custom upstream (explicit URLs, no discovery, no ID token)', () => {
   const customGateway = (gh: GithubStandin, extra: Record<string, unknown> = {}) =>
-    githubGateway(gh, { authorization_url: `${gh.url}/login/oauth/authorize`, token_url: `${gh.url}/login/oauth/access_token`, userinfo_url: `${gh.url}/custom/userinfo`, ...extra }, 'acme');
+    githubGateway(
+      gh,
+      {
+        authorization_url: `${gh.url}/login/oauth/authorize`,
+        token_url: `${gh.url}/login/oauth/access_token`,
+        userinfo_url: `${gh.url}/custom/userinfo`,
+        ...extra,
+      },
+      'acme',
+    );
 
   test('claims mapping: id, email, name, picture and groups from configured (nested) claims', async () => {
     const gh = await startGithubStandin();
-    gh.customProfile = { uid: 'u-77', mail: 'carol@acme.example', profile: { display: 'Carol Acme' }, photo: 'https://acme.example/c.png', teams: 'ops, dev', id: 'ignored' };
-    const gw = await customGateway(gh, { claims: { id: 'uid', email: 'mail', name: 'profile.display', picture: 'photo', groups: 'teams' } });
+    gh.customProfile = {
+      uid: 'u-77',
+      mail: 'carol@acme.example',
+      profile: { display: 'Carol Acme' },
+      photo: 'https://acme.example/c.png',
+      teams: 'ops, dev',
+      id: 'ignored',
+    };
+    const gw = await customGateway(gh, {
+      claims: { id: 'uid', email: 'mail', name: 'profile.display', picture: 'photo', groups: 'teams' },
+    });
     const { tokens } = await obtainToken(gw.url, 'calc');
-    expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: 'acme:u-77', email: 'carol@acme.example', name: 'Carol Acme', picture: 'https://acme.example/c.png', groups: ['ops', 'dev'], idp: 'acme' });
+    expect(decodeJwt(tokens.access_token)).toMatchObject({
+      sub: 'acme:u-77',
+      email: 'carol@acme.example',
+      name: 'Carol Acme',
+      picture: 'https://acme.example/c.png',
+      groups: ['ops', 'dev'],
+      idp: 'acme',
+    });
     expect(gh.tokenRequests[0]).toMatchObject({ clientAuth: 'body', pkceVerified: true });
   });
 
   test('default fallbacks: id←user_id, name←display_name, picture←profile_image_url', async () => {
     const gh = await startGithubStandin();
-    gh.customProfile = { user_id: 9001, email: 'dave@acme.example', display_name: 'Dave', profile_image_url: 'https://acme.example/d.png', groups: ['a', 'b'] };
+    gh.customProfile = {
+      user_id: 9001,
+      email: 'dave@acme.example',
+      display_name: 'Dave',
+      profile_image_url: 'https://acme.example/d.png',
+      groups: ['a', 'b'],
+    };
     const gw = await customGateway(gh);
     const { tokens } = await obtainToken(gw.url, 'calc');
-    expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: 'acme:9001', email: 'dave@acme.example', name: 'Dave', picture: 'https://acme.example/d.png', groups: ['a', 'b'] });
+    expect(decodeJwt(tokens.access_token)).toMatchObject({
+      sub: 'acme:9001',
+      email: 'dave@acme.example',
+      name: 'Dave',
+      picture: 'https://acme.example/d.png',
+      groups: ['a', 'b'],
+    });
   });
 
   test('default fallbacks: id←sub, name←username, picture←avatar_url; no subject at all fails cleanly', async () => {

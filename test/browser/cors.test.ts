@@ -9,7 +9,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
-import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, launchBrowser, type RealBrowser, type WatchedPage } from '../helpers/browser.js';
+import {
+  BROWSER_GATEWAY_LIMITS,
+  BROWSER_TIMEOUT,
+  describeBrowsers,
+  launchBrowser,
+  type RealBrowser,
+  type WatchedPage,
+} from '../helpers/browser.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { startUpstreamIdp } from '../helpers/upstream-idp.js';
@@ -39,22 +46,30 @@ interface FetchOutcome {
 }
 
 /** fetch() run inside the page (its origin, its CORS rules); returns what the page could read. */
-async function pageFetch(w: WatchedPage, url: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<FetchOutcome> {
-  return w.page.evaluate(async (u: string, i: { method?: string; headers?: Record<string, string>; body?: string }) => {
-    try {
-      const res = await fetch(u, { ...i, mode: 'cors' });
-      const text = await res.text();
-      let body: unknown = text;
+async function pageFetch(
+  w: WatchedPage,
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<FetchOutcome> {
+  return w.page.evaluate(
+    async (u: string, i: { method?: string; headers?: Record<string, string>; body?: string }) => {
       try {
-        body = JSON.parse(text);
-      } catch {
-        // not JSON
+        const res = await fetch(u, { ...i, mode: 'cors' });
+        const text = await res.text();
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON
+        }
+        return { ok: res.ok, status: res.status, body };
+      } catch (err) {
+        return { ok: false, blocked: String(err) };
       }
-      return { ok: res.ok, status: res.status, body };
-    } catch (err) {
-      return { ok: false, blocked: String(err) };
-    }
-  }, url, init);
+    },
+    url,
+    init,
+  );
 }
 
 const PROTOCOL = { 'mcp-protocol-version': '2025-06-18' };
@@ -64,7 +79,15 @@ async function world(allowOrigin: boolean) {
   const idp = await startUpstreamIdp();
   const backend = await startMcpBackend();
   const gw = await startGateway(() => ({
-    oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile'] } },
+    oauth_providers: {
+      myidp: {
+        issuer: idp.issuer,
+        client_id: 'gateway',
+        client_secret: 'gateway-secret',
+        allow_insecure_http: true,
+        scopes: ['openid', 'email', 'profile'],
+      },
+    },
     mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
     cors: { allow_origins: allowOrigin ? [site.origin] : ['https://someone-else.example'] },
     ...BROWSER_GATEWAY_LIMITS,
@@ -98,7 +121,14 @@ async function signIn(w: WatchedPage, gw: StartedGateway, clientId: string, redi
 }
 
 const tokenBody = (clientId: string, code: string, verifier: string, redirectUri: string, gw: StartedGateway) =>
-  new URLSearchParams({ grant_type: 'authorization_code', client_id: clientId, code, code_verifier: verifier, redirect_uri: redirectUri, resource: `${gw.url}/calc/mcp` }).toString();
+  new URLSearchParams({
+    grant_type: 'authorization_code',
+    client_id: clientId,
+    code,
+    code_verifier: verifier,
+    redirect_uri: redirectUri,
+    resource: `${gw.url}/calc/mcp`,
+  }).toString();
 
 describeBrowsers('browser-hosted MCP client on another origin (CORS)', (name) => {
   let rb: RealBrowser;
@@ -107,71 +137,114 @@ describeBrowsers('browser-hosted MCP client on another origin (CORS)', (name) =>
   }, BROWSER_TIMEOUT);
   afterAll(async () => rb?.close());
 
-  test('origin in cors.allow_origins: discovery, registration, token exchange and revocation are readable', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
-    const { site, gw } = await world(true);
-    const w = await rb.newPage();
-    onTestFinished(() => w.close());
-    await w.page.goto(`${site.origin}/app`, { waitUntil: 'load' });
+  test(
+    'origin in cors.allow_origins: discovery, registration, token exchange and revocation are readable',
+    { timeout: BROWSER_TIMEOUT * 2 },
+    async () => {
+      const { site, gw } = await world(true);
+      const w = await rb.newPage();
+      onTestFinished(() => w.close());
+      await w.page.goto(`${site.origin}/app`, { waitUntil: 'load' });
 
-    const prm = await pageFetch(w, `${gw.url}/.well-known/oauth-protected-resource/calc/mcp`, { headers: PROTOCOL });
-    expect(prm).toMatchObject({ ok: true, body: { resource: `${gw.url}/calc/mcp`, authorization_servers: [gw.url] } });
-    const as = await pageFetch(w, `${gw.url}/.well-known/oauth-authorization-server`, { headers: PROTOCOL });
-    expect(as).toMatchObject({ ok: true, body: { issuer: gw.url } });
-    const meta = as.body as { registration_endpoint: string; token_endpoint: string; revocation_endpoint: string };
+      const prm = await pageFetch(w, `${gw.url}/.well-known/oauth-protected-resource/calc/mcp`, { headers: PROTOCOL });
+      expect(prm).toMatchObject({ ok: true, body: { resource: `${gw.url}/calc/mcp`, authorization_servers: [gw.url] } });
+      const as = await pageFetch(w, `${gw.url}/.well-known/oauth-authorization-server`, { headers: PROTOCOL });
+      expect(as).toMatchObject({ ok: true, body: { issuer: gw.url } });
+      const meta = as.body as { registration_endpoint: string; token_endpoint: string; revocation_endpoint: string };
 
-    const reg = await pageFetch(w, meta.registration_endpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...PROTOCOL },
-      body: JSON.stringify({ client_name: 'Browser MCP client', redirect_uris: [site.redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' }),
-    });
-    expect(reg.blocked).toBeUndefined();
-    expect(reg.status).toBe(201);
-    const clientId = (reg.body as { client_id: string }).client_id;
+      const reg = await pageFetch(w, meta.registration_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...PROTOCOL },
+        body: JSON.stringify({
+          client_name: 'Browser MCP client',
+          redirect_uris: [site.redirectUri],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'none',
+        }),
+      });
+      expect(reg.blocked).toBeUndefined();
+      expect(reg.status).toBe(201);
+      const clientId = (reg.body as { client_id: string }).client_id;
 
-    const { code, verifier } = await signIn(w, gw, clientId, site.redirectUri, site.hits);
-    const tokens = await pageFetch(w, meta.token_endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: tokenBody(clientId, code, verifier, site.redirectUri, gw) });
-    expect(tokens.blocked).toBeUndefined();
-    expect(tokens).toMatchObject({ ok: true, body: { token_type: 'Bearer' } });
-    const { refresh_token } = tokens.body as { refresh_token: string };
-    expect(refresh_token).toBeTruthy();
+      const { code, verifier } = await signIn(w, gw, clientId, site.redirectUri, site.hits);
+      const tokens = await pageFetch(w, meta.token_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: tokenBody(clientId, code, verifier, site.redirectUri, gw),
+      });
+      expect(tokens.blocked).toBeUndefined();
+      expect(tokens).toMatchObject({ ok: true, body: { token_type: 'Bearer' } });
+      const { refresh_token } = tokens.body as { refresh_token: string };
+      expect(refresh_token).toBeTruthy();
 
-    const revoked = await pageFetch(w, meta.revocation_endpoint, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: refresh_token, client_id: clientId }).toString() });
-    expect(revoked).toMatchObject({ ok: true, status: 200 });
-    expect(w.cspViolations).toEqual([]);
-  });
+      const revoked = await pageFetch(w, meta.revocation_endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: refresh_token, client_id: clientId }).toString(),
+      });
+      expect(revoked).toMatchObject({ ok: true, status: 200 });
+      expect(w.cspViolations).toEqual([]);
+    },
+  );
 
-  test('origin not listed: preflighted discovery and registration are blocked by the browser, the token endpoint refuses it (the code stays usable)', { timeout: BROWSER_TIMEOUT * 2 }, async () => {
-    const { site, gw } = await world(false);
-    const w = await rb.newPage();
-    onTestFinished(() => w.close());
-    await w.page.goto(`${site.origin}/app`, { waitUntil: 'load' });
+  test(
+    'origin not listed: preflighted discovery and registration are blocked by the browser, the token endpoint refuses it (the code stays usable)',
+    { timeout: BROWSER_TIMEOUT * 2 },
+    async () => {
+      const { site, gw } = await world(false);
+      const w = await rb.newPage();
+      onTestFinished(() => w.close());
+      await w.page.goto(`${site.origin}/app`, { waitUntil: 'load' });
 
-    // Public documents stay readable by a simple GET (no credentials): they are public.
-    expect(await pageFetch(w, `${gw.url}/.well-known/oauth-authorization-server`)).toMatchObject({ ok: true, body: { issuer: gw.url } });
-    // With MCP-Protocol-Version (what the SDK sends) the preflight is refused: the browser blocks.
-    expect((await pageFetch(w, `${gw.url}/.well-known/oauth-protected-resource/calc/mcp`, { headers: PROTOCOL })).blocked).toMatch(/TypeError/);
-    const reg = await pageFetch(w, `${gw.url}/oauth/register`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ client_name: 'Browser MCP client', redirect_uris: [site.redirectUri], token_endpoint_auth_method: 'none' }),
-    });
-    expect(reg.blocked).toMatch(/TypeError/);
+      // Public documents stay readable by a simple GET (no credentials): they are public.
+      expect(await pageFetch(w, `${gw.url}/.well-known/oauth-authorization-server`)).toMatchObject({ ok: true, body: { issuer: gw.url } });
+      // With MCP-Protocol-Version (what the SDK sends) the preflight is refused: the browser blocks.
+      expect((await pageFetch(w, `${gw.url}/.well-known/oauth-protected-resource/calc/mcp`, { headers: PROTOCOL })).blocked).toMatch(
+        /TypeError/,
+      );
+      const reg = await pageFetch(w, `${gw.url}/oauth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'Browser MCP client', redirect_uris: [site.redirectUri], token_endpoint_auth_method: 'none' }),
+      });
+      expect(reg.blocked).toMatch(/TypeError/);
 
-    // A client registered natively (no Origin), signed in in the browser.
-    const native = await fetch(`${gw.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'native', redirect_uris: [site.redirectUri], token_endpoint_auth_method: 'none' }) });
-    expect(native.status).toBe(201);
-    const clientId = ((await native.json()) as { client_id: string }).client_id;
-    const { code, verifier } = await signIn(w, gw, clientId, site.redirectUri, site.hits);
+      // A client registered natively (no Origin), signed in in the browser.
+      const native = await fetch(`${gw.url}/oauth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ client_name: 'native', redirect_uris: [site.redirectUri], token_endpoint_auth_method: 'none' }),
+      });
+      expect(native.status).toBe(201);
+      const clientId = ((await native.json()) as { client_id: string }).client_id;
+      const { code, verifier } = await signIn(w, gw, clientId, site.redirectUri, site.hits);
 
-    // A form POST is a simple request: the browser sends it without a preflight. The gateway refuses it
-    // (403) instead of spending the code, and the page cannot read the answer.
-    const fromPage = await pageFetch(w, `${gw.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: tokenBody(clientId, code, verifier, site.redirectUri, gw) });
-    expect(fromPage.blocked).toMatch(/TypeError/);
-    const direct = await fetch(`${gw.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', origin: site.origin }, body: tokenBody(clientId, code, verifier, site.redirectUri, gw) });
-    expect(direct.status).toBe(403);
-    expect(await direct.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('cors.allow_origins') });
-    // The code was not spent: the native exchange still works.
-    const exchanged = await fetch(`${gw.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: tokenBody(clientId, code, verifier, site.redirectUri, gw) });
-    expect(exchanged.status).toBe(200);
-  });
+      // A form POST is a simple request: the browser sends it without a preflight. The gateway refuses it
+      // (403) instead of spending the code, and the page cannot read the answer.
+      const fromPage = await pageFetch(w, `${gw.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: tokenBody(clientId, code, verifier, site.redirectUri, gw),
+      });
+      expect(fromPage.blocked).toMatch(/TypeError/);
+      const direct = await fetch(`${gw.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: site.origin },
+        body: tokenBody(clientId, code, verifier, site.redirectUri, gw),
+      });
+      expect(direct.status).toBe(403);
+      expect(await direct.json()).toMatchObject({
+        error: 'invalid_request',
+        error_description: expect.stringContaining('cors.allow_origins'),
+      });
+      // The code was not spent: the native exchange still works.
+      const exchanged = await fetch(`${gw.url}/oauth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: tokenBody(clientId, code, verifier, site.redirectUri, gw),
+      });
+      expect(exchanged.status).toBe(200);
+    },
+  );
 });

@@ -29,7 +29,8 @@ describe('page CSP form-action', () => {
     expect(cspSource("http://a;script-src 'unsafe-inline'/")).toBeUndefined();
     expect(cspSource('http://a,b/')).toBeUndefined();
     expect(cspSource("http://a'b/")).toBeUndefined();
-    for (const bad of ['javascript:alert(1)', 'data:text/html,x', 'blob:http://x/1', 'not a url', '']) expect(cspSource(bad)).toBeUndefined();
+    for (const bad of ['javascript:alert(1)', 'data:text/html,x', 'blob:http://x/1', 'not a url', ''])
+      expect(cspSource(bad)).toBeUndefined();
     expect(formAction(PAGE_HEADERS['content-security-policy']!)).toEqual(["'self'"]);
     const h = pageHeaders(['http://127.0.0.1:1/cb', undefined, 'http://127.0.0.1:1/other', 'cursor://x/y']);
     expect(formAction(h['content-security-policy']!)).toEqual(["'self'", 'http://127.0.0.1:1', 'cursor:']);
@@ -65,50 +66,90 @@ describe('page CSP form-action', () => {
   });
 });
 
-test('an IdP that does not answer does not hold the consent page: shown within the cap, without the IdP origin', { timeout: 30_000 }, async () => {
-  // Accepts connections and never answers (discovery would wait for its own 10 s timeout).
-  const held: Socket[] = [];
-  const silent = createServer((sock) => void held.push(sock));
-  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-  onTestFinished(() => {
-    for (const sock of held) sock.destroy();
-    return new Promise<void>((r) => silent.close(() => r()));
-  });
-  const issuer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  const gw = await startGateway({
-    oauth_providers: { myidp: { issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true } },
-    mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
-  });
-  const reg = await fetch(`${gw.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:49324/callback'] }) });
-  const { client_id } = (await reg.json()) as { client_id: string };
-  const authorize = new URL(`${gw.url}/oauth/authorize`);
-  authorize.search = new URLSearchParams({ response_type: 'code', client_id, redirect_uri: 'http://127.0.0.1:49324/callback', scope: 'mcp:tools', resource: `${gw.url}/calc/mcp`, code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256', state: 's' }).toString();
-  const browser = new BrowserDriver();
-  let res = await browser.request(authorize);
-  const started = Date.now();
-  for (let hops = 0; res.status >= 300 && res.status < 400 && hops < 5; hops++) res = await browser.request(new URL(res.headers.get('location')!, gw.url));
-  expect(res.status).toBe(200);
-  expect(await res.text()).toContain('Allow access to Calculator');
-  expect(Date.now() - started).toBeLessThan(8000);
-  expect(formAction(res.headers.get('content-security-policy'))).toEqual(["'self'", 'http://127.0.0.1:49324']);
-});
+test(
+  'an IdP that does not answer does not hold the consent page: shown within the cap, without the IdP origin',
+  { timeout: 30_000 },
+  async () => {
+    // Accepts connections and never answers (discovery would wait for its own 10 s timeout).
+    const held: Socket[] = [];
+    const silent = createServer((sock) => void held.push(sock));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    onTestFinished(() => {
+      for (const sock of held) sock.destroy();
+      return new Promise<void>((r) => silent.close(() => r()));
+    });
+    const issuer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const gw = await startGateway({
+      oauth_providers: { myidp: { issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true } },
+      mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
+    });
+    const reg = await fetch(`${gw.url}/oauth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:49324/callback'] }),
+    });
+    const { client_id } = (await reg.json()) as { client_id: string };
+    const authorize = new URL(`${gw.url}/oauth/authorize`);
+    authorize.search = new URLSearchParams({
+      response_type: 'code',
+      client_id,
+      redirect_uri: 'http://127.0.0.1:49324/callback',
+      scope: 'mcp:tools',
+      resource: `${gw.url}/calc/mcp`,
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+      state: 's',
+    }).toString();
+    const browser = new BrowserDriver();
+    let res = await browser.request(authorize);
+    const started = Date.now();
+    for (let hops = 0; res.status >= 300 && res.status < 400 && hops < 5; hops++)
+      res = await browser.request(new URL(res.headers.get('location')!, gw.url));
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('Allow access to Calculator');
+    expect(Date.now() - started).toBeLessThan(8000);
+    expect(formAction(res.headers.get('content-security-policy'))).toEqual(["'self'", 'http://127.0.0.1:49324']);
+  },
+);
 
 describe('CORS on the authorization server', () => {
   const allowed = 'http://localhost:5173';
   const corsGateway = (cors: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
-    startGateway({ oauth_providers: { dev: {} }, mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', scopes: ['mcp:tools'] } }, cors, ...extra });
+    startGateway({
+      oauth_providers: { dev: {} },
+      mcp_services: { calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev', scopes: ['mcp:tools'] } },
+      cors,
+      ...extra,
+    });
   const preflight = (url: string, origin: string | undefined, method = 'POST', headers = 'content-type, mcp-protocol-version') =>
-    fetch(url, { method: 'OPTIONS', headers: { ...(origin ? { origin } : {}), 'access-control-request-method': method, 'access-control-request-headers': headers } });
+    fetch(url, {
+      method: 'OPTIONS',
+      headers: { ...(origin ? { origin } : {}), 'access-control-request-method': method, 'access-control-request-headers': headers },
+    });
 
   test('paths: discovery and JWKS are public; registration, token, revocation, introspection take credentials; nothing else', () => {
-    for (const p of ['/.well-known/oauth-authorization-server', '/.well-known/oauth-protected-resource', '/.well-known/oauth-protected-resource/calc/mcp', '/oauth/jwks']) expect(corsClassOf(p)).toBe('public');
-    for (const p of ['/oauth/register', '/oauth/register/abc', '/oauth/token', '/oauth/revoke', '/oauth/introspect']) expect(corsClassOf(p)).toBe('credentialed');
-    for (const p of ['/calc/mcp', '/oauth/authorize', '/interaction/x', '/.well-known/oauth-protected-resourcex', '/oauth/tokens']) expect(corsClassOf(p)).toBeUndefined();
+    for (const p of [
+      '/.well-known/oauth-authorization-server',
+      '/.well-known/oauth-protected-resource',
+      '/.well-known/oauth-protected-resource/calc/mcp',
+      '/oauth/jwks',
+    ])
+      expect(corsClassOf(p)).toBe('public');
+    for (const p of ['/oauth/register', '/oauth/register/abc', '/oauth/token', '/oauth/revoke', '/oauth/introspect'])
+      expect(corsClassOf(p)).toBe('credentialed');
+    for (const p of ['/calc/mcp', '/oauth/authorize', '/interaction/x', '/.well-known/oauth-protected-resourcex', '/oauth/tokens'])
+      expect(corsClassOf(p)).toBeUndefined();
   });
 
   test('allowed origin: every endpoint answers the preflight and echoes the origin; others get 403 naming the rule', async () => {
     const gw = await corsGateway({ allow_origins: [allowed] });
-    for (const path of ['/.well-known/oauth-authorization-server', '/.well-known/oauth-protected-resource/calc/mcp', '/oauth/register', '/oauth/token', '/oauth/revoke']) {
+    for (const path of [
+      '/.well-known/oauth-authorization-server',
+      '/.well-known/oauth-protected-resource/calc/mcp',
+      '/oauth/register',
+      '/oauth/token',
+      '/oauth/revoke',
+    ]) {
       const ok = await preflight(gw.url + path, allowed);
       expect(ok.status, path).toBe(204);
       expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);
@@ -135,18 +176,30 @@ describe('CORS on the authorization server', () => {
       const jwks = await fetch(`${gw.url}/oauth/jwks`, { headers: origin ? { origin } : {} });
       expect(jwks.headers.get('access-control-allow-origin')).toBe('*');
     }
-    const reg = await fetch(`${gw.url}/oauth/register`, { method: 'POST', headers: { origin: allowed, 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }) });
+    const reg = await fetch(`${gw.url}/oauth/register`, {
+      method: 'POST',
+      headers: { origin: allowed, 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }),
+    });
     expect(reg.status).toBe(201);
     expect(reg.headers.get('access-control-allow-origin')).toBe(allowed);
     // oidc-provider's own CORS answered any origin here; now the unlisted origin is refused before it runs.
     for (const path of ['/oauth/token', '/oauth/revoke', '/oauth/register']) {
-      const res = await fetch(gw.url + path, { method: 'POST', headers: { origin: 'https://elsewhere.example', 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code&code=x' });
+      const res = await fetch(gw.url + path, {
+        method: 'POST',
+        headers: { origin: 'https://elsewhere.example', 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=authorization_code&code=x',
+      });
       expect(res.status, path).toBe(403);
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
       expect(await res.json()).toMatchObject({ error: 'invalid_request' });
     }
     // Without Origin (native clients): unchanged, oidc-provider answers.
-    const native = await fetch(`${gw.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code&code=x&client_id=nobody' });
+    const native = await fetch(`${gw.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=authorization_code&code=x&client_id=nobody',
+    });
     expect(native.status).toBe(401);
     expect(await native.json()).toMatchObject({ error: 'invalid_client' });
   });
@@ -165,7 +218,11 @@ describe('CORS on the authorization server', () => {
   test('registration off: the preflight is answered, the POST says why in a response the page can read', async () => {
     const gw = await corsGateway({ allow_origins: [allowed] }, { registration: { mode: 'off' } });
     expect((await preflight(`${gw.url}/oauth/register`, allowed)).status).toBe(204);
-    const res = await fetch(`${gw.url}/oauth/register`, { method: 'POST', headers: { origin: allowed, 'content-type': 'application/json' }, body: '{}' });
+    const res = await fetch(`${gw.url}/oauth/register`, {
+      method: 'POST',
+      headers: { origin: allowed, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(res.status).toBe(404);
     expect(res.headers.get('access-control-allow-origin')).toBe(allowed);
     expect(((await res.json()) as { error_description: string }).error_description).toContain('registration is disabled');

@@ -23,7 +23,9 @@ describeBrowsers('seed configurations in a real browser', (name) => {
   for (const fixture of FIXTURES) {
     test(`${fixture}: every protected service signs in and calls a tool`, { timeout: BROWSER_TIMEOUT * 3 }, async () => {
       const world = await startSeedWorld(seedConfigFile(fixture), { shutdownGrace: 1 });
-      const protectedServices = Object.entries(world.config.mcp_services).filter(([, s]) => s.auth_required).map(([id]) => id);
+      const protectedServices = Object.entries(world.config.mcp_services)
+        .filter(([, s]) => s.auth_required)
+        .map(([id]) => id);
       expect(protectedServices.length).toBeGreaterThan(0);
       for (const id of protectedServices) {
         const target = await startRedirectTarget();

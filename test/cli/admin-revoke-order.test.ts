@@ -33,7 +33,9 @@ describe('operator revocation order', () => {
       CREATE TRIGGER test_ops_update AFTER UPDATE ON kv BEGIN INSERT INTO test_ops(op, key) VALUES ('set', NEW.key); END;
       CREATE TRIGGER test_ops_delete AFTER DELETE ON kv BEGIN INSERT INTO test_ops(op, key) VALUES ('delete', OLD.key); END;
     `);
-    const grantKeys = new Set((sql.prepare('SELECT key FROM kv_index WHERE tag = ?').all(`grant:${gid}`) as { key: string }[]).map((r) => r.key));
+    const grantKeys = new Set(
+      (sql.prepare('SELECT key FROM kv_index WHERE tag = ?').all(`grant:${gid}`) as { key: string }[]).map((r) => r.key),
+    );
     // The grant, its refresh token (and whatever else oidc-provider indexed under the grant).
     expect(grantKeys.has(`oidc:Grant:${gid}`)).toBe(true);
     expect(grantKeys.size).toBeGreaterThan(1);
@@ -51,7 +53,10 @@ describe('operator revocation order', () => {
     expect(marker, JSON.stringify(ops)).toBeDefined();
     expect(new Set(deletes.map((d) => d.key))).toEqual(grantKeys);
     // Marker first: no moment in which the grant's records are gone and nothing marks it revoked.
-    expect(deletes.every((d) => d.seq > marker!.seq), JSON.stringify(ops)).toBe(true);
+    expect(
+      deletes.every((d) => d.seq > marker!.seq),
+      JSON.stringify(ops),
+    ).toBe(true);
 
     // The CLI audits the revocation like the server does (docs/observability.md).
     const audit = err.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -32,7 +32,11 @@ function capture() {
 /** Runs the real CLI in `cwd` to completion. */
 function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '' } });
+    const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MCP_CONFIG_PATH: '' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -46,7 +50,13 @@ describe('admin commands and storage.type: memory', () => {
     const dir = tempDir();
     const file = join(dir, 'mem.yaml');
     writeFileSync(file, `session_secret: ${TEST_SECRET}\nstorage: {type: memory}\n`);
-    for (const args of [['clients', 'list'], ['grants', 'list'], ['revoke', '--user', 'corp:alice'], ['clients', 'delete', 'x'], ['keys', 'rotate']]) {
+    for (const args of [
+      ['clients', 'list'],
+      ['grants', 'list'],
+      ['revoke', '--user', 'corp:alice'],
+      ['clients', 'delete', 'x'],
+      ['keys', 'rotate'],
+    ]) {
       const c = capture();
       expect(await main([...args, '--config', file], c.output, {}), args.join(' ')).toBe(1);
       expect(c.out, args.join(' ')).toEqual([]);
@@ -62,7 +72,10 @@ describe('admin commands and storage.type: memory', () => {
     const lite = join(dir, 'lite.yaml');
     writeFileSync(mem, `session_secret: ${TEST_SECRET}\nstorage: {type: memory}\n`);
     writeFileSync(lite, `session_secret: ${TEST_SECRET}\nstorage: {type: sqlite, sqlite: {path: ${join(dir, 'x.db')}}}\n`);
-    for (const [from, to] of [[mem, lite], [lite, mem]]) {
+    for (const [from, to] of [
+      [mem, lite],
+      [lite, mem],
+    ]) {
       const c = capture();
       expect(await main(['storage', 'migrate', '--from', from!, '--to', to!], c.output, {})).toBe(1);
       expect(c.err.join('\n')).toContain('storage.type is memory');
@@ -75,7 +88,11 @@ describe('the demo database', () => {
   it('without a configuration the commands read the demo database of this folder: the client and grant of a demo sign-in are listed', async () => {
     const cwd = tempDir();
     const port = await freePort();
-    const demo = spawn(process.execPath, ['--import', TSX, CLI, '--port', String(port)], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '' } });
+    const demo = spawn(process.execPath, ['--import', TSX, CLI, '--port', String(port)], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, MCP_CONFIG_PATH: '' },
+    });
     onTestFinished(() => void demo.kill('SIGKILL'));
     let stderr = '';
     demo.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -89,7 +106,9 @@ describe('the demo database', () => {
     expect((JSON.parse(clients.stdout) as { client_id: string }[]).map((c) => c.client_id)).toContain(clientId);
     const grants = await run(['grants', 'list', '--json'], cwd);
     expect(grants.code, grants.stderr).toBe(0);
-    expect(JSON.parse(grants.stdout)).toEqual([expect.objectContaining({ user: 'dev:ada@example.com', client_id: clientId, services: `http://127.0.0.1:${port}/demo/mcp` })]);
+    expect(JSON.parse(grants.stdout)).toEqual([
+      expect.objectContaining({ user: 'dev:ada@example.com', client_id: clientId, services: `http://127.0.0.1:${port}/demo/mcp` }),
+    ]);
   });
 
   it('without a configuration and without a demo database: a clear error, and nothing is created', async () => {

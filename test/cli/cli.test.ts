@@ -13,7 +13,11 @@ const TSX = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).h
 const CLI = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 
 function spawnCli(args: string[], cwd?: string): ChildProcess {
-  return spawn(process.execPath, ['--import', TSX, CLI, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '' } });
+  return spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MCP_CONFIG_PATH: '' },
+  });
 }
 
 /** Resolves with everything printed so far (stdout and stderr) once `text` appeared on either. */
@@ -64,7 +68,20 @@ describe('command line', () => {
 
   it('check-config reports every problem of a broken file with lines, exit 1, no stack trace', async () => {
     const file = join(dir, 'broken.yaml');
-    writeFileSync(file, ['port: 70000', 'session_secret: x', 'storage:', '  type: floppy', 'mcp_services:', '  a:', '    url: http://x/mcp', '    auth_required: true', ''].join('\n'));
+    writeFileSync(
+      file,
+      [
+        'port: 70000',
+        'session_secret: x',
+        'storage:',
+        '  type: floppy',
+        'mcp_services:',
+        '  a:',
+        '    url: http://x/mcp',
+        '    auth_required: true',
+        '',
+      ].join('\n'),
+    );
     const c = capture();
     expect(await main(['check-config', file], c.output, {})).toBe(1);
     const text = c.err.join('\n');
@@ -98,7 +115,11 @@ describe('command line', () => {
       expect(stdout).toContain('claude mcp add --transport http demo');
       const res = await fetch(`http://127.0.0.1:${port}/services/demo`);
       expect(await res.json()).toMatchObject({ id: 'demo', auth_required: true });
-      const unauth = await fetch(`http://127.0.0.1:${port}/demo/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const unauth = await fetch(`http://127.0.0.1:${port}/demo/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
       expect(unauth.status).toBe(401);
       expect(readdirSync(empty)).toEqual(['data']);
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -118,7 +139,10 @@ describe('command line', () => {
   it('runs the gateway from the real binary, serves /health and stops on SIGTERM', async () => {
     const port = await freePort();
     const file = join(dir, 'serve.yaml');
-    writeFileSync(file, `host: 127.0.0.1\nport: ${port}\nissuer: http://127.0.0.1:${port}\nsession_secret: ${SECRET}\nstorage:\n  type: sqlite\n  sqlite: {path: data/gw.db}\n`);
+    writeFileSync(
+      file,
+      `host: 127.0.0.1\nport: ${port}\nissuer: http://127.0.0.1:${port}\nsession_secret: ${SECRET}\nstorage:\n  type: sqlite\n  sqlite: {path: data/gw.db}\n`,
+    );
     const child = spawnCli(['--config', file]);
     try {
       const stdout = await waitForOutput(child, 'listening on');

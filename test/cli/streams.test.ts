@@ -18,7 +18,11 @@ it('the demo with --debug: stdout is JSON only (proxied requests, refused author
   const cwd = mkdtempSync(join(tmpdir(), 'gw-streams-'));
   onTestFinished(() => rmSync(cwd, { recursive: true, force: true }));
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', TSX, CLI, '--port', String(port), '--debug'], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '' } });
+  const child = spawn(process.execPath, ['--import', TSX, CLI, '--port', String(port), '--debug'], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MCP_CONFIG_PATH: '' },
+  });
   onTestFinished(() => void child.kill('SIGKILL'));
   let stdout = '';
   let stderr = '';
@@ -29,9 +33,16 @@ it('the demo with --debug: stdout is JSON only (proxied requests, refused author
   expect(stderr).toContain('Data:         ./data/demo.db');
 
   const base = `http://127.0.0.1:${port}`;
-  const unauth = await fetch(`${base}/demo/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-real-token-abc123' }, body: '{}' });
+  const unauth = await fetch(`${base}/demo/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer not-a-real-token-abc123' },
+    body: '{}',
+  });
   expect(unauth.status).toBe(401);
-  const authorize = await fetch(`${base}/oauth/authorize?client_id=no-such-client&response_type=code&redirect_uri=${encodeURIComponent('http://127.0.0.1:1/cb')}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`, { redirect: 'manual' });
+  const authorize = await fetch(
+    `${base}/oauth/authorize?client_id=no-such-client&response_type=code&redirect_uri=${encodeURIComponent('http://127.0.0.1:1/cb')}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256`,
+    { redirect: 'manual' },
+  );
   expect(authorize.status).toBe(400);
 
   await expect.poll(() => stdout).toContain('authorization refused');
@@ -44,7 +55,11 @@ it('the demo with --debug: stdout is JSON only (proxied requests, refused author
   expect(lines.length).toBeGreaterThan(2);
   for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
   const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-  expect(records.find((r) => r.service === 'demo' && r.method === 'POST')).toMatchObject({ level: 20, status: 401, duration_ms: expect.any(Number) });
+  expect(records.find((r) => r.service === 'demo' && r.method === 'POST')).toMatchObject({
+    level: 20,
+    status: 401,
+    duration_ms: expect.any(Number),
+  });
   expect(records.find((r) => r.stage === 'authorization')).toMatchObject({ level: 20, error: 'invalid_client' });
   expect(stdout).not.toContain('not-a-real-token-abc123');
   expect(stderr).not.toContain('{"level"');
@@ -74,11 +89,15 @@ it('check-config: a loopback plain-http provider is OK on stdout with one warnin
   const err: string[] = [];
   expect(await main(['check-config', file], { out: (s) => out.push(s), err: (s) => err.push(s) }, {})).toBe(0);
   expect(out).toEqual([expect.stringMatching(/^OK: /)]);
-  expect(err).toEqual(["WARNING: identity provider 'myidp': plain http (issuer) is accepted only because it is on a loopback address (127.0.0.0/8, ::1, localhost); use https for any other host"]);
+  expect(err).toEqual([
+    "WARNING: identity provider 'myidp': plain http (issuer) is accepted only because it is on a loopback address (127.0.0.0/8, ::1, localhost); use https for any other host",
+  ]);
 
   writeFileSync(file, text('idp.example.com'));
   err.length = 0;
   expect(await main(['check-config', file], { out: (s) => out.push(s), err: (s) => err.push(s) }, {})).toBe(1);
-  expect(err.join('\n')).toContain(`${file}:6 oauth_providers.myidp.issuer: issuer uses plain http on a non-loopback host (idp.example.com:8081)`);
+  expect(err.join('\n')).toContain(
+    `${file}:6 oauth_providers.myidp.issuer: issuer uses plain http on a non-loopback host (idp.example.com:8081)`,
+  );
   expect(err.join('\n')).toContain('allow_insecure_http: true');
 });

@@ -18,8 +18,12 @@ describe('generated configuration documentation', () => {
     expect(files.length).toBeGreaterThan(2);
     const env = {
       MCP_SESSION_SECRET: 'example-secret-example-secret-example-secret',
-      GOOGLE_CLIENT_ID: 'x', GOOGLE_CLIENT_SECRET: 'x', GITHUB_CLIENT_ID: 'x', GITHUB_CLIENT_SECRET: 'x',
-      OKTA_CLIENT_ID: 'x', OKTA_CLIENT_SECRET: 'x',
+      GOOGLE_CLIENT_ID: 'x',
+      GOOGLE_CLIENT_SECRET: 'x',
+      GITHUB_CLIENT_ID: 'x',
+      GITHUB_CLIENT_SECRET: 'x',
+      OKTA_CLIENT_ID: 'x',
+      OKTA_CLIENT_SECRET: 'x',
     };
     for (const f of files) expect(() => loadConfigFile(new URL(f, dir).pathname, { env }), f).not.toThrow();
   });

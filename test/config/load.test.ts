@@ -123,7 +123,9 @@ mcp_services:
     expect(byPath['storage.type']).toBe('must be one of: memory, sqlite, redis, vault (got "floppy")');
     expect(byPath['storage.redis.password']).toBe('expected string (got a number)');
     expect(JSON.stringify(p)).not.toContain('987654321');
-    expect(problems(`session_secret: "${SECRET}"\nmcp_services:\n  a: {url: "http://x/mcp", auth_required: false}\n`)[0]?.message).toBe('required (expected string)');
+    expect(problems(`session_secret: "${SECRET}"\nmcp_services:\n  a: {url: "http://x/mcp", auth_required: false}\n`)[0]?.message).toBe(
+      'required (expected string)',
+    );
   });
 
   it('enforces the provider rules with messages that say how to fix them', () => {
@@ -134,7 +136,9 @@ mcp_services:
     );
     expect(mismatch.map((m) => m.path).sort()).toEqual(['mcp_services.a.oauth_provider', 'mcp_services.b.oauth_provider']);
     expect(mismatch[0]?.message).toMatch(/oauth_provider: google/);
-    const custom = problems(`session_secret: "${SECRET}"\noauth_providers:\n  myidp: {client_id: a, client_secret: b, authorization_url: "https://idp/auth"}\n`);
+    const custom = problems(
+      `session_secret: "${SECRET}"\noauth_providers:\n  myidp: {client_id: a, client_secret: b, authorization_url: "https://idp/auth"}\n`,
+    );
     expect(custom[0]?.message).toContain('token_url');
   });
 
@@ -154,7 +158,13 @@ mcp_services:
 
   it('applies environment overrides over the file, and reports which variable was wrong', () => {
     const cfg = loadConfigText(`session_secret: short\nport: 1000\n`, 'x', {
-      env: { MCP_GATEWAY_PORT: '2000', MCP_GATEWAY_HOST: '127.0.0.2', MCP_ISSUER: 'https://a.example', MCP_SESSION_SECRET: SECRET, MCP_DEBUG: 'false' },
+      env: {
+        MCP_GATEWAY_PORT: '2000',
+        MCP_GATEWAY_HOST: '127.0.0.2',
+        MCP_ISSUER: 'https://a.example',
+        MCP_SESSION_SECRET: SECRET,
+        MCP_DEBUG: 'false',
+      },
     });
     expect(cfg).toMatchObject({ port: 2000, host: '127.0.0.2', issuer: 'https://a.example', session_secret: SECRET, debug: false });
     const p = problems(`session_secret: "${SECRET}"\n`, { MCP_GATEWAY_PORT: 'eighty' });

@@ -22,7 +22,13 @@ import { freePort } from '../helpers/gateway.js';
 const dir = mkdtempSync(join(tmpdir(), 'gw-one-pass-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const HEAD = ['host: 127.0.0.1', 'port: 0', 'issuer: http://127.0.0.1:8080', 'session_secret: one-validation-pass-secret-0123456789abcdef', 'storage: {type: memory}'];
+const HEAD = [
+  'host: 127.0.0.1',
+  'port: 0',
+  'issuer: http://127.0.0.1:8080',
+  'session_secret: one-validation-pass-secret-0123456789abcdef',
+  'storage: {type: memory}',
+];
 const SERVICE = ['mcp_services:', '  calc:', '    name: Calc', '    url: http://127.0.0.1:9/mcp', '    auth_required: false'];
 
 /** The 1-based line of the first line of `text` containing `needle`. */
@@ -68,7 +74,9 @@ describe('rules the server enforces at start-up are reported by the loader, with
 
   it('the signed identity header, when the assertion is enabled (as the proxy checks it)', () => {
     const text = yaml(...HEAD, ...SERVICE, '    signed_identity:', '      enabled: true', '      header: "x:assertion"');
-    expect(problemAt(text, 'mcp_services.calc.signed_identity.header', 'header: "x:assertion"').message).toContain('not a valid HTTP header name');
+    expect(problemAt(text, 'mcp_services.calc.signed_identity.header', 'header: "x:assertion"').message).toContain(
+      'not a valid HTTP header name',
+    );
     // Disabled, the header is never sent and the proxy does not look at it.
     expect(() => loadConfigText(text.replace('enabled: true', 'enabled: false'), 'cfg.yaml', { env: {} })).not.toThrow();
   });
@@ -76,7 +84,9 @@ describe('rules the server enforces at start-up are reported by the loader, with
   it('the development sign-in on a non-loopback bind address, at the host key', () => {
     const text = yaml(...HEAD, 'oauth_providers:', '  dev: {}', ...SERVICE).replace('host: 127.0.0.1', 'host: 0.0.0.0');
     const p = problemAt(text, 'host', 'host: 0.0.0.0');
-    expect(p.message).toMatch(/oauth_providers\.dev \(type: dev, the development sign-in\) is only allowed on a loopback address, but host is '0\.0\.0\.0'\. Bind to 127\.0\.0\.1/);
+    expect(p.message).toMatch(
+      /oauth_providers\.dev \(type: dev, the development sign-in\) is only allowed on a loopback address, but host is '0\.0\.0\.0'\. Bind to 127\.0\.0\.1/,
+    );
   });
 
   it('the development sign-in with host left at its default: the line of the provider', () => {
@@ -91,18 +101,33 @@ describe('rules the server enforces at start-up are reported by the loader, with
   });
 
   it('the development sign-in with a public issuer, at the issuer key', () => {
-    const text = yaml(...HEAD, 'oauth_providers:', '  dev: {}', ...SERVICE).replace('issuer: http://127.0.0.1:8080', 'issuer: https://gateway.example.com');
-    expect(problemAt(text, 'issuer', 'issuer: https://gateway.example.com').message).toContain("only allowed with a loopback issuer, but issuer is 'https://gateway.example.com'");
+    const text = yaml(...HEAD, 'oauth_providers:', '  dev: {}', ...SERVICE).replace(
+      'issuer: http://127.0.0.1:8080',
+      'issuer: https://gateway.example.com',
+    );
+    expect(problemAt(text, 'issuer', 'issuer: https://gateway.example.com').message).toContain(
+      "only allowed with a loopback issuer, but issuer is 'https://gateway.example.com'",
+    );
   });
 
   it('the development sign-in when the environment says NODE_ENV=production', () => {
     const text = yaml(...HEAD, 'oauth_providers:', '  dev: {}', ...SERVICE);
     expect(() => loadConfigText(text, 'cfg.yaml', { env: { NODE_ENV: 'development' } })).not.toThrow();
-    expect(problemAt(text, 'oauth_providers.dev', '  dev: {}', { NODE_ENV: 'production' }).message).toContain('is refused when NODE_ENV=production: anyone could sign in as anyone');
+    expect(problemAt(text, 'oauth_providers.dev', '  dev: {}', { NODE_ENV: 'production' }).message).toContain(
+      'is refused when NODE_ENV=production: anyone could sign in as anyone',
+    );
   });
 
   it('type: oidc without issuer (discovery has nowhere to start)', () => {
-    const text = yaml(...HEAD, 'oauth_providers:', '  corp:', '    type: oidc', '    client_id: id', '    client_secret: secret', ...SERVICE);
+    const text = yaml(
+      ...HEAD,
+      'oauth_providers:',
+      '  corp:',
+      '    type: oidc',
+      '    client_id: id',
+      '    client_secret: secret',
+      ...SERVICE,
+    );
     expect(problemAt(text, 'oauth_providers.corp.issuer', '  corp:').message).toContain("provider 'corp' (type: oidc) needs issuer");
   });
 
@@ -122,30 +147,84 @@ describe('rules the server enforces at start-up are reported by the loader, with
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
     const first = ecJwk('same');
     const mismatched = { ...ecJwk('k3'), d: ecJwk().d };
-    const text = yaml(...HEAD, 'keys:', `  - ${JSON.stringify(first)}`, `  - ${JSON.stringify({ ...rsa, kid: 'rsa' })}`, `  - ${JSON.stringify({ ...ecJwk(), kid: 'same' })}`, `  - ${JSON.stringify(mismatched)}`, ...SERVICE);
+    const text = yaml(
+      ...HEAD,
+      'keys:',
+      `  - ${JSON.stringify(first)}`,
+      `  - ${JSON.stringify({ ...rsa, kid: 'rsa' })}`,
+      `  - ${JSON.stringify({ ...ecJwk(), kid: 'same' })}`,
+      `  - ${JSON.stringify(mismatched)}`,
+      ...SERVICE,
+    );
     const found = problems(text);
     const lines = text.split('\n');
     const keyLine = (i: number) => lines.findIndex((l) => l.startsWith('  - {')) + 1 + i;
-    expect(found.find((p) => p.path === 'keys.1.kty')).toMatchObject({ line: keyLine(1), message: expect.stringContaining('must be an EC P-256 key') });
-    expect(found.find((p) => p.path === 'keys.2.kid')).toMatchObject({ line: keyLine(2), message: expect.stringContaining('same kid as keys[0]') });
-    expect(found.find((p) => p.path === 'keys.3')).toMatchObject({ line: keyLine(3), message: expect.stringContaining('d does not belong to x and y') });
+    expect(found.find((p) => p.path === 'keys.1.kty')).toMatchObject({
+      line: keyLine(1),
+      message: expect.stringContaining('must be an EC P-256 key'),
+    });
+    expect(found.find((p) => p.path === 'keys.2.kid')).toMatchObject({
+      line: keyLine(2),
+      message: expect.stringContaining('same kid as keys[0]'),
+    });
+    expect(found.find((p) => p.path === 'keys.3')).toMatchObject({
+      line: keyLine(3),
+      message: expect.stringContaining('d does not belong to x and y'),
+    });
     expect(found.some((p) => p.path.startsWith('keys.0'))).toBe(false);
     // A secret never appears in a message.
     expect(JSON.stringify(found)).not.toContain(first.d);
   });
 
   it('a trust_proxy entry that is not an address, a range or a known name (fastify refused it at start-up)', () => {
-    const text = yaml(...HEAD, 'trust_proxy:', '  - 10.0.0.0/8', '  - "10.0.0.1, 10.0.0.2"', '  - 192.168.0.0/33', '  - 10.0.0.0/255.0.255.0', ...SERVICE);
+    const text = yaml(
+      ...HEAD,
+      'trust_proxy:',
+      '  - 10.0.0.0/8',
+      '  - "10.0.0.1, 10.0.0.2"',
+      '  - 192.168.0.0/33',
+      '  - 10.0.0.0/255.0.255.0',
+      ...SERVICE,
+    );
     expect(problemAt(text, 'trust_proxy.1', '10.0.0.1, 10.0.0.2').message).toContain('is not an IP address');
     expect(problemAt(text, 'trust_proxy.2', '192.168.0.0/33').message).toContain('invalid prefix length');
     expect(problemAt(text, 'trust_proxy.3', '255.0.255.0').message).toContain('invalid prefix length');
     expect(problems(text).filter((p) => p.path.startsWith('trust_proxy'))).toHaveLength(3);
-    const ok = loadConfigText(yaml(...HEAD, 'trust_proxy: [loopback, uniquelocal, "::1", 10.0.0.0/255.0.0.0, "fd00::/8"]', ...SERVICE), 'cfg.yaml', { env: {} });
+    const ok = loadConfigText(
+      yaml(...HEAD, 'trust_proxy: [loopback, uniquelocal, "::1", 10.0.0.0/255.0.0.0, "fd00::/8"]', ...SERVICE),
+      'cfg.yaml',
+      { env: {} },
+    );
     expect(ok.trust_proxy).toHaveLength(5);
   });
 
   it('the trust_proxy rule accepts exactly what fastify (proxy-addr) accepts', () => {
-    const entries = ['10.0.0.1', '10.0.0.0/8', '10.0.0.0/08', '10.0.0.0/0', '10.0.0.0/32', '10.0.0.0/33', '10.0.0.0/255.255.0.0', '10.0.0.0/255.0.255.0', '10.0.0.0/0.0.0.0', '::1', 'fd00::/8', '::/129', '::ffff:10.0.0.0/104', 'fe80::1%eth0', 'loopback', 'linklocal', 'uniquelocal', 'Loopback', 'nonsense', ' 10.0.0.1', '10.0.0.1,10.0.0.2', '', '10.0.0.0/', '10.0.0.0/x'];
+    const entries = [
+      '10.0.0.1',
+      '10.0.0.0/8',
+      '10.0.0.0/08',
+      '10.0.0.0/0',
+      '10.0.0.0/32',
+      '10.0.0.0/33',
+      '10.0.0.0/255.255.0.0',
+      '10.0.0.0/255.0.255.0',
+      '10.0.0.0/0.0.0.0',
+      '::1',
+      'fd00::/8',
+      '::/129',
+      '::ffff:10.0.0.0/104',
+      'fe80::1%eth0',
+      'loopback',
+      'linklocal',
+      'uniquelocal',
+      'Loopback',
+      'nonsense',
+      ' 10.0.0.1',
+      '10.0.0.1,10.0.0.2',
+      '',
+      '10.0.0.0/',
+      '10.0.0.0/x',
+    ];
     for (const entry of entries) {
       let fastifyAccepts = true;
       try {
@@ -158,7 +237,13 @@ describe('rules the server enforces at start-up are reported by the loader, with
   });
 
   it('two static clients with one client_id (oidc-provider refused to start)', () => {
-    const text = yaml(...HEAD, 'clients:', '  - {client_id: cli, redirect_uris: ["http://127.0.0.1/cb"]}', '  - {client_id: cli, redirect_uris: ["http://127.0.0.1/other"]}', ...SERVICE);
+    const text = yaml(
+      ...HEAD,
+      'clients:',
+      '  - {client_id: cli, redirect_uris: ["http://127.0.0.1/cb"]}',
+      '  - {client_id: cli, redirect_uris: ["http://127.0.0.1/other"]}',
+      ...SERVICE,
+    );
     expect(problemAt(text, 'clients.1.client_id', '/other').message).toContain("client_id 'cli' is already used by clients[0]");
   });
 
@@ -211,7 +296,9 @@ describe('the runtime guards stay for configuration objects built in code', () =
     const base = testConfig({ mcp_services: { calc: { name: 'Calc', url: 'http://127.0.0.1:9/mcp', auth_required: false } } });
     const calc = base.mcp_services.calc!;
     const badHeader = { ...base, mcp_services: { calc: { ...calc, identity_headers: { ...calc.identity_headers!, id: 'cookie' } } } };
-    await expect(createGateway(badHeader, { silent: true })).rejects.toThrow("mcp_services.calc.identity_headers.id: 'cookie' cannot be an identity header name");
+    await expect(createGateway(badHeader, { silent: true })).rejects.toThrow(
+      "mcp_services.calc.identity_headers.id: 'cookie' cannot be an identity header name",
+    );
     const { kid: _none, ...jwk } = ecJwk('x');
     await expect(createGateway({ ...base, keys: [jwk] }, { silent: true })).rejects.toThrow('keys[0] needs a kid');
     await expect(createGateway({ ...base, trust_proxy: ['nonsense'] }, { silent: true })).rejects.toThrow(/invalid IP address/);
@@ -239,9 +326,13 @@ describe('check-config and start-up (the real binary) list every problem with fi
 
   const expectAll = (stderr: string, file: string, text: string) => {
     expect(stderr).toContain('Invalid configuration (3 problems)');
-    expect(stderr).toContain(`${file}:1 host: oauth_providers.dev (type: dev, the development sign-in) is only allowed on a loopback address`);
+    expect(stderr).toContain(
+      `${file}:1 host: oauth_providers.dev (type: dev, the development sign-in) is only allowed on a loopback address`,
+    );
     expect(stderr).toContain(`${file}:${lineOf(text, '  - {')} keys.0.kid: keys[0] needs a kid`);
-    expect(stderr).toContain(`${file}:${lineOf(text, 'identity_headers')} mcp_services.calc.identity_headers.email: 'x user email' is not a valid HTTP header name`);
+    expect(stderr).toContain(
+      `${file}:${lineOf(text, 'identity_headers')} mcp_services.calc.identity_headers.email: 'x user email' is not a valid HTTP header name`,
+    );
     expect(stderr).not.toMatch(/\n\s+at /);
   };
 
@@ -260,7 +351,9 @@ describe('check-config and start-up (the real binary) list every problem with fi
     expect((await runCli(['check-config', file])).code).toBe(0);
     const run = await runCli(['check-config', file], { env: { NODE_ENV: 'production' } });
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`${file}:${lineOf(text, '  dev: {}')} oauth_providers.dev: oauth_providers.dev (type: dev, the development sign-in) is refused when NODE_ENV=production`);
+    expect(run.stderr).toContain(
+      `${file}:${lineOf(text, '  dev: {}')} oauth_providers.dev: oauth_providers.dev (type: dev, the development sign-in) is refused when NODE_ENV=production`,
+    );
   });
 
   it('start-up (serve) refuses with the same list before opening a port', async () => {
@@ -275,7 +368,9 @@ describe('check-config and start-up (the real binary) list every problem with fi
   it('the demo (no configuration file) names the command line, not a file', async () => {
     const err: string[] = [];
     expect(await main(['--host', '0.0.0.0', '--port', '0'], { out: () => undefined, err: (s) => err.push(s) }, {})).toBe(1);
-    expect(err.join('\n')).toMatch(/demo mode \(no configuration file\) host: .*but host is '0\.0\.0\.0'.*\(value from the command line option --host\)/);
+    expect(err.join('\n')).toMatch(
+      /demo mode \(no configuration file\) host: .*but host is '0\.0\.0\.0'.*\(value from the command line option --host\)/,
+    );
   });
 
   it('start-up names a --host that the development sign-in refuses as coming from the command line', async () => {
@@ -283,6 +378,10 @@ describe('check-config and start-up (the real binary) list every problem with fi
     writeFileSync(file, yaml(...HEAD, 'oauth_providers:', '  dev: {}', ...SERVICE));
     const run = await runCli(['--config', file, '--host', '0.0.0.0']);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1 host: .*but host is '0\\.0\\.0\\.0'.*\\(value from the command line option --host\\)`));
+    expect(run.stderr).toMatch(
+      new RegExp(
+        `${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1 host: .*but host is '0\\.0\\.0\\.0'.*\\(value from the command line option --host\\)`,
+      ),
+    );
   });
 });

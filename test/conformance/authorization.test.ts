@@ -31,8 +31,13 @@ describe.skipIf(Boolean(missing) && !required)('MCP conformance suite: authoriza
     // The suite's own list; both scenarios of the 0.2.0 line at least.
     expect(report.scenarios).toEqual(expect.arrayContaining(['authorization-server-metadata-endpoint', 'authorization-code-grant']));
     expect(report.runs.map((r) => r.service).sort()).toEqual(['calc', 'notes']);
-    const results = report.runs.flatMap((run) => run.scenarios.map((s) => ({ service: run.service, scenario: s.scenario, passed: s.passed, reason: s.reason })));
-    expect(results.filter((r) => !r.passed), summary).toEqual([]);
+    const results = report.runs.flatMap((run) =>
+      run.scenarios.map((s) => ({ service: run.service, scenario: s.scenario, passed: s.passed, reason: s.reason })),
+    );
+    expect(
+      results.filter((r) => !r.passed),
+      summary,
+    ).toEqual([]);
     expect(results).toHaveLength(report.runs.length * report.scenarios.length);
   });
 });

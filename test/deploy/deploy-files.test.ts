@@ -24,7 +24,21 @@ function instructions(text: string): { op: string; args: string }[] {
 
 describe('Dockerfile', () => {
   const ins = instructions(read('Dockerfile'));
-  const known = new Set(['FROM', 'RUN', 'COPY', 'ENV', 'WORKDIR', 'USER', 'EXPOSE', 'VOLUME', 'HEALTHCHECK', 'ENTRYPOINT', 'CMD', 'ARG', 'LABEL']);
+  const known = new Set([
+    'FROM',
+    'RUN',
+    'COPY',
+    'ENV',
+    'WORKDIR',
+    'USER',
+    'EXPOSE',
+    'VOLUME',
+    'HEALTHCHECK',
+    'ENTRYPOINT',
+    'CMD',
+    'ARG',
+    'LABEL',
+  ]);
 
   it('uses only known instructions', () => {
     for (const i of ins) expect(known.has(i.op), i.op).toBe(true);
@@ -75,7 +89,13 @@ describe('deploy/ example', () => {
   });
 
   it('the gateway configuration validates and points at the compose services', () => {
-    const env = { MCP_ISSUER: 'http://localhost:8080', MCP_SESSION_SECRET: 'x'.repeat(48), GOOGLE_CLIENT_ID: 'id', GOOGLE_CLIENT_SECRET: 's', REDIS_PASSWORD: 'p' };
+    const env = {
+      MCP_ISSUER: 'http://localhost:8080',
+      MCP_SESSION_SECRET: 'x'.repeat(48),
+      GOOGLE_CLIENT_ID: 'id',
+      GOOGLE_CLIENT_SECRET: 's',
+      REDIS_PASSWORD: 'p',
+    };
     const cfg = loadConfigFile(new URL('../../deploy/gateway.yaml', import.meta.url).pathname, { env });
     expect(cfg.storage.type).toBe('redis');
     expect(cfg.storage.redis?.host).toBe('redis');

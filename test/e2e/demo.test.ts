@@ -22,7 +22,10 @@ describe('demo mode', () => {
     onTestFinished(() => gw.close());
     await gw.listen();
     const preflight = (origin: string, path: string) =>
-      fetch(`${config.issuer}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+      fetch(`${config.issuer}${path}`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
     for (const path of ['/oauth/register', '/oauth/token', '/demo/mcp']) {
       const ok = await preflight('http://localhost:6274', path);
       expect(ok.status, path).toBe(204);
@@ -30,7 +33,6 @@ describe('demo mode', () => {
       expect((await preflight('http://evil.example', path)).headers.get('access-control-allow-origin'), path).toBeNull();
     }
   });
-
 
   it('an SDK client connects to the demo by discovery, signs in with the dev form and calls whoami', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-demo-'));
@@ -54,7 +56,12 @@ describe('demo mode', () => {
     expect(tools).toContain('whoami');
     const who = await s.client.callTool({ name: 'whoami', arguments: {} });
     expect(textOf(who)).toContain('Dana Developer');
-    expect(who.structuredContent).toMatchObject({ 'x-user-id': 'dev:dana@example.com', 'x-user-email': 'dana@example.com', 'x-user-name': 'Dana Developer', 'x-user-provider': 'dev' });
+    expect(who.structuredContent).toMatchObject({
+      'x-user-id': 'dev:dana@example.com',
+      'x-user-email': 'dana@example.com',
+      'x-user-name': 'Dana Developer',
+      'x-user-provider': 'dev',
+    });
     const progress: number[] = [];
     await s.client.callTool({ name: 'count_slowly', arguments: { n: 2 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
     expect(progress).toEqual([1, 2]);

@@ -17,7 +17,15 @@ describe('end to end: discovery, sign-in, tools on two services', () => {
     const calc = await startMcpBackend();
     const notes = await startMcpBackend({ json: true });
     const gw = await startGateway(() => ({
-      oauth_providers: { corp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'] } },
+      oauth_providers: {
+        corp: {
+          issuer: idp.issuer,
+          client_id: 'gateway',
+          client_secret: 'gateway-secret',
+          allow_insecure_http: true,
+          scopes: ['openid', 'email', 'profile', 'groups'],
+        },
+      },
       mcp_services: {
         calc: { name: 'Calculator', url: calc.url, oauth_provider: 'corp', scopes: ['mcp:tools'] },
         notes: { name: 'Notes', url: notes.url, oauth_provider: 'corp', scopes: ['notes:read'] },
@@ -33,11 +41,22 @@ describe('end to end: discovery, sign-in, tools on two services', () => {
     expect(pages).toContain('consent');
     const token = a.provider.tokens()!.access_token;
     const claims = decodeJwt(token);
-    expect(claims).toMatchObject({ aud: `${gw.url}/calc/mcp`, iss: gw.url, sub: 'corp:alice', email: 'alice@example.com', scope: 'mcp:tools' });
+    expect(claims).toMatchObject({
+      aud: `${gw.url}/calc/mcp`,
+      iss: gw.url,
+      sub: 'corp:alice',
+      email: 'alice@example.com',
+      scope: 'mcp:tools',
+    });
 
     expect((await a.client.listTools()).tools.map((t) => t.name).sort()).toEqual(['echo', 'progress', 'whoami']);
     const who = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} })));
-    expect(who).toMatchObject({ 'x-user-id': 'corp:alice', 'x-user-email': 'alice@example.com', 'x-user-name': 'Alice Example', 'x-user-provider': 'corp' });
+    expect(who).toMatchObject({
+      'x-user-id': 'corp:alice',
+      'x-user-email': 'alice@example.com',
+      'x-user-name': 'Alice Example',
+      'x-user-provider': 'corp',
+    });
     expect(who.authorization).toBeUndefined();
 
     // The calc token is bound to calc: the notes service refuses it (RFC 8707 audience).
@@ -53,13 +72,19 @@ describe('end to end: discovery, sign-in, tools on two services', () => {
     idp.nextUser = BOB;
     const b = await connectByDiscovery(`${gw.url}/notes/mcp`, { browser: new BrowserDriver() });
     onTestFinished(() => b.close());
-    expect(decodeJwt(b.provider.tokens()!.access_token)).toMatchObject({ aud: `${gw.url}/notes/mcp`, sub: 'corp:bob', scope: 'notes:read' });
+    expect(decodeJwt(b.provider.tokens()!.access_token)).toMatchObject({
+      aud: `${gw.url}/notes/mcp`,
+      sub: 'corp:bob',
+      scope: 'notes:read',
+    });
     const whoB = JSON.parse(textOf(await b.client.callTool({ name: 'whoami', arguments: {} })));
     expect(whoB).toMatchObject({ 'x-user-id': 'corp:bob', 'x-user-email': 'bob@other.example' });
 
     // Progress notifications stream through the gateway.
     const progress: number[] = [];
-    await a.client.callTool({ name: 'progress', arguments: { count: 3, intervalMs: 10 } }, undefined, { onprogress: (p) => progress.push(p.progress) });
+    await a.client.callTool({ name: 'progress', arguments: { count: 3, intervalMs: 10 } }, undefined, {
+      onprogress: (p) => progress.push(p.progress),
+    });
     expect(progress).toEqual([1, 2, 3]);
 
     // What happened is visible in Prometheus metrics, with bounded labels.
@@ -69,6 +94,6 @@ describe('end to end: discovery, sign-in, tools on two services', () => {
     expect(metrics).toMatch(/mcp_gateway_proxy_requests_total\{service="calc",status="200"\} \d+/);
     expect(metrics).toMatch(/mcp_gateway_proxy_requests_total\{service="notes",status="401"\} 2/); // the discovery challenge and the foreign token
     expect(metrics).toMatch(/mcp_gateway_proxy_ttfb_seconds_count\{service="calc"\} \d+/);
-    expect(metrics).not.toContain("alice");
+    expect(metrics).not.toContain('alice');
   });
 });

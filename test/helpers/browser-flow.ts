@@ -6,7 +6,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { discoverAuthorizationServerMetadata, discoverOAuthProtectedResourceMetadata, exchangeAuthorization, registerClient, startAuthorization } from '@modelcontextprotocol/sdk/client/auth.js';
+import {
+  discoverAuthorizationServerMetadata,
+  discoverOAuthProtectedResourceMetadata,
+  exchangeAuthorization,
+  registerClient,
+  startAuthorization,
+} from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { onTestFinished } from 'vitest';
 import { BROWSER_TIMEOUT, type WatchedPage } from './browser.js';
@@ -17,7 +23,9 @@ export async function startRedirectTarget(host = '127.0.0.1'): Promise<{ uri: st
   const hits: URL[] = [];
   const server: Server = createServer((req, res) => {
     hits.push(new URL(req.url ?? '/', 'http://127.0.0.1'));
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Signed in</title><p>You can close this window.</p>');
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      .end('<!doctype html><title>Signed in</title><p>You can close this window.</p>');
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
   onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
@@ -33,7 +41,13 @@ export async function mcpClientStart(gw: { url: string }, serviceId: string, red
   const metadata = (await discoverAuthorizationServerMetadata(authServer))!;
   const clientInformation = await registerClient(authServer, {
     metadata,
-    clientMetadata: { client_name: 'Browser test client', redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' },
+    clientMetadata: {
+      client_name: 'Browser test client',
+      redirect_uris: [redirectUri],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    },
   });
   const state = `st-${Math.random().toString(36).slice(2)}`;
   const { authorizationUrl, codeVerifier } = await startAuthorization(authServer, {
@@ -50,7 +64,11 @@ export async function mcpClientStart(gw: { url: string }, serviceId: string, red
 export type Started = Awaited<ReturnType<typeof mcpClientStart>>;
 
 /** Exchanges the code and calls a tool through the proxy with the access token. */
-export async function finishAndCallTool(started: Started, code: string, redirectUri: string): Promise<{ text: string; structured: unknown }> {
+export async function finishAndCallTool(
+  started: Started,
+  code: string,
+  redirectUri: string,
+): Promise<{ text: string; structured: unknown }> {
   const tokens = await exchangeAuthorization(started.authServer, {
     metadata: started.metadata,
     clientInformation: started.clientInformation,
@@ -59,7 +77,9 @@ export async function finishAndCallTool(started: Started, code: string, redirect
     redirectUri,
     resource: started.resource,
   });
-  const transport = new StreamableHTTPClientTransport(new URL(started.mcpUrl), { requestInit: { headers: { authorization: `Bearer ${tokens.access_token}` } } });
+  const transport = new StreamableHTTPClientTransport(new URL(started.mcpUrl), {
+    requestInit: { headers: { authorization: `Bearer ${tokens.access_token}` } },
+  });
   const client = new Client({ name: 'browser-test', version: '1.0.0' });
   await client.connect(transport);
   onTestFinished(() => client.close());
@@ -72,8 +92,9 @@ export async function waitForRedirect(w: WatchedPage, hits: URL[], what: string)
   const deadline = Date.now() + BROWSER_TIMEOUT / 2;
   while (hits.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (hits.length === 0) {
-    throw new Error(`${what}: the browser never reached the client's redirect URI; it stopped at ${w.page.url()}\nCSP: ${w.cspViolations.join('\n') || 'none reported'}\nconsole:\n${w.console.join('\n')}`);
+    throw new Error(
+      `${what}: the browser never reached the client's redirect URI; it stopped at ${w.page.url()}\nCSP: ${w.cspViolations.join('\n') || 'none reported'}\nconsole:\n${w.console.join('\n')}`,
+    );
   }
   return hits[0]!;
 }
-

@@ -84,7 +84,9 @@ const FIREFOX_PREFS: Record<string, unknown> = {
 export const BROWSER_GATEWAY_LIMITS = { limits: { shutdown_grace: 1 } } as const;
 
 export function browserMissing(name: BrowserName): string | undefined {
-  return existsSync(EXECUTABLES[name]) ? undefined : `${name} not found at ${EXECUTABLES[name]} (set GW_${name.toUpperCase()} or install the Debian package)`;
+  return existsSync(EXECUTABLES[name])
+    ? undefined
+    : `${name} not found at ${EXECUTABLES[name]} (set GW_${name.toUpperCase()} or install the Debian package)`;
 }
 
 /**

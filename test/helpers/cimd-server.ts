@@ -20,7 +20,29 @@ function selfSigned(): { key: string; cert: string } {
   if (material) return material;
   const dir = mkdtempSync(join(tmpdir(), 'gw-cimd-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'pipe' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'pipe' },
+    );
     material = { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
     return material;
   } finally {
@@ -71,7 +93,16 @@ export async function startCimdServer(opts: { cleanup?: boolean } = {}): Promise
       if (target.origin !== origin) return reject(new Error(`test CIMD fetch refuses ${target.origin}: only ${origin} is served`));
       const headers = Object.fromEntries(new Headers(init.headers ?? {}).entries());
       const req = request(
-        { host: '127.0.0.1', port, servername: 'localhost', path: target.pathname + target.search, method: init.method ?? 'GET', headers: { ...headers, host: target.host }, ca: cert, signal: init.signal ?? undefined },
+        {
+          host: '127.0.0.1',
+          port,
+          servername: 'localhost',
+          path: target.pathname + target.search,
+          method: init.method ?? 'GET',
+          headers: { ...headers, host: target.host },
+          ca: cert,
+          signal: init.signal ?? undefined,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

@@ -84,7 +84,9 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-export async function startGithubStandin(opts: { clientId?: string; clientSecret?: string; cleanup?: boolean } = {}): Promise<GithubStandin> {
+export async function startGithubStandin(
+  opts: { clientId?: string; clientSecret?: string; cleanup?: boolean } = {},
+): Promise<GithubStandin> {
   const codes = new Map<string, IssuedCode>();
   const tokens = new Map<string, GithubUser>();
   const server = createServer();
@@ -126,7 +128,12 @@ export async function startGithubStandin(opts: { clientId?: string; clientSecret
     const form = await readForm(req);
     const accept = String(req.headers.accept ?? '');
     const basic = /^basic /i.test(String(req.headers.authorization ?? ''));
-    const record: TokenRequestRecord = { clientAuth: form.has('client_secret') ? 'body' : basic ? 'basic' : 'none', accept, pkceVerified: false, outcome: 'ok' };
+    const record: TokenRequestRecord = {
+      clientAuth: form.has('client_secret') ? 'body' : basic ? 'basic' : 'none',
+      accept,
+      pkceVerified: false,
+      outcome: 'ok',
+    };
     gh.tokenRequests.push(record);
     const answer = (body: Record<string, string>) => {
       // GitHub: HTTP 200 even for errors; form-encoded unless JSON is asked for.
@@ -141,15 +148,18 @@ export async function startGithubStandin(opts: { clientId?: string; clientSecret
     const creds = basic
       ? Buffer.from(String(req.headers.authorization).slice(6), 'base64').toString().split(':').map(decodeURIComponent)
       : [form.get('client_id'), form.get('client_secret')];
-    if (creds[0] !== gh.clientId || creds[1] !== gh.clientSecret) return fail('incorrect_client_credentials', 'The client_id and/or client_secret passed are incorrect.');
+    if (creds[0] !== gh.clientId || creds[1] !== gh.clientSecret)
+      return fail('incorrect_client_credentials', 'The client_id and/or client_secret passed are incorrect.');
     const code = form.get('code') ?? '';
     const issued = codes.get(code);
     codes.delete(code);
     if (!issued || issued.expires < Date.now()) return fail('bad_verification_code', 'The code passed is incorrect or expired.');
-    if (form.has('redirect_uri') && form.get('redirect_uri') !== issued.redirectUri) return fail('redirect_uri_mismatch', 'The redirect_uri MUST match the registered callback URL for this application.');
+    if (form.has('redirect_uri') && form.get('redirect_uri') !== issued.redirectUri)
+      return fail('redirect_uri_mismatch', 'The redirect_uri MUST match the registered callback URL for this application.');
     if (issued.challenge) {
       const verifier = form.get('code_verifier') ?? '';
-      if (createHash('sha256').update(verifier).digest('base64url') !== issued.challenge) return fail('bad_verification_code', 'The code_verifier does not match the code_challenge.');
+      if (createHash('sha256').update(verifier).digest('base64url') !== issued.challenge)
+        return fail('bad_verification_code', 'The code_verifier does not match the code_challenge.');
       record.pkceVerified = true;
     }
     const token = `gho_${randomBytes(18).toString('hex')}`;

@@ -83,7 +83,10 @@ function buildMcpServer(log: string[]): McpServer {
         if (i > 1) await new Promise((r) => setTimeout(r, intervalMs));
         log.push(`sent:${i}`);
         if (token !== undefined) {
-          await extra.sendNotification({ method: 'notifications/progress', params: { progressToken: token, progress: i, total: count, message: String(Date.now()) } });
+          await extra.sendNotification({
+            method: 'notifications/progress',
+            params: { progressToken: token, progress: i, total: count, message: String(Date.now()) },
+          });
         }
       }
       return { content: [{ type: 'text', text: `done ${count}` }] };
@@ -121,7 +124,16 @@ export async function startMcpBackend(options: { json?: boolean; cleanup?: boole
     if (!transport) {
       if (sessionId || req.method !== 'POST' || !isInitializeRequest(body)) {
         res.writeHead(sessionId ? 404 : 400, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: sessionId ? -32001 : -32000, message: sessionId ? 'Session not found' : 'Bad Request: No valid session ID provided' } }));
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id: null,
+            error: {
+              code: sessionId ? -32001 : -32000,
+              message: sessionId ? 'Session not found' : 'Bad Request: No valid session ID provided',
+            },
+          }),
+        );
         return;
       }
       const t = new StreamableHTTPServerTransport({
@@ -226,7 +238,13 @@ export async function startEchoBackend(
       }
       if (respond) await respond(req, res, rec);
       else {
-        const out = JSON.stringify({ method: rec.method, url: rec.url, headers: rec.headers, bodyLength: rec.bodyLength, bodySha256: rec.bodySha256 });
+        const out = JSON.stringify({
+          method: rec.method,
+          url: rec.url,
+          headers: rec.headers,
+          bodyLength: rec.bodyLength,
+          bodySha256: rec.bodySha256,
+        });
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(out);
       }

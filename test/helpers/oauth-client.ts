@@ -95,7 +95,10 @@ export class BrowserDriver {
         fields.set('email', this.devLogin.email);
         fields.set('groups', this.devLogin.groups ?? '');
       }
-      next = { url: new URL(form.action, next.url), init: { method: 'POST', body: fields, headers: { 'content-type': 'application/x-www-form-urlencoded' } } };
+      next = {
+        url: new URL(form.action, next.url),
+        init: { method: 'POST', body: fields, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      };
     }
     return result;
   }
@@ -110,7 +113,12 @@ function parseForm(html: string): { action: string; fields: Record<string, strin
 }
 
 function decode(s: string): string {
-  return s.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>');
+  return s
+    .replace(/&amp;/g, '&')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>');
 }
 
 export interface TestProviderOptions {
@@ -150,7 +158,14 @@ export class TestOAuthProvider implements OAuthClientProvider {
     return this.redirectUri;
   }
   get clientMetadata(): OAuthClientMetadata {
-    return { client_name: 'Test MCP Client', redirect_uris: [this.redirectUri], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none', ...this.#meta };
+    return {
+      client_name: 'Test MCP Client',
+      redirect_uris: [this.redirectUri],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+      ...this.#meta,
+    };
   }
   state(): string {
     this.#state = crypto.randomUUID();
@@ -180,7 +195,10 @@ export class TestOAuthProvider implements OAuthClientProvider {
     if (!r) {
       const page = this.lastWalk.finalPage;
       const alert = page ? /<p role="alert"[^>]*>([\s\S]*?)<\/p>/.exec(page.body)?.[1] : undefined;
-      throw Object.assign(new Error(`the browser journey ended on a page (${page?.status}): ${alert ? decode(alert) : page?.body.slice(0, 300)}`), { page });
+      throw Object.assign(
+        new Error(`the browser journey ended on a page (${page?.status}): ${alert ? decode(alert) : page?.body.slice(0, 300)}`),
+        { page },
+      );
     }
     const p = r.searchParams;
     this.captured = {
@@ -203,7 +221,11 @@ export interface ObtainTokenOptions extends TestProviderOptions {
  * metadata → registration (DCR or CIMD) → browser sign-in → code exchange. Throws with the OAuth error
  * when the journey ends in one.
  */
-export async function obtainToken(gatewayUrl: string, serviceId: string, opts: ObtainTokenOptions = {}): Promise<{ tokens: OAuthTokens; provider: TestOAuthProvider }> {
+export async function obtainToken(
+  gatewayUrl: string,
+  serviceId: string,
+  opts: ObtainTokenOptions = {},
+): Promise<{ tokens: OAuthTokens; provider: TestOAuthProvider }> {
   const provider = opts.provider ?? new TestOAuthProvider(opts);
   const serverUrl = `${gatewayUrl}/${serviceId}/mcp`;
   const resourceMetadataUrl = new URL(`${gatewayUrl}/.well-known/oauth-protected-resource/${serviceId}/mcp`);
@@ -211,7 +233,8 @@ export async function obtainToken(gatewayUrl: string, serviceId: string, opts: O
   if (first === 'AUTHORIZED') return { tokens: provider.tokens()!, provider };
   const c = provider.captured;
   if (!c?.stateOk) throw new Error('state mismatch at the redirect URI');
-  if (c.error) throw Object.assign(new Error(`authorization error: ${c.error}`), { oauthError: c.error, description: c.errorDescription, iss: c.iss });
+  if (c.error)
+    throw Object.assign(new Error(`authorization error: ${c.error}`), { oauthError: c.error, description: c.errorDescription, iss: c.iss });
   await auth(provider, { serverUrl, resourceMetadataUrl, authorizationCode: c.code! });
   return { tokens: provider.tokens()!, provider };
 }

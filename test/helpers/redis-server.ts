@@ -41,7 +41,9 @@ export function describeRedis(name: string, body: () => void): void {
     });
     return;
   }
-  console.warn(`\n!!!!! SKIPPING Redis tests "${name}": redis-server binary "${BIN}" not found. Set GW_REQUIRE_REDIS=1 to make this a failure. !!!!!\n`);
+  console.warn(
+    `\n!!!!! SKIPPING Redis tests "${name}": redis-server binary "${BIN}" not found. Set GW_REQUIRE_REDIS=1 to make this a failure. !!!!!\n`,
+  );
   describe.skip(name, body);
 }
 
@@ -150,7 +152,20 @@ export class RedisServer {
   }
 
   async start(): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', this.dir];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--dir',
+      this.dir,
+    ];
     if (this.#options.password) args.push('--requirepass', this.#options.password);
     args.push(...(this.#options.args ?? []));
     this.#child = spawnRedis(args, this.dir);
@@ -208,8 +223,26 @@ export class RedisCluster {
     }
     const c = new RedisCluster(ports, mkdtempSync(join(tmpdir(), 'gw-redis-cluster-')));
     for (const port of ports) {
-      const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', c.dir,
-        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '5000'];
+      const args = [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--dir',
+        c.dir,
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--cluster-node-timeout',
+        '5000',
+      ];
       c.#children.push(spawnRedis(args, c.dir));
     }
     try {
@@ -224,12 +257,17 @@ export class RedisCluster {
   async #boot(): Promise<void> {
     const ports = this.ports;
     for (const port of ports) await waitFor(async () => (await rawCommand(port, 'PING')).startsWith('+PONG'), `cluster node ${port}`);
-    const create = spawnSync(CLI, ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
+    const create = spawnSync(
+      CLI,
+      ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+      {
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}\n${create.stderr}`);
-    for (const port of ports) await waitFor(async () => (await rawCommand(port, 'CLUSTER INFO')).includes('cluster_state:ok'), `cluster state ok on ${port}`);
+    for (const port of ports)
+      await waitFor(async () => (await rawCommand(port, 'CLUSTER INFO')).includes('cluster_state:ok'), `cluster state ok on ${port}`);
   }
 
   async stop(): Promise<void> {
@@ -270,12 +308,21 @@ export class RedisSentinel {
   async #boot(): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- a one-letter name keeps the long spawn lines below readable
     const s = this;
-    s.#children.push(spawnRedis(['--port', String(s.masterPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', s.dir], s.dir));
+    s.#children.push(
+      spawnRedis(['--port', String(s.masterPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', s.dir], s.dir),
+    );
     await waitFor(async () => (await rawCommand(s.masterPort, 'PING')).startsWith('+PONG'), 'sentinel master');
     const conf = join(s.dir, 'sentinel.conf');
     writeFileSync(
       conf,
-      [`port ${s.sentinelPort}`, 'bind 127.0.0.1', `dir ${s.dir}`, `sentinel monitor ${s.name} 127.0.0.1 ${s.masterPort} 1`, `sentinel down-after-milliseconds ${s.name} 5000`, ''].join('\n'),
+      [
+        `port ${s.sentinelPort}`,
+        'bind 127.0.0.1',
+        `dir ${s.dir}`,
+        `sentinel monitor ${s.name} 127.0.0.1 ${s.masterPort} 1`,
+        `sentinel down-after-milliseconds ${s.name} 5000`,
+        '',
+      ].join('\n'),
     );
     s.#children.push(spawnRedis([conf, '--sentinel'], s.dir));
     await waitFor(

@@ -17,7 +17,10 @@ export interface DiscoveredSession {
   close(): Promise<void>;
 }
 
-export async function connectByDiscovery(mcpUrl: string, options: TestProviderOptions & { provider?: TestOAuthProvider } = {}): Promise<DiscoveredSession> {
+export async function connectByDiscovery(
+  mcpUrl: string,
+  options: TestProviderOptions & { provider?: TestOAuthProvider } = {},
+): Promise<DiscoveredSession> {
   const provider = options.provider ?? new TestOAuthProvider(options);
   const url = new URL(mcpUrl);
   let challenged = false;
@@ -29,7 +32,8 @@ export async function connectByDiscovery(mcpUrl: string, options: TestProviderOp
     if (!(err instanceof UnauthorizedError)) throw err;
     challenged = true;
     const captured = provider.captured;
-    if (!captured?.code) throw new Error(`sign-in did not yield a code: ${captured?.error ?? 'no redirect'} ${captured?.errorDescription ?? ''}`);
+    if (!captured?.code)
+      throw new Error(`sign-in did not yield a code: ${captured?.error ?? 'no redirect'} ${captured?.errorDescription ?? ''}`);
     if (!captured.stateOk) throw new Error('state mismatch at the redirect URI');
     await transport.finishAuth(captured.code);
     await client.close().catch(() => undefined);

@@ -23,7 +23,15 @@ export async function startSqliteWorld(prefix: string): Promise<SqliteWorld> {
   const idp = await startUpstreamIdp();
   const gw = await startGateway((issuer) => ({
     storage: { type: 'sqlite', sqlite: { path: db } },
-    oauth_providers: { corp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes: ['openid', 'email', 'profile'] } },
+    oauth_providers: {
+      corp: {
+        issuer: idp.issuer,
+        client_id: 'gateway',
+        client_secret: 'gateway-secret',
+        allow_insecure_http: true,
+        scopes: ['openid', 'email', 'profile'],
+      },
+    },
     mcp_services: { calc: { name: 'Calculator', url: `${issuer}/none`, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
   }));
   idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });

@@ -19,7 +19,13 @@ export interface IdpUser {
   emailVerified?: boolean;
 }
 
-export const ALICE: IdpUser = { sub: 'alice', email: 'alice@example.com', name: 'Alice Example', picture: 'https://example.com/alice.png', groups: ['staff', 'mcp-users'] };
+export const ALICE: IdpUser = {
+  sub: 'alice',
+  email: 'alice@example.com',
+  name: 'Alice Example',
+  picture: 'https://example.com/alice.png',
+  groups: ['staff', 'mcp-users'],
+};
 export const BOB: IdpUser = { sub: 'bob', email: 'bob@other.example', name: 'Bob Other', groups: ['guests'] };
 
 export interface UpstreamIdp {
@@ -58,7 +64,10 @@ function mapAdapter(store: Map<string, AdapterPayload>) {
  * `port`: listen on this port instead of a free one (a configuration file names the IdP's port, e.g. the
  * seed fixtures' `IDP_PORT`).
  */
-export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { cleanup?: boolean; port?: number } = {}): Promise<UpstreamIdp> {
+export async function startUpstreamIdp(
+  users: IdpUser[] = [ALICE, BOB],
+  opts: { cleanup?: boolean; port?: number } = {},
+): Promise<UpstreamIdp> {
   const data = new Map<string, AdapterPayload>();
   const server: Server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -78,7 +87,19 @@ export async function startUpstreamIdp(users: IdpUser[] = [ALICE, BOB], opts: { 
     interactions: { url: (_ctx, i) => `/i/${i.uid}` },
     findAccount: async (_ctx, id) => {
       const u = byId.get(id);
-      return u ? { accountId: id, claims: () => ({ sub: id, email: u.email, email_verified: u.emailVerified ?? true, name: u.name, picture: u.picture, groups: u.groups }) } : undefined;
+      return u
+        ? {
+            accountId: id,
+            claims: () => ({
+              sub: id,
+              email: u.email,
+              email_verified: u.emailVerified ?? true,
+              name: u.name,
+              picture: u.picture,
+              groups: u.groups,
+            }),
+          }
+        : undefined;
     },
     cookies: { keys: ['upstream-idp-test-cookie-key'] },
     // Explicit lifetimes (oidc-provider prints a notice for every defaulted one).

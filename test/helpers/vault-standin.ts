@@ -195,7 +195,10 @@ export class VaultStandin {
 
       const tokenId = header(req, 'x-vault-token');
       const token = tokenId ? this.#tokens.get(tokenId) : undefined;
-      const valid = token && (token.expiresAt === undefined || token.expiresAt > Date.now()) && (token.namespace === '' || token.namespace === namespace);
+      const valid =
+        token &&
+        (token.expiresAt === undefined || token.expiresAt > Date.now()) &&
+        (token.namespace === '' || token.namespace === namespace);
       if (!tokenId || !token || !valid) {
         this.#count('403');
         return send(res, 403, { errors: ['permission denied'] });
@@ -217,7 +220,8 @@ export class VaultStandin {
       const mount = slash < 0 ? rest : rest.slice(0, slash);
       if (!this.#mounts.has(mount)) return send(res, 404, { errors: [`no handler for route "${rest}". route entry not found.`] });
       const after = slash < 0 ? '' : rest.slice(slash + 1);
-      const kind = after.startsWith('data/') || after === 'data' ? 'data' : after.startsWith('metadata/') || after === 'metadata' ? 'metadata' : '';
+      const kind =
+        after.startsWith('data/') || after === 'data' ? 'data' : after.startsWith('metadata/') || after === 'metadata' ? 'metadata' : '';
       const secretPath = after.slice(kind.length + 1).replace(/^\/+/, '');
       const store = this.#store(namespace, mount);
       this.#count(`${method} ${kind}`);
@@ -279,9 +283,15 @@ export class VaultStandin {
       const options = (body.options ?? {}) as { cas?: unknown };
       if (options.cas !== undefined) {
         if (typeof options.cas !== 'number') return send(res, 400, { errors: ['cas must be an integer'] });
-        if (options.cas !== (s?.version ?? 0)) return send(res, 400, { errors: ['check-and-set parameter did not match the current version'] });
+        if (options.cas !== (s?.version ?? 0))
+          return send(res, 400, { errors: ['check-and-set parameter did not match the current version'] });
       }
-      const next: Secret = { version: (s?.version ?? 0) + 1, data: structuredClone(data as Record<string, unknown>), created: new Date().toISOString(), deleted: '' };
+      const next: Secret = {
+        version: (s?.version ?? 0) + 1,
+        data: structuredClone(data as Record<string, unknown>),
+        created: new Date().toISOString(),
+        deleted: '',
+      };
       store.set(path, next);
       return send(res, 200, envelope({ data: metadataOf(next) }));
     }
@@ -315,7 +325,19 @@ export class VaultStandin {
     if (method === 'GET') {
       const s = store.get(path);
       if (!s) return send(res, 404, { errors: [] });
-      return send(res, 200, envelope({ data: { current_version: s.version, oldest_version: s.version, created_time: s.created, updated_time: s.created, versions: { [s.version]: metadataOf(s) } } }));
+      return send(
+        res,
+        200,
+        envelope({
+          data: {
+            current_version: s.version,
+            oldest_version: s.version,
+            created_time: s.created,
+            updated_time: s.created,
+            versions: { [s.version]: metadataOf(s) },
+          },
+        }),
+      );
     }
     return send(res, 405, { errors: ['unsupported operation'] });
   }
@@ -327,11 +349,33 @@ function metadataOf(s: Secret) {
 
 function authBlock(id: string, t: Token) {
   const lease = t.expiresAt === undefined ? 0 : Math.max(0, Math.round((t.expiresAt - Date.now()) / 1000));
-  return { client_token: id, accessor: `acc-${id.slice(-8)}`, policies: t.policies, token_policies: t.policies, metadata: null, lease_duration: lease, renewable: t.renewable, entity_id: '', token_type: 'service', orphan: true };
+  return {
+    client_token: id,
+    accessor: `acc-${id.slice(-8)}`,
+    policies: t.policies,
+    token_policies: t.policies,
+    metadata: null,
+    lease_duration: lease,
+    renewable: t.renewable,
+    entity_id: '',
+    token_type: 'service',
+    orphan: true,
+  };
 }
 
 function envelope(fields: Record<string, unknown>) {
-  return { request_id: randomUUID(), lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth: null, mount_type: 'kv', ...fields };
+  return {
+    request_id: randomUUID(),
+    lease_id: '',
+    renewable: false,
+    lease_duration: 0,
+    data: null,
+    wrap_info: null,
+    warnings: null,
+    auth: null,
+    mount_type: 'kv',
+    ...fields,
+  };
 }
 
 function header(req: IncomingMessage, name: string): string | undefined {

@@ -19,14 +19,27 @@ const dir = mkdtempSync(join(tmpdir(), 'gw-avail-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SECRET = 'availability-secret-availability-secret-0123';
 
-async function gatewayOn(redis: RedisServer, failMode: 'closed' | 'open'): Promise<{ gw: Gateway; url: string; close: () => Promise<void> }> {
+async function gatewayOn(
+  redis: RedisServer,
+  failMode: 'closed' | 'open',
+): Promise<{ gw: Gateway; url: string; close: () => Promise<void> }> {
   const backend = await startEchoBackend(undefined, { cleanup: false });
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const config = testConfig({
     issuer: url,
     port,
-    storage: { type: 'redis', redis: { host: '127.0.0.1', port: redis.port, socket_timeout: 1, socket_connect_timeout: 1, sweep_interval: 0, revocation_fail_mode: failMode } },
+    storage: {
+      type: 'redis',
+      redis: {
+        host: '127.0.0.1',
+        port: redis.port,
+        socket_timeout: 1,
+        socket_connect_timeout: 1,
+        sweep_interval: 0,
+        revocation_fail_mode: failMode,
+      },
+    },
     oauth_providers: { dev: {} },
     mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } },
     limits: { shutdown_grace: 1 },
@@ -42,7 +55,12 @@ const register = (url: string) =>
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:49152/callback'], token_endpoint_auth_method: 'none' }),
   });
-const token = (url: string) => fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=authorization_code&code=nope' });
+const token = (url: string) =>
+  fetch(`${url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'grant_type=authorization_code&code=nope',
+  });
 const proxy = (url: string, auth: string) => fetch(`${url}/svc/mcp`, { headers: { authorization: auth } });
 
 async function expect503(res: Response): Promise<void> {
@@ -74,7 +92,11 @@ describeRedis('storage outage while running (real redis-server killed and restar
       const ready = await fetch(`${url}/ready`);
       expect(ready.status).toBe(503);
       expect(ready.headers.get('retry-after')).toBeTruthy();
-      expect(await ready.json()).toMatchObject({ status: 'not_ready', storage: { healthy: false, backend: 'redis' }, revocation: { healthy: false } });
+      expect(await ready.json()).toMatchObject({
+        status: 'not_ready',
+        storage: { healthy: false, backend: 'redis' },
+        revocation: { healthy: false },
+      });
       const health = await fetch(`${url}/health`);
       expect(health.status).toBe(200);
       expect(await health.json()).toMatchObject({ status: 'degraded', storage: { healthy: false } });
@@ -128,7 +150,10 @@ describeRedis('storage unreachable at start (real CLI)', () => {
   it('refuses to start: exit 1, the message names host:port, no stack trace', async () => {
     const port = await freePort();
     const file = join(dir, 'down.yaml');
-    writeFileSync(file, `host: 127.0.0.1\nport: 0\nsession_secret: ${SECRET}\nstorage:\n  type: redis\n  redis: {host: 127.0.0.1, port: ${port}, socket_connect_timeout: 1}\n`);
+    writeFileSync(
+      file,
+      `host: 127.0.0.1\nport: 0\nsession_secret: ${SECRET}\nstorage:\n  type: redis\n  redis: {host: 127.0.0.1, port: ${port}, socket_connect_timeout: 1}\n`,
+    );
     const run = runCli(['--config', file]);
     expect(await run.exited).toBe(1);
     expect(run.output()).toContain(`127.0.0.1:${port}`);
@@ -139,14 +164,20 @@ describeRedis('storage unreachable at start (real CLI)', () => {
     const redisPort = await freePort();
     const port = await freePort();
     const file = join(dir, 'fallback.yaml');
-    writeFileSync(file, `host: 127.0.0.1\nport: ${port}\nissuer: http://127.0.0.1:${port}\nsession_secret: ${SECRET}\nstorage:\n  type: redis\n  redis: {host: 127.0.0.1, port: ${redisPort}, socket_connect_timeout: 1, fallback: memory}\n`);
+    writeFileSync(
+      file,
+      `host: 127.0.0.1\nport: ${port}\nissuer: http://127.0.0.1:${port}\nsession_secret: ${SECRET}\nstorage:\n  type: redis\n  redis: {host: 127.0.0.1, port: ${redisPort}, socket_connect_timeout: 1, fallback: memory}\n`,
+    );
     const run = runCli(['--config', file]);
     try {
       await waitForText(run, 'listening on');
       expect(run.output()).toMatch(/WARNING: .*IN-MEMORY storage/);
       const health = await fetch(`http://127.0.0.1:${port}/health`);
       expect(health.status).toBe(200);
-      expect(await health.json()).toMatchObject({ status: 'degraded', storage: { healthy: true, degraded: true, backend: 'memory (redis fallback)' } });
+      expect(await health.json()).toMatchObject({
+        status: 'degraded',
+        storage: { healthy: true, degraded: true, backend: 'memory (redis fallback)' },
+      });
       expect(JSON.stringify(await (await fetch(`http://127.0.0.1:${port}/health`)).json())).not.toContain(String(redisPort));
       const ready = await fetch(`http://127.0.0.1:${port}/ready`);
       expect(ready.status).toBe(503);

@@ -35,26 +35,35 @@ const PING = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
  * One HTTP/1.1 exchange with node:http (raw paths are sent as they are; fetch would normalise `%2e%2e`).
  * `body` as an array is sent chunked, one write per element.
  */
-function send(url: string, init: { method?: string; path: string; headers?: Record<string, string>; body?: string | string[] }): Promise<Answer> {
+function send(
+  url: string,
+  init: { method?: string; path: string; headers?: Record<string, string>; body?: string | string[] },
+): Promise<Answer> {
   const u = new URL(url);
   // The MCP path answers a JSON-RPC request (a POST with a JSON content type) with a JSON-RPC error.
-  const jsonRpc = /^\/[^/]+\/mcp(\/|\?|$)/.test(init.path) && (init.method ?? 'GET') === 'POST' && (init.headers?.['content-type'] ?? '').includes('json');
+  const jsonRpc =
+    /^\/[^/]+\/mcp(\/|\?|$)/.test(init.path) &&
+    (init.method ?? 'GET') === 'POST' &&
+    (init.headers?.['content-type'] ?? '').includes('json');
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: u.hostname, port: u.port, method: init.method ?? 'GET', path: init.path, headers: { connection: 'close', ...init.headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: Record<string, unknown>;
-        try {
-          body = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          body = { unparsable: text.slice(0, 200) };
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, rpc: jsonRpc, what: `${init.method ?? 'GET'} ${init.path}` });
-      });
-      res.on('error', reject);
-    });
+    const req = httpRequest(
+      { host: u.hostname, port: u.port, method: init.method ?? 'GET', path: init.path, headers: { connection: 'close', ...init.headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: Record<string, unknown>;
+          try {
+            body = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            body = { unparsable: text.slice(0, 200) };
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, rpc: jsonRpc, what: `${init.method ?? 'GET'} ${init.path}` });
+        });
+        res.on('error', reject);
+      },
+    );
     // A refused upload may be cut by the server after its answer: that answer is what counts.
     req.on('error', reject);
     if (Array.isArray(init.body)) {
@@ -65,7 +74,12 @@ function send(url: string, init: { method?: string; path: string; headers?: Reco
 }
 
 const post = (url: string, path: string, contentType: string, body: string | string[], headers: Record<string, string> = {}) =>
-  send(url, { method: 'POST', path, headers: { 'content-type': contentType, accept: 'application/json, text/event-stream', ...headers }, body });
+  send(url, {
+    method: 'POST',
+    path,
+    headers: { 'content-type': contentType, accept: 'application/json, text/event-stream', ...headers },
+    body,
+  });
 
 /** The checks every produced answer must pass for its registry entry. */
 function expectAnswer(code: ErrorCode, a: Answer): void {
@@ -109,7 +123,10 @@ const closers: Array<() => Promise<void>> = [];
 beforeAll(async () => {
   const echo = await startEchoBackend(undefined, { cleanup: false });
   // Never answers: the timeout and the concurrency cap. Its connections are cut when it closes.
-  const hanging = await startEchoBackend(Object.assign(() => undefined, { streaming: true }), { cleanup: false });
+  const hanging = await startEchoBackend(
+    Object.assign(() => undefined, { streaming: true }),
+    { cleanup: false },
+  );
   const session = await startEchoBackend(
     (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'session-of-alice' });
@@ -135,7 +152,12 @@ beforeAll(async () => {
     },
     { cleanup: false },
   );
-  closers.push(() => gw.close(), () => echo.close(), () => hanging.close(), () => session.close());
+  closers.push(
+    () => gw.close(),
+    () => echo.close(),
+    () => hanging.close(),
+    () => session.close(),
+  );
   world = { gw, hanging };
 });
 
@@ -152,11 +174,21 @@ async function ownGateway(raw: Record<string, unknown>): Promise<StartedGateway>
 async function tooLarge(url: string): Promise<Answer[]> {
   return [
     await post(url, '/oauth/token', 'application/x-www-form-urlencoded', `grant_type=refresh_token&refresh_token=${'x'.repeat(60 * 1024)}`),
-    await post(url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'], client_name: 'x'.repeat(70 * 1024) })),
+    await post(
+      url,
+      '/oauth/register',
+      JSON_CT,
+      JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'], client_name: 'x'.repeat(70 * 1024) }),
+    ),
     await post(url, '/interaction/abc/decision', 'application/x-www-form-urlencoded', `csrf=${'x'.repeat(20 * 1024)}`),
     await post(url, '/open/mcp', 'text/plain', 'x'.repeat(4096)),
     await post(url, '/open/mcp', JSON_CT, 'x'.repeat(4096)),
-    await post(url, '/open/mcp', 'text/plain', Array.from({ length: 8 }, () => 'y'.repeat(512))),
+    await post(
+      url,
+      '/open/mcp',
+      'text/plain',
+      Array.from({ length: 8 }, () => 'y'.repeat(512)),
+    ),
   ];
 }
 
@@ -192,8 +224,12 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
   ],
   GW_ERR_UNSUPPORTED_MEDIA_TYPE: async ({ gw }) => [await post(gw.url, '/oauth/register', 'application/xml', '<client/>')],
   GW_ERR_BODY_TOO_LARGE: async ({ gw }) => tooLarge(gw.url),
-  GW_ERR_CLIENT_METADATA_INVALID: async ({ gw }) => [await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'], client_name: 'evil\r\nname' }))],
-  GW_ERR_REDIRECT_URI_INVALID: async ({ gw }) => [await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://app.example.com/cb'] }))],
+  GW_ERR_CLIENT_METADATA_INVALID: async ({ gw }) => [
+    await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'], client_name: 'evil\r\nname' })),
+  ],
+  GW_ERR_REDIRECT_URI_INVALID: async ({ gw }) => [
+    await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://app.example.com/cb'] })),
+  ],
   GW_ERR_REGISTRATION_DISABLED: async () => {
     const gw = await ownGateway({ registration: { mode: 'off' } });
     return [await post(gw.url, '/oauth/register', JSON_CT, JSON.stringify({ redirect_uris: ['http://127.0.0.1/cb'] }))];
@@ -209,9 +245,13 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
     await send(gw.url, { path: '/svc/mcp', headers: { authorization: await bearer(gw, { service: 'scoped' }) } }),
   ],
   GW_ERR_INSUFFICIENT_SCOPE: async ({ gw }) => [
-    await post(gw.url, '/scoped/mcp', JSON_CT, PING, { authorization: await bearer(gw, { service: 'scoped', claims: { scope: 'mcp:read' } }) }),
+    await post(gw.url, '/scoped/mcp', JSON_CT, PING, {
+      authorization: await bearer(gw, { service: 'scoped', claims: { scope: 'mcp:read' } }),
+    }),
   ],
-  GW_ERR_POLICY_DENIED: async ({ gw }) => [await post(gw.url, '/pol/mcp', JSON_CT, PING, { authorization: await bearer(gw, { service: 'pol' }) })],
+  GW_ERR_POLICY_DENIED: async ({ gw }) => [
+    await post(gw.url, '/pol/mcp', JSON_CT, PING, { authorization: await bearer(gw, { service: 'pol' }) }),
+  ],
   GW_ERR_PROTOCOL_VERSION: async ({ gw }) => [await post(gw.url, '/open/mcp', JSON_CT, PING, { 'mcp-protocol-version': '1999-01-01' })],
   GW_ERR_SESSION_UNKNOWN: async ({ gw }) => {
     const alice = await bearer(gw, { service: 'sess' });
@@ -229,11 +269,15 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
     await send(gw.url, { path: '/oauth/authorize' });
     const oauth = await send(gw.url, { path: '/oauth/authorize' });
     let proxied: Answer | undefined;
-    for (let i = 0; i < 5 && proxied?.status !== 429; i++) proxied = await post(gw.url, '/svc/mcp', JSON_CT, PING, { authorization: 'Bearer rejected' });
+    for (let i = 0; i < 5 && proxied?.status !== 429; i++)
+      proxied = await post(gw.url, '/svc/mcp', JSON_CT, PING, { authorization: 'Bearer rejected' });
     return [oauth, proxied!];
   },
   GW_ERR_UPSTREAM_TIMEOUT: async ({ gw }) => [await post(gw.url, '/slow/mcp', JSON_CT, PING)],
-  GW_ERR_UPSTREAM_UNREACHABLE: async ({ gw }) => [await post(gw.url, '/dead/mcp', JSON_CT, PING), await send(gw.url, { path: '/dead/mcp' })],
+  GW_ERR_UPSTREAM_UNREACHABLE: async ({ gw }) => [
+    await post(gw.url, '/dead/mcp', JSON_CT, PING),
+    await send(gw.url, { path: '/dead/mcp' }),
+  ],
   GW_ERR_OVERLOADED: async ({ gw, hanging }) => {
     const arrived = hanging.nextRequest();
     const held = new AbortController();
@@ -250,7 +294,10 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
     const redis = await RedisServer.start();
     onTestFinished(() => redis.stop());
     const gw = await ownGateway({
-      storage: { type: 'redis', redis: { host: '127.0.0.1', port: redis.port, socket_timeout: 1, socket_connect_timeout: 1, sweep_interval: 0 } },
+      storage: {
+        type: 'redis',
+        redis: { host: '127.0.0.1', port: redis.port, socket_timeout: 1, socket_connect_timeout: 1, sweep_interval: 0 },
+      },
       mcp_services: { svc: { name: 'svc', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev' } },
     });
     const auth = await bearer(gw, { service: 'svc' });
@@ -285,7 +332,9 @@ describe('error registry on the wire', () => {
 
   it.each(Object.keys(ERROR_CODES) as ErrorCode[])('%s is produced with its status, error, JSON-RPC code and headers', async (code) => {
     if (code === 'GW_ERR_STORE_UNAVAILABLE' && !redisAvailable() && process.env.GW_REQUIRE_REDIS !== '1') {
-      console.warn('!!!!! SKIPPING GW_ERR_STORE_UNAVAILABLE on the wire: redis-server not found (GW_REQUIRE_REDIS=1 makes this a failure) !!!!!');
+      console.warn(
+        '!!!!! SKIPPING GW_ERR_STORE_UNAVAILABLE on the wire: redis-server not found (GW_REQUIRE_REDIS=1 makes this a failure) !!!!!',
+      );
       return;
     }
     const produced = await PRODUCERS[code](world);
@@ -310,10 +359,16 @@ describe('error registry on the wire', () => {
     const plain = answers.filter((a) => !a.rpc);
     expect(plain.length).toBeGreaterThanOrEqual(5);
     const shapes = new Set(plain.map((a) => JSON.stringify([a.status, a.body.error, a.body.error_description])));
-    expect([...shapes]).toEqual([JSON.stringify([413, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.error, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.message])]);
+    expect([...shapes]).toEqual([
+      JSON.stringify([413, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.error, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.message]),
+    ]);
     // The JSON-RPC form on the MCP path says the same.
     const rpc = answers.find((a) => a.rpc)!.body.error as { code: number; message: string; data: { error: string } };
-    expect([rpc.code, rpc.message, rpc.data.error]).toEqual([-32600, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.message, ERROR_CODES.GW_ERR_BODY_TOO_LARGE.error]);
+    expect([rpc.code, rpc.message, rpc.data.error]).toEqual([
+      -32600,
+      ERROR_CODES.GW_ERR_BODY_TOO_LARGE.message,
+      ERROR_CODES.GW_ERR_BODY_TOO_LARGE.error,
+    ]);
   });
 });
 
@@ -324,18 +379,28 @@ describe('error registry on the wire', () => {
  */
 describe('every answer comes from the registry renderers', () => {
   const src = fileURLToPath(new URL('../../src', import.meta.url));
-  const files = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : [join(dir, n)]));
+  const files = (dir: string): string[] =>
+    readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : [join(dir, n)]));
   const rel = (file: string) => relative(src, file).split(sep).join('/');
   /** The renderers: the JSON one (fastify, with its reply helper in the kernel), the proxy's, the registry's body. */
   const RENDERERS = new Set(['errors.ts', 'http/errors.ts', 'kernel/error-reply.ts', 'proxy/respond.ts']);
   /** Lines (file and a piece of the line) that look like a refusal and are not one. */
   const NOT_REFUSALS: Array<[string, string, string]> = [
     ['http/operational-routes.ts', 'reply.code(503)', '/ready: the readiness report, its Retry-After from the registry'],
-    ['authz/interactions.ts', 'finish(req, reply, {', 'an interaction result oidc-provider sends to the client (RFC 6749 §4.1.2.1 redirect)'],
+    [
+      'authz/interactions.ts',
+      'finish(req, reply, {',
+      'an interaction result oidc-provider sends to the client (RFC 6749 §4.1.2.1 redirect)',
+    ],
     ['authz/events.ts', 'error_description: err.error_description', 'an audit event of an oidc-provider error'],
     ['demo/mcp-server.ts', 'res.writeHead(405', 'the demo MCP backend, not the gateway'],
   ];
-  const INLINE = [/\.code\(\s*[45]\d\d\b/, /writeHead\(\s*[45]\d\d\b/, /(?:statusCode|\.status)\s*=\s*[45]\d\d\b/, /\berror_description\s*:/];
+  const INLINE = [
+    /\.code\(\s*[45]\d\d\b/,
+    /writeHead\(\s*[45]\d\d\b/,
+    /(?:statusCode|\.status)\s*=\s*[45]\d\d\b/,
+    /\berror_description\s*:/,
+  ];
 
   it('no 4xx/5xx status or OAuth error body is written outside the renderers', () => {
     const found: string[] = [];

@@ -19,7 +19,11 @@ function table(heading: string | undefined): Map<string, string[]> {
   const rows = new Map<string, string[]>();
   for (let i = start + 1; i < lines.length && !lines[i]!.startsWith('#'); i++) {
     const m = /^\| `(GW_ERR_[A-Z_]+)` \|(.*)\|$/.exec(lines[i]!);
-    if (m) rows.set(m[1]!, m[2]!.split('|').map((c) => c.trim()));
+    if (m)
+      rows.set(
+        m[1]!,
+        m[2]!.split('|').map((c) => c.trim()),
+      );
   }
   return rows;
 }
@@ -56,7 +60,8 @@ describe('error registry and docs/errors.md', () => {
       expect(code in ERROR_CODES || code in EXIT_CODES, code).toBe(false);
     }
     const src = fileURLToPath(new URL('../../src', import.meta.url));
-    const files = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : [join(dir, n)]));
+    const files = (dir: string): string[] =>
+      readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? files(join(dir, n)) : [join(dir, n)]));
     for (const file of files(src)) {
       if (file.endsWith(join('src', 'errors.ts'))) continue;
       const text = readFileSync(file, 'utf8');

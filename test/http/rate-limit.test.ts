@@ -12,11 +12,26 @@ import { startEchoBackend } from '../helpers/mcp-backend.js';
 import { describeRedis, RedisServer } from '../helpers/redis-server.js';
 import { bearer } from '../helpers/tokens.js';
 
-const LIMITS = { enabled: true, register_per_minute: 3, token_per_minute: 2, authorize_per_minute: 2, failed_auth_per_minute: 3, failed_auth_per_token_per_minute: 100 };
+const LIMITS = {
+  enabled: true,
+  register_per_minute: 3,
+  token_per_minute: 2,
+  authorize_per_minute: 2,
+  failed_auth_per_minute: 3,
+  failed_auth_per_token_per_minute: 100,
+};
 
 async function limitedGateway(rate_limits: Record<string, unknown> = LIMITS): Promise<StartedGateway> {
   const backend = await startEchoBackend();
-  return startGateway({ trust_proxy: true, oauth_providers: { dev: {} }, mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' }, pub: { name: 'pub', url: backend.url, auth_required: false } }, rate_limits });
+  return startGateway({
+    trust_proxy: true,
+    oauth_providers: { dev: {} },
+    mcp_services: {
+      svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' },
+      pub: { name: 'pub', url: backend.url, auth_required: false },
+    },
+    rate_limits,
+  });
 }
 
 const register = (url: string, ip: string) =>
@@ -27,7 +42,11 @@ const register = (url: string, ip: string) =>
   });
 
 const token = (url: string, ip: string, headers: Record<string, string> = {}) =>
-  fetch(`${url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip, ...headers }, body: 'grant_type=authorization_code&code=nope' });
+  fetch(`${url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip, ...headers },
+    body: 'grant_type=authorization_code&code=nope',
+  });
 
 const proxy = (url: string, ip: string, authorization?: string) =>
   fetch(`${url}/svc/mcp`, { headers: { 'x-forwarded-for': ip, ...(authorization ? { authorization } : {}) } });
@@ -62,7 +81,9 @@ describe('rate limits (local counters)', () => {
     expect((await token(gw.url, '10.0.2.2', basic)).status).not.toBe(429);
     await expect429(await token(gw.url, '10.0.2.3', basic));
     // Another client from a fresh IP is unaffected.
-    expect((await token(gw.url, '10.0.2.4', { authorization: `Basic ${Buffer.from('other:secret').toString('base64')}` })).status).not.toBe(429);
+    expect((await token(gw.url, '10.0.2.4', { authorization: `Basic ${Buffer.from('other:secret').toString('base64')}` })).status).not.toBe(
+      429,
+    );
   });
 
   it('authorize: per IP (the resume URL is not counted)', async () => {
@@ -88,7 +109,9 @@ describe('rate limits (local counters)', () => {
     // The same address with a valid token, without a token, or on a public service: never refused.
     expect((await proxy(gw.url, '10.0.4.1', good)).status).toBe(200);
     expect((await proxy(gw.url, '10.0.4.1')).status).toBe(401);
-    expect((await fetch(`${gw.url}/pub/mcp`, { headers: { 'x-forwarded-for': '10.0.4.1', authorization: 'Bearer junk' } })).status).toBe(200);
+    expect((await fetch(`${gw.url}/pub/mcp`, { headers: { 'x-forwarded-for': '10.0.4.1', authorization: 'Bearer junk' } })).status).toBe(
+      200,
+    );
     expect((await proxy(gw.url, '10.0.4.2', 'Bearer not-a-token-5')).status).toBe(401);
     expect(gw.ctx.limits.blockedFor('10.0.4.2', 'none')).toBe(0);
   });
@@ -107,7 +130,14 @@ describe('rate limits (local counters)', () => {
     const { Writable } = await import('node:stream');
     const stream = new Writable({ write: (c: Buffer, _e, done) => void (lines.push(c.toString()), done()) });
     const backend = await startEchoBackend();
-    const gw = await startGateway({ oauth_providers: { dev: {} }, logging: { level: 'warn' }, mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } } }, { logStream: stream });
+    const gw = await startGateway(
+      {
+        oauth_providers: { dev: {} },
+        logging: { level: 'warn' },
+        mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } },
+      },
+      { logStream: stream },
+    );
     for (let i = 0; i < 3; i++) await fetch(`${gw.url}/svc/mcp`, { headers: { 'x-forwarded-for': '203.0.113.7' } });
     const warnings = lines.filter((l) => l.includes('trust_proxy is off'));
     expect(warnings).toHaveLength(1);
@@ -122,7 +152,13 @@ describe('rate limits (local counters)', () => {
 
   it('odd input never gives a 500: broken Basic headers, odd X-Forwarded-For', async () => {
     const gw = await limitedGateway();
-    for (const authorization of ['Basic', 'Basic !!!', `Basic ${Buffer.from('no-colon').toString('base64')}`, `Basic ${Buffer.from('%E0%A4%A:x').toString('base64')}`, `Basic ${'A'.repeat(5000)}`]) {
+    for (const authorization of [
+      'Basic',
+      'Basic !!!',
+      `Basic ${Buffer.from('no-colon').toString('base64')}`,
+      `Basic ${Buffer.from('%E0%A4%A:x').toString('base64')}`,
+      `Basic ${'A'.repeat(5000)}`,
+    ]) {
       expect((await token(gw.url, '10.0.6.1', { authorization })).status).toBeLessThan(500);
     }
     for (const xff of ['', 'garbage', '::1, ::ffff:127.0.0.1', '2001:db8::1', '1.2.3.4, , ,']) {
@@ -156,7 +192,10 @@ describeRedis('rate limits shared through Redis (two gateways, one Redis)', () =
         trust_proxy: true,
         // Both instances share one issuer (as behind a load balancer); tests call each one directly.
         issuer: 'http://127.0.0.1:1',
-        storage: { type: 'redis', redis: { host: '127.0.0.1', port: redis.port, socket_timeout: 2, socket_connect_timeout: 2, sweep_interval: 0 } },
+        storage: {
+          type: 'redis',
+          redis: { host: '127.0.0.1', port: redis.port, socket_timeout: 2, socket_connect_timeout: 2, sweep_interval: 0 },
+        },
         oauth_providers: { dev: {} },
         mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } },
         rate_limits: { ...LIMITS, register_per_minute: 4, failed_auth_per_minute: 3 },
@@ -186,7 +225,7 @@ describeRedis('rate limits shared through Redis (two gateways, one Redis)', () =
     expect(gateways[0]!.ctx.limits.kind).toBe('redis');
   });
 
-  it('failed-auth blocks are shared: the limit reached at B blocks the IP\'s rejected tokens at A within a second', async () => {
+  it("failed-auth blocks are shared: the limit reached at B blocks the IP's rejected tokens at A within a second", async () => {
     const [a, b] = urls as [string, string];
     const good = await bearer(gateways[0]!, { service: 'svc' });
     expect((await proxy(a, '10.1.1.1', 'Bearer bad-1')).status).toBe(401);

@@ -9,14 +9,44 @@ import { parseAccessTokenClaims, type AccessTokenClaims } from '../../src/kernel
 
 const now = Math.floor(Date.now() / 1000);
 /** What oidc-provider sets itself (RFC 9068 §2.2). */
-const registered = { iss: 'https://gw.example', aud: 'https://gw.example/calc/mcp', sub: 'corp:alice', client_id: 'client-1', scope: 'mcp:read', jti: 'j-1', iat: now, exp: now + 300 };
+const registered = {
+  iss: 'https://gw.example',
+  aud: 'https://gw.example/calc/mcp',
+  sub: 'corp:alice',
+  client_id: 'client-1',
+  scope: 'mcp:read',
+  jti: 'j-1',
+  iat: now,
+  exp: now + 300,
+};
 
 describe('parseAccessTokenClaims', () => {
   it('reads back what the issuer puts in a token, claim for claim', () => {
-    const issued = identityClaims({ id: 'corp:alice', provider: 'corp', subject: 'alice', email: 'alice@example.com', emailVerified: true, name: 'Alice', picture: 'https://img/a.png', groups: ['eng'] }, 'grant-1');
+    const issued = identityClaims(
+      {
+        id: 'corp:alice',
+        provider: 'corp',
+        subject: 'alice',
+        email: 'alice@example.com',
+        emailVerified: true,
+        name: 'Alice',
+        picture: 'https://img/a.png',
+        groups: ['eng'],
+      },
+      'grant-1',
+    );
     // JSON round trip: what a JWT payload really carries (undefined members vanish).
     const payload = JSON.parse(JSON.stringify({ ...registered, ...issued })) as Record<string, unknown>;
-    const expected: AccessTokenClaims = { ...registered, gid: 'grant-1', email: 'alice@example.com', email_verified: true, name: 'Alice', picture: 'https://img/a.png', groups: ['eng'], idp: 'corp' };
+    const expected: AccessTokenClaims = {
+      ...registered,
+      gid: 'grant-1',
+      email: 'alice@example.com',
+      email_verified: true,
+      name: 'Alice',
+      picture: 'https://img/a.png',
+      groups: ['eng'],
+      idp: 'corp',
+    };
     expect(parseAccessTokenClaims(payload)).toEqual(expected);
   });
 
@@ -30,7 +60,18 @@ describe('parseAccessTokenClaims', () => {
   });
 
   it('refuses a payload whose required claims are missing or of the wrong type', () => {
-    for (const [claim, value] of [['sub', undefined], ['sub', ''], ['sub', 7], ['client_id', undefined], ['client_id', ['c']], ['jti', undefined], ['iat', '1'], ['exp', undefined], ['exp', '99'], ['iss', undefined]] as const) {
+    for (const [claim, value] of [
+      ['sub', undefined],
+      ['sub', ''],
+      ['sub', 7],
+      ['client_id', undefined],
+      ['client_id', ['c']],
+      ['jti', undefined],
+      ['iat', '1'],
+      ['exp', undefined],
+      ['exp', '99'],
+      ['iss', undefined],
+    ] as const) {
       expect(parseAccessTokenClaims({ ...registered, [claim]: value }), `${claim}: ${JSON.stringify(value)}`).toBe('claims');
     }
   });
@@ -43,7 +84,15 @@ describe('parseAccessTokenClaims', () => {
   });
 
   it('drops optional claims of the wrong type instead of trusting them', () => {
-    const parsed = parseAccessTokenClaims({ ...registered, email: 42, email_verified: 'true', groups: ['eng', 3, null], name: {}, gid: 1, idp: '' });
+    const parsed = parseAccessTokenClaims({
+      ...registered,
+      email: 42,
+      email_verified: 'true',
+      groups: ['eng', 3, null],
+      name: {},
+      gid: 1,
+      idp: '',
+    });
     expect(parsed).toEqual({ ...registered, groups: ['eng'] });
   });
 });

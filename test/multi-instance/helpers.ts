@@ -24,7 +24,10 @@ export interface CliRun {
 }
 
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): CliRun {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MCP_CONFIG_PATH: '', ...env } });
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, MCP_CONFIG_PATH: '', ...env },
+  });
   live.add(child);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));

@@ -27,7 +27,16 @@ describeRedis('RevocationList over Redis pub/sub', () => {
   async function instance(pollMs: number, withoutPubSub = false): Promise<{ store: Store; list: RevocationList }> {
     let store = await createRedisStore(redisConfig({ host: '127.0.0.1', port: redis.port, key_prefix: 'rv:' }), {});
     stores.push(store);
-    if (withoutPubSub) store = { ...Object.fromEntries(['get', 'set', 'setIfAbsent', 'delete', 'consume', 'take', 'listByIndex', 'deleteByIndex', 'list', 'health', 'close'].map((m) => [m, (store as unknown as Record<string, (...a: unknown[]) => unknown>)[m]!.bind(store)])), backend: 'redis' } as unknown as Store;
+    if (withoutPubSub)
+      store = {
+        ...Object.fromEntries(
+          ['get', 'set', 'setIfAbsent', 'delete', 'consume', 'take', 'listByIndex', 'deleteByIndex', 'list', 'health', 'close'].map((m) => [
+            m,
+            (store as unknown as Record<string, (...a: unknown[]) => unknown>)[m]!.bind(store),
+          ]),
+        ),
+        backend: 'redis',
+      } as unknown as Store;
     const list = new RevocationList(store, 600, { pollMs });
     lists.push(list);
     await list.start();
@@ -54,7 +63,16 @@ describeRedis('RevocationList over Redis pub/sub', () => {
   it('malformed and hostile messages are ignored; a forged far-future expiry is capped', async () => {
     const a = await instance(60_000);
     const b = await instance(60_000);
-    for (const m of ['not json', '[]', 'null', '{"gid":5}', '{"gid":""}', `{"gid":"${'x'.repeat(300)}"}`, '{"gid":"a\\u0000b"}', '{"gid":"old","exp":1}']) {
+    for (const m of [
+      'not json',
+      '[]',
+      'null',
+      '{"gid":5}',
+      '{"gid":""}',
+      `{"gid":"${'x'.repeat(300)}"}`,
+      '{"gid":"a\\u0000b"}',
+      '{"gid":"old","exp":1}',
+    ]) {
       await a.store.publish!(REVOCATION_CHANNEL, m);
     }
     await a.store.publish!(REVOCATION_CHANNEL, JSON.stringify({ gid: 'forged', exp: Number.MAX_SAFE_INTEGER }));

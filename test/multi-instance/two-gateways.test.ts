@@ -18,7 +18,12 @@ import { ALICE, BOB, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstr
 import { pollUntil, runCli, startBalancer, stopProcess, waitForText, type Balancer, type CliRun, type Target } from './helpers.js';
 
 const SECRET = 'multi-instance-secret-multi-instance-secret-0123';
-const INIT = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+});
 const RPC_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 /** Measured propagation times, printed at the end. */
 const measured: Record<string, number> = {};
@@ -80,7 +85,11 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
   });
 
   const form = async (base: string, path: string, body: Record<string, string>, headers: Record<string, string> = {}) => {
-    const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+    const res = await fetch(`${base}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(body),
+    });
     return { status: res.status, json: (await res.json().catch(() => ({}))) as Record<string, unknown> };
   };
   /** Status of an MCP initialize at one instance's proxy (called directly, bypassing the balancer). */
@@ -104,7 +113,12 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
     for (const t of ['A', 'B'] as const) {
       const res = await fetch(`${direct[t]}/ready`);
       expect(res.status).toBe(200);
-      expect(await res.json()).toMatchObject({ status: 'ready', storage: { backend: 'redis', healthy: true }, revocation: { healthy: true, pubsub: true }, rate_limits: { counters: 'redis' } });
+      expect(await res.json()).toMatchObject({
+        status: 'ready',
+        storage: { backend: 'redis', healthy: true },
+        revocation: { healthy: true, pubsub: true },
+        rate_limits: { counters: 'redis' },
+      });
     }
   });
 
@@ -124,7 +138,13 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
     lb.target = 'A';
     idp.nextUser = ALICE;
     const provider = await authorizeOnly(lb.url, 'calc');
-    const params = { grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: provider.redirectUri, client_id: provider.clientInformation()!.client_id };
+    const params = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: provider.redirectUri,
+      client_id: provider.clientInformation()!.client_id,
+    };
     const first = await form(direct.B, '/oauth/token', params);
     expect(first.status).toBe(200);
     const access = String(first.json.access_token);
@@ -135,24 +155,40 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
     measured.codeReplayAtA_refusedAtB = await pollUntil(async () => (await mcp('B', access)).status === 401, 1000);
     expect((await mcp('A', access)).status).toBe(401);
     // The refresh token of the first redemption died with the grant.
-    const refresh = await form(direct.B, '/oauth/token', { grant_type: 'refresh_token', refresh_token: String(first.json.refresh_token), client_id: params.client_id });
+    const refresh = await form(direct.B, '/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: String(first.json.refresh_token),
+      client_id: params.client_id,
+    });
     expect(refresh.json.error).toBe('invalid_grant');
   });
 
   it('refresh-token reuse detected at B revokes the grant everywhere: A refuses the access token within 1 s', async () => {
     const { tokens, provider } = await signIn('A');
     const clientId = provider.clientInformation()!.client_id;
-    const rotated = await form(direct.A, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId });
+    const rotated = await form(direct.A, '/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token!,
+      client_id: clientId,
+    });
     expect(rotated.status).toBe(200);
     const access = String(rotated.json.access_token);
     expect((await mcp('A', access)).status).toBe(200);
-    const reuse = await form(direct.B, '/oauth/token', { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId });
+    const reuse = await form(direct.B, '/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token!,
+      client_id: clientId,
+    });
     expect(reuse.status).toBe(400);
     expect(reuse.json.error).toBe('invalid_grant');
     const elapsed = await pollUntil(async () => (await mcp('A', access)).status === 401, 1000);
     measured.refreshReuseAtB_refusedAtA = elapsed;
     expect(elapsed).toBeLessThanOrEqual(1000);
-    const again = await form(direct.A, '/oauth/token', { grant_type: 'refresh_token', refresh_token: String(rotated.json.refresh_token), client_id: clientId });
+    const again = await form(direct.A, '/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: String(rotated.json.refresh_token),
+      client_id: clientId,
+    });
     expect(again.json.error).toBe('invalid_grant');
   });
 
@@ -173,7 +209,10 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
     const cli = runCli(['revoke', '--grant', gid, '--config', configFile]);
     expect(await cli.exited).toBe(0);
     expect(cli.output()).toContain('revoked 1 grant');
-    const elapsed = await pollUntil(async () => (await mcp('A', tokens.access_token)).status === 401 && (await mcp('B', tokens.access_token)).status === 401, 1000);
+    const elapsed = await pollUntil(
+      async () => (await mcp('A', tokens.access_token)).status === 401 && (await mcp('B', tokens.access_token)).status === 401,
+      1000,
+    );
     measured.cliRevoke_refusedAtAandB = elapsed;
     expect(elapsed).toBeLessThanOrEqual(1000);
   });
@@ -194,7 +233,12 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
     expect(backend.requests.length).toBe(before); // never reached the backend
     const own = await fetch(`${direct.B}/calc/mcp`, {
       method: 'POST',
-      headers: { ...RPC_HEADERS, authorization: `Bearer ${alice.tokens.access_token}`, 'mcp-session-id': opened.session!, 'mcp-protocol-version': '2025-06-18' },
+      headers: {
+        ...RPC_HEADERS,
+        authorization: `Bearer ${alice.tokens.access_token}`,
+        'mcp-session-id': opened.session!,
+        'mcp-protocol-version': '2025-06-18',
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
     });
     expect(own.status).toBe(200);
@@ -205,7 +249,11 @@ describeRedis('two gateway processes, one Redis, one load balancer', () => {
     const body = JSON.stringify({ redirect_uris: ['http://127.0.0.1:49152/callback'], token_endpoint_auth_method: 'none' });
     const register = async (t: Target) => {
       lb.target = t;
-      const res = await fetch(`${lb.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '10.7.7.7' }, body });
+      const res = await fetch(`${lb.url}/oauth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '10.7.7.7' },
+        body,
+      });
       await res.arrayBuffer();
       return res;
     };

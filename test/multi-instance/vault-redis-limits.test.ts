@@ -29,7 +29,12 @@ describeRedis('rate limits behind Vault + Redis', () => {
     const config = () => ({ storage, rate_limits: { enabled: true, register_per_minute: 3 } });
     const a = await startGateway(config);
     const b = await startGateway(config);
-    const register = (url: string) => fetch(`${url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }) });
+    const register = (url: string) =>
+      fetch(`${url}/oauth/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ redirect_uris: ['http://127.0.0.1:1/cb'] }),
+      });
     expect(a.ctx.limits.kind).toBe('redis');
     expect((await register(a.url)).status).toBe(201);
     expect((await register(b.url)).status).toBe(201);

@@ -35,7 +35,8 @@ const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
 };
 const nativeBuild = process.env.GW_PACKAGE_TEST_NATIVE_BUILD === '1';
 const SETUP_TIMEOUT = (nativeBuild ? 14 : 6) * 60_000;
-const inCi = Boolean(process.env.CI) || ['GW_REQUIRE_REDIS', 'GW_REQUIRE_BROWSERS', 'GW_REQUIRE_CONFORMANCE'].some((v) => process.env[v] === '1');
+const inCi =
+  Boolean(process.env.CI) || ['GW_REQUIRE_REDIS', 'GW_REQUIRE_BROWSERS', 'GW_REQUIRE_CONFORMANCE'].some((v) => process.env[v] === '1');
 const skip = process.env.GW_SKIP_PACKAGE_TEST === '1';
 
 /** The child's environment: no npm_* variables inherited from a surrounding `npm test` (they name the repo as prefix). */
@@ -60,8 +61,13 @@ function run(cmd: string, args: string[], cwd: string, timeout = 120_000): Promi
   const started = performance.now();
   return new Promise((done) => {
     execFile(cmd, args, { cwd, env: childEnv(), timeout, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      done({ stdout, stderr: stderr + (err && code === 1 && !stderr ? String(err) : ''), code, ms: Math.round(performance.now() - started) });
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      done({
+        stdout,
+        stderr: stderr + (err && code === 1 && !stderr ? String(err) : ''),
+        code,
+        ms: Math.round(performance.now() - started),
+      });
     });
   });
 }
@@ -110,7 +116,15 @@ if (skip && !inCi) {
 
       mkdirSync(project);
       writeProject(project);
-      const args = ['install', tarball, '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', ...(nativeBuild ? [] : ['--ignore-scripts'])];
+      const args = [
+        'install',
+        tarball,
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        '--no-package-lock',
+        ...(nativeBuild ? [] : ['--ignore-scripts']),
+      ];
       const install = mustSucceed(await run('npm', args, project, (nativeBuild ? 12 : 4) * 60_000), 'npm install <tarball>');
       timings.install = install.ms;
       if (!nativeBuild) useRepositoryAddon(project);
@@ -123,10 +137,18 @@ if (skip && !inCi) {
     });
 
     it('the tarball holds every file package.json points at, the built API and its types, and no sources or tests', () => {
-      const pointed = [...Object.values(PKG.bin), ...Object.values(PKG.exports).flatMap((e) => Object.values(e))].map((p) => p.replace(/^\.\//, ''));
+      const pointed = [...Object.values(PKG.bin), ...Object.values(PKG.exports).flatMap((e) => Object.values(e))].map((p) =>
+        p.replace(/^\.\//, ''),
+      );
       for (const p of pointed) expect(files, `package.json points at ${p}`).toContain(p);
-      for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'config.schema.json', 'README.md', 'package.json']) expect(files).toContain(p);
-      const unwanted = files.filter((p) => /^(src|test|scripts|bench|deploy|\.ci)\//.test(p) || /\.test\.|\.map$|^node_modules\//.test(p) || (p.endsWith('.ts') && !p.endsWith('.d.ts')));
+      for (const p of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'config.schema.json', 'README.md', 'package.json'])
+        expect(files).toContain(p);
+      const unwanted = files.filter(
+        (p) =>
+          /^(src|test|scripts|bench|deploy|\.ci)\//.test(p) ||
+          /\.test\.|\.map$|^node_modules\//.test(p) ||
+          (p.endsWith('.ts') && !p.endsWith('.d.ts')),
+      );
       expect(unwanted).toEqual([]);
     });
 
@@ -150,23 +172,45 @@ if (skip && !inCi) {
         console.log(JSON.stringify({ version: m.VERSION, refused, health: health.status, sqliteHealth: sqliteHealth.status, exports: Object.keys(m).sort() }));
       `;
       const r = mustSucceed(await run('node', ['--input-type=module', '-e', script], project, 60_000), 'using the installed package');
-      const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as { version: string; refused: string; health: number; sqliteHealth: number; exports: string[] };
+      const result = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+        version: string;
+        refused: string;
+        health: number;
+        sqliteHealth: number;
+        exports: string[];
+      };
       expect(result.version).toBe(PKG.version);
       expect(result.refused).toContain('port');
       expect(result.health).toBe(200);
       expect(result.sqliteHealth).toBe(200);
       expect(existsSync(join(project, 'data', 'gw.db'))).toBe(true);
       // The public API is exactly src/index.ts: nothing internal leaks through the entry point.
-      expect(result.exports).toEqual(['ConfigError', 'ERROR_CODES', 'GatewayError', 'VERSION', 'createGateway', 'isGatewayError', 'loadConfigFile', 'loadConfigText', 'parseConfig']);
+      expect(result.exports).toEqual([
+        'ConfigError',
+        'ERROR_CODES',
+        'GatewayError',
+        'VERSION',
+        'createGateway',
+        'isGatewayError',
+        'loadConfigFile',
+        'loadConfigText',
+        'parseConfig',
+      ]);
     });
 
     it('npx mcp-oauth-gateway --version prints the package version', async () => {
-      const r = mustSucceed(await run('npx', ['--no-install', 'mcp-oauth-gateway', '--version'], project, 60_000), 'npx mcp-oauth-gateway --version');
+      const r = mustSucceed(
+        await run('npx', ['--no-install', 'mcp-oauth-gateway', '--version'], project, 60_000),
+        'npx mcp-oauth-gateway --version',
+      );
       expect(r.stdout.trim()).toBe(PKG.version);
     });
 
     it('check-config accepts a small configuration and refuses a broken one with file, line and key', async () => {
-      const ok = mustSucceed(await run('npx', ['--no-install', 'mcp-oauth-gateway', 'check-config', 'gateway.yaml'], project, 60_000), 'check-config gateway.yaml');
+      const ok = mustSucceed(
+        await run('npx', ['--no-install', 'mcp-oauth-gateway', 'check-config', 'gateway.yaml'], project, 60_000),
+        'check-config gateway.yaml',
+      );
       expect(ok.stdout).toMatch(/^OK: .*gateway\.yaml .*storage memory, 1 service/m);
       const bad = await run('npx', ['--no-install', 'mcp-oauth-gateway', 'check-config', 'broken.yaml'], project, 60_000);
       expect(bad.code).not.toBe(0);
@@ -192,7 +236,9 @@ function useRepositoryAddon(project: string): void {
   const ours = join(ROOT, 'node_modules', 'better-sqlite3');
   const theirs = join(project, 'node_modules', 'better-sqlite3');
   if (versionOf(ours) !== versionOf(theirs)) {
-    throw new Error(`the tarball installed better-sqlite3 ${versionOf(theirs)}, the repository has ${versionOf(ours)}; run with GW_PACKAGE_TEST_NATIVE_BUILD=1 or align the pin`);
+    throw new Error(
+      `the tarball installed better-sqlite3 ${versionOf(theirs)}, the repository has ${versionOf(ours)}; run with GW_PACKAGE_TEST_NATIVE_BUILD=1 or align the pin`,
+    );
   }
   mkdirSync(join(theirs, 'build', 'Release'), { recursive: true });
   copyFileSync(join(ours, 'build', 'Release', 'better_sqlite3.node'), join(theirs, 'build', 'Release', 'better_sqlite3.node'));

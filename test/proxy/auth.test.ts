@@ -40,7 +40,11 @@ describe('proxy authentication', () => {
 
   it('valid token reaches the backend; the Authorization header does not', async () => {
     const { gw, backend } = await setup();
-    const r = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'svc' }) }, body: PING });
+    const r = await fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'svc' }) },
+      body: PING,
+    });
     expect(r.status).toBe(200);
     expect(backend.received).toHaveLength(1);
     expect(backend.received[0]!.headers.authorization).toBeUndefined();
@@ -87,20 +91,37 @@ describe('proxy authentication', () => {
 
   it('malformed Authorization values are 401, never 500', async () => {
     const { gw } = await setup();
-    const values = ['Bearer', 'Bearer ', 'Bearer  x', 'Bearer a b', 'Bearer a.b.c', 'Basic abc', 'Bearer ' + 'A'.repeat(10_240), 'x'.repeat(10_240), 'Bearer eyJhbGciOiJub25lIn0.e30.', 'Bearer ....'];
+    const values = [
+      'Bearer',
+      'Bearer ',
+      'Bearer  x',
+      'Bearer a b',
+      'Bearer a.b.c',
+      'Basic abc',
+      'Bearer ' + 'A'.repeat(10_240),
+      'x'.repeat(10_240),
+      'Bearer eyJhbGciOiJub25lIn0.e30.',
+      'Bearer ....',
+    ];
     for (const v of values) {
       const r = await fetch(`${gw.url}/svc/mcp`, { headers: { authorization: v } });
       expect(r.status, v.slice(0, 20)).toBe(401);
     }
     // Non-latin1 bytes (UTF-8 on the wire), which fetch refuses to send.
-    const head = Buffer.concat([Buffer.from(`GET /svc/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer `), Buffer.from('ünïcødé→🔑', 'utf8'), Buffer.from('\r\n\r\n')]);
+    const head = Buffer.concat([
+      Buffer.from(`GET /svc/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer `),
+      Buffer.from('ünïcødé→🔑', 'utf8'),
+      Buffer.from('\r\n\r\n'),
+    ]);
     const raw = await rawRequest(gw.url, head);
     expect(raw.status).toBe(401);
   });
 
   it('insufficient scope: 403 naming every required scope', async () => {
     const { gw, backend } = await setup();
-    const r = await fetch(`${gw.url}/svc/mcp`, { headers: { authorization: await bearer(gw, { service: 'svc', claims: { scope: 'mcp:read' } }) } });
+    const r = await fetch(`${gw.url}/svc/mcp`, {
+      headers: { authorization: await bearer(gw, { service: 'svc', claims: { scope: 'mcp:read' } }) },
+    });
     expect(r.status).toBe(403);
     expect(r.headers.get('www-authenticate')).toBe(challengeOf(gw, 'svc', ', scope="mcp:read mcp:write", error="insufficient_scope"'));
     expect(await r.json()).toMatchObject({ error: 'insufficient_scope', scope: 'mcp:read mcp:write' });
@@ -143,7 +164,9 @@ describe('proxy authentication', () => {
     const r = await fetch(`${gw.url}/pol/mcp`, { headers: { authorization: await bearer(gw, { service: 'pol' }) } });
     expect(r.status).toBe(403);
     expect(await r.json()).toMatchObject({ error: 'access_denied', error_description: expect.stringContaining('access policy') });
-    const ok = await fetch(`${gw.url}/pol/mcp`, { headers: { authorization: await bearer(gw, { service: 'pol', claims: { email: 'Bob@Example.com', sub: 'dev:bob' } }) } });
+    const ok = await fetch(`${gw.url}/pol/mcp`, {
+      headers: { authorization: await bearer(gw, { service: 'pol', claims: { email: 'Bob@Example.com', sub: 'dev:bob' } }) },
+    });
     expect(ok.status).toBe(200);
     expect(backend.received).toHaveLength(1);
     const metrics = await gw.ctx.metrics.registry.metrics();
@@ -154,7 +177,10 @@ describe('proxy authentication', () => {
 
   it('CR/LF and non-ASCII in claims never reach a header and never 500', async () => {
     const { gw, backend } = await setup();
-    const auth = await bearer(gw, { service: 'svc', claims: { name: 'Eve\r\nX-Injected: 1', email: 'eve@example.com\n', groups: ['a,b', 'Zoë', 7], picture: '\u0000' } });
+    const auth = await bearer(gw, {
+      service: 'svc',
+      claims: { name: 'Eve\r\nX-Injected: 1', email: 'eve@example.com\n', groups: ['a,b', 'Zoë', 7], picture: '\u0000' },
+    });
     const r = await fetch(`${gw.url}/svc/mcp`, { headers: { authorization: auth } });
     expect(r.status).toBe(200);
     const h = backend.received[0]!.headers;

@@ -3,7 +3,10 @@ import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 
 export type ServiceSpec = Record<string, unknown> & { url: string };
 
-export async function proxyGateway(services: Record<string, ServiceSpec>, extra: Record<string, unknown> | ((issuer: string) => Record<string, unknown>) = {}): Promise<StartedGateway> {
+export async function proxyGateway(
+  services: Record<string, ServiceSpec>,
+  extra: Record<string, unknown> | ((issuer: string) => Record<string, unknown>) = {},
+): Promise<StartedGateway> {
   return startGateway((issuer) => {
     const mcp_services: Record<string, unknown> = {};
     for (const [id, s] of Object.entries(services)) {
@@ -11,7 +14,12 @@ export async function proxyGateway(services: Record<string, ServiceSpec>, extra:
       mcp_services[id] = { name: id, ...(authRequired ? { oauth_provider: 'dev' } : {}), ...s };
     }
     // A short shutdown grace: a test that fails with a stream open must not wait 10 s at cleanup.
-    return { oauth_providers: { dev: {} }, mcp_services, limits: { shutdown_grace: 1 }, ...(typeof extra === 'function' ? extra(issuer) : extra) };
+    return {
+      oauth_providers: { dev: {} },
+      mcp_services,
+      limits: { shutdown_grace: 1 },
+      ...(typeof extra === 'function' ? extra(issuer) : extra),
+    };
   });
 }
 

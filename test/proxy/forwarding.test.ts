@@ -13,7 +13,10 @@ import { rawRequest } from './raw-http.js';
 const sha = (b: Buffer | Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** GET through node:http without decompression, returning the raw bytes and headers. */
-function rawGet(url: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawGet(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -66,7 +69,21 @@ describe('request headers', () => {
     const rec = backend.received[0]!;
     const names = headerNames(rec.rawHeaders);
     expect(new Set(names).size).toBe(names.length); // nothing duplicated
-    const allowedOrAdded = new Set([...FORWARDED_REQUEST_HEADERS, 'host', 'connection', 'x-user-id', 'x-user-email', 'x-user-email-verified', 'x-user-name', 'x-user-provider', 'x-user-avatar', 'x-user-groups', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+    const allowedOrAdded = new Set([
+      ...FORWARDED_REQUEST_HEADERS,
+      'host',
+      'connection',
+      'x-user-id',
+      'x-user-email',
+      'x-user-email-verified',
+      'x-user-name',
+      'x-user-provider',
+      'x-user-avatar',
+      'x-user-groups',
+      'x-forwarded-for',
+      'x-forwarded-proto',
+      'x-forwarded-host',
+    ]);
     for (const n of names) expect(allowedOrAdded.has(n), n).toBe(true);
     const h = rec.headers;
     expect(h.authorization).toBeUndefined();
@@ -96,7 +113,17 @@ describe('request headers', () => {
   it('public service: spoofed identity headers stripped, none injected, Authorization not forwarded', async () => {
     const backend = await startEchoBackend();
     const gw = await proxyGateway({ pub: { url: backend.url, auth_required: false } });
-    const r = await fetch(`${gw.url}/pub/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization: 'Bearer whatever', 'x-user-id': 'mallory', 'x-user-email': 'm@evil.example', cookie: 'a=b' }, body: PING });
+    const r = await fetch(`${gw.url}/pub/mcp`, {
+      method: 'POST',
+      headers: {
+        ...JSON_RPC_HEADERS,
+        authorization: 'Bearer whatever',
+        'x-user-id': 'mallory',
+        'x-user-email': 'm@evil.example',
+        cookie: 'a=b',
+      },
+      body: PING,
+    });
     expect(r.status).toBe(200);
     const names = headerNames(backend.received[0]!.rawHeaders);
     expect(names.filter((n) => n.startsWith('x-user-'))).toEqual([]);
@@ -110,7 +137,15 @@ describe('request headers', () => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { region: 'eu' } } });
     const r = await fetch(`${gw.url}/svc/mcp`, {
       method: 'POST',
-      headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'svc' }), 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo', 'mcp-param-region': 'eu', 'Mcp-Param-X': '=?base64?SGVsbG8=?=' },
+      headers: {
+        ...JSON_RPC_HEADERS,
+        authorization: await bearer(gw, { service: 'svc' }),
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+        'mcp-param-region': 'eu',
+        'Mcp-Param-X': '=?base64?SGVsbG8=?=',
+      },
       body,
     });
     expect(r.status).toBe(200);
@@ -134,7 +169,13 @@ describe('request headers', () => {
     expect(a).toBe(b);
     expect(decodeProtectedHeader(a!).typ).toBe('identity+jwt');
     const { payload } = await jwtVerify(a!, createLocalJWKSet(gw.ctx.keys.publicJwks()), { issuer: gw.url, audience: `${gw.url}/svc/mcp` });
-    expect(payload).toMatchObject({ sub: 'dev:alice', email: 'alice@example.com', client_id: 'test-client', idp: 'dev', groups: ['staff'] });
+    expect(payload).toMatchObject({
+      sub: 'dev:alice',
+      email: 'alice@example.com',
+      client_id: 'test-client',
+      idp: 'dev',
+      groups: ['staff'],
+    });
     // The assertion is never accepted as an access token.
     expect((await fetch(`${gw.url}/svc/mcp`, { headers: { authorization: `Bearer ${a}` } })).status).toBe(401);
   });
@@ -175,11 +216,19 @@ describe('paths and methods', () => {
   it('odd bytes in the path or in forwarded header values: a 4xx or a clean pass, never a 500', async () => {
     const backend = await startEchoBackend();
     const gw = await proxyGateway({ svc: { url: backend.url, auth_required: false } });
-    const utf8Path = Buffer.concat([Buffer.from('GET /svc/mcp/'), Buffer.from('ünï', 'utf8'), Buffer.from(' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')]);
+    const utf8Path = Buffer.concat([
+      Buffer.from('GET /svc/mcp/'),
+      Buffer.from('ünï', 'utf8'),
+      Buffer.from(' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    ]);
     const a = await rawRequest(gw.url, utf8Path);
     expect(a.status).toBeGreaterThanOrEqual(200);
     expect(a.status).toBeLessThan(500);
-    const latin1Header = Buffer.concat([Buffer.from('GET /svc/mcp HTTP/1.1\r\nHost: x\r\nConnection: close\r\nMcp-Name: '), Buffer.from('tööl', 'utf8'), Buffer.from('\r\n\r\n')]);
+    const latin1Header = Buffer.concat([
+      Buffer.from('GET /svc/mcp HTTP/1.1\r\nHost: x\r\nConnection: close\r\nMcp-Name: '),
+      Buffer.from('tööl', 'utf8'),
+      Buffer.from('\r\n\r\n'),
+    ]);
     const b = await rawRequest(gw.url, latin1Header);
     expect(b.status).toBeGreaterThanOrEqual(200);
     expect(b.status).toBeLessThan(500);
@@ -189,17 +238,35 @@ describe('paths and methods', () => {
     const backend = await startEchoBackend();
     const gw = await proxyGateway({ svc: { url: backend.url } });
     expect((await fetch(`${gw.url}/svc/mcp`, { method: 'OPTIONS' })).status).toBe(401);
-    expect((await fetch(`${gw.url}/svc/mcp`, { method: 'OPTIONS', headers: { authorization: await bearer(gw, { service: 'svc' }) } })).status).toBe(200);
+    expect(
+      (await fetch(`${gw.url}/svc/mcp`, { method: 'OPTIONS', headers: { authorization: await bearer(gw, { service: 'svc' }) } })).status,
+    ).toBe(200);
     expect(backend.received).toHaveLength(1);
   });
 
   it('pinned protocol versions: others get 400 with -32022 and the supported list', async () => {
     const backend = await startEchoBackend();
     const gw = await proxyGateway({ svc: { url: backend.url, auth_required: false, protocol_versions: ['2025-06-18', '2025-11-25'] } });
-    const r = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, 'mcp-protocol-version': '2026-07-28' }, body: PING });
+    const r = await fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_RPC_HEADERS, 'mcp-protocol-version': '2026-07-28' },
+      body: PING,
+    });
     expect(r.status).toBe(400);
-    expect(await r.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32022, data: { supported: ['2025-06-18', '2025-11-25'] } } });
-    expect((await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, 'mcp-protocol-version': '2025-11-25' }, body: PING })).status).toBe(200);
+    expect(await r.json()).toMatchObject({
+      jsonrpc: '2.0',
+      id: null,
+      error: { code: -32022, data: { supported: ['2025-06-18', '2025-11-25'] } },
+    });
+    expect(
+      (
+        await fetch(`${gw.url}/svc/mcp`, {
+          method: 'POST',
+          headers: { ...JSON_RPC_HEADERS, 'mcp-protocol-version': '2025-11-25' },
+          body: PING,
+        })
+      ).status,
+    ).toBe(200);
     // initialize carries no header (the version is in the body): passed on.
     expect((await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: JSON_RPC_HEADERS, body: PING })).status).toBe(200);
     expect(backend.received).toHaveLength(2);
@@ -209,10 +276,21 @@ describe('paths and methods', () => {
 describe('responses', () => {
   it('status, body and headers relayed; hop-by-hop and Set-Cookie removed unless allowed', async () => {
     const backend = await startEchoBackend((_req, res) => {
-      res.writeHead(418, { 'content-type': 'application/json', 'set-cookie': ['a=1; Path=/', 'b=2'], 'x-custom': 'yes', connection: 'x-hop', 'x-hop': 'drop me', 'mcp-session-id': 'S1', 'access-control-allow-origin': '*' });
+      res.writeHead(418, {
+        'content-type': 'application/json',
+        'set-cookie': ['a=1; Path=/', 'b=2'],
+        'x-custom': 'yes',
+        connection: 'x-hop',
+        'x-hop': 'drop me',
+        'mcp-session-id': 'S1',
+        'access-control-allow-origin': '*',
+      });
       res.end('{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"HeaderMismatch"}}');
     });
-    const gw = await proxyGateway({ a: { url: backend.url, auth_required: false }, b: { url: backend.url, auth_required: false, allow_set_cookie: true } });
+    const gw = await proxyGateway({
+      a: { url: backend.url, auth_required: false },
+      b: { url: backend.url, auth_required: false, allow_set_cookie: true },
+    });
     const r = await rawGet(`${gw.url}/a/mcp`, {});
     expect(r.status).toBe(418);
     expect(r.body.toString()).toBe('{"jsonrpc":"2.0","id":null,"error":{"code":-32020,"message":"HeaderMismatch"}}');
@@ -275,7 +353,11 @@ describe('bodies', () => {
   it('413 for a declared or streamed body over the limit', async () => {
     const backend = await startEchoBackend();
     const gw = await proxyGateway({ svc: { url: backend.url, auth_required: false, max_request_bytes: 1024 * 1024 } });
-    const declared = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: JSON_RPC_HEADERS, body: Buffer.alloc(1024 * 1024 + 1, 32) });
+    const declared = await fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: JSON_RPC_HEADERS,
+      body: Buffer.alloc(1024 * 1024 + 1, 32),
+    });
     expect(declared.status).toBe(413);
     expect(await declared.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32600 } });
     expect(backend.received).toHaveLength(0);
@@ -291,8 +373,13 @@ describe('bodies', () => {
       duplex: 'half',
     } as RequestInit);
     expect(streamed.status).toBe(413);
-    expect(await streamed.json()).toMatchObject({ error: 'invalid_request', error_description: 'Request body too large (GW_ERR_BODY_TOO_LARGE)' });
+    expect(await streamed.json()).toMatchObject({
+      error: 'invalid_request',
+      error_description: 'Request body too large (GW_ERR_BODY_TOO_LARGE)',
+    });
     // Exactly at the limit is fine.
-    expect((await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: JSON_RPC_HEADERS, body: Buffer.alloc(1024 * 1024, 32) })).status).toBe(200);
+    expect(
+      (await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: JSON_RPC_HEADERS, body: Buffer.alloc(1024 * 1024, 32) })).status,
+    ).toBe(200);
   });
 });

@@ -36,7 +36,27 @@ describe('request header allowlist', () => {
   });
 
   it('never forwards credentials, hop-by-hop, identity or forwarding headers', () => {
-    for (const h of ['authorization', 'cookie', 'host', 'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-connection', 'x-user-id', 'x-user-email', 'x-user-anything', 'x-forwarded-for', 'x-forwarded-host', 'forwarded', 'origin', 'x-user-assertion']) {
+    for (const h of [
+      'authorization',
+      'cookie',
+      'host',
+      'connection',
+      'keep-alive',
+      'te',
+      'trailer',
+      'transfer-encoding',
+      'upgrade',
+      'proxy-authorization',
+      'proxy-connection',
+      'x-user-id',
+      'x-user-email',
+      'x-user-anything',
+      'x-forwarded-for',
+      'x-forwarded-host',
+      'forwarded',
+      'origin',
+      'x-user-assertion',
+    ]) {
       expect(isForwardableRequestHeader(h, NONE), h).toBe(false);
     }
   });
@@ -89,7 +109,11 @@ describe('request header allowlist', () => {
       'access-control-allow-origin': '*',
       'mcp-session-id': 's1',
     };
-    expect(buildResponseHeaders(upstream, false)).toEqual({ 'content-type': 'text/event-stream', 'content-encoding': 'gzip', 'mcp-session-id': 's1' });
+    expect(buildResponseHeaders(upstream, false)).toEqual({
+      'content-type': 'text/event-stream',
+      'content-encoding': 'gzip',
+      'mcp-session-id': 's1',
+    });
     expect(buildResponseHeaders(upstream, true)['set-cookie']).toEqual(['a=1', 'b=2']);
   });
 });
@@ -141,7 +165,18 @@ describe('backend target', () => {
   it('refuses a client query that names an operator parameter (P3)', () => {
     const q = backendTarget(new URL('http://b:1/mcp?tenant=1&a.b=2'));
     expect(q.baseNames).toEqual(new Set(['tenant', 'a_b']));
-    for (const query of ['tenant=2', 'TENANT', 'x=1&tenant=', 'x;tenant=2', 'tenant[]=2', 'a b=1', 'a.b=1', 'a_b=1', 'ten%61nt=1', '%20tenant=2']) {
+    for (const query of [
+      'tenant=2',
+      'TENANT',
+      'x=1&tenant=',
+      'x;tenant=2',
+      'tenant[]=2',
+      'a b=1',
+      'a.b=1',
+      'a_b=1',
+      'ten%61nt=1',
+      '%20tenant=2',
+    ]) {
       expect(upstreamTarget(q, `/svc/mcp?${query}`), query).toMatchObject({ status: 400, error: 'invalid_request' });
     }
     expect(upstreamTarget(q, '/svc/mcp?tenants=1&x=%zz')).toBe('/mcp?tenant=1&a.b=2&tenants=1&x=%zz');
@@ -150,7 +185,8 @@ describe('backend target', () => {
   it('maps absolute-form targets as origin-form (P7)', () => {
     expect(upstreamTarget(t, 'http://gw.example/svc/mcp')).toBe('/mcp');
     expect(upstreamTarget(t, 'HTTPS://user@gw.example:8443/svc/mcp/x?y=1')).toBe('/mcp/x?y=1');
-    for (const raw of ['ftp://gw/svc/mcp', 'http://gw?x=/svc/mcp', 'http://gw', '*', 'svc/mcp']) expect(upstreamTarget(t, raw), raw).toMatchObject({ status: 400 });
+    for (const raw of ['ftp://gw/svc/mcp', 'http://gw?x=/svc/mcp', 'http://gw', '*', 'svc/mcp'])
+      expect(upstreamTarget(t, raw), raw).toMatchObject({ status: 400 });
   });
   it('maps backend Location values to the public URL (P8)', () => {
     const q = backendTarget(new URL('http://b:1/mcp?tenant=1'));
@@ -168,14 +204,32 @@ describe('backend target', () => {
     expect(at('/mcp/x', backendTarget(new URL('http://b:1/')))).toBe('https://gw/svc/mcp/mcp/x');
   });
   it('refuses traversal', () => {
-    for (const p of ['/svc/mcp/..', '/svc/mcp/../admin', '/svc/mcp/x/%2e%2e/y', '/svc/mcp/%2E./y', '/svc/mcp/a%2fb', '/svc/mcp/a%5Cb', '/svc/mcp/a\\b', '/svc/mcp/./x']) {
+    for (const p of [
+      '/svc/mcp/..',
+      '/svc/mcp/../admin',
+      '/svc/mcp/x/%2e%2e/y',
+      '/svc/mcp/%2E./y',
+      '/svc/mcp/a%2fb',
+      '/svc/mcp/a%5Cb',
+      '/svc/mcp/a\\b',
+      '/svc/mcp/./x',
+    ]) {
       expect(upstreamTarget(t, p), p).toMatchObject({ status: 400, error: 'invalid_request' });
     }
   });
 });
 
 describe('origin rules', () => {
-  const policy = new OriginPolicy({ allow_origins: ['http://localhost:6274', 'https://app.example.com'], allow_credentials: false, allow_methods: ['GET', 'POST', 'DELETE', 'OPTIONS'], allow_headers: [], expose_headers: ['X-Extra'] }, 'https://gw.example.com');
+  const policy = new OriginPolicy(
+    {
+      allow_origins: ['http://localhost:6274', 'https://app.example.com'],
+      allow_credentials: false,
+      allow_methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      allow_headers: [],
+      expose_headers: ['X-Extra'],
+    },
+    'https://gw.example.com',
+  );
   it('compares scheme, host and port exactly', () => {
     expect(policy.check(undefined)).toBe('absent');
     expect(policy.check('https://gw.example.com')).toBe('allowed');
@@ -197,7 +251,9 @@ describe('origin rules', () => {
     expect(normalizeOrigin('http://user@a.example')).toBeUndefined();
   });
   it('exposes WWW-Authenticate and Mcp-Session-Id plus configured headers', () => {
-    expect(policy.responseHeaders('http://localhost:6274')['access-control-expose-headers']).toBe('WWW-Authenticate, Mcp-Session-Id, X-Extra');
+    expect(policy.responseHeaders('http://localhost:6274')['access-control-expose-headers']).toBe(
+      'WWW-Authenticate, Mcp-Session-Id, X-Extra',
+    );
   });
 });
 

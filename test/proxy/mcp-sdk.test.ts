@@ -9,15 +9,21 @@ import { SessionBindings } from '../../src/proxy/sessions.js';
 import { bearer } from '../helpers/tokens.js';
 import { JSON_RPC_HEADERS, proxyGateway } from './fixtures.js';
 
-async function connect(gw: StartedGateway, service: string, authorization: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+async function connect(
+  gw: StartedGateway,
+  service: string,
+  authorization: string,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'sdk-test', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/${service}/mcp`), { requestInit: { headers: { Authorization: authorization } } });
+  const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/${service}/mcp`), {
+    requestInit: { headers: { Authorization: authorization } },
+  });
   await client.connect(transport);
   return { client, transport };
 }
 
 function textOf(result: unknown): string {
-  return ((result as { content: Array<{ text: string }> }).content[0]?.text) ?? '';
+  return (result as { content: Array<{ text: string }> }).content[0]?.text ?? '';
 }
 
 describe('MCP SDK client through the gateway', () => {
@@ -26,14 +32,25 @@ describe('MCP SDK client through the gateway', () => {
     const json = await startMcpBackend({ json: true });
     const gw = await proxyGateway({ sse: { url: sse.url }, json: { url: json.url, identity_headers: { id: 'x-remote-user' } } });
     const a = await connect(gw, 'sse', await bearer(gw, { service: 'sse' }));
-    const b = await connect(gw, 'json', await bearer(gw, { service: 'json', claims: { sub: 'dev:bob', email: 'bob@example.com', name: 'Bøb', groups: ['ops', 'dev'] } }));
+    const b = await connect(
+      gw,
+      'json',
+      await bearer(gw, { service: 'json', claims: { sub: 'dev:bob', email: 'bob@example.com', name: 'Bøb', groups: ['ops', 'dev'] } }),
+    );
 
     expect((await a.client.listTools()).tools.map((t) => t.name).sort()).toEqual(['echo', 'progress', 'whoami']);
     expect((await b.client.listTools()).tools.map((t) => t.name).sort()).toEqual(['echo', 'progress', 'whoami']);
     expect(textOf(await a.client.callTool({ name: 'echo', arguments: { text: 'héllo' } }))).toBe('héllo');
 
     const whoA = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} })));
-    expect(whoA).toMatchObject({ 'x-user-id': 'dev:alice', 'x-user-email': 'alice@example.com', 'x-user-name': 'Alice Example', 'x-user-provider': 'dev', 'x-user-groups': 'staff', 'x-forwarded-proto': 'http' });
+    expect(whoA).toMatchObject({
+      'x-user-id': 'dev:alice',
+      'x-user-email': 'alice@example.com',
+      'x-user-name': 'Alice Example',
+      'x-user-provider': 'dev',
+      'x-user-groups': 'staff',
+      'x-forwarded-proto': 'http',
+    });
     expect(whoA.authorization).toBeUndefined();
 
     const whoB = JSON.parse(textOf(await b.client.callTool({ name: 'whoami', arguments: {} })));
@@ -57,22 +74,42 @@ describe('MCP SDK client through the gateway', () => {
 
     const bobAuth = await bearer(gw, { service: 'svc', claims: { sub: 'dev:bob', email: 'bob@example.com' } });
     const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' });
-    const hijack = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization: bobAuth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body });
+    const hijack = await fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_RPC_HEADERS, authorization: bobAuth, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      body,
+    });
     expect(hijack.status).toBe(404);
     expect(await hijack.json()).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } });
     for (const m of ['GET', 'DELETE']) {
-      const r = await fetch(`${gw.url}/svc/mcp`, { method: m, headers: { authorization: bobAuth, 'mcp-session-id': sessionId, accept: 'text/event-stream' } });
+      const r = await fetch(`${gw.url}/svc/mcp`, {
+        method: m,
+        headers: { authorization: bobAuth, 'mcp-session-id': sessionId, accept: 'text/event-stream' },
+      });
       expect(r.status, m).toBe(404);
     }
     expect(backend.requests.filter((r) => r.headers['x-user-id'] === 'dev:bob')).toEqual([]);
 
     // Same user with a new token (refresh) keeps the session.
-    const again = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'svc' }), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' }, body });
+    const again = await fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: {
+        ...JSON_RPC_HEADERS,
+        authorization: await bearer(gw, { service: 'svc' }),
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      body,
+    });
     expect(again.status).toBe(200);
     await again.text();
 
     // An unknown (unbound) session id goes to the backend, which decides (404 from the SDK server).
-    const unknown = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization: bobAuth, 'mcp-session-id': 'not-a-session', 'mcp-protocol-version': '2025-06-18' }, body });
+    const unknown = await fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_RPC_HEADERS, authorization: bobAuth, 'mcp-session-id': 'not-a-session', 'mcp-protocol-version': '2025-06-18' },
+      body,
+    });
     expect(unknown.status).toBe(404);
     expect(backend.requests.some((r) => r.sessionId === 'not-a-session')).toBe(true);
 
@@ -93,7 +130,12 @@ describe('MCP SDK client through the gateway', () => {
     // (test/security/probe-findings.test.ts, P2).
     const r = await fetch(`${gw.url}/two/mcp`, {
       method: 'POST',
-      headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'two', claims: { sub: 'dev:bob' } }), 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' },
+      headers: {
+        ...JSON_RPC_HEADERS,
+        authorization: await bearer(gw, { service: 'two', claims: { sub: 'dev:bob' } }),
+        'mcp-session-id': sessionId,
+        'mcp-protocol-version': '2025-06-18',
+      },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
     });
     expect(r.status).toBe(404);

@@ -39,14 +39,26 @@ function sessionWritesFail(): { store: Store; control: { failing: boolean; refus
   return { store, control };
 }
 
-const INITIALIZE = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+const INITIALIZE = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+});
 
 describe('a session binding that cannot be written fails closed', () => {
   for (const json of [false, true]) {
     it(`${json ? 'JSON' : 'SSE'} backend: the client gets 503 storage-unavailable, no session id, and the backend session is closed`, async () => {
       const backend = await startMcpBackend({ json });
       const { store, control } = sessionWritesFail();
-      const gw = await startGateway({ oauth_providers: { dev: {} }, mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } }, limits: { shutdown_grace: 1 } }, { store });
+      const gw = await startGateway(
+        {
+          oauth_providers: { dev: {} },
+          mcp_services: { svc: { name: 'svc', url: backend.url, oauth_provider: 'dev' } },
+          limits: { shutdown_grace: 1 },
+        },
+        { store },
+      );
       const authorization = await bearer(gw, { service: 'svc' });
 
       const res = await fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization }, body: INITIALIZE });

@@ -31,7 +31,9 @@ describe('SSE relay', () => {
     const backend = await startMcpBackend();
     const gw = await proxyGateway({ svc: { url: backend.url } });
     const client = new Client({ name: 't', version: '1' });
-    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/svc/mcp`), { requestInit: { headers: { Authorization: await bearer(gw, { service: 'svc' }) } } });
+    const transport = new StreamableHTTPClientTransport(new URL(`${gw.url}/svc/mcp`), {
+      requestInit: { headers: { Authorization: await bearer(gw, { service: 'svc' }) } },
+    });
     await client.connect(transport);
     const count = 5;
     const result = await client.callTool({ name: 'progress', arguments: { count, intervalMs: 100 } }, undefined, {
@@ -40,7 +42,9 @@ describe('SSE relay', () => {
     expect(result.content).toEqual([{ type: 'text', text: `done ${count}` }]);
     // Same process, one event loop: the log order is the real order of events.
     for (let i = 1; i < count; i++) {
-      expect(backend.log.indexOf(`recv:${i}`), `event ${i} relayed before event ${i + 1} was sent`).toBeLessThan(backend.log.indexOf(`sent:${i + 1}`));
+      expect(backend.log.indexOf(`recv:${i}`), `event ${i} relayed before event ${i + 1} was sent`).toBeLessThan(
+        backend.log.indexOf(`sent:${i + 1}`),
+      );
       expect(backend.log.indexOf(`recv:${i}`)).toBeGreaterThan(-1);
     }
     await client.close();
@@ -74,20 +78,30 @@ describe('client disconnect propagates to the backend', () => {
     const gw = await proxyGateway({ svc: { url: backend.url } });
     const ac = new AbortController();
     const arrived = backend.nextRequest();
-    const pending = fetch(`${gw.url}/svc/mcp`, { method: 'POST', headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'svc' }) }, body: PING, signal: ac.signal }).catch((e: Error) => e);
+    const pending = fetch(`${gw.url}/svc/mcp`, {
+      method: 'POST',
+      headers: { ...JSON_RPC_HEADERS, authorization: await bearer(gw, { service: 'svc' }) },
+      body: PING,
+      signal: ac.signal,
+    }).catch((e: Error) => e);
     await within(arrived, 5000, 'request reaches backend');
     ac.abort();
     expect(await pending).toBeInstanceOf(Error);
     await within(backend.closed, 5000, 'backend request closed');
     expect(backend.received[0]!.closedEarly).toBe(true);
-    await expect.poll(() => gw.ctx.metrics.registry.metrics()).toMatch(/mcp_gateway_upstream_errors_total\{service="svc",kind="aborted"\} 1/);
+    await expect
+      .poll(() => gw.ctx.metrics.registry.metrics())
+      .toMatch(/mcp_gateway_upstream_errors_total\{service="svc",kind="aborted"\} 1/);
   });
 
   it('after response headers (mid-stream)', async () => {
     const backend = await startEchoBackend(sseForever(50));
     const gw = await proxyGateway({ svc: { url: backend.url } });
     const ac = new AbortController();
-    const r = await fetch(`${gw.url}/svc/mcp`, { headers: { accept: 'text/event-stream', authorization: await bearer(gw, { service: 'svc' }) }, signal: ac.signal });
+    const r = await fetch(`${gw.url}/svc/mcp`, {
+      headers: { accept: 'text/event-stream', authorization: await bearer(gw, { service: 'svc' }) },
+      signal: ac.signal,
+    });
     const reader = r.body!.getReader();
     await reader.read();
     await expect.poll(() => gw.ctx.metrics.registry.metrics()).toMatch(/mcp_gateway_active_streams\{service="svc"\} 1/);
@@ -134,6 +148,14 @@ describe('backend failures', () => {
     expect(await busy.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000 } });
     ac.abort();
     await within(backend.closed, 5000, 'held stream closed');
-    await expect.poll(async () => (await fetch(`${gw.url}/svc/mcp`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(2000) }).then((r) => { void r.body?.cancel(); return r.status; }))).toBe(200);
+    await expect
+      .poll(
+        async () =>
+          await fetch(`${gw.url}/svc/mcp`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(2000) }).then((r) => {
+            void r.body?.cancel();
+            return r.status;
+          }),
+      )
+      .toBe(200);
   });
 });

@@ -9,16 +9,31 @@ import { obtainToken } from '../helpers/oauth-client.js';
 import { postForm, securityWorld } from './world.js';
 
 const ping = (gw: string, token: string) =>
-  fetch(`${gw}/calc/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+  fetch(`${gw}/calc/mcp`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  });
 
 describe('P4: access tokens are introspectable and revocable', () => {
   test('P4: the issuing client introspects its access token: active, with audience, subject, scope and client', async () => {
     const { gw } = await securityWorld();
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = String(provider.clientInformation()?.client_id);
-    const res = await postForm(`${gw.url}/oauth/introspect`, { token: tokens.access_token, token_type_hint: 'access_token', client_id: clientId });
+    const res = await postForm(`${gw.url}/oauth/introspect`, {
+      token: tokens.access_token,
+      token_type_hint: 'access_token',
+      client_id: clientId,
+    });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ active: true, client_id: clientId, sub: 'myidp:alice', aud: `${gw.url}/calc/mcp`, iss: gw.url, token_type: 'Bearer' });
+    expect(res.json).toMatchObject({
+      active: true,
+      client_id: clientId,
+      sub: 'myidp:alice',
+      aud: `${gw.url}/calc/mcp`,
+      iss: gw.url,
+      token_type: 'Bearer',
+    });
     expect(String(res.json.scope).split(' ').sort()).toEqual(['mcp:read', 'mcp:tools']);
     expect(typeof res.json.jti).toBe('string');
     expect(typeof res.json.exp).toBe('number');
@@ -31,13 +46,23 @@ describe('P4: access tokens are introspectable and revocable', () => {
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = String(provider.clientInformation()?.client_id);
     expect((await ping(gw.url, tokens.access_token)).status).toBe(200);
-    const revoked = await postForm(`${gw.url}/oauth/revoke`, { token: tokens.access_token, token_type_hint: 'access_token', client_id: clientId });
+    const revoked = await postForm(`${gw.url}/oauth/revoke`, {
+      token: tokens.access_token,
+      token_type_hint: 'access_token',
+      client_id: clientId,
+    });
     expect(revoked.status).toBe(200);
     const after = await ping(gw.url, tokens.access_token);
     expect(after.status).toBe(401);
     expect(after.headers.get('www-authenticate')).toContain('error="invalid_token"');
-    expect((await postForm(`${gw.url}/oauth/introspect`, { token: tokens.access_token, client_id: clientId })).json).toEqual({ active: false });
-    const refresh = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId });
+    expect((await postForm(`${gw.url}/oauth/introspect`, { token: tokens.access_token, client_id: clientId })).json).toEqual({
+      active: false,
+    });
+    const refresh = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token!,
+      client_id: clientId,
+    });
     expect(refresh.status).toBe(400);
     expect(refresh.json.error).toBe('invalid_grant');
   });
@@ -47,7 +72,9 @@ describe('P4: access tokens are introspectable and revocable', () => {
     const { tokens } = await obtainToken(gw.url, 'calc');
     const other = await obtainToken(gw.url, 'calc');
     const otherId = String(other.provider.clientInformation()?.client_id);
-    expect((await postForm(`${gw.url}/oauth/introspect`, { token: tokens.access_token, client_id: otherId })).json).toEqual({ active: false });
+    expect((await postForm(`${gw.url}/oauth/introspect`, { token: tokens.access_token, client_id: otherId })).json).toEqual({
+      active: false,
+    });
     expect((await postForm(`${gw.url}/oauth/revoke`, { token: tokens.access_token, client_id: otherId })).status).toBe(200);
     expect((await ping(gw.url, tokens.access_token)).status).toBe(200);
   });
@@ -57,7 +84,11 @@ describe('P4: access tokens are introspectable and revocable', () => {
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = String(provider.clientInformation()?.client_id);
     const { privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const foreign = await mintToken(gw, { service: 'calc', key: { ...(await exportJWK(privateKey)), kid: gw.ctx.keys.signer.kid }, claims: { client_id: clientId } });
+    const foreign = await mintToken(gw, {
+      service: 'calc',
+      key: { ...(await exportJWK(privateKey)), kid: gw.ctx.keys.signer.kid },
+      claims: { client_id: clientId },
+    });
     const expired = await mintToken(gw, { service: 'calc', ttl: -120, claims: { client_id: clientId } });
     const parts = tokens.access_token.split('.');
     const tampered = `${parts[0]}.${Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(parts[1]!, 'base64url').toString()), sub: 'myidp:bob' })).toString('base64url')}.${parts[2]}`;

@@ -23,7 +23,9 @@ describe('S1: no open redirector at /oauth/authorize', () => {
   test('S1: unknown client at /oauth/authorize gets an error page, never a redirect', async () => {
     const { gw } = await securityWorld();
     for (const redirect of [REDIRECT, 'https://evil.example/cb']) {
-      const body = await expectErrorPage(await fetch(authorizeUrl(gw.url, { client_id: 'no-such-client', redirect_uri: redirect }), { redirect: 'manual' }));
+      const body = await expectErrorPage(
+        await fetch(authorizeUrl(gw.url, { client_id: 'no-such-client', redirect_uri: redirect }), { redirect: 'manual' }),
+      );
       expect(body).not.toContain('evil.example');
     }
   });
@@ -46,15 +48,24 @@ describe('S1: no open redirector at /oauth/authorize', () => {
       await expectErrorPage(res);
     }
     // The registered one (loopback: any port, RFC 8252 §7.3) is accepted.
-    const ok = await fetch(authorizeUrl(gw.url, { client_id: clientId, redirect_uri: 'http://127.0.0.1:50000/callback' }), { redirect: 'manual' });
+    const ok = await fetch(authorizeUrl(gw.url, { client_id: clientId, redirect_uri: 'http://127.0.0.1:50000/callback' }), {
+      redirect: 'manual',
+    });
     expect(ok.status).toBe(303);
     expect(ok.headers.get('location')).toMatch(/^\/interaction\//);
   });
 
   test('S1: an unknown URL-shaped client_id (CIMD) pointing at loopback or link-local is refused with a page, nothing is fetched (SSRF)', async () => {
     const { gw } = await securityWorld();
-    for (const clientId of ['https://127.0.0.1:1/client.json', 'https://169.254.169.254/latest/meta-data/client.json', 'https://[::1]/c.json', 'http://public.example/client.json']) {
-      await expectErrorPage(await fetch(authorizeUrl(gw.url, { client_id: clientId, redirect_uri: 'https://evil.example/cb' }), { redirect: 'manual' }));
+    for (const clientId of [
+      'https://127.0.0.1:1/client.json',
+      'https://169.254.169.254/latest/meta-data/client.json',
+      'https://[::1]/c.json',
+      'http://public.example/client.json',
+    ]) {
+      await expectErrorPage(
+        await fetch(authorizeUrl(gw.url, { client_id: clientId, redirect_uri: 'https://evil.example/cb' }), { redirect: 'manual' }),
+      );
     }
   });
 });
@@ -63,7 +74,11 @@ describe('S2: PKCE is required (S256 only)', () => {
   test('S2: an authorization request without code_challenge, or with method plain, is refused (no code issued)', async () => {
     const { gw } = await securityWorld();
     const clientId = String((await register(gw.url)).json.client_id);
-    for (const params of [{ code_challenge: undefined, code_challenge_method: undefined }, { code_challenge_method: 'plain', code_challenge: VERIFIER }, { code_challenge_method: 'S512' }]) {
+    for (const params of [
+      { code_challenge: undefined, code_challenge_method: undefined },
+      { code_challenge_method: 'plain', code_challenge: VERIFIER },
+      { code_challenge_method: 'S512' },
+    ]) {
       const res = await fetch(authorizeUrl(gw.url, { client_id: clientId, ...params }), { redirect: 'manual' });
       expect(res.status).toBe(303);
       const to = new URL(res.headers.get('location')!, gw.url);
@@ -77,8 +92,19 @@ describe('S2: PKCE is required (S256 only)', () => {
   test('S2: the token endpoint refuses a missing or wrong code_verifier with invalid_grant and issues nothing', async () => {
     const { gw } = await securityWorld();
     const provider = await authorizeOnly(gw.url, 'calc');
-    const base = { grant_type: 'authorization_code', code: provider.captured!.code!, redirect_uri: provider.redirectUri, client_id: provider.clientInformation()!.client_id };
-    for (const code_verifier of [undefined, VERIFIER, `${provider.codeVerifier()}x`, provider.codeVerifier().slice(1), flipLast(provider.codeVerifier())]) {
+    const base = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      redirect_uri: provider.redirectUri,
+      client_id: provider.clientInformation()!.client_id,
+    };
+    for (const code_verifier of [
+      undefined,
+      VERIFIER,
+      `${provider.codeVerifier()}x`,
+      provider.codeVerifier().slice(1),
+      flipLast(provider.codeVerifier()),
+    ]) {
       const body: Record<string, string> = { ...base };
       if (code_verifier !== undefined) body.code_verifier = code_verifier;
       const res = await postForm(`${gw.url}/oauth/token`, body);
@@ -95,7 +121,12 @@ describe('S2: PKCE is required (S256 only)', () => {
     // hopeless: the verifier carries >= 256 bits and the code lives `tokens.authorization_code_ttl` (60 s).
     const { gw } = await securityWorld();
     const provider = await authorizeOnly(gw.url, 'calc');
-    const base = { grant_type: 'authorization_code', code: provider.captured!.code!, redirect_uri: provider.redirectUri, client_id: provider.clientInformation()!.client_id };
+    const base = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      redirect_uri: provider.redirectUri,
+      client_id: provider.clientInformation()!.client_id,
+    };
     expect((await postForm(`${gw.url}/oauth/token`, { ...base, code_verifier: VERIFIER })).json.error).toBe('invalid_grant');
     const ok = await postForm(`${gw.url}/oauth/token`, { ...base, code_verifier: provider.codeVerifier() });
     expect(ok.status).toBe(200);
@@ -113,7 +144,13 @@ describe('S2: PKCE is required (S256 only)', () => {
 describe('S8: plain http redirect URIs only on loopback', () => {
   test('S8: registration refuses non-loopback http redirect URIs for every application_type', async () => {
     const { gw } = await securityWorld();
-    const uris = ['http://evil.example/cb', 'http://10.0.0.1/cb', 'http://localhost.evil.example/cb', 'http://127.0.0.1.nip.io/cb', 'http://0.0.0.0/cb'];
+    const uris = [
+      'http://evil.example/cb',
+      'http://10.0.0.1/cb',
+      'http://localhost.evil.example/cb',
+      'http://127.0.0.1.nip.io/cb',
+      'http://0.0.0.0/cb',
+    ];
     for (const uri of uris) {
       for (const application_type of [undefined, 'native', 'web']) {
         const res = await register(gw.url, { redirect_uris: [REDIRECT, uri], ...(application_type ? { application_type } : {}) });
@@ -191,7 +228,11 @@ describe('S9: consent before the upstream IdP (confused deputy)', () => {
     const interaction = new URL(first.headers.get('location')!, gw.url);
     const csrf = /name="csrf" value="([^"]+)"/.exec(await (await victim.request(interaction)).text())![1]!;
     const stranger = new BrowserDriver();
-    const res = await stranger.request(new URL(`${interaction.pathname}/decision`, gw.url), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf, action: 'approve' }) });
+    const res = await stranger.request(new URL(`${interaction.pathname}/decision`, gw.url), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf, action: 'approve' }),
+    });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.status).toBeLessThan(500);
     expect(res.headers.get('location') ?? '').not.toContain(idp.issuer);
@@ -245,7 +286,13 @@ describe('S10: upstream state and codes are single use', () => {
   test('S10: concurrent redemptions of one code — exactly one wins and the grant is then revoked (atomic consume)', async () => {
     const { gw } = await securityWorld();
     const provider = await authorizeOnly(gw.url, 'calc');
-    const body = { grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: provider.redirectUri, client_id: provider.clientInformation()!.client_id };
+    const body = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: provider.redirectUri,
+      client_id: provider.clientInformation()!.client_id,
+    };
     const results = await Promise.all(Array.from({ length: 8 }, () => postForm(`${gw.url}/oauth/token`, body)));
     const ok = results.filter((r) => r.status === 200);
     expect(ok).toHaveLength(1);

@@ -23,7 +23,10 @@ describe('§8.2 RFC 6749 / OAuth 2.1 deviations', () => {
     const { gw } = await securityWorld();
     const redirect = 'http://127.0.0.1:49152/cb?tenant=a';
     const clientId = String((await register(gw.url, { redirect_uris: [redirect] })).json.client_id);
-    const res = await fetch(authorizeUrl(gw.url, { client_id: clientId, redirect_uri: redirect, state: undefined, code_challenge: undefined }), { redirect: 'manual' });
+    const res = await fetch(
+      authorizeUrl(gw.url, { client_id: clientId, redirect_uri: redirect, state: undefined, code_challenge: undefined }),
+      { redirect: 'manual' },
+    );
     const to = new URL(res.headers.get('location')!);
     expect(to.searchParams.get('tenant')).toBe('a');
     expect(to.searchParams.get('error')).toBe('invalid_request');
@@ -81,7 +84,13 @@ describe('§8.2 RFC 8414 / RFC 9728 / RFC 7591 / RFC 9068 / RFC 6750 deviations'
 describe('§8.2 MCP transport deviations', () => {
   test('§8.2 MCP: MCP-Protocol-Version 2025-11-25 passes through once, unchanged; Accept and Content-Type are not rewritten', async () => {
     const { gw, backend } = await securityWorld();
-    const res = await fetch(`${gw.url}/calc/mcp`, { headers: { authorization: await bearer(gw, { service: 'calc', claims: { scope: 'mcp:tools mcp:read' } }), 'mcp-protocol-version': '2025-11-25', accept: 'text/event-stream' } });
+    const res = await fetch(`${gw.url}/calc/mcp`, {
+      headers: {
+        authorization: await bearer(gw, { service: 'calc', claims: { scope: 'mcp:tools mcp:read' } }),
+        'mcp-protocol-version': '2025-11-25',
+        accept: 'text/event-stream',
+      },
+    });
     expect(res.status).toBe(200);
     const raw = backend.received[0]!.rawHeaders;
     const values = (name: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === name);

@@ -27,13 +27,25 @@ async function world(providerExtra: Record<string, unknown> = {}) {
 }
 
 const ping = (gw: string, service: string, token: string) =>
-  fetch(`${gw}/${service}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-user-email-verified': 'true' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+  fetch(`${gw}/${service}/mcp`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'x-user-email-verified': 'true',
+    },
+    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  });
 
 describe('email addresses count for policies only when verified', () => {
   test('an unverified address in an allowed domain is refused at sign-in, naming the policy', async () => {
     const { gw, idp } = await world();
     idp.nextUser = MALLORY;
-    await expect(obtainToken(gw.url, 'weather')).rejects.toMatchObject({ oauthError: 'access_denied', description: expect.stringContaining("access policy of service 'weather'") });
+    await expect(obtainToken(gw.url, 'weather')).rejects.toMatchObject({
+      oauthError: 'access_denied',
+      description: expect.stringContaining("access policy of service 'weather'"),
+    });
   });
 
   test('tokens and headers say whether the address is verified; a client cannot claim it', async () => {
@@ -49,7 +61,11 @@ describe('email addresses count for policies only when verified', () => {
   test('the proxy applies the same rule: a token with an unverified address in the domain gets 403', async () => {
     const { gw } = await world();
     const unverified = await bearer(gw, { service: 'weather', claims: { email: 'ceo@example.com', email_verified: false } });
-    const res = await fetch(`${gw.url}/weather/mcp`, { method: 'POST', headers: { authorization: unverified, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+    const res = await fetch(`${gw.url}/weather/mcp`, {
+      method: 'POST',
+      headers: { authorization: unverified, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    });
     expect(res.status).toBe(403);
     const verified = await bearer(gw, { service: 'weather', claims: { email: 'ceo@example.com', email_verified: true } });
     expect((await ping(gw.url, 'weather', verified.slice('Bearer '.length))).status).toBe(200);
@@ -62,7 +78,7 @@ describe('email addresses count for policies only when verified', () => {
     expect(decodeJwt(tokens.access_token)).toMatchObject({ email: 'ceo@example.com', email_verified: true });
   });
 
-  test('userinfo whose sub is not the ID token\'s is not used (OIDC Core §5.3.2)', async () => {
+  test("userinfo whose sub is not the ID token's is not used (OIDC Core §5.3.2)", async () => {
     const { gw, idp } = await world();
     idp.nextUser = NOGROUPS;
     // No groups in the ID token, so the gateway asks userinfo: the answer belongs to someone else.

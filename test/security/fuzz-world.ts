@@ -45,7 +45,10 @@ export async function startFuzzWorld(): Promise<RunningFuzzWorld> {
       issuer: url,
       port,
       oauth_providers: { dev: {} },
-      mcp_services: { calc: { name: 'Calc', url: backendUrl, oauth_provider: 'dev', scopes: ['mcp:tools'] }, pub: { name: 'Pub', url: backendUrl, auth_required: false } },
+      mcp_services: {
+        calc: { name: 'Calc', url: backendUrl, oauth_provider: 'dev', scopes: ['mcp:tools'] },
+        pub: { name: 'Pub', url: backendUrl, auth_required: false },
+      },
       rate_limits: { enabled: false },
       limits: { shutdown_grace: 1 },
     }),
@@ -53,7 +56,13 @@ export async function startFuzzWorld(): Promise<RunningFuzzWorld> {
   );
   await gateway.listen();
   const redirectUri = 'http://127.0.0.1:49152/callback';
-  const reg = (await (await fetch(`${url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [redirectUri] }) })).json()) as { client_id: string };
+  const reg = (await (
+    await fetch(`${url}/oauth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ redirect_uris: [redirectUri] }),
+    })
+  ).json()) as { client_id: string };
   const token = await mintToken(gateway, { service: 'calc', claims: { scope: 'mcp:tools' } });
   return {
     url,
@@ -74,9 +83,17 @@ export async function startFuzzWorld(): Promise<RunningFuzzWorld> {
 export async function assertHealthy(w: FuzzWorld): Promise<void> {
   const health = await fetch(`${w.url}/health`);
   if (health.status !== 200) throw new Error(`GET /health answered ${health.status}`);
-  const normal = await fetch(`${w.url}/calc/mcp`, { method: 'POST', headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+  const normal = await fetch(`${w.url}/calc/mcp`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${w.token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  });
   if (normal.status !== 200) throw new Error(`a normal proxied request answered ${normal.status}`);
   await normal.text();
-  const reg = await fetch(`${w.url}/oauth/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [w.redirectUri] }) });
+  const reg = await fetch(`${w.url}/oauth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: [w.redirectUri] }),
+  });
   if (reg.status !== 201) throw new Error(`a normal registration answered ${reg.status}`);
 }

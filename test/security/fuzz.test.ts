@@ -9,7 +9,15 @@ import { property, type PropertyName } from './fuzz-properties.js';
 import { assertHealthy, startFuzzWorld, type RunningFuzzWorld } from './fuzz-world.js';
 
 const SEED = 42;
-const RUNS: Record<PropertyName, number> = { register: 400, authorize: 300, callback: 200, token: 300, revoke: 200, introspect: 200, proxy: 400 };
+const RUNS: Record<PropertyName, number> = {
+  register: 400,
+  authorize: 300,
+  callback: 200,
+  token: 300,
+  revoke: 200,
+  introspect: 200,
+  proxy: 400,
+};
 
 describe('input hardening: property-based fuzzing (fast-check, seed 42)', () => {
   let world: RunningFuzzWorld;

@@ -24,7 +24,11 @@ describe('body size limits', () => {
     const { gw } = await securityWorld({ limits: { shutdown_grace: 1, max_request_bytes: 1024 } });
     const decision = await postForm(`${gw.url}/interaction/abc/decision`, { csrf: 'x'.repeat(20 * 1024) });
     expect(decision.status).toBe(413);
-    const proxy = await fetch(`${gw.url}/pub/mcp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(4096) });
+    const proxy = await fetch(`${gw.url}/pub/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: 'x'.repeat(4096),
+    });
     expect(proxy.status).toBe(413);
   });
 
@@ -45,7 +49,11 @@ describe('strict content types', () => {
     const { gw } = await securityWorld();
     for (const path of ['/oauth/token', '/oauth/revoke', '/oauth/introspect']) {
       for (const ct of ['application/json', 'text/plain', 'multipart/form-data; boundary=x']) {
-        const res = await fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': ct }, body: '{"grant_type":"refresh_token"}' });
+        const res = await fetch(`${gw.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': ct },
+          body: '{"grant_type":"refresh_token"}',
+        });
         expect(res.status, `${path} ${ct}`).toBe(400);
         expect(((await res.json()) as { error: string }).error).toBe('invalid_request');
       }
@@ -55,7 +63,11 @@ describe('strict content types', () => {
   test('registration accepts only JSON (415 otherwise), and only a JSON object', async () => {
     const { gw } = await securityWorld();
     for (const ct of ['application/x-www-form-urlencoded', 'text/plain', 'application/xml']) {
-      const res = await fetch(`${gw.url}/oauth/register`, { method: 'POST', headers: { 'content-type': ct }, body: 'redirect_uris=http://127.0.0.1/cb' });
+      const res = await fetch(`${gw.url}/oauth/register`, {
+        method: 'POST',
+        headers: { 'content-type': ct },
+        body: 'redirect_uris=http://127.0.0.1/cb',
+      });
       // 415 from fastify, or 400 invalid_client_metadata for text/plain (fastify parses it as a string).
       expect([400, 415], ct).toContain(res.status);
       expect(((await res.json()) as { client_id?: string }).client_id).toBeUndefined();
@@ -73,7 +85,13 @@ describe('secrets never reach the logs (proxy path included)', () => {
     const log = logCapture();
     const { gw, backend } = await securityWorld({ logging: { level: 'debug' } }, { logStream: log.stream });
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
-    const secrets = [tokens.access_token, tokens.refresh_token!, provider.captured!.code!, provider.codeVerifier(), 'gateway-upstream-secret-value'];
+    const secrets = [
+      tokens.access_token,
+      tokens.refresh_token!,
+      provider.captured!.code!,
+      provider.codeVerifier(),
+      'gateway-upstream-secret-value',
+    ];
     const sessionId = 'mcp-session-secret-0123456789abcdef';
     const auth = `Bearer ${tokens.access_token}`;
     for (const headers of [
@@ -82,7 +100,11 @@ describe('secrets never reach the logs (proxy path included)', () => {
       { authorization: 'Bearer forged-secret-token-value' },
       { authorization: auth, origin: 'http://evil.example' },
     ] as Array<Record<string, string>>) {
-      await fetch(`${gw.url}/calc/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{"jsonrpc":"2.0","id":1,"method":"ping"}' });
+      await fetch(`${gw.url}/calc/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+      });
       await fetch(`${gw.url}/calc/mcp/sub/path?x=1`, { headers });
     }
     expect(backend.received.length).toBeGreaterThan(0);

@@ -28,7 +28,10 @@ const LIST = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' });
 
 async function connectSdk(url: string, authorization?: string): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name: 'probe', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(url), authorization ? { requestInit: { headers: { Authorization: authorization } } } : undefined);
+  const transport = new StreamableHTTPClientTransport(
+    new URL(url),
+    authorization ? { requestInit: { headers: { Authorization: authorization } } } : undefined,
+  );
   await client.connect(transport);
   onTestFinished(() => client.close());
   return { client, transport };
@@ -131,8 +134,14 @@ describeRedis('P2 on Redis', () => {
     const bob = await connectSdk(`${first.url}/notes/mcp`, await bearer(first, { service: 'notes', claims: { sub: 'dev:bob' } }));
     const sessionId = bob.transport.sessionId!;
     expect((await useSession(`${second.url}/pub/mcp`, sessionId)).status).toBe(404);
-    expect((await useSession(`${second.url}/notes/mcp`, sessionId, await bearer(second, { service: 'notes', claims: { sub: 'dev:alice' } }))).status).toBe(404);
-    expect((await useSession(`${second.url}/notes/mcp`, sessionId, await bearer(second, { service: 'notes', claims: { sub: 'dev:bob' } }))).status).toBe(200);
+    expect(
+      (await useSession(`${second.url}/notes/mcp`, sessionId, await bearer(second, { service: 'notes', claims: { sub: 'dev:alice' } })))
+        .status,
+    ).toBe(404);
+    expect(
+      (await useSession(`${second.url}/notes/mcp`, sessionId, await bearer(second, { service: 'notes', claims: { sub: 'dev:bob' } })))
+        .status,
+    ).toBe(200);
   });
 });
 
@@ -140,7 +149,18 @@ describe('P3: the operator’s backend query parameters win', () => {
   it('P3: a client query naming a parameter of the backend URL is refused with 400, in every spelling a backend parser could read', async () => {
     const backend = await startEchoBackend();
     const gw = await proxyGateway({ svc: { url: `${backend.url}?tenant=1&key=k`, auth_required: false } });
-    for (const query of ['tenant=2', 'a=1&tenant=2', 'Tenant=2', 'ten%61nt=2', 'tenant%5B%5D=2', 'tenant[x]=2', 'a=1;tenant=2', '+tenant=2', 'key', 'KEY=x']) {
+    for (const query of [
+      'tenant=2',
+      'a=1&tenant=2',
+      'Tenant=2',
+      'ten%61nt=2',
+      'tenant%5B%5D=2',
+      'tenant[x]=2',
+      'a=1;tenant=2',
+      '+tenant=2',
+      'key',
+      'KEY=x',
+    ]) {
       const res = await fetch(`${gw.url}/svc/mcp?${query}`, { method: 'POST', headers: JSON_RPC_HEADERS, body: LIST });
       expect(res.status, query).toBe(400);
       const body = (await res.json()) as { error: { data: { error: string }; message: string } };
@@ -161,7 +181,10 @@ describe('P7: absolute-form request targets', () => {
     const gw = await proxyGateway({ pub: { url: backend.url, auth_required: false }, svc: { url: backend.url } });
     const port = Number(new URL(gw.url).port);
     const send = (target: string, extra = '') =>
-      rawExchange(port, `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${LIST.length}\r\nConnection: close\r\n\r\n${LIST}`);
+      rawExchange(
+        port,
+        `POST ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${LIST.length}\r\nConnection: close\r\n\r\n${LIST}`,
+      );
 
     const plain = await send(`http://127.0.0.1:${port}/pub/mcp`);
     expect(plain).toMatch(/^HTTP\/1\.1 200/);
@@ -236,7 +259,16 @@ describe('P8: backend redirects and trailing slashes', () => {
 describe('P6: control characters in client names', () => {
   it('P6: registration refuses client names with CR, LF, NUL, ESC or other control characters, naming the rule', async () => {
     const { gw } = await securityWorld();
-    for (const name of ['Evil\r\nfake-row  x  y', 'a\nb', 'nul\u0000', 'red\u001b[31m', 'del\u007f', 'c1\u009b2J', 'line\u2028sep', 'tab\there']) {
+    for (const name of [
+      'Evil\r\nfake-row  x  y',
+      'a\nb',
+      'nul\u0000',
+      'red\u001b[31m',
+      'del\u007f',
+      'c1\u009b2J',
+      'line\u2028sep',
+      'tab\there',
+    ]) {
       const res = await register(gw.url, { client_name: name });
       expect(res.status, JSON.stringify(name)).toBe(400);
       expect(res.json.error).toBe('invalid_client_metadata');
@@ -246,7 +278,8 @@ describe('P6: control characters in client names', () => {
     expect(localised.status).toBe(400);
     expect(String(localised.json.error_description)).toContain('client_name#fr');
     // Ordinary names, right-to-left ones included, still register.
-    for (const name of ['Claude Desktop', 'Zoë’s “client” <b>', 'תוכנה\u200f']) expect((await register(gw.url, { client_name: name })).status, name).toBe(201);
+    for (const name of ['Claude Desktop', 'Zoë’s “client” <b>', 'תוכנה\u200f'])
+      expect((await register(gw.url, { client_name: name })).status, name).toBe(201);
   });
 
   it('P6: the consent page neutralises bidi controls in the client name', async () => {
@@ -265,11 +298,19 @@ describe('P6: control characters in client names', () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const db = join(dir, 'gw.db');
     const cfg = join(dir, 'gateway.yaml');
-    writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:2", client_id: g, client_secret: s, allow_insecure_http: true}\n`);
+    writeFileSync(
+      cfg,
+      `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:2", client_id: g, client_secret: s, allow_insecure_http: true}\n`,
+    );
     // Records as a client registered before this check (or fetched as CIMD metadata) would have left them.
     const store = await createStore(storageSchema.parse({ type: 'sqlite', sqlite: { path: db } }));
     const hostile = 'Evil\u001b[2J\r\nfake-row  x  y\u202Eevil\u009b\\';
-    await store.set('oidc:Client:c1', { client_id: 'c1', client_name: hostile, redirect_uris: ['http://127.0.0.1:1/cb\u001b]8;;x'], token_endpoint_auth_method: 'none' });
+    await store.set('oidc:Client:c1', {
+      client_id: 'c1',
+      client_name: hostile,
+      redirect_uris: ['http://127.0.0.1:1/cb\u001b]8;;x'],
+      token_endpoint_auth_method: 'none',
+    });
     await store.set('oidc:Grant:g1', { accountId: 'corp:eve\r\nforged', clientId: 'c1', iat: 1, exp: 2, resources: { 'x\u202E': 'y' } });
     await store.close();
 
@@ -290,7 +331,11 @@ describe('P6: control characters in client names', () => {
     expect(grants.text).not.toMatch(unsafe);
     expect(grants.text.split('\n')).toHaveLength(2);
     expect(grants.text).toContain('corp:eve\\x0d\\x0aforged');
-    for (const args of [['clients', 'list', '--json'], ['grants', 'list', '--json'], ['clients', 'show', 'c1']]) {
+    for (const args of [
+      ['clients', 'list', '--json'],
+      ['grants', 'list', '--json'],
+      ['clients', 'show', 'c1'],
+    ]) {
       const json = await run(args);
       expect(json.code, args.join(' ')).toBe(0);
       expect(json.text, args.join(' ')).not.toMatch(unsafe);
@@ -306,7 +351,10 @@ describe('P11: revoke --user of an unknown user', () => {
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const db = join(dir, 'gw.db');
     const cfg = join(dir, 'gateway.yaml');
-    writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:2", client_id: g, client_secret: s, allow_insecure_http: true}\n`);
+    writeFileSync(
+      cfg,
+      `session_secret: ${TEST_SECRET}\nissuer: http://127.0.0.1:9\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\noauth_providers:\n  corp: {issuer: "http://127.0.0.1:2", client_id: g, client_secret: s, allow_insecure_http: true}\n`,
+    );
     const store = await createStore(storageSchema.parse({ type: 'sqlite', sqlite: { path: db } }));
     // carol signed in once (her account exists) but holds no grant.
     await store.set('gw:account:corp:carol', { id: 'corp:carol', provider: 'corp', subject: 'carol' });
@@ -340,7 +388,11 @@ describe('P13: token.issued names the service and the grant type', () => {
     const refreshed = await fetch(`${gw.url}/oauth/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: provider.clientInformation()!.client_id }),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token!,
+        client_id: provider.clientInformation()!.client_id,
+      }),
     });
     expect(refreshed.status).toBe(200);
     const second = (await refreshed.json()) as { access_token: string };
@@ -352,8 +404,20 @@ describe('P13: token.issued names the service and the grant type', () => {
       .filter((e) => e.audit === true && e.event === 'token.issued');
     const gid = String(decodeJwt(tokens.access_token).gid);
     expect(events).toEqual([
-      expect.objectContaining({ grant_type: 'authorization_code', service: 'weather', scope: 'weather:read', grant_id: gid, user: 'myidp:alice' }),
-      expect.objectContaining({ grant_type: 'refresh_token', service: 'weather', scope: 'weather:read', grant_id: gid, user: 'myidp:alice' }),
+      expect.objectContaining({
+        grant_type: 'authorization_code',
+        service: 'weather',
+        scope: 'weather:read',
+        grant_id: gid,
+        user: 'myidp:alice',
+      }),
+      expect.objectContaining({
+        grant_type: 'refresh_token',
+        service: 'weather',
+        scope: 'weather:read',
+        grant_id: gid,
+        user: 'myidp:alice',
+      }),
     ]);
     const text = log.text();
     for (const secret of [tokens.access_token, tokens.refresh_token!, second.access_token]) expect(text.includes(secret)).toBe(false);

@@ -21,7 +21,10 @@ const CALC_SCOPES = { scope: 'mcp:tools mcp:read' };
 describe('S4: no shared signing secret, no forged or eternal tokens', () => {
   test('S4: the default and placeholder session_secret are refused at start-up (unless debug)', () => {
     for (const session_secret of [undefined, 'change-this-in-production', 'CHANGE-THIS-IN-PRODUCTION', 'short', 'x'.repeat(31)]) {
-      expect(() => parseConfig({ storage: { type: 'memory' }, ...(session_secret !== undefined ? { session_secret } : {}) }), String(session_secret)).toThrow(/session_secret/);
+      expect(
+        () => parseConfig({ storage: { type: 'memory' }, ...(session_secret !== undefined ? { session_secret } : {}) }),
+        String(session_secret),
+      ).toThrow(/session_secret/);
     }
     expect(() => parseConfig({ storage: { type: 'memory' }, debug: true })).not.toThrow();
     expect(() => parseConfig({ storage: { type: 'memory' }, session_secret: TEST_SECRET })).not.toThrow();
@@ -30,11 +33,23 @@ describe('S4: no shared signing secret, no forged or eternal tokens', () => {
   test('S4: self-minted HS256 (with the session secret or the old default), alg none and foreign-key tokens are refused at the proxy', async () => {
     const { gw, backend } = await securityWorld();
     const now = Math.floor(Date.now() / 1000);
-    const claims = { iss: gw.url, aud: `${gw.url}/calc/mcp`, sub: 'myidp:alice', client_id: 'x', scope: 'mcp:tools mcp:read', iat: now, exp: now + 300, jti: 'j' };
-    const hs = async (secret: string) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).sign(new TextEncoder().encode(secret));
+    const claims = {
+      iss: gw.url,
+      aud: `${gw.url}/calc/mcp`,
+      sub: 'myidp:alice',
+      client_id: 'x',
+      scope: 'mcp:tools mcp:read',
+      iat: now,
+      exp: now + 300,
+      jti: 'j',
+    };
+    const hs = async (secret: string) =>
+      new SignJWT(claims).setProtectedHeader({ alg: 'HS256', typ: 'at+jwt' }).sign(new TextEncoder().encode(secret));
     const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
     const foreignJwk = { ...(await exportJWK(privateKey)), kid: gw.ctx.keys.privateJwks().keys[0]!.kid };
-    const embedded = await new SignJWT(claims).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', jwk: await exportJWK(publicKey) }).sign(privateKey);
+    const embedded = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', jwk: await exportJWK(publicKey) })
+      .sign(privateKey);
     const forged = [
       await hs('change-this-in-production'),
       await hs(TEST_SECRET),
@@ -55,7 +70,11 @@ describe('S4: no shared signing secret, no forged or eternal tokens', () => {
 
   test('S4: a token without exp, or with exp in the past, is refused', async () => {
     const { gw, backend } = await securityWorld();
-    for (const token of [await mintToken(gw, { service: 'calc', claims: { ...CALC_SCOPES, exp: undefined } }), await mintToken(gw, { service: 'calc', claims: CALC_SCOPES, ttl: -30 }), await mintToken(gw, { service: 'calc', claims: { ...CALC_SCOPES, exp: '9999999999' } })]) {
+    for (const token of [
+      await mintToken(gw, { service: 'calc', claims: { ...CALC_SCOPES, exp: undefined } }),
+      await mintToken(gw, { service: 'calc', claims: CALC_SCOPES, ttl: -30 }),
+      await mintToken(gw, { service: 'calc', claims: { ...CALC_SCOPES, exp: '9999999999' } }),
+    ]) {
       expect((await fetch(`${gw.url}/calc/mcp`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
     }
     expect(backend.received).toHaveLength(0);
@@ -77,9 +96,24 @@ describe('S4: no shared signing secret, no forged or eternal tokens', () => {
 describe('S7: identity headers cannot be spoofed', () => {
   test('S7: on a protected service client-sent x-user-* (any case) never reach the backend, even when the token lacks the claim', async () => {
     const { gw, backend } = await securityWorld();
-    const token = await bearer(gw, { service: 'calc', claims: { ...CALC_SCOPES, email: undefined, name: undefined, picture: undefined, groups: undefined } });
+    const token = await bearer(gw, {
+      service: 'calc',
+      claims: { ...CALC_SCOPES, email: undefined, name: undefined, picture: undefined, groups: undefined },
+    });
     const res = await fetch(`${gw.url}/calc/mcp`, {
-      headers: { authorization: token, 'X-User-Email': 'ceo@example.com', 'x-user-id': 'myidp:ceo', 'X-USER-GROUPS': 'admins', 'x-user-name': 'CEO', 'x-user-avatar': 'x', 'x-user-provider': 'evil', 'x-user-assertion': 'forged.jwt.value', 'x-forwarded-for': '10.0.0.1', 'x-forwarded-host': 'evil.example', forwarded: 'for=10.0.0.1' },
+      headers: {
+        authorization: token,
+        'X-User-Email': 'ceo@example.com',
+        'x-user-id': 'myidp:ceo',
+        'X-USER-GROUPS': 'admins',
+        'x-user-name': 'CEO',
+        'x-user-avatar': 'x',
+        'x-user-provider': 'evil',
+        'x-user-assertion': 'forged.jwt.value',
+        'x-forwarded-for': '10.0.0.1',
+        'x-forwarded-host': 'evil.example',
+        forwarded: 'for=10.0.0.1',
+      },
     });
     expect(res.status).toBe(200);
     const h = backend.received[0]!.headers;
@@ -97,7 +131,9 @@ describe('S7: identity headers cannot be spoofed', () => {
 
   test('S7: on a public service client-sent identity headers are stripped and none are injected', async () => {
     const { gw, backend } = await securityWorld();
-    const res = await fetch(`${gw.url}/pub/mcp`, { headers: { 'x-user-email': 'ceo@example.com', 'x-user-id': 'admin', authorization: 'Bearer anything' } });
+    const res = await fetch(`${gw.url}/pub/mcp`, {
+      headers: { 'x-user-email': 'ceo@example.com', 'x-user-id': 'admin', authorization: 'Bearer anything' },
+    });
     expect(res.status).toBe(200);
     const names = backend.received[0]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
     expect(names.filter((n) => n.startsWith('x-user-'))).toEqual([]);
@@ -106,11 +142,19 @@ describe('S7: identity headers cannot be spoofed', () => {
 
   test('S7: renamed identity headers and the assertion header are stripped too', async () => {
     const { gw, backend } = await securityWorld({}, {}, (url) => ({
-      calc: { name: 'Calc', url, oauth_provider: 'myidp', identity_headers: { email: 'x-auth-email', id: 'remote-user' }, signed_identity: { enabled: true, header: 'x-identity' } },
+      calc: {
+        name: 'Calc',
+        url,
+        oauth_provider: 'myidp',
+        identity_headers: { email: 'x-auth-email', id: 'remote-user' },
+        signed_identity: { enabled: true, header: 'x-identity' },
+      },
       pub: { name: 'Public', url, auth_required: false, identity_headers: { email: 'x-auth-email' } },
     }));
     const spoof = { 'x-auth-email': 'ceo@example.com', 'remote-user': 'ceo', 'x-identity': 'forged' };
-    await fetch(`${gw.url}/calc/mcp`, { headers: { authorization: await bearer(gw, { service: 'calc', claims: { email: undefined } }), ...spoof } });
+    await fetch(`${gw.url}/calc/mcp`, {
+      headers: { authorization: await bearer(gw, { service: 'calc', claims: { email: undefined } }), ...spoof },
+    });
     await fetch(`${gw.url}/pub/mcp`, { headers: spoof });
     const [prot, pub] = backend.received;
     expect(prot!.headers['x-auth-email']).toBeUndefined();
@@ -124,14 +168,29 @@ describe('S7: identity headers cannot be spoofed', () => {
 
 describe('S11: Origin checks are exact; blocked preflights get nothing', () => {
   test('S11: prefix/suffix look-alike origins get 403 and no CORS grant; the preflight from a blocked origin too', async () => {
-    const { gw, backend } = await securityWorld({ cors: { allow_origins: ['http://localhost', 'https://app.example.com'], allow_credentials: true } });
+    const { gw, backend } = await securityWorld({
+      cors: { allow_origins: ['http://localhost', 'https://app.example.com'], allow_credentials: true },
+    });
     const auth = await bearer(gw, { service: 'calc', claims: CALC_SCOPES });
-    for (const origin of ['http://localhost.evil.example', 'http://localhost:80.evil.example', 'https://app.example.com.evil.example', 'https://evil-app.example.com', 'https://app.example.comx', 'http://app.example.com', 'null', 'http://localhost/path', 'http://user@localhost']) {
+    for (const origin of [
+      'http://localhost.evil.example',
+      'http://localhost:80.evil.example',
+      'https://app.example.com.evil.example',
+      'https://evil-app.example.com',
+      'https://app.example.comx',
+      'http://app.example.com',
+      'null',
+      'http://localhost/path',
+      'http://user@localhost',
+    ]) {
       const res = await fetch(`${gw.url}/calc/mcp`, { headers: { origin, authorization: auth } });
       expect(res.status, origin).toBe(403);
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
       expect(res.headers.get('access-control-allow-credentials')).toBeNull();
-      const pre = await fetch(`${gw.url}/calc/mcp`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' } });
+      const pre = await fetch(`${gw.url}/calc/mcp`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+      });
       expect(pre.status, origin).toBe(403);
       expect(pre.headers.get('access-control-allow-origin')).toBeNull();
       expect(pre.headers.get('access-control-allow-headers')).toBeNull();
@@ -144,7 +203,10 @@ describe('S11: Origin checks are exact; blocked preflights get nothing', () => {
 
   test('S11: allow_origins "*" never combines with credentials (no reflected origin + Allow-Credentials)', async () => {
     const { gw } = await securityWorld({ cors: { allow_origins: ['*'], allow_credentials: true } });
-    const res = await fetch(`${gw.url}/calc/mcp`, { method: 'OPTIONS', headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' } });
+    const res = await fetch(`${gw.url}/calc/mcp`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
   });
 });
@@ -162,11 +224,15 @@ describe('S12: no cookie jar shared between users', () => {
       b: { name: 'B', url: backend.url, oauth_provider: 'myidp', allow_set_cookie: true },
     }));
     for (const svc of ['a', 'b']) {
-      const alice = await fetch(`${gw.url}/${svc}/mcp`, { headers: { authorization: await bearer(gw, { service: svc, claims: { sub: 'myidp:alice' } }) } });
+      const alice = await fetch(`${gw.url}/${svc}/mcp`, {
+        headers: { authorization: await bearer(gw, { service: svc, claims: { sub: 'myidp:alice' } }) },
+      });
       expect(alice.status).toBe(200);
       if (svc === 'a') expect(alice.headers.get('set-cookie')).toBeNull();
       else expect(alice.headers.get('set-cookie')).toContain('session=user-secret-');
-      const bob = await fetch(`${gw.url}/${svc}/mcp`, { headers: { authorization: await bearer(gw, { service: svc, claims: { sub: 'myidp:bob' } }), cookie: 'session=client-sent' } });
+      const bob = await fetch(`${gw.url}/${svc}/mcp`, {
+        headers: { authorization: await bearer(gw, { service: svc, claims: { sub: 'myidp:bob' } }), cookie: 'session=client-sent' },
+      });
       expect(bob.status).toBe(200);
     }
     for (const rec of backend.received) expect(rec.headers.cookie).toBeUndefined();
@@ -177,18 +243,28 @@ describe('S16: no unauthenticated infrastructure detail', () => {
   class LeakyStore extends MemoryStore {
     down = true;
     override async health(): Promise<StoreHealth> {
-      return this.down ? { ok: false, backend: 'memory', detail: 'Redis at 10.1.2.3:6379 (password hunter2-secret): connect ECONNREFUSED /var/lib/gateway/data.db' } : super.health();
+      return this.down
+        ? {
+            ok: false,
+            backend: 'memory',
+            detail: 'Redis at 10.1.2.3:6379 (password hunter2-secret): connect ECONNREFUSED /var/lib/gateway/data.db',
+          }
+        : super.health();
     }
   }
 
   test('S16: /health and /ready do not reveal storage hosts, credentials or file paths', async () => {
     const store = new LeakyStore();
-    const gw = await createGateway(testConfig({ mcp_services: { pub: { name: 'P', url: 'http://10.9.8.7:3000/mcp', auth_required: false } } }), { silent: true, store: store as Store });
+    const gw = await createGateway(
+      testConfig({ mcp_services: { pub: { name: 'P', url: 'http://10.9.8.7:3000/mcp', auth_required: false } } }),
+      { silent: true, store: store as Store },
+    );
     try {
       for (const url of ['/health', '/ready']) {
         const res = await gw.app.inject({ url });
         expect(res.statusCode).toBeLessThan(600);
-        for (const leak of ['10.1.2.3', 'hunter2', '/var/lib', 'ECONNREFUSED', '10.9.8.7']) expect(res.body, `${url} leaks ${leak}`).not.toContain(leak);
+        for (const leak of ['10.1.2.3', 'hunter2', '/var/lib', 'ECONNREFUSED', '10.9.8.7'])
+          expect(res.body, `${url} leaks ${leak}`).not.toContain(leak);
       }
     } finally {
       await gw.close();
@@ -198,11 +274,27 @@ describe('S16: no unauthenticated infrastructure detail', () => {
 
   test('S16: no /openapi.json, /docs or /storage/status; catalogue and metadata never name a backend URL', async () => {
     const { gw, backend } = await securityWorld();
-    for (const path of ['/openapi.json', '/docs', '/docs/', '/documentation', '/storage/status', '/swagger.json', '/.env', '/config.yaml']) {
+    for (const path of [
+      '/openapi.json',
+      '/docs',
+      '/docs/',
+      '/documentation',
+      '/storage/status',
+      '/swagger.json',
+      '/.env',
+      '/config.yaml',
+    ]) {
       expect((await get(`${gw.url}${path}`)).status, path).toBe(404);
     }
     const backendHost = new URL(backend.url).host;
-    for (const path of ['/services', '/services/calc', '/.well-known/oauth-authorization-server', '/.well-known/oauth-protected-resource/calc/mcp', '/health', '/ready']) {
+    for (const path of [
+      '/services',
+      '/services/calc',
+      '/.well-known/oauth-authorization-server',
+      '/.well-known/oauth-protected-resource/calc/mcp',
+      '/health',
+      '/ready',
+    ]) {
       const r = await get(`${gw.url}${path}`);
       expect(r.text, path).not.toContain(backendHost);
       expect(r.text, path).not.toContain('gateway-upstream-secret-value');
@@ -213,7 +305,16 @@ describe('S16: no unauthenticated infrastructure detail', () => {
     const { gw } = await securityWorld();
     await obtainToken(gw.url, 'calc');
     const account = await gw.ctx.store.get<Record<string, unknown>>('gw:account:myidp:alice');
-    expect(Object.keys(account!.value).sort()).toEqual(['email', 'emailVerified', 'groups', 'id', 'name', 'picture', 'provider', 'subject']);
+    expect(Object.keys(account!.value).sort()).toEqual([
+      'email',
+      'emailVerified',
+      'groups',
+      'id',
+      'name',
+      'picture',
+      'provider',
+      'subject',
+    ]);
   });
 });
 
@@ -235,7 +336,16 @@ describe('S17: rate limits, client expiry, access policy', () => {
   test('S17: /oauth/token and /oauth/authorize are rate-limited too', async () => {
     const { gw } = await securityWorld({ rate_limits: { enabled: true, token_per_minute: 2, authorize_per_minute: 2 } });
     const token: number[] = [];
-    for (let i = 0; i < 4; i++) token.push((await fetch(`${gw.url}/oauth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token&refresh_token=x&client_id=y' })).status);
+    for (let i = 0; i < 4; i++)
+      token.push(
+        (
+          await fetch(`${gw.url}/oauth/token`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded' },
+            body: 'grant_type=refresh_token&refresh_token=x&client_id=y',
+          })
+        ).status,
+      );
     expect(token.at(-1)).toBe(429);
     const authz: number[] = [];
     for (let i = 0; i < 4; i++) authz.push((await fetch(`${gw.url}/oauth/authorize?client_id=nope`, { redirect: 'manual' })).status);
@@ -246,7 +356,10 @@ describe('S17: rate limits, client expiry, access policy', () => {
     const { gw } = await securityWorld({ registration: { client_ttl: 1 } });
     const clientId = String((await register(gw.url)).json.client_id);
     await new Promise((r) => setTimeout(r, 1300));
-    const res = await fetch(`${gw.url}/oauth/authorize?${new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: 'http://127.0.0.1:49152/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' })}`, { redirect: 'manual' });
+    const res = await fetch(
+      `${gw.url}/oauth/authorize?${new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: 'http://127.0.0.1:49152/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' })}`,
+      { redirect: 'manual' },
+    );
     expect(res.status).toBe(400);
     expect(res.headers.get('location')).toBeNull();
   });
@@ -255,7 +368,10 @@ describe('S17: rate limits, client expiry, access policy', () => {
     const { gw, idp, backend } = await securityWorld();
     idp.nextUser = BOB;
     await expect(obtainToken(gw.url, 'weather')).rejects.toMatchObject({ oauthError: 'access_denied' });
-    const minted = await bearer(gw, { service: 'weather', claims: { sub: 'myidp:bob', email: 'bob@other.example', scope: 'weather:read' } });
+    const minted = await bearer(gw, {
+      service: 'weather',
+      claims: { sub: 'myidp:bob', email: 'bob@other.example', scope: 'weather:read' },
+    });
     const res = await fetch(`${gw.url}/weather/mcp`, { headers: { authorization: minted } });
     expect(res.status).toBe(403);
     expect(backend.received).toHaveLength(0);
@@ -309,7 +425,14 @@ describe('S18: odd claim shapes never give a 500', () => {
     expect(h['x-user-name']).not.toMatch(/[\r\n]/);
     for (const page of provider.lastWalk!.shown) expect(page.body).not.toContain('<script>alert(1)</script>');
     // The refreshed token carries the same claims and is handled the same way.
-    const refreshed = await fetch(`${gw.url}/oauth/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: provider.clientInformation()!.client_id }) });
+    const refreshed = await fetch(`${gw.url}/oauth/token`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token!,
+        client_id: provider.clientInformation()!.client_id,
+      }),
+    });
     expect(refreshed.status).toBe(200);
   });
 
@@ -318,7 +441,10 @@ describe('S18: odd claim shapes never give a 500', () => {
     const world = await securityWorld({}, {}, undefined, { claims: { id: 'name' } });
     world.idp.nextUser = EVE;
     const provider = new TestOAuthProvider();
-    const err = (await obtainToken(world.gw.url, 'calc', { provider }).then(() => undefined, (e: unknown) => e)) as Error | undefined;
+    const err = (await obtainToken(world.gw.url, 'calc', { provider }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error | undefined;
     expect(err).toBeInstanceOf(Error);
     const last = provider.lastWalk!.shown.at(-1)!;
     expect(last.status).toBeLessThan(600);

@@ -20,7 +20,16 @@ describe('session_secret rotation', () => {
     const issuer = `http://127.0.0.1:${port}`;
     const start = async (session_secret: string, previous_session_secrets: string[] = []): Promise<Gateway> => {
       const gw = await createGateway(
-        testConfig({ issuer, port, session_secret, previous_session_secrets, oauth_providers: { dev: {} }, mcp_services: { calc: { name: 'Calc', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev' } }, rate_limits: { enabled: false }, limits: { shutdown_grace: 1 } }),
+        testConfig({
+          issuer,
+          port,
+          session_secret,
+          previous_session_secrets,
+          oauth_providers: { dev: {} },
+          mcp_services: { calc: { name: 'Calc', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'dev' } },
+          rate_limits: { enabled: false },
+          limits: { shutdown_grace: 1 },
+        }),
         { silent: true, store },
       );
       await gw.listen();
@@ -42,7 +51,12 @@ describe('session_secret rotation', () => {
       await gw.close();
       // fetch may reuse a keep-alive socket of the stopped instance once: retry on that socket error.
       const approve = (p: typeof a) => once(p).catch(() => once(p));
-      const once = (p: typeof a) => p.browser.request(new URL(`${p.interaction.pathname}/decision`, issuer), { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ csrf: p.csrf, action: 'approve' }) });
+      const once = (p: typeof a) =>
+        p.browser.request(new URL(`${p.interaction.pathname}/decision`, issuer), {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ csrf: p.csrf, action: 'approve' }),
+        });
 
       // Rotated, old secret still listed: A's cookie and CSRF token are accepted.
       gw = await start(NEW, [OLD]);
@@ -65,6 +79,8 @@ describe('session_secret rotation', () => {
 
   test('previous secrets are validated like session_secret', async () => {
     const { parseConfig } = await import('../../src/config/load.js');
-    expect(() => parseConfig({ storage: { type: 'memory' }, session_secret: NEW, previous_session_secrets: ['short'] })).toThrow(/previous_session_secrets/);
+    expect(() => parseConfig({ storage: { type: 'memory' }, session_secret: NEW, previous_session_secrets: ['short'] })).toThrow(
+      /previous_session_secrets/,
+    );
   });
 });

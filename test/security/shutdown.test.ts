@@ -17,7 +17,9 @@ describe('graceful shutdown', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{"slow":true}');
     });
-    const { gw } = await securityWorld({ limits: { shutdown_grace: 5 } }, {}, () => ({ pub: { name: 'P', url: backend.url, auth_required: false } }));
+    const { gw } = await securityWorld({ limits: { shutdown_grace: 5 } }, {}, () => ({
+      pub: { name: 'P', url: backend.url, auth_required: false },
+    }));
     const inflight = fetch(`${gw.url}/pub/mcp`).then(async (r) => ({ status: r.status, body: await r.text() }));
     await expect.poll(() => backend.received.length).toBe(1);
     const closing = gw.close();
@@ -44,7 +46,9 @@ describe('graceful shutdown', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
-    const { gw } = await securityWorld({ limits: { shutdown_grace: 12 } }, {}, () => ({ pub: { name: 'P', url: backend.url, auth_required: false } }));
+    const { gw } = await securityWorld({ limits: { shutdown_grace: 12 } }, {}, () => ({
+      pub: { name: 'P', url: backend.url, auth_required: false },
+    }));
     const inflight = fetch(`${gw.url}/pub/mcp`).then((r) => r.text());
     await expect.poll(() => backend.received.length).toBe(1);
     const started = Date.now();
@@ -64,8 +68,12 @@ describe('graceful shutdown', () => {
         { streaming: true },
       ),
     );
-    const { gw } = await securityWorld({ limits: { shutdown_grace: 1 } }, {}, () => ({ calc: { name: 'C', url: backend.url, oauth_provider: 'myidp' } }));
-    const res = await fetch(`${gw.url}/calc/mcp`, { headers: { authorization: await bearer(gw, { service: 'calc' }), accept: 'text/event-stream' } });
+    const { gw } = await securityWorld({ limits: { shutdown_grace: 1 } }, {}, () => ({
+      calc: { name: 'C', url: backend.url, oauth_provider: 'myidp' },
+    }));
+    const res = await fetch(`${gw.url}/calc/mcp`, {
+      headers: { authorization: await bearer(gw, { service: 'calc' }), accept: 'text/event-stream' },
+    });
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     expect(new TextDecoder().decode((await reader.read()).value)).toContain('data: 1');

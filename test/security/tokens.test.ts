@@ -15,9 +15,19 @@ const STATIC = { client_id: 'static-conf', client_secret: 'static-confidential-s
 describe('S3: confidential clients must authenticate', () => {
   test('S3: confidential client without secret at /oauth/token gets 401 invalid_client, and the code stays unredeemed', async () => {
     const { gw } = await securityWorld({ clients: [{ ...STATIC, token_endpoint_auth_method: 'client_secret_post' }] });
-    const provider = await authorizeOnly(gw.url, 'calc', { provider: new TestOAuthProvider({ clientInformation: { client_id: STATIC.client_id, client_secret: STATIC.client_secret } }) });
-    const body = { grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: REDIRECT, client_id: STATIC.client_id };
-    for (const extra of [{}, { client_secret: '' }, { client_secret: 'wrong' }, { client_secret: `${STATIC.client_secret}x` }] as Array<Record<string, string>>) {
+    const provider = await authorizeOnly(gw.url, 'calc', {
+      provider: new TestOAuthProvider({ clientInformation: { client_id: STATIC.client_id, client_secret: STATIC.client_secret } }),
+    });
+    const body = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: REDIRECT,
+      client_id: STATIC.client_id,
+    };
+    for (const extra of [{}, { client_secret: '' }, { client_secret: 'wrong' }, { client_secret: `${STATIC.client_secret}x` }] as Array<
+      Record<string, string>
+    >) {
       const res = await postForm(`${gw.url}/oauth/token`, { ...body, ...extra });
       expect(res.status).toBe(401);
       expect(res.json.error).toBe('invalid_client');
@@ -35,7 +45,11 @@ describe('S3: confidential clients must authenticate', () => {
     const provider = new TestOAuthProvider({ clientMetadata: { token_endpoint_auth_method: 'client_secret_basic' } });
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
     const info = provider.clientInformation()!;
-    const res = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: info.client_id });
+    const res = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token!,
+      client_id: info.client_id,
+    });
     expect(res.status).toBe(401);
     expect(res.json.error).toBe('invalid_client');
   });
@@ -45,10 +59,20 @@ describe('S5: tokens are bound to one service (RFC 8707)', () => {
   test('S5: an unknown, public, look-alike or trailing-slash resource is invalid_target at /oauth/authorize', async () => {
     const { gw } = await securityWorld();
     const clientId = String((await register(gw.url)).json.client_id);
-    for (const resource of ['https://elsewhere.example/mcp', `${gw.url}/pub/mcp`, `${gw.url}/calc/mcp/`, `${gw.url}/calc`, `${gw.url}/CALC/mcp`, `${gw.url}/calc/mcp?x=1`, `${gw.url}/calc/mcp#f`, 'calc']) {
+    for (const resource of [
+      'https://elsewhere.example/mcp',
+      `${gw.url}/pub/mcp`,
+      `${gw.url}/calc/mcp/`,
+      `${gw.url}/calc`,
+      `${gw.url}/CALC/mcp`,
+      `${gw.url}/calc/mcp?x=1`,
+      `${gw.url}/calc/mcp#f`,
+      'calc',
+    ]) {
       const res = await fetch(authorizeUrl(gw.url, { client_id: clientId, resource }), { redirect: 'manual' });
       const to = new URL(res.headers.get('location') ?? 'about:blank', gw.url);
-      if (res.status === 303 && to.href.startsWith(REDIRECT)) expect(['invalid_target', 'invalid_request']).toContain(to.searchParams.get('error'));
+      if (res.status === 303 && to.href.startsWith(REDIRECT))
+        expect(['invalid_target', 'invalid_request']).toContain(to.searchParams.get('error'));
       else expect(res.status, resource).toBeGreaterThanOrEqual(400);
       expect(to.searchParams.get('code')).toBeNull();
     }
@@ -65,7 +89,13 @@ describe('S5: tokens are bound to one service (RFC 8707)', () => {
     // hook in between: the code is gone after the refused attempt, and a retry is a replay (grant revoked).
     const { gw } = await securityWorld();
     const provider = await authorizeOnly(gw.url, 'calc');
-    const body = { grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: provider.redirectUri, client_id: provider.clientInformation()!.client_id };
+    const body = {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: provider.redirectUri,
+      client_id: provider.clientInformation()!.client_id,
+    };
     for (const resource of [`${gw.url}/weather/mcp`, 'https://attacker.example/mcp']) {
       const retarget = await postForm(`${gw.url}/oauth/token`, { ...body, resource });
       expect(retarget.status).toBe(400);
@@ -81,12 +111,21 @@ describe('S5: tokens are bound to one service (RFC 8707)', () => {
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const clientId = provider.clientInformation()!.client_id;
     for (const resource of [`${gw.url}/weather/mcp`, 'https://attacker.example/mcp']) {
-      const res = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId, resource });
+      const res = await postForm(`${gw.url}/oauth/token`, {
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token!,
+        client_id: clientId,
+        resource,
+      });
       expect(res.status).toBe(400);
       expect(res.json.error).toBe('invalid_target');
     }
     // The refresh token still works for its own service (the failed attempts were not a replay).
-    const same = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId });
+    const same = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: tokens.refresh_token!,
+      client_id: clientId,
+    });
     expect(same.status).toBe(200);
     expect(decodeJwt(String(same.json.access_token)).aud).toBe(`${gw.url}/calc/mcp`);
   });
@@ -121,7 +160,11 @@ describe('S6: registration never discloses an existing secret', () => {
     const a = await register(gw.url, meta);
     const b = await register(gw.url, meta);
     const uri = String(a.json.registration_client_uri ?? `${gw.url}/oauth/register/${String(a.json.client_id)}`);
-    for (const headers of [{}, { authorization: `Bearer ${String(b.json.registration_access_token)}` }, { authorization: 'Bearer forged' }] as Array<Record<string, string>>) {
+    for (const headers of [
+      {},
+      { authorization: `Bearer ${String(b.json.registration_access_token)}` },
+      { authorization: 'Bearer forged' },
+    ] as Array<Record<string, string>>) {
       const res = await get(uri, headers);
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(res.status).toBeLessThan(500);
@@ -144,13 +187,24 @@ describe('S13: no-store, secrets at rest, constant-time comparison', () => {
     const { gw } = await securityWorld();
     const provider = await authorizeOnly(gw.url, 'calc');
     const clientId = provider.clientInformation()!.client_id;
-    const code = await postForm(`${gw.url}/oauth/token`, { grant_type: 'authorization_code', code: provider.captured!.code!, code_verifier: provider.codeVerifier(), redirect_uri: provider.redirectUri, client_id: clientId });
-    const refresh = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: String(code.json.refresh_token), client_id: clientId });
+    const code = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'authorization_code',
+      code: provider.captured!.code!,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: provider.redirectUri,
+      client_id: clientId,
+    });
+    const refresh = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: String(code.json.refresh_token),
+      client_id: clientId,
+    });
     const error = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: 'nope', client_id: clientId });
     const intro = await postForm(`${gw.url}/oauth/introspect`, { token: String(refresh.json.refresh_token), client_id: clientId });
     const reg = await register(gw.url);
     const regError = await register(gw.url, { redirect_uris: ['http://evil.example/cb'] });
-    for (const [name, r] of Object.entries({ code, refresh, error, intro, reg, regError })) expect(r.headers.get('cache-control'), name).toContain('no-store');
+    for (const [name, r] of Object.entries({ code, refresh, error, intro, reg, regError }))
+      expect(r.headers.get('cache-control'), name).toContain('no-store');
   });
 
   test('S13: storage holds no usable authorization code or refresh token (ids stored as SHA-256)', async () => {
@@ -161,7 +215,13 @@ describe('S13: no-store, secrets at rest, constant-time comparison', () => {
     const dumpBefore = JSON.stringify(await gw.ctx.store.list('', { limit: 100_000 }));
     expect(dumpBefore.includes(code)).toBe(false);
     expect((await gw.ctx.store.list(`oidc:AuthorizationCode:${hashedId(code)}`)).length).toBe(1);
-    const res = await postForm(`${gw.url}/oauth/token`, { grant_type: 'authorization_code', code, code_verifier: provider.codeVerifier(), redirect_uri: provider.redirectUri, client_id: clientId });
+    const res = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: provider.codeVerifier(),
+      redirect_uri: provider.redirectUri,
+      client_id: clientId,
+    });
     const refreshToken = String(res.json.refresh_token);
     const rows = await gw.ctx.store.list('', { limit: 100_000 });
     const dump = JSON.stringify(rows);
@@ -172,7 +232,11 @@ describe('S13: no-store, secrets at rest, constant-time comparison', () => {
     expect(dump.includes(provider.codeVerifier())).toBe(false);
     expect(dump.includes(String(res.json.access_token))).toBe(false);
     // …and everything still works from the hashed records.
-    const refreshed = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: refreshToken, client_id: clientId });
+    const refreshed = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      client_id: clientId,
+    });
     expect(refreshed.status).toBe(200);
   });
 
@@ -205,8 +269,17 @@ describe('S14: refresh tokens — public clients, rotation, reuse detection, gra
 
   test('S14: confidential clients are rotated too, and reuse of an old refresh token revokes the grant at the proxy', async () => {
     // Reuse detection without the grace window (test/authz/refresh-grace.test.ts covers the window and after).
-    const { gw, backend } = await securityWorld({ clients: [{ ...STATIC, token_endpoint_auth_method: 'client_secret_basic' }], tokens: { refresh_reuse_grace: 0 } });
-    const provider = new TestOAuthProvider({ clientInformation: { client_id: STATIC.client_id, client_secret: STATIC.client_secret, token_endpoint_auth_method: 'client_secret_basic' } });
+    const { gw, backend } = await securityWorld({
+      clients: [{ ...STATIC, token_endpoint_auth_method: 'client_secret_basic' }],
+      tokens: { refresh_reuse_grace: 0 },
+    });
+    const provider = new TestOAuthProvider({
+      clientInformation: {
+        client_id: STATIC.client_id,
+        client_secret: STATIC.client_secret,
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    });
     const { tokens } = await obtainToken(gw.url, 'calc', { provider });
     const auth = { authorization: basicAuth(STATIC.client_id, STATIC.client_secret) };
     const next = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! }, auth);
@@ -228,7 +301,11 @@ describe('S14: refresh tokens — public clients, rotation, reuse detection, gra
     const { tokens } = await obtainToken(gw.url, 'calc', { provider, scope: 'mcp:tools offline_access' });
     expect(tokens.access_token).toBeTruthy();
     expect(tokens.refresh_token).toBeUndefined();
-    const res = await postForm(`${gw.url}/oauth/token`, { grant_type: 'refresh_token', refresh_token: 'anything', client_id: provider.clientInformation()!.client_id });
+    const res = await postForm(`${gw.url}/oauth/token`, {
+      grant_type: 'refresh_token',
+      refresh_token: 'anything',
+      client_id: provider.clientInformation()!.client_id,
+    });
     expect(res.status).toBe(400);
     // oidc-provider answers invalid_request "requested grant type is not allowed for this client" (RFC 6749
     // would say unauthorized_client; listed in docs/security.md under deviations kept).
@@ -256,7 +333,11 @@ describe('S15: revocation works and reaches the proxy', () => {
     const { tokens, provider } = await obtainToken(gw.url, 'calc');
     const auth = { authorization: `Bearer ${tokens.access_token}` };
     expect((await fetch(`${gw.url}/calc/mcp`, { headers: auth })).status).toBe(200);
-    const rev = await postForm(`${gw.url}/oauth/revoke`, { token: tokens.refresh_token!, token_type_hint: 'refresh_token', client_id: provider.clientInformation()!.client_id });
+    const rev = await postForm(`${gw.url}/oauth/revoke`, {
+      token: tokens.refresh_token!,
+      token_type_hint: 'refresh_token',
+      client_id: provider.clientInformation()!.client_id,
+    });
     expect(rev.status).toBe(200);
     const after = await fetch(`${gw.url}/calc/mcp`, { headers: auth });
     expect(after.status).toBe(401);

@@ -39,10 +39,25 @@ export async function securityWorld(
   const backend = await startEchoBackend();
   const gw = await startGateway(
     () => ({
-      oauth_providers: { myidp: { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-upstream-secret-value', allow_insecure_http: true, scopes: ['openid', 'email', 'profile', 'groups'], ...providerExtra } },
+      oauth_providers: {
+        myidp: {
+          issuer: idp.issuer,
+          client_id: 'gateway',
+          client_secret: 'gateway-upstream-secret-value',
+          allow_insecure_http: true,
+          scopes: ['openid', 'email', 'profile', 'groups'],
+          ...providerExtra,
+        },
+      },
       mcp_services: services?.(backend.url) ?? {
         calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools', 'mcp:read'] },
-        weather: { name: 'Weather', url: backend.url, oauth_provider: 'myidp', scopes: ['weather:read'], policy: { email_domains: ['example.com'] } },
+        weather: {
+          name: 'Weather',
+          url: backend.url,
+          oauth_provider: 'myidp',
+          scopes: ['weather:read'],
+          policy: { email_domains: ['example.com'] },
+        },
         pub: { name: 'Public', url: backend.url, auth_required: false },
       },
       limits: { shutdown_grace: 1 },
@@ -76,11 +91,23 @@ async function toReply(res: Response): Promise<Reply> {
 }
 
 export async function postForm(url: string, body: Record<string, string>, headers: Record<string, string> = {}): Promise<Reply> {
-  return toReply(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) }));
+  return toReply(
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(body),
+    }),
+  );
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  return toReply(await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) }));
+  return toReply(
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    }),
+  );
 }
 
 export async function get(url: string, headers: Record<string, string> = {}): Promise<Reply> {
@@ -93,12 +120,21 @@ export async function register(gw: string, body: Record<string, unknown> = {}): 
 
 export function authorizeUrl(gw: string, params: Record<string, string | undefined>): string {
   const q = new URLSearchParams();
-  const all: Record<string, string | undefined> = { response_type: 'code', redirect_uri: REDIRECT, code_challenge: CHALLENGE, code_challenge_method: 'S256', state: 'st-1', resource: `${gw}/calc/mcp`, ...params };
+  const all: Record<string, string | undefined> = {
+    response_type: 'code',
+    redirect_uri: REDIRECT,
+    code_challenge: CHALLENGE,
+    code_challenge_method: 'S256',
+    state: 'st-1',
+    resource: `${gw}/calc/mcp`,
+    ...params,
+  };
   for (const [k, v] of Object.entries(all)) if (v !== undefined) q.set(k, v);
   return `${gw}/oauth/authorize?${q}`;
 }
 
-export const basicAuth = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+export const basicAuth = (id: string, secret: string) =>
+  `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /** A writable that keeps every log line, for secret scans. */
 export function logCapture() {

@@ -185,7 +185,7 @@ export function storeContract(name: string, factory: ContractFactory): void {
       expect(await s.list('none:')).toEqual([]);
     });
 
-    it('list reports each record\'s index tags (used by migrations)', async () => {
+    it("list reports each record's index tags (used by migrations)", async () => {
       const s = await make();
       await s.set('ix:a', { v: 1 }, { indexes: ['grant:b', 'grant:a'] });
       await s.set('ix:b', { v: 2 });

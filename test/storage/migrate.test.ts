@@ -87,7 +87,10 @@ describe('migrate to vault, with prefixes', () => {
   it('memory -> vault copies only the selected prefixes, once each', async () => {
     const vault = await VaultStandin.start();
     const from = new MemoryStore();
-    const to = await createVaultStore(storageSchema.parse({ type: 'vault', vault: { url: vault.url, token: vault.rootToken, sweep_interval: 0 } }), {});
+    const to = await createVaultStore(
+      storageSchema.parse({ type: 'vault', vault: { url: vault.url, token: vault.rootToken, sweep_interval: 0 } }),
+      {},
+    );
     try {
       await seed(from);
       const result = await migrateStore(from, to, { prefixes: ['oidc:Client:', 'oidc:', 'nothing:'] });

@@ -27,7 +27,9 @@ describeRedis('redis outage mid-run', () => {
   const warnings: string[] = [];
   beforeAll(async () => {
     server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
-    store = await createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, socket_timeout: 1 }), { onWarning: (m) => warnings.push(m) });
+    store = await createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, socket_timeout: 1 }), {
+      onWarning: (m) => warnings.push(m),
+    });
   });
   afterAll(async () => {
     await store?.close();
@@ -73,9 +75,12 @@ describeRedis('redis hanging (SIGSTOP)', () => {
   it('a command to a Redis that stops answering fails after socket_timeout; health says so; it resumes', async () => {
     const server = await RedisServer.start();
     const warnings: string[] = [];
-    const store = await createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, socket_timeout: 0.5, health_check_interval: 0.3 }), {
-      onWarning: (m) => warnings.push(m),
-    });
+    const store = await createRedisStore(
+      redisConfig({ host: '127.0.0.1', port: server.port, socket_timeout: 0.5, health_check_interval: 0.3 }),
+      {
+        onWarning: (m) => warnings.push(m),
+      },
+    );
     try {
       await store.set('k', { v: 1 });
       server.pause();
@@ -101,7 +106,10 @@ describeRedis('redis unreachable at start', () => {
   it('refuses with a clear error naming host:port and not the password', async () => {
     const port = await freePort();
     const t0 = Date.now();
-    const err = await createRedisStore(redisConfig({ host: '127.0.0.1', port, password: 'hunter2-secret', socket_connect_timeout: 1 }), {}).then(
+    const err = await createRedisStore(
+      redisConfig({ host: '127.0.0.1', port, password: 'hunter2-secret', socket_connect_timeout: 1 }),
+      {},
+    ).then(
       () => undefined,
       (e: Error) => e,
     );

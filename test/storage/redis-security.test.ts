@@ -17,13 +17,69 @@ describeRedis('redis TLS', () => {
   const f = (name: string) => join(dir, name);
   beforeAll(async () => {
     const ossl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-    ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '1', '-subj', '/CN=gw-test-ca');
-    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=127.0.0.1');
+    ossl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      f('ca.key'),
+      '-out',
+      f('ca.pem'),
+      '-days',
+      '1',
+      '-subj',
+      '/CN=gw-test-ca',
+    );
+    ossl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      f('server.key'),
+      '-out',
+      f('server.csr'),
+      '-subj',
+      '/CN=127.0.0.1',
+    );
     writeFileSync(f('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-    ossl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-out', f('server.pem'), '-days', '1', '-extfile', f('san.ext'));
+    ossl(
+      'x509',
+      '-req',
+      '-in',
+      f('server.csr'),
+      '-CA',
+      f('ca.pem'),
+      '-CAkey',
+      f('ca.key'),
+      '-CAcreateserial',
+      '-out',
+      f('server.pem'),
+      '-days',
+      '1',
+      '-extfile',
+      f('san.ext'),
+    );
     tlsPort = await freePort();
     server = await RedisServer.start({
-      args: ['--tls-port', String(tlsPort), '--tls-cert-file', f('server.pem'), '--tls-key-file', f('server.key'), '--tls-ca-cert-file', f('ca.pem'), '--tls-auth-clients', 'no'],
+      args: [
+        '--tls-port',
+        String(tlsPort),
+        '--tls-cert-file',
+        f('server.pem'),
+        '--tls-key-file',
+        f('server.key'),
+        '--tls-ca-cert-file',
+        f('ca.pem'),
+        '--tls-auth-clients',
+        'no',
+      ],
     });
   });
   afterAll(async () => {
@@ -51,9 +107,9 @@ describeRedis('redis TLS', () => {
   });
 
   it('refuses an unverifiable server certificate with a clear error', async () => {
-    await expect(createRedisStore(redisConfig({ host: '127.0.0.1', port: tlsPort, ssl: true, socket_connect_timeout: 1 }), {})).rejects.toThrow(
-      new RegExp(`^cannot connect to Redis at 127\\.0\\.0\\.1:${tlsPort}: .*(certificate|self.signed)`, 'i'),
-    );
+    await expect(
+      createRedisStore(redisConfig({ host: '127.0.0.1', port: tlsPort, ssl: true, socket_connect_timeout: 1 }), {}),
+    ).rejects.toThrow(new RegExp(`^cannot connect to Redis at 127\\.0\\.0\\.1:${tlsPort}: .*(certificate|self.signed)`, 'i'));
   });
 });
 
@@ -67,7 +123,10 @@ describeRedis('redis ACL user', () => {
   afterAll(async () => server?.stop());
 
   it('authenticates with username + password', async () => {
-    const s = await createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, username: 'gateway', password: 'gw-acl-pass' }), {});
+    const s = await createRedisStore(
+      redisConfig({ host: '127.0.0.1', port: server.port, username: 'gateway', password: 'gw-acl-pass' }),
+      {},
+    );
     try {
       await s.set('acl', { v: 1 });
       expect((await s.get('acl'))?.value).toEqual({ v: 1 });
@@ -77,7 +136,10 @@ describeRedis('redis ACL user', () => {
   });
 
   it('a wrong password fails at start without echoing it', async () => {
-    const err = await createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, username: 'gateway', password: 'wrong-pass-xyz', socket_connect_timeout: 1 }), {}).then(
+    const err = await createRedisStore(
+      redisConfig({ host: '127.0.0.1', port: server.port, username: 'gateway', password: 'wrong-pass-xyz', socket_connect_timeout: 1 }),
+      {},
+    ).then(
       () => undefined,
       (e: Error) => e,
     );

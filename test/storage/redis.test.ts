@@ -12,7 +12,6 @@ let n = 0;
 /** Each store gets its own key prefix, so stores made by one suite never see each other's data. */
 const uniquePrefix = (base: string) => `${base}${process.pid}-${n++}:`;
 
-
 describeRedis('redis standalone', () => {
   let server: RedisServer;
   beforeAll(async () => {
@@ -38,7 +37,10 @@ describeRedis('redis specifics', () => {
   afterAll(async () => server?.stop());
 
   it('sweep drops expired keys from the key listing; glob and range characters in prefixes are literal', async () => {
-    const s = (await createRedisStore(redisConfig({ host: '127.0.0.1', port: server.port, key_prefix: uniquePrefix('gw:') }), {})) as RedisStore;
+    const s = (await createRedisStore(
+      redisConfig({ host: '127.0.0.1', port: server.port, key_prefix: uniquePrefix('gw:') }),
+      {},
+    )) as RedisStore;
     try {
       await s.set('s:gone', { v: 1 }, { ttlSeconds: 1 });
       await s.set('s:kept', { v: 2 }, { ttlSeconds: 60 });
@@ -65,7 +67,13 @@ describeRedis('redis with url, password, db and a hash-tagged key_prefix', () =>
   storeContract('redis url+password+db+prefix', {
     serverClock: true,
     create: () =>
-      createRedisStore(redisConfig({ url: `redis://:${encodeURIComponent('s3cret pass')}@127.0.0.1:${server.port}/3`, key_prefix: uniquePrefix('{tenant-a}:') }), {}),
+      createRedisStore(
+        redisConfig({
+          url: `redis://:${encodeURIComponent('s3cret pass')}@127.0.0.1:${server.port}/3`,
+          key_prefix: uniquePrefix('{tenant-a}:'),
+        }),
+        {},
+      ),
   });
 });
 
@@ -89,6 +97,7 @@ describeRedis('redis sentinel', () => {
   afterAll(async () => sentinel?.stop());
   storeContract('redis sentinel', {
     serverClock: true,
-    create: () => createRedisStore(redisConfig({ sentinels: sentinel.sentinels, sentinel_name: sentinel.name, key_prefix: uniquePrefix('gw:') }), {}),
+    create: () =>
+      createRedisStore(redisConfig({ sentinels: sentinel.sentinels, sentinel_name: sentinel.name, key_prefix: uniquePrefix('gw:') }), {}),
   });
 });

@@ -38,7 +38,10 @@ describe('sqlite specifics', () => {
     const script = (body: string) =>
       `import { SqliteStore } from ${JSON.stringify(new URL('../../src/storage/sqlite/sqlite-store.ts', import.meta.url).pathname)};\nconst s = SqliteStore.open(${JSON.stringify(file)});\n${body}\nawait s.close();`;
     const run = (body: string) =>
-      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(body)], { encoding: 'utf8', cwd: process.cwd() });
+      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(body)], {
+        encoding: 'utf8',
+        cwd: process.cwd(),
+      });
     run(`await s.set('client:1', { name: 'persisted' }, { indexes: ['owner:x'] });`);
     const out = run(`console.log(JSON.stringify([(await s.get('client:1'))?.value, await s.listByIndex('owner:x')]));`);
     expect(JSON.parse(out.trim())).toEqual([{ name: 'persisted' }, ['client:1']]);

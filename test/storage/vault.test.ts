@@ -32,11 +32,17 @@ afterAll(async () => {
 });
 
 function cfg(vaultCfg: Record<string, unknown>, extra: Record<string, unknown> = {}) {
-  return storageSchema.parse({ type: 'vault', vault: { url: vault.url, token: vault.rootToken, path_prefix: `gw-test/${n++}`, sweep_interval: 0, timeout: 5, ...vaultCfg }, ...extra });
+  return storageSchema.parse({
+    type: 'vault',
+    vault: { url: vault.url, token: vault.rootToken, path_prefix: `gw-test/${n++}`, sweep_interval: 0, timeout: 5, ...vaultCfg },
+    ...extra,
+  });
 }
 
 storeContract('vault (token)', { create: () => createVaultStore(cfg({}), {}) });
-storeContract('vault (approle)', { create: () => createVaultStore(cfg({ auth_method: 'approle', token: undefined, role_id: 'role-123', secret_id: 'secret-456' }), {}) });
+storeContract('vault (approle)', {
+  create: () => createVaultStore(cfg({ auth_method: 'approle', token: undefined, role_id: 'role-123', secret_id: 'secret-456' }), {}),
+});
 storeContract('vault (namespace)', { create: () => createVaultStore(cfg({ namespace: 'team-a/' }), {}) });
 storeContract('vault + sqlite split', {
   create: () =>
@@ -55,7 +61,12 @@ describe('vault specifics', () => {
     for (const k of ['oidc:Client:abc', 'usr:Zoë-名前-😀-é', 'a::b', 'p:', ':', '_x_2F', '../..', 'a/b c?d#e%f']) {
       const path = keyToPath(k);
       expect(path).toMatch(/^[A-Za-z0-9_\-/]+$/);
-      expect(path.split('/').map((s) => decodeSegment(s)).join('')).toBe(k);
+      expect(
+        path
+          .split('/')
+          .map((s) => decodeSegment(s))
+          .join(''),
+      ).toBe(k);
     }
     expect(keyToPath('oidc:Client:abc')).toBe('oidc_3A/Client_3A/abc');
     expect(decodeSegment('not.ours')).toBeUndefined();
@@ -156,11 +167,15 @@ describe('vault specifics', () => {
   });
 
   it('AppRole with wrong credentials and an unreachable Vault fail at start with clear errors', async () => {
-    await expect(createVaultStore(cfg({ auth_method: 'approle', token: undefined, role_id: 'role-123', secret_id: 'wrong-secret' }), {})).rejects.toThrow(
+    await expect(
+      createVaultStore(cfg({ auth_method: 'approle', token: undefined, role_id: 'role-123', secret_id: 'wrong-secret' }), {}),
+    ).rejects.toThrow(
       /^cannot connect to Vault at http:\/\/127\.0\.0\.1:\d+: Vault POST auth\/approle\/login failed with HTTP 400: invalid role or secret ID$/,
     );
     const bad = storageSchema.parse({ type: 'vault', vault: { url: 'http://127.0.0.1:1', token: 'hvs.nope', timeout: 1 } });
-    await expect(createVaultStore(bad, {})).rejects.toThrow(/^cannot connect to Vault at http:\/\/127\.0\.0\.1:1: .*unreachable: ECONNREFUSED/);
+    await expect(createVaultStore(bad, {})).rejects.toThrow(
+      /^cannot connect to Vault at http:\/\/127\.0\.0\.1:1: .*unreachable: ECONNREFUSED/,
+    );
   });
 
   it('a missing KV mount is refused at start', async () => {
@@ -185,7 +200,13 @@ describe('vault specifics', () => {
 
   it('AppRole logs in again before the lease runs out', async () => {
     const short = await VaultStandin.start({ approle: { roleId: 'r', secretId: 's', tokenTtlSeconds: 1 } });
-    const s = await createVaultStore(storageSchema.parse({ type: 'vault', vault: { url: short.url, auth_method: 'approle', role_id: 'r', secret_id: 's', sweep_interval: 0 } }), {});
+    const s = await createVaultStore(
+      storageSchema.parse({
+        type: 'vault',
+        vault: { url: short.url, auth_method: 'approle', role_id: 'r', secret_id: 's', sweep_interval: 0 },
+      }),
+      {},
+    );
     try {
       await s.set('k', { v: 1 });
       await sleep(1600);
@@ -244,7 +265,10 @@ describeRedis('vault + redis split', () => {
   afterAll(async () => server?.stop());
 
   it('routes short-lived prefixes to Redis, merges tag lookups and exposes Redis pub/sub', async () => {
-    const s = await createVaultStore(cfg({ short_lived: 'redis', path_prefix: 'split-redis' }, { redis: { host: '127.0.0.1', port: server.port, key_prefix: 'split:' } }), {});
+    const s = await createVaultStore(
+      cfg({ short_lived: 'redis', path_prefix: 'split-redis' }, { redis: { host: '127.0.0.1', port: server.port, key_prefix: 'split:' } }),
+      {},
+    );
     try {
       expect(s.backend).toBe('vault+redis');
       await s.set('oidc:AuthorizationCode:c1', { v: 1 }, { ttlSeconds: 60, indexes: ['grant:g'] });

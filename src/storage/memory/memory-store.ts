@@ -2,7 +2,15 @@
  * In-memory back-end: tests and throw-away runs. Values are deep-copied in and out (structuredClone), so
  * callers can never mutate stored state by reference. Expired records are dropped lazily and by a sweep.
  */
-import { assertValidKey, expiryFromTtl, type ListedRecord, type SetOptions, type Store, type StoredRecord, type StoreHealth } from '../store.js';
+import {
+  assertValidKey,
+  expiryFromTtl,
+  type ListedRecord,
+  type SetOptions,
+  type Store,
+  type StoredRecord,
+  type StoreHealth,
+} from '../store.js';
 
 interface Entry {
   value: unknown;

@@ -23,7 +23,8 @@ export const reconnectDelay = (attempt: number): number => Math.min(attempt * 10
 /** `host:port` (or the node list) for messages; never includes credentials. */
 export function describeTarget(cfg: RedisConfig): string {
   if (cfg.cluster_nodes?.length) return `cluster ${cfg.cluster_nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
-  if (cfg.sentinels?.length) return `sentinel master "${cfg.sentinel_name ?? ''}" via ${cfg.sentinels.map((n) => `${n.host}:${n.port}`).join(',')}`;
+  if (cfg.sentinels?.length)
+    return `sentinel master "${cfg.sentinel_name ?? ''}" via ${cfg.sentinels.map((n) => `${n.host}:${n.port}`).join(',')}`;
   if (cfg.url) {
     try {
       const u = new URL(cfg.url);

@@ -21,7 +21,15 @@
 import { GatewayError } from '../../errors.js';
 import { storageSchema, type StorageConfig } from '../../config/schema.js';
 import type { StoreFactoryOptions } from '../index.js';
-import { assertValidKey, expiryFromTtl, type ListedRecord, type SetOptions, type Store, type StoredRecord, type StoreHealth } from '../store.js';
+import {
+  assertValidKey,
+  expiryFromTtl,
+  type ListedRecord,
+  type SetOptions,
+  type Store,
+  type StoredRecord,
+  type StoreHealth,
+} from '../store.js';
 import { buildClient, connectClient, describeTarget, redact, type RedisClient } from './connection.js';
 import { RedisFallbackStore } from './fallback-store.js';
 import { quit, RedisSubscriptions } from './pubsub.js';
@@ -187,7 +195,14 @@ export class RedisStore implements Store {
       if (onlyIfAbsent && (await this.#client.exists(this.#rk(key))) === 1) return false;
       // Index entries first: a reader that sees the tag before the record just filters it out.
       await Promise.all(tags.map((t) => this.#cmd.gwIndexAdd(this.#ik(t), key, String(ttlMs === 0 ? 0 : ttlMs + INDEX_TTL_SLACK_MS))));
-      const [wrote, oldTags] = await this.#cmd.gwSet(this.#rk(key), json, expiresAt === undefined ? '' : String(expiresAt), String(ttlMs), JSON.stringify(tags), onlyIfAbsent ? '1' : '0');
+      const [wrote, oldTags] = await this.#cmd.gwSet(
+        this.#rk(key),
+        json,
+        expiresAt === undefined ? '' : String(expiresAt),
+        String(ttlMs),
+        JSON.stringify(tags),
+        onlyIfAbsent ? '1' : '0',
+      );
       if (wrote !== 1) return false;
       await Promise.all([
         this.#client.zadd(this.#keys, 0, key),
@@ -345,7 +360,12 @@ export class RedisStore implements Store {
   async health(): Promise<StoreHealth> {
     if (this.#closed) return { ok: false, backend: this.backend, detail: 'closed' };
     const status = (this.#client as { status?: string }).status;
-    if (status !== 'ready') return { ok: false, backend: this.backend, detail: `Redis at ${this.#opts.target ?? 'redis'} is not connected (${status ?? 'unknown'})` };
+    if (status !== 'ready')
+      return {
+        ok: false,
+        backend: this.backend,
+        detail: `Redis at ${this.#opts.target ?? 'redis'} is not connected (${status ?? 'unknown'})`,
+      };
     const ms = this.#opts.healthTimeoutMs ?? 1000;
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -357,7 +377,11 @@ export class RedisStore implements Store {
       ]);
       return { ok: true, backend: this.backend };
     } catch (err) {
-      return { ok: false, backend: this.backend, detail: this.#redact(`Redis at ${this.#opts.target ?? 'redis'}: ${(err as Error).message}`) };
+      return {
+        ok: false,
+        backend: this.backend,
+        detail: this.#redact(`Redis at ${this.#opts.target ?? 'redis'}: ${(err as Error).message}`),
+      };
     } finally {
       clearTimeout(timer);
     }
@@ -392,7 +416,12 @@ function parseTags(json: string | null | undefined): string[] {
   }
 }
 
-function toRecord<T>(v: string | null | undefined, e: string | null | undefined, c: string | null | undefined, now = Date.now()): StoredRecord<T> | undefined {
+function toRecord<T>(
+  v: string | null | undefined,
+  e: string | null | undefined,
+  c: string | null | undefined,
+  now = Date.now(),
+): StoredRecord<T> | undefined {
   if (v === null || v === undefined) return undefined;
   const rec: StoredRecord<T> = { value: JSON.parse(v) as T };
   if (e) {

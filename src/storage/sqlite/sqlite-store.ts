@@ -9,7 +9,15 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { assertValidKey, expiryFromTtl, type ListedRecord, type SetOptions, type Store, type StoredRecord, type StoreHealth } from '../store.js';
+import {
+  assertValidKey,
+  expiryFromTtl,
+  type ListedRecord,
+  type SetOptions,
+  type Store,
+  type StoredRecord,
+  type StoreHealth,
+} from '../store.js';
 
 interface Row {
   key: string;
@@ -77,12 +85,16 @@ export class SqliteStore implements Store {
   private prepare() {
     const db = this.#db;
     return {
-      get: db.prepare<[string, number], Row>('SELECT key, value, expires_at, consumed_at FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
+      get: db.prepare<[string, number], Row>(
+        'SELECT key, value, expires_at, consumed_at FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)',
+      ),
       upsert: db.prepare<[string, string, number | null]>(
         'INSERT INTO kv(key, value, expires_at, consumed_at) VALUES (?, ?, ?, NULL) ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at, consumed_at = NULL',
       ),
       deleteExpiredOne: db.prepare<[string, number]>('DELETE FROM kv WHERE key = ? AND expires_at IS NOT NULL AND expires_at <= ?'),
-      insertNew: db.prepare<[string, string, number | null]>('INSERT OR IGNORE INTO kv(key, value, expires_at, consumed_at) VALUES (?, ?, ?, NULL)'),
+      insertNew: db.prepare<[string, string, number | null]>(
+        'INSERT OR IGNORE INTO kv(key, value, expires_at, consumed_at) VALUES (?, ?, ?, NULL)',
+      ),
       clearIndexes: db.prepare<[string]>('DELETE FROM kv_index WHERE key = ?'),
       addIndex: db.prepare<[string, string]>('INSERT OR IGNORE INTO kv_index(tag, key) VALUES (?, ?)'),
       delete: db.prepare<[string, number]>('DELETE FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)'),
@@ -90,7 +102,9 @@ export class SqliteStore implements Store {
       consume: db.prepare<[number, string, number]>(
         'UPDATE kv SET consumed_at = ? WHERE key = ? AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > ?)',
       ),
-      take: db.prepare<[string, number], { value: string }>('DELETE FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?) RETURNING value'),
+      take: db.prepare<[string, number], { value: string }>(
+        'DELETE FROM kv WHERE key = ? AND (expires_at IS NULL OR expires_at > ?) RETURNING value',
+      ),
       byIndex: db.prepare<[string, number], { key: string }>(
         'SELECT i.key AS key FROM kv_index i JOIN kv ON kv.key = i.key WHERE i.tag = ? AND (kv.expires_at IS NULL OR kv.expires_at > ?) ORDER BY i.key',
       ),

@@ -101,9 +101,13 @@ export class VaultClient {
       body = { role_id: cfg.role_id, secret_id: cfg.secret_id };
     } else {
       mount = cfg.auth_mount ?? 'kubernetes';
-      const jwt = (await readFile(cfg.jwt_path, 'utf8').catch((e: Error) => {
-        throw new Error(`cannot read the Kubernetes service-account token at ${cfg.jwt_path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
-      })).trim();
+      const jwt = (
+        await readFile(cfg.jwt_path, 'utf8').catch((e: Error) => {
+          throw new Error(
+            `cannot read the Kubernetes service-account token at ${cfg.jwt_path}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+          );
+        })
+      ).trim();
       body = { role: cfg.role, jwt };
     }
     const path = `/v1/auth/${trimSlashes(mount)}/login`;
@@ -174,7 +178,10 @@ export class VaultClient {
       return { status: res.statusCode, body: parsed };
     } catch (err) {
       const e = err as { code?: string; name?: string; message?: string };
-      const why = e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' ? `no answer within ${this.#timeoutMs} ms` : (e.code ?? e.message ?? 'network error');
+      const why =
+        e.name === 'TimeoutError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT'
+          ? `no answer within ${this.#timeoutMs} ms`
+          : (e.code ?? e.message ?? 'network error');
       throw new GatewayError('GW_ERR_STORE_UNAVAILABLE', `Vault at ${this.baseUrl} is unreachable: ${why}`, { cause: err });
     }
   }
@@ -212,7 +219,9 @@ export class VaultClient {
       });
     }
     if (res.status >= 500 || res.status === 429) {
-      return new GatewayError('GW_ERR_STORE_UNAVAILABLE', `Vault ${op} failed with HTTP ${res.status}: ${detail}`, { cause: new VaultHttpError(res.status, errors, detail) });
+      return new GatewayError('GW_ERR_STORE_UNAVAILABLE', `Vault ${op} failed with HTTP ${res.status}: ${detail}`, {
+        cause: new VaultHttpError(res.status, errors, detail),
+      });
     }
     return new VaultHttpError(res.status, errors, `Vault ${op} failed with HTTP ${res.status}: ${detail}`);
   }

@@ -25,7 +25,7 @@ export function encodeSegment(s: string): string {
 export function decodeSegment(s: string): string | undefined {
   if (!/^(?:[A-Za-z0-9-]|_[0-9A-F]{2})*$/.test(s)) return undefined;
   const bytes: number[] = [];
-  for (let i = 0; i < s.length; ) {
+  for (let i = 0; i < s.length;) {
     if (s[i] === '_') {
       bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
       i += 3;

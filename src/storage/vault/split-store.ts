@@ -76,7 +76,11 @@ export class SplitStore implements Store {
 
   async health(): Promise<StoreHealth> {
     const [p, s] = await Promise.all([this.#primary.health(), this.#secondary.health()]);
-    const details = [p.ok ? undefined : `${p.backend}: ${p.detail ?? 'down'}`, s.ok ? undefined : `${s.backend}: ${s.detail ?? 'down'}`, s.detail && s.ok ? `${s.backend}: ${s.detail}` : undefined].filter(Boolean);
+    const details = [
+      p.ok ? undefined : `${p.backend}: ${p.detail ?? 'down'}`,
+      s.ok ? undefined : `${s.backend}: ${s.detail ?? 'down'}`,
+      s.detail && s.ok ? `${s.backend}: ${s.detail}` : undefined,
+    ].filter(Boolean);
     return { ok: p.ok && s.ok, backend: this.backend, ...(details.length && { detail: details.join('; ') }) };
   }
 

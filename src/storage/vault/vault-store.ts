@@ -21,7 +21,15 @@
 import type { StorageConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { StoreFactoryOptions } from '../index.js';
-import { assertValidKey, expiryFromTtl, type ListedRecord, type SetOptions, type Store, type StoredRecord, type StoreHealth } from '../store.js';
+import {
+  assertValidKey,
+  expiryFromTtl,
+  type ListedRecord,
+  type SetOptions,
+  type Store,
+  type StoredRecord,
+  type StoreHealth,
+} from '../store.js';
 import { CAS_MISMATCH, errorsOf, trimSlashes, VaultClient, type VaultConfig, type VaultResponse } from './client.js';
 import { decodeSegment, encodeSegment, keyToPath } from './path.js';
 
@@ -96,7 +104,8 @@ export class VaultStore implements Store {
   async #write(rel: string, doc: Doc, cas?: number): Promise<boolean> {
     const res = await this.#vault.call('POST', this.#data + rel, { data: doc, ...(cas !== undefined && { options: { cas } }) });
     if (isCasMismatch(res)) return false;
-    if (res.status === 404) throw new GatewayError('GW_ERR_STORE_UNAVAILABLE', 'Vault write failed with HTTP 404: is a KV v2 engine mounted at mount_point?');
+    if (res.status === 404)
+      throw new GatewayError('GW_ERR_STORE_UNAVAILABLE', 'Vault write failed with HTTP 404: is a KV v2 engine mounted at mount_point?');
     return true;
   }
 
@@ -210,7 +219,10 @@ export class VaultStore implements Store {
     assertValidKey(tag, 'index tag');
     this.#check();
     const folder = `i/${encodeSegment(tag)}/`;
-    const keys = (await this.#listFolder(folder)).filter((n) => !n.endsWith('/')).map((n) => decodeSegment(n)).filter((k): k is string => k !== undefined);
+    const keys = (await this.#listFolder(folder))
+      .filter((n) => !n.endsWith('/'))
+      .map((n) => decodeSegment(n))
+      .filter((k): k is string => k !== undefined);
     const now = Date.now();
     const docs = await pool(keys, async (k) => (await this.#read(this.#rec(k))).doc);
     const out: string[] = [];
