@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { BrowserDriver, obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
+import { controlledClock } from '../helpers/clock.js';
 import { startWorld } from './setup.js';
 
 const REDIRECT = 'http://127.0.0.1:49152/callback';
@@ -103,6 +104,7 @@ describe('registration modes', () => {
 
   test('registration.client_ttl: a registered client expires', async () => {
     const { gw } = await startWorld({ registration: { client_ttl: 1 } });
+    const clock = controlledClock();
     const reg = await post(`${gw.url}/oauth/register`, JSON.stringify({ redirect_uris: [REDIRECT] }));
     expect(reg.status).toBe(201);
     const clientId = String(reg.json.client_id);
@@ -112,7 +114,7 @@ describe('registration modes', () => {
         { redirect: 'manual' },
       );
     expect((await authorize()).status).toBe(303);
-    await new Promise((r) => setTimeout(r, 1300));
+    clock.elapse(1300);
     const expired = await authorize();
     expect(expired.status).toBe(400);
     expect(expired.headers.get('location')).toBeNull();

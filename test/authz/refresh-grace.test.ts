@@ -10,6 +10,7 @@ import { decodeJwt } from 'jose';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { createGateway } from '../../src/http/app.js';
 import { freePort } from '../helpers/gateway.js';
+import { controlledClock } from '../helpers/clock.js';
 import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { redisAvailable, RedisServer, redisConfig } from '../helpers/redis-server.js';
 import { VaultStandin } from '../helpers/vault-standin.js';
@@ -111,14 +112,15 @@ describe('refresh reuse grace', () => {
 
   test('a sequential reuse inside the grace gets the same pair with a shorter expires_in; after the grace it revokes the grant', async () => {
     const { gw, refresh, gid } = await graceWorld(2);
+    const clock = controlledClock();
     const a = await refresh();
-    await new Promise((r) => setTimeout(r, 1100));
+    clock.elapse(1100);
     const b = await refresh();
     expect(b.status).toBe(200);
     expect(b.json.refresh_token).toBe(a.json.refresh_token);
     expect(b.json.access_token).toBe(a.json.access_token);
     expect(Number(b.json.expires_in)).toBeLessThan(Number(a.json.expires_in));
-    await new Promise((r) => setTimeout(r, 1200));
+    clock.elapse(1200);
     const late = await refresh();
     expect(late.status).toBe(400);
     expect(late.json.error).toBe('invalid_grant');

@@ -10,6 +10,7 @@ import { createGateway } from '../../src/http/app.js';
 import { MemoryStore } from '../../src/storage/memory/memory-store.js';
 import type { Store, StoreHealth } from '../../src/storage/store.js';
 import { TEST_SECRET, testConfig } from '../helpers/config.js';
+import { controlledClock } from '../helpers/clock.js';
 import { startEchoBackend } from '../helpers/mcp-backend.js';
 import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { bearer, mintToken } from '../helpers/tokens.js';
@@ -354,8 +355,9 @@ describe('S17: rate limits, client expiry, access policy', () => {
 
   test('S17: registration.client_ttl makes dynamically registered clients expire', async () => {
     const { gw } = await securityWorld({ registration: { client_ttl: 1 } });
+    const clock = controlledClock();
     const clientId = String((await register(gw.url)).json.client_id);
-    await new Promise((r) => setTimeout(r, 1300));
+    clock.elapse(1300);
     const res = await fetch(
       `${gw.url}/oauth/authorize?${new URLSearchParams({ client_id: clientId, response_type: 'code', redirect_uri: 'http://127.0.0.1:49152/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' })}`,
       { redirect: 'manual' },

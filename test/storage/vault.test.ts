@@ -11,6 +11,7 @@ import { storageSchema } from '../../src/config/schema.js';
 import { decodeSegment, encodeSegment, keyToPath } from '../../src/storage/vault/path.js';
 import { createVaultStore, VaultStore } from '../../src/storage/vault/vault-store.js';
 import type { Store } from '../../src/storage/store.js';
+import { controlledClock } from '../helpers/clock.js';
 import { describeRedis, RedisServer } from '../helpers/redis-server.js';
 import { VaultStandin } from '../helpers/vault-standin.js';
 import { storeContract } from './contract.js';
@@ -105,7 +106,7 @@ describe('vault specifics', () => {
       await s.set('x:kept', { v: 2 }, { indexes: ['t:1'] });
       await s.set('x:moved', { v: 3 }, { indexes: ['t:1'] });
       expect(vault.secretPaths().filter((p) => p.startsWith('sweep/')).length).toBe(6);
-      await sleep(1100);
+      controlledClock().elapse(1100);
       expect(await s.sweep()).toBe(1);
       expect(vault.secretPaths().filter((p) => p.startsWith('sweep/'))).toEqual([
         'sweep/i/t_3A1/x_3Akept',
