@@ -6,6 +6,7 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
 import { serviceForResource } from './resource-servers.js';
+import { ANSWERED_FROM_GRACE } from './refresh-grace.js';
 
 interface RevokedToken {
   kind: string;
@@ -34,9 +35,10 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   // oidc-provider's InvalidGrant carries the reason in `error_detail` (the response says only invalid_grant);
   // sequential reuse (refresh_token.js) and a lost concurrent race (adapter.ts) use the same text.
   provider.on('grant.error', (koa: KoaContextWithOIDC, err: Error & { error_detail?: string }) => {
-    if (err.error_detail === 'refresh token already used') {
-      ctx.audit.emit('token.refresh_reuse', { client_id: koa.oidc.client?.clientId, grant_id: koa.oidc.entities.RefreshToken?.grantId });
-    }
+    const ids = { client_id: koa.oidc.client?.clientId, grant_id: koa.oidc.entities.RefreshToken?.grantId };
+    if (err.error_detail === 'refresh token already used') ctx.audit.emit('token.refresh_reuse', ids);
+    // Not a failure: the request got the pair the first use was issued (tokens.refresh_reuse_grace).
+    else if (err.error_detail === ANSWERED_FROM_GRACE) ctx.audit.emit('token.refresh_grace', ids);
   });
   provider.on('registration_create.success', (_koa: KoaContextWithOIDC, client: { clientId: string; clientName?: string }) => {
     ctx.audit.emit('client.registered', { client_id: client.clientId, client_name: client.clientName });

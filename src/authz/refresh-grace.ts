@@ -51,10 +51,13 @@ type Role = { kind: 'winner'; key: string; token: string; claim: Claim } | { kin
 /** Per request (koa context): what this request is in the grace protocol. */
 const roles = new WeakMap<object, Role>();
 
+/** The `error_detail` of the grant stop below: the provider's `grant.error` event audits it (src/authz/events.ts). */
+export const ANSWERED_FROM_GRACE = 'refresh token reuse within tokens.refresh_reuse_grace';
+
 /** Thrown to stop the grant for a request answered from the grace; never reaches the client. */
 class AnsweredFromGrace extends errors.InvalidGrant {
   constructor() {
-    super('refresh token reuse within tokens.refresh_reuse_grace');
+    super(ANSWERED_FROM_GRACE);
   }
 }
 

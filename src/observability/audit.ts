@@ -14,6 +14,7 @@ export type AuditEvent =
   | 'client.deleted'
   | 'token.issued'
   | 'token.refresh_reuse'
+  | 'token.refresh_grace'
   | 'token.revoked'
   | 'grant.revoked'
   | 'policy.denied'

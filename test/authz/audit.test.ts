@@ -106,4 +106,24 @@ describe('audit events and secret hygiene in logs', () => {
     // The base64 part of the Basic credentials, too.
     expect(text.includes(authorization.slice(6))).toBe(false);
   });
+  test('a reuse inside tokens.refresh_reuse_grace is audited as token.refresh_grace, not as a replay', async () => {
+    const log = capture();
+    const { gw } = await startWorld({ logging: { level: 'info' }, tokens: { refresh_reuse_grace: 10 } }, undefined, {
+      logStream: log.stream,
+    });
+    const { tokens, provider } = await obtainToken(gw.url, 'calc');
+    const clientId = provider.clientInformation()!.client_id;
+    const gid = String(decodeJwt(tokens.access_token).gid);
+    const body = { grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: clientId };
+    const first = await post(`${gw.url}/oauth/token`, body);
+    const again = await post(`${gw.url}/oauth/token`, body);
+    expect(again.status).toBe(200);
+    expect(again.json.refresh_token).toBe(first.json.refresh_token);
+    const events = log.events();
+    expect(events.filter((e) => e.event === 'token.refresh_grace')).toEqual([
+      expect.objectContaining({ client_id: clientId, grant_id: gid }),
+    ]);
+    expect(events.filter((e) => e.event === 'token.refresh_reuse' || e.event === 'grant.revoked')).toEqual([]);
+    expect(log.text()).not.toContain(String(first.json.refresh_token));
+  });
 });
