@@ -8,7 +8,7 @@ import type { GatewayContext } from '../context.js';
 import type { DevSignIn } from '../upstream/dev.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 import { csrfToken, csrfValid, type Approval } from './consent.js';
-import { escapeHtml, messagePage, sendPage } from './html.js';
+import { escapeHtml, sendFormRefused, sendPage } from './html.js';
 import type { Refusal } from './refusals.js';
 import { serviceForResource } from './resource-servers.js';
 
@@ -101,15 +101,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
       reply.hijack();
       const details = await detailsOf(req, reply);
       if (details.uid !== req.params.uid || !devLoginCsrfValid(ctx, details.uid, req.body?.csrf)) {
-        return sendPage(
-          reply.raw,
-          403,
-          'Request refused',
-          messagePage(
-            'Request refused',
-            'This form has expired or did not come from this page. Start the sign-in again from the application.',
-          ),
-        );
+        return sendFormRefused(reply.raw);
       }
       const pending = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
       if (!pending)

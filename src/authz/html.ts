@@ -97,6 +97,19 @@ export function sendPage(
   res.end(page(title, body));
 }
 
+/**
+ * The one answer for a gateway form whose CSRF token or interaction does not match this page (the consent
+ * decision, the dev sign-in, the abort): 403, nothing of the request echoed.
+ */
+export function sendFormRefused(res: ServerResponse): void {
+  sendPage(
+    res,
+    403,
+    'Request refused',
+    messagePage('Request refused', 'This form has expired or did not come from this page. Start the sign-in again from the application.'),
+  );
+}
+
 /** A page with one message and, optionally, a form that returns the person to the application. */
 export function messagePage(heading: string, message: string, form?: { action: string; csrf: string; label: string }): string {
   const formHtml = form

@@ -25,7 +25,7 @@ import { loadAccount, saveAccount } from './accounts.js';
 import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, type Approval } from './consent.js';
 import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
 import { upstreamFormTarget } from './form-targets.js';
-import { messagePage, sendPage } from './html.js';
+import { messagePage, sendFormRefused, sendPage } from './html.js';
 import { checkPolicy } from '../kernel/policy.js';
 import type { ProviderHost } from './provider-host.js';
 import { REFUSALS, upstreamRefusal, type Refusal } from './refusals.js';
@@ -276,15 +276,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       reply.hijack();
       const details = await detailsOf(req, reply);
       if (details.uid !== req.params.uid || !csrfValid(ctx, details.uid, req.body?.csrf)) {
-        return sendPage(
-          reply.raw,
-          403,
-          'Request refused',
-          messagePage(
-            'Request refused',
-            'This form has expired or did not come from this page. Start the sign-in again from the application.',
-          ),
-        );
+        return sendFormRefused(reply.raw);
       }
       const { service, scopes, resource } = requested(details);
       const clientId = String(details.params.client_id);
@@ -373,12 +365,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       reply.hijack();
       const details = await detailsOf(req, reply);
       if (!csrfValid(ctx, details.uid, req.body?.csrf)) {
-        return sendPage(
-          reply.raw,
-          403,
-          'Request refused',
-          messagePage('Request refused', 'This form has expired. Start the sign-in again from the application.'),
-        );
+        return sendFormRefused(reply.raw);
       }
       const error = OAUTH_ERRORS.has(String(req.query.error)) ? String(req.query.error) : 'access_denied';
       const rule = Object.hasOwn(REFUSALS, String(req.query.rule)) ? (String(req.query.rule) as Refusal) : upstreamRefusal(error);
