@@ -69,22 +69,17 @@ export interface InteractionKit {
 export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext, signIn: DevSignIn, kit: InteractionKit): void {
   const { detailsOf, guard, errorPage, completeSignIn } = kit;
   const serviceName = (resource: string) => serviceForResource(ctx, resource)?.name ?? 'the service';
+  // The dev form is reached only after the consent page approved the request; without that approval (expired, or
+  // the form opened directly) the sign-in goes back to the client as access_denied.
+  const approvalExpired = (reply: Parameters<typeof errorPage>[0], uid: string) =>
+    errorPage(reply, uid, 400, 'Sign-in expired', 'Approve the request on the consent page first.', 'access_denied', 'expired');
   app.get<{ Params: { uid: string } }>(
     '/interaction/:uid/dev-login',
     guard(async (req, reply) => {
       reply.hijack();
       const details = await detailsOf(req, reply);
       const approval = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
-      if (!approval)
-        return errorPage(
-          reply,
-          details.uid,
-          400,
-          'Sign-in expired',
-          'Approve the request on the consent page first.',
-          'access_denied',
-          'expired',
-        );
+      if (!approval) return approvalExpired(reply, details.uid);
       sendPage(
         reply.raw,
         200,
@@ -104,16 +99,7 @@ export function registerDevLoginRoutes(app: FastifyInstance, ctx: GatewayContext
         return sendFormRefused(reply.raw);
       }
       const pending = await ctx.store.get<Approval>(DEV_LOGIN_PREFIX + details.uid);
-      if (!pending)
-        return errorPage(
-          reply,
-          details.uid,
-          400,
-          'Sign-in expired',
-          'Approve the request on the consent page first.',
-          'access_denied',
-          'expired',
-        );
+      if (!pending) return approvalExpired(reply, details.uid);
       const checked = signIn.profile(req.body ?? {});
       if (!checked.ok) {
         const values = { name: String(req.body?.name ?? ''), email: String(req.body?.email ?? ''), groups: String(req.body?.groups ?? '') };
