@@ -141,6 +141,28 @@ export const ERROR_CODES = {
     message: 'Storage is unavailable, try again later',
     retryAfter: 5,
   },
+  // Local (stdio) MCP servers, src/stdio (docs/stdio.md).
+  GW_ERR_STDIO_EXITED: {
+    status: 502,
+    error: 'gw_err_stdio_exited',
+    rpc: RPC.GATEWAY,
+    message: 'The local MCP server exited before it answered',
+  },
+  GW_ERR_STDIO_LIMIT: {
+    status: 503,
+    error: 'gw_err_stdio_limit',
+    rpc: RPC.GATEWAY,
+    message: 'Too many local MCP server processes are running for this service, try again later',
+    retryAfter: 5,
+  },
+  // RFC 9110 §15.5.20 421 Misdirected Request: this instance cannot answer for that session.
+  GW_ERR_STDIO_SESSION_ELSEWHERE: {
+    status: 421,
+    error: 'gw_err_stdio_session_elsewhere',
+    rpc: RPC.GATEWAY,
+    message:
+      'This session belongs to a local MCP server process on another gateway instance: stdio services need sticky routing or a single instance (docs/stdio.md)',
+  },
   GW_ERR_INTERNAL: { status: 500, error: 'server_error', rpc: RPC.GATEWAY, message: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 
