@@ -5,7 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BOB } from '../helpers/upstream-idp.js';
-import { startStdioWorld, textOf } from './world.js';
+import { alive, startStdioWorld, textOf, until } from './world.js';
+
+const RPC = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } },
+});
 
 describe('stdio services: per-user processes (legacy era)', () => {
   it('alice and bob get their own processes with their own verified identity; nothing else of the gateway environment', async () => {
@@ -20,5 +28,166 @@ describe('stdio services: per-user processes (legacy era)', () => {
     expect(whoA.pid).not.toBe(whoB.pid);
     // The environment starts empty: PATH, the configured env and the identity only.
     expect(whoA.envNames).toEqual(['FIXTURE_MODE', 'MCP_USER_EMAIL', 'MCP_USER_GROUPS', 'MCP_USER_ID', 'MCP_USER_NAME', 'PATH']);
+  });
+});
+
+describe('stdio services: protocol eras', () => {
+  it('2026-07-28: a pinned SDK v2 client (no session) reaches its own per-user process; progress streams back', async () => {
+    const w = await startStdioWorld();
+    const modern = await w.modern();
+    expect((await modern.listTools()).tools.map((t) => t.name)).toContain('whoami');
+    const who = JSON.parse(textOf(await modern.callTool({ name: 'whoami', arguments: {} })));
+    expect(who).toMatchObject({ id: 'corp:alice', email: 'alice@example.com' });
+    const seen: number[] = [];
+    const result = await modern.callTool(
+      { name: 'count', arguments: { n: 3, intervalMs: 20 } },
+      { onprogress: (p: { progress: number }) => void seen.push(p.progress) },
+    );
+    expect(textOf(result)).toBe('counted to 3');
+    expect(seen).toEqual([1, 2, 3]);
+    // The legacy era of the same user runs in its own process (a stdio connection serves one era).
+    const legacy = await w.legacy();
+    const whoLegacy = JSON.parse(textOf(await legacy.client.callTool({ name: 'whoami', arguments: {} })));
+    expect(whoLegacy.id).toBe('corp:alice');
+    expect(whoLegacy.pid).not.toBe(who.pid);
+  });
+});
+
+describe('stdio services: multiplexing one process', () => {
+  it("two sessions of one user share the process; concurrent requests with the same ids and progress tokens don't collide", async () => {
+    const w = await startStdioWorld();
+    const one = await w.legacy();
+    const two = await w.legacy();
+    const [p1, p2] = await Promise.all(
+      [one, two].map(async (s) => JSON.parse(textOf(await s.client.callTool({ name: 'whoami', arguments: {} }))).pid),
+    );
+    expect(p1).toBe(p2);
+    const progress: Record<string, number[]> = { one: [], two: [] };
+    const results = await Promise.all(
+      (['one', 'two'] as const).map((name, i) =>
+        (name === 'one' ? one : two).client.callTool({ name: 'count', arguments: { n: 3 + i, intervalMs: 15 } }, undefined, {
+          onprogress: (p) => void progress[name]!.push(p.progress),
+        }),
+      ),
+    );
+    expect(results.map(textOf)).toEqual(['counted to 3', 'counted to 4']);
+    expect(progress).toEqual({ one: [1, 2, 3], two: [1, 2, 3, 4] });
+    const sums = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => (i % 2 ? one : two).client.callTool({ name: 'add', arguments: { a: i, b: 100 } })),
+    );
+    expect(sums.map(textOf)).toEqual(['100', '101', '102', '103', '104', '105']);
+  });
+
+  it("a session is bound to its user: bob's token with alice's session id is refused, and never reaches her process", async () => {
+    const w = await startStdioWorld();
+    const a = await w.legacy();
+    const sessionId = a.transport.sessionId!;
+    expect(sessionId).toMatch(/^[\x21-\x7e]{32,}$/);
+    const bob = await w.token(BOB);
+    const r = await fetch(`${w.gw.url}/files/mcp`, {
+      method: 'POST',
+      headers: { ...RPC, authorization: `Bearer ${bob}`, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami', arguments: {} } }),
+    });
+    expect(r.status).toBe(404);
+    expect(await r.json()).toMatchObject({ error: { data: { error: 'gw_err_session_unknown' } } });
+    // Her session still works.
+    expect(JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).id).toBe('corp:alice');
+  });
+
+  it('a shared process (per_user: false) serves everyone with no identity in its environment', async () => {
+    const w = await startStdioWorld({ per_user: false });
+    const a = await w.legacy();
+    const b = await w.legacy(BOB);
+    const whoA = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} })));
+    const whoB = JSON.parse(textOf(await b.client.callTool({ name: 'whoami', arguments: {} })));
+    expect(whoA.pid).toBe(whoB.pid);
+    expect(whoA).toMatchObject({ id: null, email: null, name: null, groups: null });
+    expect(whoA.envNames).toEqual(['PATH']);
+  });
+});
+
+describe('stdio services: lifecycle', () => {
+  it('a crash fails the request in flight with a JSON-RPC error; the next request restarts the process and the session goes on', async () => {
+    const w = await startStdioWorld();
+    const a = await w.legacy();
+    const before = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid as number;
+    await expect(a.client.callTool({ name: 'crash', arguments: {} })).rejects.toThrow(/local MCP server exited/);
+    await until(() => !alive(before), 5000, 'the crashed process to be gone');
+    // Same client, same session: the gateway replays initialize to the new process.
+    const after = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} })));
+    expect(after.pid).not.toBe(before);
+    expect(after.id).toBe('corp:alice');
+    const metrics = await (await fetch(`${w.gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/mcp_gateway_stdio_crashes_total\{service="files",reason="exited"\} 1/);
+    expect(metrics).toMatch(/mcp_gateway_stdio_starts_total\{service="files"\} 2/);
+    expect(metrics).toMatch(/mcp_gateway_stdio_processes\{service="files"\} 1/);
+  });
+
+  it('a process idle for idle_timeout is stopped; the next client gets a fresh one', async () => {
+    const w = await startStdioWorld({ idle_timeout: 1 });
+    const a = await w.legacy();
+    const pid = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid as number;
+    await until(() => !alive(pid), 8000, 'the idle process to stop');
+    expect(await (await fetch(`${w.gw.url}/metrics`)).text()).toMatch(/mcp_gateway_stdio_processes\{service="files"\} 0/);
+    // Its session ended with it (404: the client re-initializes).
+    await expect(a.client.callTool({ name: 'whoami', arguments: {} })).rejects.toThrow(/404|Session not found/);
+    const b = await w.legacy();
+    const again = JSON.parse(textOf(await b.client.callTool({ name: 'whoami', arguments: {} })));
+    expect(again.pid).not.toBe(pid);
+  });
+
+  it('gateway shutdown stops every process group: no server and no child of one is left', async () => {
+    const w = await startStdioWorld({}, { gateway: { limits: { shutdown_grace: 1 } } });
+    const a = await w.legacy();
+    const b = await w.legacy(BOB);
+    const m = await w.modern();
+    const pids: number[] = [];
+    for (const call of [
+      (n: string) => a.client.callTool({ name: n, arguments: {} }),
+      (n: string) => b.client.callTool({ name: n, arguments: {} }),
+      (n: string) => m.callTool({ name: n, arguments: {} }),
+    ]) {
+      pids.push(JSON.parse(textOf(await call('whoami'))).pid);
+      pids.push(Number(textOf(await call('grandchild'))));
+    }
+    expect(new Set(pids).size).toBe(6);
+    expect(pids.every(alive)).toBe(true);
+    await w.gw.close();
+    expect(pids.filter(alive)).toEqual([]);
+  });
+
+  it('max_processes: a request that needs one more process gets 503 with Retry-After', async () => {
+    const w = await startStdioWorld({ max_processes: 1 });
+    const a = await w.legacy();
+    expect(textOf(await a.client.callTool({ name: 'add', arguments: { a: 1, b: 1 } }))).toBe('2');
+    const bob = await w.token(BOB);
+    const r = await fetch(`${w.gw.url}/files/mcp`, { method: 'POST', headers: { ...RPC, authorization: `Bearer ${bob}` }, body: INIT });
+    expect(r.status).toBe(503);
+    expect(r.headers.get('retry-after')).toBe('5');
+    expect(await r.json()).toMatchObject({ jsonrpc: '2.0', error: { code: -32000, data: { error: 'gw_err_stdio_limit' } } });
+  });
+});
+
+describe('stdio services: output guard', () => {
+  it('a line larger than the request limit stops the process with an error, not a hang', async () => {
+    const w = await startStdioWorld({ max_request_bytes: 64 * 1024 });
+    const a = await w.legacy();
+    const pid = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid as number;
+    await expect(a.client.callTool({ name: 'bigline', arguments: { bytes: 200_000 } })).rejects.toThrow(/larger than 65536 bytes/);
+    await until(() => !alive(pid), 5000, 'the process to be stopped');
+    const metrics = await (await fetch(`${w.gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/mcp_gateway_stdio_crashes_total\{service="files",reason="output_too_large"\} 1/);
+    // Restarted on the next request.
+    expect(textOf(await a.client.callTool({ name: 'add', arguments: { a: 2, b: 2 } }))).toBe('4');
+  });
+
+  it('a process flooding stdout with output nobody asked for is stopped', async () => {
+    const w = await startStdioWorld({ max_request_bytes: 64 * 1024 });
+    const a = await w.legacy();
+    const pid = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid as number;
+    await expect(a.client.callTool({ name: 'flood', arguments: {} })).rejects.toThrow(/nobody asked for/);
+    await until(() => !alive(pid), 5000, 'the process to be stopped');
+    expect(await (await fetch(`${w.gw.url}/metrics`)).text()).toMatch(/reason="output_flood"\} 1/);
   });
 });

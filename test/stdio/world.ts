@@ -3,9 +3,11 @@
  * IdP (alice, bob, carol), and real MCP SDK clients that sign in by discovery: v1 (legacy era, sessions)
  * and v2 pinned to 2026-07-28 (stateless).
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { onTestFinished } from 'vitest';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
+import type { GatewayOptions } from '../../src/http/app.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { BrowserDriver, obtainToken } from '../helpers/oauth-client.js';
 import { connectByDiscovery, type DiscoveredSession } from '../helpers/sdk-session.js';
@@ -27,25 +29,28 @@ export interface StdioWorld {
 
 export async function startStdioWorld(
   service: Record<string, unknown> = {},
-  extra: { services?: Record<string, Record<string, unknown>>; gateway?: Record<string, unknown> } = {},
+  extra: { services?: Record<string, Record<string, unknown>>; gateway?: Record<string, unknown>; options?: GatewayOptions } = {},
 ): Promise<StdioWorld> {
   const idp = await startUpstreamIdp([ALICE, BOB, CAROL]);
-  const gw = await startGateway(() => ({
-    oauth_providers: {
-      corp: {
-        issuer: idp.issuer,
-        client_id: 'gateway',
-        client_secret: 'gateway-secret',
-        allow_insecure_http: true,
-        scopes: ['openid', 'email', 'profile', 'groups'],
+  const gw = await startGateway(
+    () => ({
+      oauth_providers: {
+        corp: {
+          issuer: idp.issuer,
+          client_id: 'gateway',
+          client_secret: 'gateway-secret',
+          allow_insecure_http: true,
+          scopes: ['openid', 'email', 'profile', 'groups'],
+        },
       },
-    },
-    mcp_services: {
-      files: { name: 'Files', command: [process.execPath, FIXTURE], oauth_provider: 'corp', scopes: ['mcp:tools'], ...service },
-      ...extra.services,
-    },
-    ...extra.gateway,
-  }));
+      mcp_services: {
+        files: { name: 'Files', command: [process.execPath, FIXTURE], oauth_provider: 'corp', scopes: ['mcp:tools'], ...service },
+        ...extra.services,
+      },
+      ...extra.gateway,
+    }),
+    extra.options,
+  );
   idp.addClient({ client_id: 'gateway', client_secret: 'gateway-secret', redirect_uris: [`${gw.url}/oauth/callback`] });
   const token = async (user: IdpUser = ALICE, svc = 'files') => {
     idp.nextUser = user;
@@ -79,13 +84,21 @@ export function textOf(result: unknown): string {
   return (result as { content: Array<{ text: string }> }).content[0]?.text ?? '';
 }
 
-/** Whether a process exists (signal 0 checks without signalling). */
+/**
+ * Whether a process exists (signal 0 checks without signalling). A zombie (exited, waiting to be reaped
+ * by its parent, or by a PID 1 that never reaps) runs nothing: /proc says so and it counts as gone.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 
