@@ -3,9 +3,16 @@
  * sign in by discovery at a real upstream IdP and call tools on a real stdio MCP server
  * (fixtures/mcp-stdio-server.mjs) that the gateway starts, one process per user.
  */
-import { describe, expect, it } from 'vitest';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createGateway } from '../../src/http/app.js';
+import { MemoryStore } from '../../src/storage/memory/memory-store.js';
+import { testConfig } from '../helpers/config.js';
+import { freePort } from '../helpers/gateway.js';
+import { bearer } from '../helpers/tokens.js';
+import { startBalancer } from '../multi-instance/helpers.js';
 import { BOB } from '../helpers/upstream-idp.js';
-import { alive, startStdioWorld, textOf, until } from './world.js';
+import { alive, FIXTURE, startStdioWorld, textOf, until } from './world.js';
 
 const RPC = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const INIT = JSON.stringify({
@@ -189,5 +196,69 @@ describe('stdio services: output guard', () => {
     await expect(a.client.callTool({ name: 'flood', arguments: {} })).rejects.toThrow(/nobody asked for/);
     await until(() => !alive(pid), 5000, 'the process to be stopped');
     expect(await (await fetch(`${w.gw.url}/metrics`)).text()).toMatch(/reason="output_flood"\} 1/);
+  });
+});
+
+describe('stdio services: operations', () => {
+  it('stderr reaches the gateway log with the service and user, secrets redacted', async () => {
+    const lines: string[] = [];
+    const logStream = new PassThrough();
+    logStream.on('data', (c: Buffer) => lines.push(...c.toString('utf8').split('\n').filter(Boolean)));
+    const w = await startStdioWorld({}, { gateway: { logging: { level: 'info' } }, options: { logStream } });
+    const a = await w.legacy();
+    await a.client.callTool({ name: 'whoami', arguments: {} });
+    const entry = await until(
+      () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'stdio: server stderr'),
+      5000,
+      'the stderr line in the log',
+    );
+    expect(entry).toMatchObject({ service: 'files', user: 'corp:alice' });
+    expect(entry.stderr).toMatch(/fixture server starting pid=\d+ api_token=\[redacted\]/);
+    const token = a.provider.tokens()!.access_token;
+    expect(lines.filter((l) => l.includes('s3cr3t') || l.includes(token))).toEqual([]);
+    expect(lines.some((l) => l.includes('stdio: server started'))).toBe(true);
+  });
+
+  it('several instances: a session whose process runs on another instance gets a clear 421; sticky routing works', async () => {
+    const lb = await startBalancer();
+    onTestFinished(() => lb.close());
+    const store = new MemoryStore();
+    const instance = async () => {
+      const port = await freePort();
+      const gw = await createGateway(
+        testConfig({
+          issuer: lb.url,
+          port,
+          oauth_providers: { dev: {} },
+          limits: { shutdown_grace: 1 },
+          mcp_services: { files: { name: 'Files', command: [process.execPath, FIXTURE], oauth_provider: 'dev' } },
+        }),
+        { silent: true, store },
+      );
+      await gw.listen();
+      onTestFinished(() => gw.close());
+      return { gw, port };
+    };
+    const a = await instance();
+    const b = await instance();
+    lb.ports = { A: a.port, B: b.port };
+    const auth = await bearer(a.gw, { service: 'files' });
+    const headers = { ...RPC, authorization: auth };
+    lb.target = 'A';
+    const opened = await fetch(`${lb.url}/files/mcp`, { method: 'POST', headers, body: INIT });
+    expect(opened.status).toBe(200);
+    const sessionId = opened.headers.get('mcp-session-id')!;
+    const list = JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' });
+    const withSession = { ...headers, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' };
+    lb.target = 'B';
+    const elsewhere = await fetch(`${lb.url}/files/mcp`, { method: 'POST', headers: withSession, body: list });
+    expect(elsewhere.status).toBe(421);
+    const body = (await elsewhere.json()) as { error: { message: string; data: { error: string } } };
+    expect(body.error.data.error).toBe('gw_err_stdio_session_elsewhere');
+    expect(body.error.message).toMatch(/another gateway instance: stdio services need sticky routing/);
+    lb.target = 'A';
+    const sticky = await fetch(`${lb.url}/files/mcp`, { method: 'POST', headers: withSession, body: list });
+    expect(sticky.status).toBe(200);
+    expect(JSON.stringify(await sticky.json())).toContain('whoami');
   });
 });
