@@ -5,6 +5,9 @@
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ListRootsRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createGateway } from '../../src/http/app.js';
 import { MemoryStore } from '../../src/storage/memory/memory-store.js';
 import { testConfig } from '../helpers/config.js';
@@ -12,7 +15,7 @@ import { freePort } from '../helpers/gateway.js';
 import { bearer } from '../helpers/tokens.js';
 import { startBalancer } from '../multi-instance/helpers.js';
 import { BOB } from '../helpers/upstream-idp.js';
-import { alive, FIXTURE, startStdioWorld, textOf, until } from './world.js';
+import { alive, FIXTURE, startStdioWorld, textOf, until, within } from './world.js';
 
 const RPC = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const INIT = JSON.stringify({
@@ -111,6 +114,28 @@ describe('stdio services: multiplexing one process', () => {
     expect(whoA.pid).toBe(whoB.pid);
     expect(whoA).toMatchObject({ id: null, email: null, name: null, groups: null });
     expect(whoA.envNames).toEqual(['PATH']);
+  });
+});
+
+describe('stdio services: server messages', () => {
+  it('a server request reaches the client on its request stream and the answer the process; a later notification the GET stream', async () => {
+    const w = await startStdioWorld();
+    const token = await w.token();
+    const client = new Client({ name: 'roots-client', version: '1.0.0' }, { capabilities: { roots: {} } });
+    client.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///home/alice', name: 'home' }] }));
+    const changed = new Promise<string>((resolve) =>
+      client.setNotificationHandler(ToolListChangedNotificationSchema, (n) => resolve(n.method)),
+    );
+    const transport = new StreamableHTTPClientTransport(new URL(`${w.gw.url}/files/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    });
+    await client.connect(transport);
+    onTestFinished(() => client.close());
+    expect(JSON.parse(textOf(await client.callTool({ name: 'roots', arguments: {} })))).toEqual([
+      { uri: 'file:///home/alice', name: 'home' },
+    ]);
+    expect(textOf(await client.callTool({ name: 'later_changed', arguments: {} }))).toBe('ok');
+    expect(await within(changed, 5000, 'list_changed on the GET stream')).toBe('notifications/tools/list_changed');
   });
 });
 
