@@ -13,6 +13,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LocalExchange } from '../proxy/index.js';
 import { proxyError, sendProxyError, type ProxyError } from '../proxy/respond.js';
+import { mirroredHeaderProblem } from './headers.js';
 import type { StdioServices } from './index.js';
 import type { Call, Era, LocalProcess, Session } from './process.js';
 
@@ -89,6 +90,9 @@ export async function handleExchange(m: StdioServices, ex: LocalExchange): Promi
     } else return reply(m, ex, E.sessionRequired, true);
   } else {
     if (kind === 'response') return reply(m, ex, E.modernResponse, true);
+    const problem = mirroredHeaderProblem(req, message, kind === 'request');
+    if (problem !== undefined)
+      return reply(m, ex, proxyError('GW_ERR_HEADER_MISMATCH', { description: `Header mismatch: ${problem}` }), true);
     const p = m.processFor(ex.serviceId, 'modern', ex.user, ex);
     if (!('key' in p)) return reply(m, ex, p, true);
     proc = p;

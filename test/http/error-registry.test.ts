@@ -35,6 +35,7 @@ interface Answer {
 const JSON_CT = 'application/json';
 const STDIO_FIXTURE = fileURLToPath(new URL('../stdio/fixtures/mcp-stdio-server.mjs', import.meta.url));
 const MODERN = { 'mcp-protocol-version': '2026-07-28' };
+const MODERN_PING = { ...MODERN, 'mcp-method': 'ping' };
 const INIT = JSON.stringify({
   jsonrpc: '2.0',
   id: 1,
@@ -311,9 +312,19 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
       await first;
     }
   },
+  GW_ERR_HEADER_MISMATCH: async ({ gw }) => {
+    const auth = await bearer(gw, { service: 'local-one' });
+    return [
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth, 'mcp-method': 'tools/list' }),
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth }),
+    ];
+  },
   GW_ERR_STDIO_EXITED: async ({ gw }) => [
     {
-      ...(await post(gw.url, '/local-exit/mcp', JSON_CT, PING, { ...MODERN, authorization: await bearer(gw, { service: 'local-exit' }) })),
+      ...(await post(gw.url, '/local-exit/mcp', JSON_CT, PING, {
+        ...MODERN_PING,
+        authorization: await bearer(gw, { service: 'local-exit' }),
+      })),
       rpcId: 1,
     },
   ],
@@ -322,7 +333,7 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
     // The legacy-era process is the one allowed; a 2026-07-28 request needs a second.
     const opened = await post(gw.url, '/local-one/mcp', JSON_CT, INIT, { authorization: auth });
     expect(opened.status).toBe(200);
-    return [await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth })];
+    return [await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN_PING, authorization: auth })];
   },
   GW_ERR_STDIO_SESSION_ELSEWHERE: async ({ gw }) => {
     // The record another instance writes for a session it opened (src/stdio/index.ts).
