@@ -108,7 +108,7 @@ export async function handleExchange(m: StdioServices, ex: LocalExchange): Promi
     return accepted(m, ex, session);
   }
   const call = new HttpCall(m, ex, message.id as string | number, session, era);
-  if (era === 'modern') ex.res.once('close', () => !call.answered && proc.cancel(call));
+  if (era === 'modern') ex.res.once('close', () => call.answered || call.cancelled(proc));
   await proc.request(call, message);
 }
 
@@ -157,6 +157,16 @@ class HttpCall implements Call {
 
   get closed(): boolean {
     return this.answered || this.#res.destroyed || this.#res.writableEnded;
+  }
+
+  /**
+   * The client closed the request before its answer (2026-07-28: cancellation). The server is told; the
+   * response is destroyed, since a client that only half-closed would otherwise keep its socket open.
+   */
+  cancelled(proc: LocalProcess): void {
+    this.answered = true;
+    proc.cancel(this);
+    if (!this.#res.writableEnded) this.#res.destroy();
   }
 
   deliver(msg: Record<string, unknown>): boolean {
@@ -253,6 +263,7 @@ function openSessionStream(m: StdioServices, ex: LocalExchange, session: Session
   session.stream = stream;
   res.once('close', () => {
     if (session.stream === stream) session.stream = undefined;
+    if (!res.writableEnded) res.destroy();
   });
 }
 

@@ -139,6 +139,103 @@ describe('stdio services: server messages', () => {
   });
 });
 
+describe('stdio services: requests on the wire', () => {
+  const modernHeaders = (token: string, method: string, name?: string) => ({
+    ...RPC,
+    authorization: `Bearer ${token}`,
+    'mcp-protocol-version': '2026-07-28',
+    'mcp-method': method,
+    ...(name ? { 'mcp-name': name } : {}),
+  });
+  const modernCall = (id: number, name: string, args: Record<string, unknown>, progressToken?: number) =>
+    JSON.stringify({
+      jsonrpc: '2.0',
+      id,
+      method: 'tools/call',
+      params: {
+        name,
+        arguments: args,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+          ...(progressToken !== undefined ? { progressToken } : {}),
+        },
+      },
+    });
+
+  it('the identity comes from the token only: identity headers a client sends change nothing', async () => {
+    const w = await startStdioWorld();
+    const token = await w.token();
+    const r = await fetch(`${w.gw.url}/files/mcp`, {
+      method: 'POST',
+      headers: { ...modernHeaders(token, 'tools/call', 'whoami'), 'x-user-id': 'corp:bob', 'x-user-email': 'bob@other.example' },
+      body: modernCall(1, 'whoami', {}),
+    });
+    expect(r.status).toBe(200);
+    const body = (await r.json()) as { id: number; result: unknown };
+    expect(body.id).toBe(1);
+    expect(JSON.parse(textOf(body.result))).toMatchObject({ id: 'corp:alice', email: 'alice@example.com' });
+  });
+
+  it('2026-07-28: closing the response stream cancels the request at the server', async () => {
+    const lines: string[] = [];
+    const logStream = new PassThrough();
+    logStream.on('data', (c: Buffer) => lines.push(...c.toString('utf8').split('\n').filter(Boolean)));
+    // shutdown_grace 1: the aborted fetch leaves an idle socket on which it never sent a byte, which
+    // server.closeIdleConnections does not count as idle.
+    const w = await startStdioWorld({}, { gateway: { logging: { level: 'warn' }, limits: { shutdown_grace: 1 } }, options: { logStream } });
+    const token = await w.token();
+    const aborter = new AbortController();
+    const r = await fetch(`${w.gw.url}/files/mcp`, {
+      method: 'POST',
+      headers: modernHeaders(token, 'tools/call', 'count'),
+      body: modernCall(5, 'count', { n: 100, intervalMs: 50 }, 42),
+      signal: aborter.signal,
+    });
+    expect(r.headers.get('content-type')).toBe('text/event-stream');
+    const reader = r.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain('"progressToken":42');
+    aborter.abort();
+    await until(() => lines.some((l) => l.includes('count cancelled at')), 5000, 'the server to see the cancellation');
+  });
+
+  it('legacy DELETE ends the session: its id is unknown afterwards', async () => {
+    const w = await startStdioWorld();
+    const token = await w.token();
+    const headers = { ...RPC, authorization: `Bearer ${token}` };
+    const opened = await fetch(`${w.gw.url}/files/mcp`, { method: 'POST', headers, body: INIT });
+    expect(opened.status).toBe(200);
+    const id = opened.headers.get('mcp-session-id')!;
+    const withSession = { ...headers, 'mcp-session-id': id, 'mcp-protocol-version': '2025-11-25' };
+    expect((await fetch(`${w.gw.url}/files/mcp`, { method: 'DELETE', headers: withSession })).status).toBe(204);
+    const after = await fetch(`${w.gw.url}/files/mcp`, {
+      method: 'POST',
+      headers: withSession,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
+    });
+    expect(after.status).toBe(404);
+  });
+
+  it('2026-07-28 GET and DELETE are 405; a posted response is 400; a batch is 400', async () => {
+    const w = await startStdioWorld();
+    const token = await w.token();
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await fetch(`${w.gw.url}/files/mcp`, { headers: { ...auth, accept: 'text/event-stream' } })).status).toBe(405);
+    expect((await fetch(`${w.gw.url}/files/mcp`, { method: 'DELETE', headers: auth })).status).toBe(405);
+    const response = await fetch(`${w.gw.url}/files/mcp`, {
+      method: 'POST',
+      headers: modernHeaders(token, 'ping'),
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} }),
+    });
+    expect(response.status).toBe(400);
+    const batch = await fetch(`${w.gw.url}/files/mcp`, { method: 'POST', headers: { ...RPC, ...auth }, body: `[${INIT}]` });
+    expect(batch.status).toBe(400);
+    expect(await batch.json()).toMatchObject({ error: { code: -32600, message: expect.stringContaining('batches') } });
+  });
+});
+
 describe('stdio services: lifecycle', () => {
   it('a crash fails the request in flight with a JSON-RPC error; the next request restarts the process and the session goes on', async () => {
     const w = await startStdioWorld();
