@@ -15,8 +15,8 @@ function clean(v: string): string {
 
 /**
  * `extra`: variables a later step adds for this user and service. Extension point: the upstream token of
- * a service with `upstream_auth` belongs here, obtained before the process starts (LocalProcess #start
- * passes it). They are set last and so win over `env`; MCP_USER_* cannot be configured (src/config/rules.ts).
+ * a service with `upstream_auth` belongs here, obtained before the process starts (`ProcessOptions.extraEnv`,
+ * which LocalProcess calls before each start). They are set last and so win over `env`; MCP_USER_* cannot be configured (src/config/rules.ts).
  */
 export function childEnv(
   spec: StdioSpec,

@@ -69,6 +69,11 @@ export interface ProcessOptions {
   metrics: StdioMetrics;
   /** Called once the process is stopped for good (idle, shutdown): the manager forgets it. */
   onRetired(p: LocalProcess): void;
+  /**
+   * Variables obtained for this user and service right before each start, set after the identity
+   * (`childEnv`'s `extra`). Extension point: the upstream token of a service with `upstream_auth`.
+   */
+  extraEnv?: () => Promise<Readonly<Record<string, string>>>;
 }
 
 /** Restart delays after consecutive crashes: 250 ms doubling to 30 s; reset after RESET_AFTER_MS of uptime. */
@@ -275,9 +280,19 @@ export class LocalProcess {
       if (this.#retired) throw STOPPED;
     }
     const { spec, serviceId, user, log, metrics } = this.opts;
+    let extra: Readonly<Record<string, string>> = {};
+    try {
+      extra = (await this.opts.extraEnv?.()) ?? {};
+    } catch (err) {
+      log.error(
+        { service: serviceId, user: user?.id, err: { message: (err as Error)?.message } },
+        'stdio: the environment could not be prepared',
+      );
+      throw NOT_STARTED;
+    }
     const child = new StdioChild(
       spec.command,
-      { env: childEnv(spec, user), cwd: spec.cwd, maxLineBytes: this.opts.maxLineBytes },
+      { env: childEnv(spec, user, extra), cwd: spec.cwd, maxLineBytes: this.opts.maxLineBytes },
       {
         message: (m, bytes) => this.#onMessage(child, m, bytes),
         invalidLine: (bytes) => this.#unasked(child, bytes),

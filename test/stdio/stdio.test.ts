@@ -8,6 +8,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ListRootsRequestSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { createGateway } from '../../src/http/app.js';
 import { MemoryStore } from '../../src/storage/memory/memory-store.js';
 import { testConfig } from '../helpers/config.js';
@@ -15,7 +16,7 @@ import { freePort } from '../helpers/gateway.js';
 import { bearer } from '../helpers/tokens.js';
 import { startBalancer } from '../multi-instance/helpers.js';
 import { BOB } from '../helpers/upstream-idp.js';
-import { alive, FIXTURE, startStdioWorld, textOf, until, within } from './world.js';
+import { alive, FIXTURE, FIXTURE_V1, startStdioWorld, textOf, until, within } from './world.js';
 
 const RPC = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
 const INIT = JSON.stringify({
@@ -60,6 +61,24 @@ describe('stdio services: protocol eras', () => {
     const whoLegacy = JSON.parse(textOf(await legacy.client.callTool({ name: 'whoami', arguments: {} })));
     expect(whoLegacy.id).toBe('corp:alice');
     expect(whoLegacy.pid).not.toBe(who.pid);
+  });
+});
+
+describe('stdio services: a legacy-only server (MCP SDK v1 StdioServerTransport)', () => {
+  it('a v1 client uses it; a v2 client negotiating automatically falls back to the legacy era', async () => {
+    const w = await startStdioWorld({ command: [process.execPath, FIXTURE_V1] });
+    const a = await w.legacy();
+    expect(textOf(await a.client.callTool({ name: 'add', arguments: { a: 20, b: 22 } }))).toBe('42');
+    const access = await w.token();
+    const auto = new ModernClient({ name: 'auto-client', version: '1.0.0' }, { versionNegotiation: { mode: 'auto' } });
+    await auto.connect(
+      new ModernTransport(new URL(`${w.gw.url}/files/mcp`), { requestInit: { headers: { authorization: `Bearer ${access}` } } }),
+    );
+    onTestFinished(() => auto.close());
+    const who = JSON.parse(textOf(await auto.callTool({ name: 'whoami', arguments: {} })));
+    expect(who.id).toBe('corp:alice');
+    // The same legacy process as the v1 client's session: the probe never became a session.
+    expect(who.pid).toBe(JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid);
   });
 });
 

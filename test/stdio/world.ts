@@ -14,6 +14,7 @@ import { connectByDiscovery, type DiscoveredSession } from '../helpers/sdk-sessi
 import { ALICE, BOB, startUpstreamIdp, type IdpUser, type UpstreamIdp } from '../helpers/upstream-idp.js';
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/mcp-stdio-server.mjs', import.meta.url));
+export const FIXTURE_V1 = fileURLToPath(new URL('./fixtures/mcp-stdio-server-v1.mjs', import.meta.url));
 export const CAROL: IdpUser = { sub: 'carol', email: 'carol@example.com', name: 'Carol', groups: [] };
 
 export interface StdioWorld {
