@@ -3,7 +3,8 @@
  *
  * Each request runs a short pipeline of named steps:
  *   resolveService → checkOrigin (→ preflight) → checkMethod → authenticate → checkAccess
- *   → checkProtocolVersion → checkSession → checkLimits → buildUpstreamHeaders → forward → RelayHandler
+ *   → checkProtocolVersion (→ a local stdio service: handed to src/stdio) → checkSession → checkLimits
+ *   → buildUpstreamHeaders → forward → RelayHandler
  * Everything per service is precomputed (service-state.ts). The route is hijacked: the proxy writes the
  * raw response itself, so fastify never buffers, parses or serialises MCP traffic.
  */
