@@ -272,6 +272,36 @@ describe('stdio services: lifecycle', () => {
     expect(metrics).toMatch(/mcp_gateway_stdio_processes\{service="files"\} 1/);
   });
 
+  it('a server that keeps exiting is restarted with a growing backoff, until the wait exceeds timeout: then Retry-After', async () => {
+    const w = await startStdioWorld({ command: [process.execPath, '-e', 'process.exit(1)'], timeout: 1000 });
+    const token = await w.token();
+    const ping = () =>
+      fetch(`${w.gw.url}/files/mcp`, {
+        method: 'POST',
+        headers: { ...RPC, authorization: `Bearer ${token}`, 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'ping' },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'ping',
+          params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' } },
+        }),
+      });
+    const answers: Array<{ status: number; retryAfter: string | null; body: { id: unknown; error: { data: { error: string } } } }> = [];
+    for (let i = 0; i < 8 && !answers.at(-1)?.retryAfter; i++) {
+      const r = await ping();
+      answers.push({ status: r.status, retryAfter: r.headers.get('retry-after'), body: (await r.json()) as never });
+    }
+    expect(answers.every((a) => a.status === 502 && a.body.error.data.error === 'gw_err_stdio_exited')).toBe(true);
+    // Waits of 250, 500 and 1000 ms are sat out (each request restarts the server); the next one is not.
+    expect(answers.length).toBeGreaterThanOrEqual(5);
+    expect(answers.slice(0, -1).every((a) => a.retryAfter === null && a.body.id === 9)).toBe(true);
+    expect(Number(answers.at(-1)!.retryAfter)).toBeGreaterThanOrEqual(1);
+    const crashes = /mcp_gateway_stdio_crashes_total\{service="files",reason="exited"\} (\d+)/.exec(
+      await (await fetch(`${w.gw.url}/metrics`)).text(),
+    );
+    expect(Number(crashes?.[1])).toBe(answers.length - 1);
+  });
+
   it('a process idle for idle_timeout is stopped; the next client gets a fresh one', async () => {
     const w = await startStdioWorld({ idle_timeout: 1 });
     const a = await w.legacy();
