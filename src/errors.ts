@@ -23,6 +23,8 @@ export const RPC = {
   INVALID_REQUEST: -32600,
   /** MCP 2026-07-28 UnsupportedProtocolVersionError. */
   UNSUPPORTED_PROTOCOL_VERSION: -32022,
+  /** MCP 2026-07-28 HeaderMismatch: a required mirrored header is missing or disagrees with the body. */
+  HEADER_MISMATCH: -32020,
 } as const;
 
 /** The bearer challenge (RFC 6750 §3) a refusal carries in `WWW-Authenticate`; built per service. */
@@ -140,6 +142,35 @@ export const ERROR_CODES = {
     rpc: RPC.GATEWAY,
     message: 'Storage is unavailable, try again later',
     retryAfter: 5,
+  },
+  // MCP 2026-07-28 Streamable HTTP: header/body mismatch or a missing required header → 400 with -32020.
+  GW_ERR_HEADER_MISMATCH: {
+    status: 400,
+    error: 'invalid_request',
+    rpc: RPC.HEADER_MISMATCH,
+    message: 'An MCP request header is missing or does not match the request body',
+  },
+  // Local (stdio) MCP servers, src/stdio (docs/stdio.md).
+  GW_ERR_STDIO_EXITED: {
+    status: 502,
+    error: 'gw_err_stdio_exited',
+    rpc: RPC.GATEWAY,
+    message: 'The local MCP server exited before it answered',
+  },
+  GW_ERR_STDIO_LIMIT: {
+    status: 503,
+    error: 'gw_err_stdio_limit',
+    rpc: RPC.GATEWAY,
+    message: 'Too many local MCP server processes are running for this service, try again later',
+    retryAfter: 5,
+  },
+  // RFC 9110 §15.5.20 421 Misdirected Request: this instance cannot answer for that session.
+  GW_ERR_STDIO_SESSION_ELSEWHERE: {
+    status: 421,
+    error: 'gw_err_stdio_session_elsewhere',
+    rpc: RPC.GATEWAY,
+    message:
+      'This session belongs to a local MCP server process on another gateway instance: stdio services need sticky routing or a single instance (docs/stdio.md)',
   },
   GW_ERR_INTERNAL: { status: 500, error: 'server_error', rpc: RPC.GATEWAY, message: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -64,7 +64,8 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   output.err(
     `mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`,
   );
-  for (const s of gateway.ctx.services.values()) output.err(`  ${s.id}: ${s.canonicalUri} -> ${s.backend.origin}`);
+  for (const s of gateway.ctx.services.values())
+    output.err(`  ${s.id}: ${s.canonicalUri} -> ${s.stdio ? `local process ${s.stdio.command[0]} (stdio)` : s.backend.origin}`);
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -178,3 +178,86 @@ function keyMaterialProblem(jwk: Record<string, unknown>): string | undefined {
     return 'x, y and d are not a valid P-256 point and private scalar (base64url)';
   }
 }
+
+/** The environment variables the gateway sets for a per-user `command` process, from the verified token (docs/stdio.md). */
+export const STDIO_IDENTITY_ENV = ['MCP_USER_ID', 'MCP_USER_EMAIL', 'MCP_USER_NAME', 'MCP_USER_GROUPS'] as const;
+
+/** POSIX portable environment variable names (IEEE Std 1003.1, 8.1): letters, digits and `_`, not starting with a digit. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * A service is reached either over Streamable HTTP (`url`) or by running a local stdio server (`command`),
+ * never both; the `command` keys only mean something with `command`. `path` is relative to the service.
+ */
+export function serviceTransportProblems(s: {
+  url?: string | undefined;
+  command?: readonly string[] | undefined;
+  env?: Record<string, string> | undefined;
+  cwd?: string | undefined;
+  per_user: boolean;
+  auth_required: boolean;
+}): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  if (s.url === undefined && s.command === undefined) {
+    out.push({
+      path: [],
+      message:
+        'needs either url (a Streamable HTTP MCP backend) or command (a local stdio MCP server, for example command: ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/shared"])',
+    });
+    return out;
+  }
+  if (s.url !== undefined && s.command !== undefined) {
+    out.push({
+      path: ['command'],
+      message: 'url and command are mutually exclusive: keep url for an HTTP backend or command for a local stdio server',
+    });
+    return out;
+  }
+  if (s.command === undefined) {
+    if (s.env !== undefined)
+      out.push({
+        path: ['env'],
+        message: 'env applies only to a command service (a local stdio server); remove it or replace url with command',
+      });
+    if (s.cwd !== undefined)
+      out.push({
+        path: ['cwd'],
+        message: 'cwd applies only to a command service (a local stdio server); remove it or replace url with command',
+      });
+    return out;
+  }
+  const program = s.command[0];
+  if (program === undefined) {
+    out.push({
+      path: ['command'],
+      message: 'command needs at least the program to run, for example ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv"]',
+    });
+  } else if (s.command.length === 1 && /\s/.test(program.trim())) {
+    const words = program.trim().split(/\s+/);
+    out.push({
+      path: ['command', 0],
+      message: `command is an argv list, never run by a shell: write ${JSON.stringify(words)} instead of ${JSON.stringify([program])}`,
+    });
+  }
+  for (const name of Object.keys(s.env ?? {})) {
+    if (!ENV_NAME.test(name))
+      out.push({
+        path: ['env', name],
+        message: `'${name}' is not a valid environment variable name (letters, digits and _, not starting with a digit)`,
+      });
+    else if ((STDIO_IDENTITY_ENV as readonly string[]).includes(name) || name.startsWith('MCP_USER_'))
+      out.push({
+        path: ['env', name],
+        message: `${name} is set by the gateway from the verified sign-in (MCP_USER_* variables), it cannot be configured`,
+      });
+  }
+  if (s.cwd !== undefined && !s.cwd.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(s.cwd))
+    out.push({ path: ['cwd'], message: `cwd must be an absolute path (got '${s.cwd}')` });
+  if (s.per_user && !s.auth_required)
+    out.push({
+      path: ['per_user'],
+      message:
+        'per_user: true needs auth_required: true (a public service has no signed-in user to start a process for); set per_user: false for one shared process without identity',
+    });
+  return out;
+}

@@ -6,7 +6,14 @@
  * The seed's format is accepted unchanged; our additions are new keys with defaults.
  */
 import { z } from 'zod';
-import { devSignInAddressProblems, headerNameProblem, isLoopbackHost, signingKeyProblems, trustProxyEntryProblem } from './rules.js';
+import {
+  devSignInAddressProblems,
+  headerNameProblem,
+  isLoopbackHost,
+  serviceTransportProblems,
+  signingKeyProblems,
+  trustProxyEntryProblem,
+} from './rules.js';
 
 export { isLoopbackHost };
 
@@ -187,7 +194,37 @@ const identityHeadersSchema = z
 export const serviceSchema = z
   .object({
     name: z.string().min(1).describe('Display name.'),
-    url: httpUrl('url').describe('The backend MCP endpoint (Streamable HTTP), for example `http://calculator:3001/mcp`.'),
+    url: httpUrl('url')
+      .optional()
+      .describe(
+        'The backend MCP endpoint (Streamable HTTP), for example `http://calculator:3001/mcp`. Exactly one of `url` and `command`.',
+      ),
+    command: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        'A local (stdio) MCP server to run instead of a `url`: the program and its arguments as a list (argv, never a shell string), for example `["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv/shared"]`. See docs/stdio.md.',
+      ),
+    env: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(
+        "Environment of the `command` process. It starts empty except for `PATH` (the gateway's) and these variables; a per-user process also gets `MCP_USER_ID`, `MCP_USER_EMAIL`, `MCP_USER_NAME`, `MCP_USER_GROUPS`.",
+      ),
+    cwd: z.string().min(1).optional().describe("Working directory of the `command` process (an absolute path; default: the gateway's)."),
+    per_user: boolFrom()
+      .default(true)
+      .describe(
+        "`command` only. true: one process per signed-in user, started with that user's verified identity in its environment; false: one process shared by every user, with no identity.",
+      ),
+    idle_timeout: intFrom(1, 7 * 86_400)
+      .default(600)
+      .describe('`command` only. Seconds without requests after which a process is stopped (started again by the next request).'),
+    max_processes: intFrom(1, 10_000)
+      .default(50)
+      .describe(
+        '`command` only. Most processes of this service running at once; beyond it, a request that needs a new one gets 503 with `Retry-After`.',
+      ),
     oauth_provider: z.string().optional().describe('Key of the provider under `oauth_providers`. Required when `auth_required` is true.'),
     auth_required: boolFrom().default(true).describe('Require a gateway access token for this service.'),
     scopes: stringList()
@@ -700,6 +737,8 @@ export const configSchema = z
           });
         }
       }
+      for (const problem of serviceTransportProblems(s))
+        ctx.addIssue({ code: 'custom', path: ['mcp_services', id, ...problem.path], message: `service '${id}': ${problem.message}` });
       if (s.required_scopes) {
         for (const sc of s.required_scopes) {
           if (!s.scopes.includes(sc)) {

@@ -26,6 +26,7 @@ import { registerOAuthCors } from './cors.js';
 import { registerOperationalRoutes } from './operational-routes.js';
 import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
+import { StdioServices } from '../stdio/index.js';
 import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
 import { RateLimits, registerRateLimits } from './rate-limit.js';
 
@@ -126,7 +127,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // token, revocation (src/http/cors.ts).
     registerOAuthCors(app, ctx);
     await registerAuthorizationServer(app, ctx);
-    await registerProxy(app, ctx);
+    // Local (stdio) services, when the configuration has any: the proxy hands them over and stops them on close.
+    await registerProxy(app, ctx, StdioServices.create(ctx));
 
     app.addHook('onClose', () => started.stopAll());
 

@@ -3,11 +3,12 @@
  *
  * Each request runs a short pipeline of named steps:
  *   resolveService → checkOrigin (→ preflight) → checkMethod → authenticate → checkAccess
- *   → checkProtocolVersion → checkSession → checkLimits → buildUpstreamHeaders → forward → RelayHandler
+ *   → checkProtocolVersion (→ a local stdio service: handed to src/stdio) → checkSession → checkLimits
+ *   → buildUpstreamHeaders → forward → RelayHandler
  * Everything per service is precomputed (service-state.ts). The route is hijacked: the proxy writes the
  * raw response itself, so fastify never buffers, parses or serialises MCP traffic.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
@@ -20,6 +21,28 @@ import { upstreamTarget } from './path.js';
 import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
+import type { VerifiedUser } from '../kernel/claims.js';
+
+/**
+ * A local (stdio) service's request, handed over once the caller is authenticated and admitted (origin,
+ * method, token, scopes, policy, pinned versions): src/stdio answers it (docs/stdio.md).
+ */
+export interface LocalExchange {
+  serviceId: string;
+  req: IncomingMessage;
+  res: ServerResponse;
+  /** The verified user (from the token only); undefined on a public service. */
+  user: VerifiedUser | undefined;
+  cors: Record<string, string> | undefined;
+  maxRequestBytes: number;
+  timeoutMs: number;
+}
+
+/** The stdio bridge as the proxy sees it (implemented by src/stdio, wired by src/http). */
+export interface LocalServices {
+  handle(exchange: LocalExchange): void;
+  close(): Promise<void>;
+}
 
 /** Methods proxied (MCP Streamable HTTP: POST, GET, DELETE; and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
@@ -87,7 +110,13 @@ export class McpProxy {
   readonly #forwardedProto: string;
   readonly #forwardedHost: string;
 
-  constructor(private readonly ctx: GatewayContext) {
+  readonly #local: LocalServices | undefined;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    local?: LocalServices,
+  ) {
+    this.#local = local;
     const { states, pools } = buildServiceStates(ctx);
     this.states = states;
     this.#pools = pools;
@@ -107,7 +136,7 @@ export class McpProxy {
 
   /** Runs after the server stopped (in-flight requests finished or were cut at the grace deadline). */
   async close(): Promise<void> {
-    await Promise.allSettled(this.#pools.map((p) => p.destroy()));
+    await Promise.allSettled([...this.#pools.map((p) => p.destroy()), this.#local?.close()]);
   }
 
   /** Entry point for a hijacked request. Never throws. */
@@ -148,6 +177,12 @@ export class McpProxy {
     }
 
     if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
+
+    // A local (stdio) service: its process bridge answers from here on (src/stdio, docs/stdio.md).
+    if (state.service.stdio !== undefined && this.#local !== undefined) {
+      const { maxRequestBytes, timeoutMs } = state;
+      return this.#local.handle({ serviceId: state.id, req: request.raw, res, user: entry?.user, cors, maxRequestBytes, timeoutMs });
+    }
 
     const sessionId = single(headers['mcp-session-id']);
     if (sessionId !== undefined && (entry !== undefined || state.checkAnonymousSessions)) {
@@ -388,8 +423,8 @@ function single(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' || v === undefined ? v : v.join(', ');
 }
 
-export async function registerProxy(app: FastifyInstance, ctx: GatewayContext): Promise<void> {
-  const proxy = new McpProxy(ctx);
+export async function registerProxy(app: FastifyInstance, ctx: GatewayContext, local?: LocalServices): Promise<void> {
+  const proxy = new McpProxy(ctx, local);
   app.addHook('onClose', async () => proxy.close());
 
   await app.register(async (scope) => {

@@ -99,7 +99,7 @@ describe('deploy/ example', () => {
     const cfg = loadConfigFile(new URL('../../deploy/gateway.yaml', import.meta.url).pathname, { env });
     expect(cfg.storage.type).toBe('redis');
     expect(cfg.storage.redis?.host).toBe('redis');
-    expect(new URL(cfg.mcp_services.demo!.url).hostname).toBe('demo-mcp');
+    expect(new URL(cfg.mcp_services.demo!.url!).hostname).toBe('demo-mcp');
     expect(cfg.trust_proxy).toBe(1);
   });
 

@@ -9,7 +9,9 @@ import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { createHash } from 'node:crypto';
 import { ERROR_CODES, type ErrorCode, type ErrorSpec } from '../../src/errors.js';
+import { STDIO_SESSION_PREFIX } from '../../src/stdio/index.js';
 import { createGateway } from '../../src/http/app.js';
 import { testConfig } from '../helpers/config.js';
 import { freePort, startGateway, type StartedGateway } from '../helpers/gateway.js';
@@ -26,9 +28,20 @@ interface Answer {
   rpc: boolean;
   /** What was sent, for failure messages. */
   what: string;
+  /** The JSON-RPC id the error must carry: the request's own when it reached a local (stdio) server; else null. */
+  rpcId?: number;
 }
 
 const JSON_CT = 'application/json';
+const STDIO_FIXTURE = fileURLToPath(new URL('../stdio/fixtures/mcp-stdio-server.mjs', import.meta.url));
+const MODERN = { 'mcp-protocol-version': '2026-07-28' };
+const MODERN_PING = { ...MODERN, 'mcp-method': 'ping' };
+const INIT = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'initialize',
+  params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'registry-test', version: '1' } },
+});
 const PING = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
 
 /**
@@ -91,7 +104,7 @@ function expectAnswer(code: ErrorCode, a: Answer): void {
   if (a.rpc) {
     const err = a.body.error as { code?: unknown; message?: unknown; data?: { error?: unknown } } | undefined;
     expect(a.body.jsonrpc, at).toBe('2.0');
-    expect(a.body.id, at).toBeNull();
+    expect(a.body.id, at).toBe(a.rpcId ?? null);
     expect(err?.code, at).toBe(spec.rpc);
     expect(err?.data?.error, at).toBe(spec.error);
     expect(typeof err?.message, at).toBe('string');
@@ -148,6 +161,15 @@ beforeAll(async () => {
         slow: { name: 'slow', url: hanging.url, auth_required: false, timeout: 200 },
         busy: { name: 'busy', url: hanging.url, auth_required: false, max_concurrent: 1 },
         dead: { name: 'dead', url: `http://127.0.0.1:${deadPort}/mcp`, auth_required: false },
+        // Local (stdio) services: one that exits at once, one shared process at most.
+        'local-exit': { name: 'local-exit', command: [process.execPath, '-e', 'process.exit(3)'], oauth_provider: 'dev' },
+        'local-one': {
+          name: 'local-one',
+          command: [process.execPath, STDIO_FIXTURE],
+          oauth_provider: 'dev',
+          per_user: false,
+          max_processes: 1,
+        },
       },
     },
     { cleanup: false },
@@ -289,6 +311,43 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
       held.abort();
       await first;
     }
+  },
+  GW_ERR_HEADER_MISMATCH: async ({ gw }) => {
+    const auth = await bearer(gw, { service: 'local-one' });
+    return [
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth, 'mcp-method': 'tools/list' }),
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth }),
+    ];
+  },
+  GW_ERR_STDIO_EXITED: async ({ gw }) => [
+    {
+      ...(await post(gw.url, '/local-exit/mcp', JSON_CT, PING, {
+        ...MODERN_PING,
+        authorization: await bearer(gw, { service: 'local-exit' }),
+      })),
+      rpcId: 1,
+    },
+  ],
+  GW_ERR_STDIO_LIMIT: async ({ gw }) => {
+    const auth = await bearer(gw, { service: 'local-one' });
+    // The legacy-era process is the one allowed; a 2026-07-28 request needs a second.
+    const opened = await post(gw.url, '/local-one/mcp', JSON_CT, INIT, { authorization: auth });
+    expect(opened.status).toBe(200);
+    return [await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN_PING, authorization: auth })];
+  },
+  GW_ERR_STDIO_SESSION_ELSEWHERE: async ({ gw }) => {
+    // The record another instance writes for a session it opened (src/stdio/index.ts).
+    const id = 'session-on-another-instance';
+    await gw.ctx.store.set(
+      `${STDIO_SESSION_PREFIX}local-one:${createHash('sha256').update(id).digest('hex')}`,
+      { instance: 'other' },
+      { ttlSeconds: 60 },
+    );
+    const auth = await bearer(gw, { service: 'local-one' });
+    return [
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { authorization: auth, 'mcp-session-id': id }),
+      await send(gw.url, { path: '/local-one/mcp', headers: { authorization: auth, accept: 'text/event-stream', 'mcp-session-id': id } }),
+    ];
   },
   GW_ERR_STORE_UNAVAILABLE: async () => {
     const redis = await RedisServer.start();
