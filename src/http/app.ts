@@ -26,6 +26,7 @@ import { registerOAuthCors } from './cors.js';
 import { registerOperationalRoutes } from './operational-routes.js';
 import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
+import { registerAdminConsole } from '../admin/index.js';
 import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
 import { RateLimits, registerRateLimits } from './rate-limit.js';
 
@@ -37,6 +38,8 @@ export interface GatewayOptions {
   /** Disable logging entirely. */
   silent?: boolean;
   storeOptions?: StoreFactoryOptions;
+  /** The configuration file this configuration was loaded from (the console's `check-config` view). */
+  configPath?: string;
 }
 
 /** The context as the composition root built it: the full availability monitor and rate limits. */
@@ -127,6 +130,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     registerOAuthCors(app, ctx);
     await registerAuthorizationServer(app, ctx);
     await registerProxy(app, ctx);
+    // The operator console (`admin`); registers nothing when it is off.
+    await registerAdminConsole(app, ctx, { configPath: options.configPath });
 
     app.addHook('onClose', () => started.stopAll());
 
