@@ -29,6 +29,8 @@ import { registerProxy } from '../proxy/index.js';
 import { registerAdminConsole } from '../admin/index.js';
 import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
 import { RateLimits, registerRateLimits } from './rate-limit.js';
+import { registerOAuthTracing } from './tracing.js';
+import { VERSION } from '../version.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -106,6 +108,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         onError: (operation) => metrics.storageErrors.inc({ operation }),
       }),
     );
+    // `telemetry`: the OpenTelemetry SDK is loaded only when configured; its buffered spans are exported on close.
+    const tracing = config.telemetry ? new (await import('../observability/tracing.js')).Tracing(config.telemetry, VERSION) : undefined;
+    if (tracing) started.add(() => tracing.shutdown());
     const ctx: HttpContext = {
       config,
       issuer: config.issuer.replace(/\/+$/, ''),
@@ -118,9 +123,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       audit: new AuditLog(app.log),
       availability,
       limits,
+      ...(tracing ? { tracing } : {}),
     };
 
     registerErrorHandling(app);
+    // First of the onRequest hooks, so that refusals by the ones below (503, 429) are traced too.
+    if (tracing) registerOAuthTracing(app, tracing);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.
     registerAvailabilityGuard(app, availability);
     registerRateLimits(app, { trustProxy: config.trust_proxy });
