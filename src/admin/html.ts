@@ -35,7 +35,7 @@ header .who{margin-left:auto;font-size:.9rem;display:flex;gap:.5rem;align-items:
 main{padding:1rem;max-width:75rem;margin:0 auto}h1{font-size:1.35rem;margin:.2rem 0 1rem}h2{font-size:1.1rem;margin-top:1.5rem}
 .scroll{overflow-x:auto;background:#fff;border:1px solid #ddd;border-radius:.3rem}
 table{border-collapse:collapse;width:100%;font-size:.92rem}th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #eee;vertical-align:top}
-th{background:#f2f4f7;white-space:nowrap}td code{word-break:break-all}
+th{background:#f2f4f7;white-space:nowrap}td code{word-break:break-all}td .nw{white-space:nowrap;word-break:normal}
 button{font-size:.9rem;padding:.3rem .8rem;border-radius:.3rem;border:1px solid #555;background:#fff;cursor:pointer}
 a.btn{display:inline-block;background:#1f5fbf;color:#fff;padding:.5rem 1.2rem;border-radius:.3rem;text-decoration:none}
 button.danger{border-color:#a00;color:#a00}button.primary{background:#1f5fbf;color:#fff;border-color:#1f5fbf}

@@ -191,8 +191,8 @@ export function activityPage(events: RecentAuditEvent[], f: ActivityFilter, name
       .map(([k, v]) => `${e(k)}=${code(String(v))}`)
       .join(' ');
     return [
-      iso(ev.at),
-      code(ev.event),
+      `<span class="nw">${iso(ev.at)}</span>`,
+      `<code class="nw">${e(ev.event)}</code>`,
       user ? code(String(user)) : '',
       client ? code(String(client)) : '',
       service ? e(String(service)) : '',

@@ -135,10 +135,10 @@ export class Tracing {
     const carrier: Record<string, string> = {};
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), carrier, setter);
     const traceparent = carrier.traceparent;
-    if (traceparent) {
-      req.headers.traceparent = traceparent;
-      this.#byTraceparent.set(traceparent, span);
-    }
+    if (traceparent) req.headers.traceparent = traceparent;
+    // Not sampled: the backend still gets the (unsampled) context; nothing is recorded, so nothing more to do.
+    if (!span.isRecording()) return;
+    if (traceparent) this.#byTraceparent.set(traceparent, span);
     res.once('close', () => {
       if (traceparent) this.#byTraceparent.delete(traceparent);
       const status = res.statusCode;
@@ -170,7 +170,8 @@ export class Tracing {
     const h = request.headers;
     if (!Array.isArray(h)) return;
     for (let i = 0; i + 1 < h.length; i += 2) {
-      if (String(h[i]).toLowerCase() !== 'traceparent') continue;
+      // The proxy's backend headers are an object with lower-case names (src/proxy/headers.ts); undici keeps them.
+      if (h[i] !== 'traceparent') continue;
       const span = this.#byTraceparent.get(String(h[i + 1]));
       if (span) this.#backendRequests.set(request, { span, sentAt: performance.now() });
       return;
