@@ -40,7 +40,7 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   // sequential reuse (refresh_token.js) and a lost concurrent race (adapter.ts) use the same text.
   provider.on('grant.error', (koa: KoaContextWithOIDC, err: Error & { error_detail?: string; error?: string }) => {
     ctx.tracing?.annotate(koa.req, {
-      'oauth.grant_type': String(koa.oidc.params?.grant_type ?? 'unknown'),
+      'oauth.grant_type': String(koa.oidc.params?.grant_type ?? 'unknown').slice(0, 100),
       'oauth.outcome': err.error ?? 'error',
     });
     if (err.error_detail === 'refresh token already used') {
