@@ -20,11 +20,16 @@ export async function startBenchIdp(): Promise<BenchIdp> {
   const idp: UpstreamIdp = await startUpstreamIdp([ALICE], { cleanup: false });
   const clientId = 'bench-gateway';
   const clientSecret = 'bench-gateway-secret';
+  // Every gateway of the run (BENCH_TRACING starts a second one) keeps its redirect URI.
+  const redirectUris: string[] = [];
   return {
     issuer: idp.issuer,
     clientId,
     clientSecret,
-    allowGateway: (gw) => idp.addClient({ client_id: clientId, client_secret: clientSecret, redirect_uris: [`${gw}/oauth/callback`] }),
+    allowGateway: (gw) => {
+      redirectUris.push(`${gw}/oauth/callback`);
+      idp.addClient({ client_id: clientId, client_secret: clientSecret, redirect_uris: [...redirectUris] });
+    },
     close: () => idp.close(),
   };
 }

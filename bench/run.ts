@@ -13,6 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { freePort } from '../test/helpers/gateway.js';
 import { benchToken, benchRefreshTokens, startBenchIdp, type BenchIdp } from './flow.js';
@@ -22,6 +24,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 9500);
+/** BENCH_TRACING=1: a second gateway with `telemetry` on (sample ratio BENCH_TRACING_RATIO, default 1), measured in the same rounds. */
+const TRACING = process.env.BENCH_TRACING === '1';
+const TRACING_RATIO = Number(process.env.BENCH_TRACING_RATIO ?? 1);
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 
@@ -92,6 +97,13 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return 0;
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -188,49 +200,76 @@ async function main(): Promise<void> {
   const direct = `http://127.0.0.1:${backendPort}/mcp`;
 
   const idp: BenchIdp = await startBenchIdp();
-  const gwPort = await freePort();
-  const issuer = `http://127.0.0.1:${gwPort}`;
-  idp.allowGateway(issuer);
-  const cfgFile = join(tmp, 'gateway.yaml');
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({
-      host: '127.0.0.1',
-      port: gwPort,
-      issuer,
-      session_secret: 'bench-session-secret-bench-session-secret-0123',
-      oauth_providers: {
-        corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
-      },
-      mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
-      storage: { type: 'memory' },
-      // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
-      rate_limits: {
-        enabled: true,
-        register_per_minute: 1_000_000,
-        token_per_minute: 1_000_000,
-        authorize_per_minute: 1_000_000,
-        failed_auth_per_minute: 1_000_000,
-      },
-      limits: { max_concurrent_per_service: 20000 },
-      ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
-    }),
-  );
   // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
   // The gateway runs the way users run it (`npm start`: compiled dist/), rebuilt first so it is current.
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], {
     stdio: 'inherit',
   });
-  const gateway = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(gateway);
-  await waitFor(gateway, /listening on/);
+  const startGatewayProcess = async (name: string, extra: Record<string, unknown>) => {
+    const gwPort = await freePort();
+    const issuer = `http://127.0.0.1:${gwPort}`;
+    idp.allowGateway(issuer);
+    const cfgFile = join(tmp, `${name}.yaml`);
+    writeFileSync(
+      cfgFile,
+      JSON.stringify({
+        host: '127.0.0.1',
+        port: gwPort,
+        issuer,
+        session_secret: 'bench-session-secret-bench-session-secret-0123',
+        oauth_providers: {
+          corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
+        },
+        mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
+        storage: { type: 'memory' },
+        // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
+        rate_limits: {
+          enabled: true,
+          register_per_minute: 1_000_000,
+          token_per_minute: 1_000_000,
+          authorize_per_minute: 1_000_000,
+          failed_auth_per_minute: 1_000_000,
+        },
+        limits: { max_concurrent_per_service: 20000 },
+        ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
+        ...extra,
+      }),
+    );
+    const child = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    await waitFor(child, /listening on/);
+    return { child, issuer };
+  };
+  const { child: gateway, issuer } = await startGatewayProcess('gateway', {});
   const gwUrl = `${issuer}/bench/mcp`;
 
   const token = await benchToken(issuer, 'bench');
   const auth = { authorization: `Bearer ${token.accessToken}` };
+
+  // BENCH_TRACING=1: the same gateway with tracing on, exporting to an OTLP/HTTP sink in this process
+  // (it counts the spans it receives and discards them).
+  const otlp = { requests: 0, spans: 0 };
+  let traced: { url: string; auth: Record<string, string>; pid: number | undefined } | undefined;
+  if (TRACING) {
+    const sink = createServer((req, res) => {
+      let spans = 0;
+      req.on('data', (c: Buffer) => (spans += c.toString('latin1').split('"spanId"').length - 1));
+      req.on('end', () => {
+        otlp.requests++;
+        otlp.spans += spans;
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const { issuer: tracedIssuer, child: tracedChild } = await startGatewayProcess('traced', {
+      telemetry: { otlp_endpoint: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/v1/traces`, sample_ratio: TRACING_RATIO },
+    });
+    const tracedToken = await benchToken(tracedIssuer, 'bench');
+    traced = { url: `${tracedIssuer}/bench/mcp`, auth: { authorization: `Bearer ${tracedToken.accessToken}` }, pid: tracedChild.pid };
+  }
   const nginxPort = await startNginx(backendPort);
   const nginxUrl = nginxPort ? `http://127.0.0.1:${nginxPort}/mcp` : undefined;
 
@@ -250,13 +289,21 @@ async function main(): Promise<void> {
     ['direct', direct, jsonHeaders],
     ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders]] as [string, string, Record<string, string>][]) : []),
     ['gateway', gwUrl, { ...jsonHeaders, ...auth }],
+    ...(traced ? ([['traced', traced.url, { ...jsonHeaders, ...traced.auth }]] as [string, string, Record<string, string>][]) : []),
   ];
   // Warm-up (JIT, connection pools).
   for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
   const rounds: Record<string, LoadResult[]> = {};
+  // CPU time of the gateway process per request served: unlike req/s, barely affected by other load on a shared machine.
+  const pids: Record<string, number | undefined> = { gateway: gateway.pid, traced: traced?.pid };
+  const cpu: Record<string, { seconds: number; requests: number }> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, url, headers] of targets) {
+      const before = cpuSeconds(pids[name]);
       const res = await runLoad({ url, headers, body, duration: DURATION, connections: CONNECTIONS });
+      const c = (cpu[name] ??= { seconds: 0, requests: 0 });
+      c.seconds += cpuSeconds(pids[name]) - before;
+      c.requests += res.total;
       (rounds[name] ??= []).push(res);
       process.stderr.write(
         `round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}\n`,
@@ -280,6 +327,7 @@ async function main(): Promise<void> {
   const lagGateway = await sseLag(gwUrl, auth);
   const ttfbDirect = await firstByte(direct, jsonHeaders, body);
   const ttfbGateway = await firstByte(gwUrl, { ...jsonHeaders, ...auth }, body);
+  const ttfbTraced = traced ? await firstByte(traced.url, { ...jsonHeaders, ...traced.auth }, body) : undefined;
 
   // Token endpoint (refresh grant, each chain rotating its own token) and registration throughput.
   const refresh = await benchRefreshTokens(issuer, 'bench', 8, DURATION);
@@ -332,6 +380,22 @@ async function main(): Promise<void> {
       overheadP99: ttfbGateway.p99 - ttfbDirect.p99,
     },
     sseLagMs: { direct: lagDirect, gateway: lagGateway },
+    ...(traced
+      ? {
+          tracing: {
+            sampleRatio: TRACING_RATIO,
+            tracedToGateway: summary.traced!.rps / g.rps,
+            cpuMicrosecondsPerRequest: {
+              gateway: (cpu.gateway!.seconds / cpu.gateway!.requests) * 1e6,
+              traced: (cpu.traced!.seconds / cpu.traced!.requests) * 1e6,
+            },
+            firstByteMs: ttfbTraced,
+            overheadP50: ttfbTraced!.p50 - ttfbGateway.p50,
+            overheadP99: ttfbTraced!.p99 - ttfbGateway.p99,
+            otlp,
+          },
+        }
+      : {}),
     refreshPerSecond: refresh.perSecond,
     refreshErrors: refresh.errors,
     registrationPerSecond: registration.rps,
@@ -354,6 +418,11 @@ async function main(): Promise<void> {
     `gateway/direct throughput ${f(results.ratios.gatewayToDirect)}; gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
     `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
+    ...(traced
+      ? [
+          `tracing on (sample ratio ${TRACING_RATIO}): gateway CPU per request ${f((cpu.gateway!.seconds / cpu.gateway!.requests) * 1e6, 0)} µs off, ${f((cpu.traced!.seconds / cpu.traced!.requests) * 1e6, 0)} µs on; traced/gateway throughput ${f(summary.traced!.rps / g.rps)}; sequential p50 ${f(ttfbTraced!.p50)} / p99 ${f(ttfbTraced!.p99)} ms (vs ${f(ttfbGateway.p50)} / ${f(ttfbGateway.p99)}); OTLP sink received ${otlp.spans} spans in ${otlp.requests} exports`,
+        ]
+      : []),
     `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
     `token endpoint (refresh grant): ${f(refresh.perSecond, 0)}/s (${refresh.errors} errors); registration: ${f(registration.rps, 0)}/s (${registration.non2xx} non-2xx)`,
     `idle SSE streams: ${streams.open}/${streams.requested} open (${streams.failed} failed), gateway RSS ${f(streams.rssBeforeMb, 0)} MB -> ${f(streams.rssAfterMb, 0)} MB (${f(streams.kbPerStream, 1)} KB per stream)`,

@@ -11,6 +11,7 @@ import type { KeyManager } from './kernel/keys.js';
 import type { RevocationList } from './kernel/revocation.js';
 import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
+import type { Tracing } from './observability/tracing.js';
 import type { UpstreamHealth } from './upstream/types.js';
 
 /**
@@ -55,6 +56,8 @@ export interface GatewayContext {
    * applies the failed-authentication limit itself where it rejects a token (`blockedFor`, `failedAuth`).
    */
   limits: RateLimitGate;
+  /** OpenTelemetry tracing (`telemetry`); absent when off, and then nothing on the request path looks further. */
+  tracing?: Tracing;
   /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
   upstream?: UpstreamHealth;
 }

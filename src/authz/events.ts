@@ -18,6 +18,11 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   provider.on('grant.success', (koa: KoaContextWithOIDC) => {
     const grantType = String(koa.oidc.params?.grant_type ?? 'unknown');
     ctx.metrics.tokensIssued.inc({ grant_type: grantType });
+    ctx.tracing?.annotate(koa.req, {
+      'oauth.grant_type': grantType,
+      'oauth.outcome': 'issued',
+      'oauth.client_id': koa.oidc.client?.clientId ?? '',
+    });
     const at = koa.oidc.entities.AccessToken as (typeof koa.oidc.entities.AccessToken & { aud?: unknown; scope?: unknown }) | undefined;
     // The service is the token's audience (exactly one, RFC 8707), named by its id as in every other
     // event (P13 in docs/security.md); the scope granted with it. Identifiers only: never the token.
@@ -34,7 +39,11 @@ export function wireProviderEvents(provider: Provider, ctx: GatewayContext): voi
   });
   // oidc-provider's InvalidGrant carries the reason in `error_detail` (the response says only invalid_grant);
   // sequential reuse (refresh_token.js) and a lost concurrent race (adapter.ts) use the same text.
-  provider.on('grant.error', (koa: KoaContextWithOIDC, err: Error & { error_detail?: string }) => {
+  provider.on('grant.error', (koa: KoaContextWithOIDC, err: Error & { error_detail?: string; error?: string }) => {
+    ctx.tracing?.annotate(koa.req, {
+      'oauth.grant_type': String(koa.oidc.params?.grant_type ?? 'unknown').slice(0, 100),
+      'oauth.outcome': err.error_detail === ANSWERED_FROM_GRACE ? 'refresh_grace' : (err.error ?? 'error'),
+    });
     const ids = { client_id: koa.oidc.client?.clientId, grant_id: koa.oidc.entities.RefreshToken?.grantId };
     if (err.error_detail === 'refresh token already used') ctx.audit.emit('token.refresh_reuse', ids);
     // Not a failure: the request got the pair the first use was issued (tokens.refresh_reuse_grace).

@@ -37,6 +37,8 @@ interface UpstreamAttempt {
   uid: string;
   checks: UpstreamChecks;
   approval: Approval;
+  /** Set by the console's own sign-in (src/admin/sign-in.ts): the path /oauth/callback resumes at instead. */
+  resume?: string;
 }
 
 const ATTEMPT_PREFIX = 'gw:upstream-state:';
@@ -46,6 +48,9 @@ const OAUTH_ERRORS = new Set(['access_denied', 'server_error', 'temporarily_unav
 function isStateValue(state: unknown): state is string {
   return typeof state === 'string' && /^[\x21-\x7e]{1,256}$/.test(state);
 }
+
+/** The one upstream redirect URI serves the console's sign-in too: only its own fixed path is honoured. */
+const consoleResume = (resume: unknown) => (resume === '/admin/callback' ? resume : undefined);
 
 export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayContext, host: ProviderHost, signIn: SignIn | undefined): void {
   const upstream = signIn && !('local' in signIn) ? signIn : undefined;
@@ -314,7 +319,10 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
         .code(303)
         .header('cache-control', 'no-store')
         .header('referrer-policy', 'no-referrer')
-        .redirect(`/interaction/${encodeURIComponent(attempt.value.uid)}/callback${query}`, 303);
+        .redirect(
+          `${consoleResume(attempt.value.resume) ?? `/interaction/${encodeURIComponent(attempt.value.uid)}/callback`}${query}`,
+          303,
+        );
     }),
   );
 

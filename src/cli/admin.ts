@@ -16,34 +16,21 @@ import type { Store } from '../storage/store.js';
 import { pino } from 'pino';
 import { KeyManager } from '../kernel/keys.js';
 import { rotateSigningKey } from '../kernel/key-rotation.js';
-import { RevocationList, revokeGrant } from '../kernel/revocation.js';
+import { RevocationList } from '../kernel/revocation.js';
+import {
+  ACCOUNT_PREFIX,
+  CLIENT_PREFIX,
+  GRANT_PREFIX,
+  deleteClient,
+  listGrants,
+  revokeGrants as revokeStoredGrants,
+  type ClientPayload,
+} from '../kernel/directory.js';
 import { AuditLog } from '../observability/audit.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
 import { DEMO_DB, demoConfig } from '../demo/demo.js';
 import { loadForCli, resolveConfigPath, type CliValues, type Output } from './common.js';
-
-const CLIENT_PREFIX = 'oidc:Client:';
-const GRANT_PREFIX = 'oidc:Grant:';
-/** src/authz/accounts.ts: `gw:account:{provider}:{subject}`, written at each sign-in. */
-const ACCOUNT_PREFIX = 'gw:account:';
-
-interface ClientPayload {
-  client_id: string;
-  client_name?: string;
-  redirect_uris?: string[];
-  token_endpoint_auth_method?: string;
-  client_id_issued_at?: number;
-  [k: string]: unknown;
-}
-
-interface GrantPayload {
-  accountId?: string;
-  clientId?: string;
-  iat?: number;
-  exp?: number;
-  resources?: Record<string, string>;
-}
 
 type Handler = (store: Store, config: GatewayConfig, args: string[], values: CliValues, output: Output) => Promise<number>;
 
@@ -186,22 +173,9 @@ async function clientsShow(store: Store, _c: GatewayConfig, args: string[], _v: 
   return 0;
 }
 
-async function grantsOf(store: Store, filter: (g: GrantPayload) => boolean): Promise<{ id: string; grant: GrantPayload }[]> {
-  return (await store.list<GrantPayload>(GRANT_PREFIX, { limit: 100_000 }))
-    .filter((r) => filter(r.value))
-    .map((r) => ({ id: r.key.slice(GRANT_PREFIX.length), grant: r.value }));
-}
-
 async function revokeGrants(store: Store, config: GatewayConfig, ids: string[], output: Output): Promise<void> {
-  const markers = new RevocationList(store, config.tokens.access_token_ttl + 60);
-  const audit = cliAudit(output);
-  // The adapter's order (src/kernel/revocation.ts revokeGrant): the marker first, then the records.
-  for (const id of ids) {
-    await revokeGrant(store, id, async (gid) => {
-      await markers.revoke(gid);
-      audit.emit('grant.revoked', { grant_id: gid });
-    });
-  }
+  // The one revocation (src/kernel/directory.ts, revokeGrant's order: the marker first, then the records).
+  await revokeStoredGrants(store, new RevocationList(store, config.tokens.access_token_ttl + 60), ids, cliAudit(output));
 }
 
 async function clientsDelete(store: Store, config: GatewayConfig, args: string[], _v: CliValues, output: Output): Promise<number> {
@@ -210,24 +184,18 @@ async function clientsDelete(store: Store, config: GatewayConfig, args: string[]
     output.err('usage: clients delete CLIENT_ID');
     return 2;
   }
-  const grants = await grantsOf(store, (g) => g.clientId === id);
-  await revokeGrants(
-    store,
-    config,
-    grants.map((g) => g.id),
-    output,
-  );
-  const deleted = await store.delete(CLIENT_PREFIX + id);
-  if (!deleted && grants.length === 0) {
+  const markers = new RevocationList(store, config.tokens.access_token_ttl + 60);
+  const { deleted, grants } = await deleteClient(store, markers, id, cliAudit(output));
+  if (!deleted && grants === 0) {
     output.err(`no client '${terminalSafe(id)}'`);
     return 1;
   }
-  output.out(`deleted client ${terminalSafe(id)}${grants.length ? ` and revoked ${grants.length} grant(s)` : ''}`);
+  output.out(`deleted client ${terminalSafe(id)}${grants ? ` and revoked ${grants} grant(s)` : ''}`);
   return 0;
 }
 
 async function grantsList(store: Store, _c: GatewayConfig, _a: string[], values: CliValues, output: Output): Promise<number> {
-  const grants = await grantsOf(store, (g) => !values.user || g.accountId === values.user);
+  const grants = await listGrants(store, (g) => !values.user || g.accountId === values.user);
   print(
     output,
     values,
@@ -259,7 +227,7 @@ async function revoke(store: Store, config: GatewayConfig, _a: string[], values:
     }
     ids = [values.grant];
   } else {
-    ids = (await grantsOf(store, (g) => (values.user ? g.accountId === values.user : g.clientId === values.client))).map((g) => g.id);
+    ids = (await listGrants(store, (g) => (values.user ? g.accountId === values.user : g.clientId === values.client))).map((g) => g.id);
     // A mistyped user id must not look like success (P11 in docs/security.md): no grants and no account → say so.
     if (values.user && ids.length === 0 && !(await store.get(ACCOUNT_PREFIX + values.user))) {
       const providers = Object.keys(config.oauth_providers ?? {});

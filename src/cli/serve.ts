@@ -42,7 +42,10 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   }
   let gateway: Awaited<ReturnType<typeof createGateway>>;
   try {
-    gateway = await createGateway(config, { storeOptions: { baseDir, onWarning: (m) => output.err(`WARNING: ${m}`) } });
+    gateway = await createGateway(config, {
+      storeOptions: { baseDir, onWarning: (m) => output.err(`WARNING: ${m}`) },
+      ...(source.kind === 'file' ? { configPath: source.path } : {}),
+    });
   } catch (err) {
     await demo?.close();
     throw err;

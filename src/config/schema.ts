@@ -607,6 +607,42 @@ export const configSchema = z
         failed_auth_per_minute: 300,
         failed_auth_per_token_per_minute: 60,
       }),
+    admin: z
+      .object({
+        users: stringList()
+          .default([])
+          .describe(
+            'Who may use the operator console at `/admin`: user ids (`{provider}:{subject}`) or email addresses (matched case-insensitively, only when the identity provider verified the address).',
+          ),
+        groups: stringList().default([]).describe("Groups (from the provider's groups claim) whose members may use the console."),
+        session_ttl: intFrom(60, 28_800)
+          .default(900)
+          .describe(
+            'Lifetime of a console session in seconds (default 15 minutes). Sessions are stored, bound to the person, and end at sign-out or when revoked.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'The operator console at `/admin` (docs/console.md): absent, the console is off (every `/admin` path answers 404). Operators sign in through the configured identity provider (the same `{issuer}/oauth/callback` redirect URI); only the users and groups listed here get in.',
+      ),
+    telemetry: z
+      .object({
+        otlp_endpoint: httpUrl('telemetry.otlp_endpoint').describe(
+          'OTLP/HTTP traces endpoint, for example `http://otel-collector:4318/v1/traces` (the full URL the spans are POSTed to).',
+        ),
+        service_name: z.string().min(1).default('mcp-oauth-gateway').describe('`service.name` of the spans.'),
+        sample_ratio: numberFrom(0, 1)
+          .default(1)
+          .describe(
+            'Share of new traces recorded (0 to 1, parent-based: a request whose `traceparent` is sampled is always recorded). Default 1.',
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'OpenTelemetry traces over OTLP/HTTP (docs/observability.md, Tracing): absent, tracing is off and costs nothing on the request path.',
+      ),
     logging: z
       .object({
         level: z
@@ -773,6 +809,30 @@ export const configSchema = z
           });
         if (v.auth_method === 'kubernetes' && !v.role)
           ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'role'], message: 'role is required for auth_method: kubernetes' });
+      }
+    }
+    if (cfg.admin) {
+      if (cfg.admin.users.length === 0 && cfg.admin.groups.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message:
+            'admin lists nobody: add admin.users (user ids or email addresses) or admin.groups, or remove admin to turn the console off',
+        });
+      }
+      const first = Object.entries(cfg.oauth_providers)[0];
+      if (!first) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message: 'the console signs operators in through the identity provider: configure one under oauth_providers, or remove admin',
+        });
+      } else if (providerKind(first[0], first[1]) === 'dev') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['admin'],
+          message: `the console needs a real identity provider; '${first[0]}' is the development sign-in (anyone can be anyone). Remove admin, or use an OpenID Connect or OAuth 2.0 provider`,
+        });
       }
     }
     if (cfg.registration.mode === 'token' && !cfg.registration.initial_access_token) {

@@ -26,9 +26,12 @@ import { registerOAuthCors } from './cors.js';
 import { registerOperationalRoutes } from './operational-routes.js';
 import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
+import { registerAdminConsole } from '../admin/index.js';
 import { StdioServices } from '../stdio/index.js';
 import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
 import { RateLimits, registerRateLimits } from './rate-limit.js';
+import { registerOAuthTracing } from './tracing.js';
+import { VERSION } from '../version.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -38,6 +41,8 @@ export interface GatewayOptions {
   /** Disable logging entirely. */
   silent?: boolean;
   storeOptions?: StoreFactoryOptions;
+  /** The configuration file this configuration was loaded from (the console's `check-config` view). */
+  configPath?: string;
 }
 
 /** The context as the composition root built it: the full availability monitor and rate limits. */
@@ -104,6 +109,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
         onError: (operation) => metrics.storageErrors.inc({ operation }),
       }),
     );
+    // `telemetry`: the OpenTelemetry SDK is loaded only when configured; its buffered spans are exported on close.
+    const tracing = config.telemetry ? new (await import('../observability/tracing.js')).Tracing(config.telemetry, VERSION) : undefined;
+    if (tracing) started.add(() => tracing.shutdown());
     const ctx: HttpContext = {
       config,
       issuer: config.issuer.replace(/\/+$/, ''),
@@ -116,9 +124,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       audit: new AuditLog(app.log),
       availability,
       limits,
+      ...(tracing ? { tracing } : {}),
     };
 
     registerErrorHandling(app);
+    // First of the onRequest hooks, so that refusals by the ones below (503, 429) are traced too.
+    if (tracing) registerOAuthTracing(app, tracing);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.
     registerAvailabilityGuard(app, availability);
     registerRateLimits(app, { trustProxy: config.trust_proxy });
@@ -129,6 +140,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     await registerAuthorizationServer(app, ctx);
     // Local (stdio) services, when the configuration has any: the proxy hands them over and stops them on close.
     await registerProxy(app, ctx, StdioServices.create(ctx));
+    // The operator console (`admin`); registers nothing when it is off.
+    await registerAdminConsole(app, ctx, { configPath: options.configPath });
 
     app.addHook('onClose', () => started.stopAll());
 

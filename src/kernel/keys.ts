@@ -126,6 +126,32 @@ export class KeyManager {
     this.#verifySet = createLocalJWKSet({ keys: this.#records.map((r) => publicOf(r.jwk)) });
   }
 
+  /** Whether the keys come from the configuration file (`keys:`): they rotate by editing it, not by `rotate`. */
+  get fromConfiguration(): boolean {
+    return this.fromConfig;
+  }
+
+  /** The published keys without their private parts, newest first, with what each does now (the console's Keys page). */
+  describe(): {
+    kid: string;
+    alg: string;
+    createdAt: number;
+    activeAt: number;
+    retireAt?: number;
+    state: 'signing' | 'next' | 'retiring';
+  }[] {
+    const signer = this.signer;
+    const now = Date.now();
+    return this.#records.map((r) => ({
+      kid: r.kid,
+      alg: r.alg,
+      createdAt: r.createdAt,
+      activeAt: r.activeAt,
+      ...(r.retireAt === undefined ? {} : { retireAt: r.retireAt }),
+      state: r === signer ? 'signing' : r.activeAt > now ? 'next' : 'retiring',
+    }));
+  }
+
   /** The key that signs now: the most recent one whose activeAt has passed. */
   get signer(): SigningKeyRecord {
     const now = Date.now();

@@ -18,7 +18,12 @@ export type AuditEvent =
   | 'token.revoked'
   | 'grant.revoked'
   | 'policy.denied'
-  | 'keys.rotated';
+  | 'keys.rotated'
+  | 'admin.sign_in'
+  | 'admin.refused'
+  | 'admin.sign_out'
+  | 'admin.session_revoked'
+  | 'user.revoked';
 
 export interface AuditFields {
   user?: string;
@@ -33,10 +38,48 @@ export interface AuditFields {
   [k: string]: string | number | boolean | undefined;
 }
 
+/** One audit event as the console's Activity page shows it (src/admin/). */
+export interface RecentAuditEvent {
+  /** Epoch milliseconds. */
+  at: number;
+  event: AuditEvent;
+  fields: AuditFields;
+}
+
+/**
+ * The last `capacity` audit events of this instance, in memory, for the console's Activity page and its
+ * live tail. Not a store: it starts empty at each start and holds only this instance's events; the log
+ * lines remain the audit record.
+ */
+export class AuditRing {
+  readonly #items: RecentAuditEvent[] = [];
+  #next = 0;
+
+  constructor(readonly capacity = 1000) {}
+
+  push(item: RecentAuditEvent): void {
+    if (this.#items.length < this.capacity) this.#items.push(item);
+    else this.#items[this.#next] = item;
+    this.#next = (this.#next + 1) % this.capacity;
+  }
+
+  /** Newest first. */
+  recent(): RecentAuditEvent[] {
+    const n = this.#items.length;
+    const out: RecentAuditEvent[] = [];
+    for (let i = 1; i <= n; i++) out.push(this.#items[(this.#next - i + n) % n]!);
+    return out;
+  }
+}
+
 export class AuditLog {
+  /** Set by the console (src/admin/) when it is configured; absent, emitting costs nothing more. */
+  ring: AuditRing | undefined;
+
   constructor(private readonly log: FastifyBaseLogger) {}
 
   emit(event: AuditEvent, fields: AuditFields = {}): void {
     this.log.info({ audit: true, event, ...fields }, `audit ${event}`);
+    this.ring?.push({ at: Date.now(), event, fields });
   }
 }

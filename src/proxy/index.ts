@@ -435,8 +435,11 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext, l
     // `--debug` / `logging.level: debug`: one line per proxied request (method, service, status, duration),
     // never the URL query, headers or body. Decided once: the hot path stays free of it otherwise.
     const debug = ctx.log.level === 'debug' || ctx.log.level === 'trace';
+    // `telemetry`: a span per request (src/observability/tracing.ts); off, one undefined check.
+    const tracing = ctx.tracing;
     const handler = async (request: FastifyRequest<{ Params: { service: string } }>, reply: FastifyReply) => {
       if (debug) logProxied(ctx, request.method, request.params.service, reply.raw);
+      if (tracing !== undefined) tracing.proxy(request.raw, reply.raw, request.params.service);
       reply.hijack();
       try {
         await proxy.handle(request, reply.raw);

@@ -91,6 +91,13 @@ describe('docs/architecture.md dependency rules hold in src/', () => {
     expect(graph.edges.filter((e) => e.from === 'context.ts' && !e.typeOnly)).toEqual([]);
   });
 
+  it('the console takes only the HTML escaping of the authorization server (src/authz/html.ts), and nothing imports the console but src/http', () => {
+    const fromAuthz = graph.edges.filter((e) => layerOf(e.from) === 'admin' && layerOf(e.to) === 'authz');
+    expect(fromAuthz.map((e) => e.to)).toEqual(fromAuthz.map(() => 'authz/html.ts'));
+    const inward = graph.edges.filter((e) => layerOf(e.to) === 'admin' && !['admin', 'http'].includes(layerOf(e.from)));
+    expect(inward).toEqual([]);
+  });
+
   it('nothing but the CLI imports src/cli or src/demo', () => {
     const inward = graph.edges.filter((e) => ['cli', 'demo'].includes(layerOf(e.to)) && !['cli', 'demo'].includes(layerOf(e.from)));
     expect(inward).toEqual([]);
