@@ -17,6 +17,7 @@ export type AuditEvent =
   | 'token.revoked'
   | 'grant.revoked'
   | 'policy.denied'
+  | 'tool.denied'
   | 'keys.rotated';
 
 export interface AuditFields {

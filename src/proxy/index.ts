@@ -20,6 +20,7 @@ import { upstreamTarget } from './path.js';
 import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
+import { checkToolCalls } from './tool-calls.js';
 
 /** Methods proxied (MCP Streamable HTTP: POST, GET, DELETE; and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
@@ -159,6 +160,23 @@ export class McpProxy {
     const chunked = headers['transfer-encoding'] !== undefined;
     if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
 
+    // checkToolCalls: only services with tools / prompts / resources rules read the body (docs/proxy.md).
+    let decided: Awaited<ReturnType<typeof checkToolCalls>>;
+    if (state.toolPolicy !== undefined && method === 'POST') {
+      const t = {
+        state,
+        policy: state.toolPolicy,
+        req: request.raw,
+        res,
+        jsonRpc,
+        entry,
+        cors,
+        fail: (e: ProxyError) => this.#fail(ex, e),
+      };
+      decided = await checkToolCalls(this.ctx, t);
+      if (decided === undefined) return;
+    }
+
     let assertion: { header: string; value: string } | undefined;
     if (entry?.assertionClaims && state.signedIdentity) {
       const { key, claims } = entry.assertionClaims;
@@ -198,6 +216,8 @@ export class McpProxy {
           ? undefined
           : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
       fail: (e) => sendProxyError(res, jsonRpc, e, cors),
+      body: decided?.body,
+      rewrite: decided?.rewrite,
     });
   }
 
