@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
 import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry } from './access-token.js';
-import { BODY_TOO_LARGE, forward } from './forward.js';
+import { BODY_TOO_LARGE, forward, type ForwardInput } from './forward.js';
 import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
 import { OriginPolicy } from '../kernel/origin.js';
@@ -20,7 +20,7 @@ import { upstreamTarget } from './path.js';
 import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
-import { checkToolCalls } from './tool-calls.js';
+import { checkToolCalls, replayRewriter } from './tool-calls.js';
 
 /** Methods proxied (MCP Streamable HTTP: POST, GET, DELETE; and OPTIONS for CORS); anything else is 405. */
 const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'POST', 'DELETE', 'OPTIONS']);
@@ -161,7 +161,7 @@ export class McpProxy {
     if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
 
     // checkToolCalls: only services with tools / prompts / resources rules read the body (docs/proxy.md).
-    let decided: Awaited<ReturnType<typeof checkToolCalls>>;
+    let decided: { body?: Buffer | undefined; rewrite: ForwardInput['rewrite'] } | undefined;
     if (state.toolPolicy !== undefined && method === 'POST') {
       const t = {
         state,
@@ -175,6 +175,8 @@ export class McpProxy {
       };
       decided = await checkToolCalls(this.ctx, t);
       if (decided === undefined) return;
+    } else if (state.toolPolicy !== undefined && method === 'GET' && headers['last-event-id'] !== undefined) {
+      decided = { body: undefined, rewrite: replayRewriter(state.toolPolicy, entry) };
     }
 
     let assertion: { header: string; value: string } | undefined;

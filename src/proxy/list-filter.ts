@@ -52,6 +52,15 @@ export class ListRewriter {
     this.#lists.set(idKey, spec);
   }
 
+  /**
+   * For a resumed stream (GET with Last-Event-ID): the requests are not known, so any response whose result
+   * holds a governed list is filtered by its shape (a replayed `tools/list` answer must not escape the rules).
+   */
+  expectReplayedLists(specs: readonly ListSpec[]): void {
+    this.#replay = specs;
+  }
+  #replay: readonly ListSpec[] | undefined;
+
   inject(answers: unknown[]): void {
     this.#injected = answers;
   }
@@ -76,7 +85,7 @@ export class ListRewriter {
     else return status;
     this.#decoder = new StringDecoder('utf8');
     delete headers['content-length'];
-    if (this.#lists.size > 0) {
+    if (this.#lists.size > 0 || this.#replay !== undefined) {
       // Per-user content: never from a shared cache (RFC 9111 §5.2.2.7).
       const cc = headers['cache-control'];
       headers['cache-control'] = typeof cc === 'string' && cc.includes('no-store') ? 'private, no-store' : 'private';
@@ -130,7 +139,7 @@ export class ListRewriter {
 
   /** One SSE event (without its terminating blank line), rewritten when it carries a list result. */
   #event(raw: string): string {
-    if (this.#lists.size === 0 || !raw.includes('data:')) return raw;
+    if ((this.#lists.size === 0 && this.#replay === undefined) || !raw.includes('data:')) return raw;
     const lines = raw.replace(/(\r\n|\r|\n)$/, '').split(/\r\n|\r|\n/);
     const data: string[] = [];
     const other: string[] = [];
@@ -156,7 +165,7 @@ export class ListRewriter {
     if (m === null || typeof m !== 'object') return false;
     const { id, result } = m as { id?: unknown; result?: Record<string, unknown> };
     if (id === undefined || result === null || typeof result !== 'object') return false;
-    const spec = this.#lists.get(rpcIdKey(id));
+    const spec = this.#lists.get(rpcIdKey(id)) ?? this.#replay?.find((r) => Array.isArray(result[r.field]));
     if (spec === undefined) return false;
     const items = result[spec.field];
     if (Array.isArray(items)) {

@@ -9,11 +9,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayContext } from '../context.js';
 import type { TokenEntry } from './access-token.js';
 import { BODY_TOO_LARGE } from './forward.js';
-import type { ListRewriter } from './list-filter.js';
+import { ListRewriter } from './list-filter.js';
 import { proxyError, sendRpcAnswer, type ProxyError } from './respond.js';
 import { countStatus, type ServiceState } from './service-state.js';
 import { gate } from './tool-gate.js';
-import { DEFAULT_RULE, type ItemKind, type ToolDecision, type ToolPolicy } from './tool-policy.js';
+import { DEFAULT_RULE, LIST_METHODS, type ItemKind, type ToolDecision, type ToolPolicy } from './tool-policy.js';
 
 const NOT_JSON_RPC = proxyError('GW_ERR_UNSUPPORTED_MEDIA_TYPE', {
   description: 'This service decides each call: POST a JSON-RPC message with Content-Type: application/json',
@@ -28,6 +28,18 @@ export interface ToolCallInput {
   entry: TokenEntry | undefined;
   cors: Record<string, string> | undefined;
   fail(error: ProxyError): void;
+}
+
+/**
+ * A GET resuming a legacy stream (`Last-Event-ID`) may replay list responses: filtered by their shape.
+ * Undefined when there is nothing to filter (no Last-Event-ID, or no list kind governed).
+ */
+export function replayRewriter(policy: ToolPolicy, entry: TokenEntry | undefined): ListRewriter | undefined {
+  const specs = [...LIST_METHODS.values()].filter((l) => policy.governs(l.kind));
+  if (specs.length === 0) return undefined;
+  const rewrite = new ListRewriter(policy, entry?.user);
+  rewrite.expectReplayedLists(specs);
+  return rewrite;
 }
 
 /** Counts of body reads, per service id: lets a test assert that services without rules are never read. */

@@ -6,9 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { startGateway } from '../helpers/gateway.js';
 import { bearer } from '../helpers/tokens.js';
+import { logCapture } from '../security/world.js';
 import { startCatalogBackend } from '../helpers/tools-backend.js';
-import { calcGateway, RPC_HEADERS } from './fixtures.js';
+import { calcGateway, calcService, RPC_HEADERS } from './fixtures.js';
 
 async function connect(url: string, authorization: string): Promise<Client> {
   const client = new Client({ name: 'tools-test', version: '1.0.0' });
@@ -74,5 +76,47 @@ describe('tool rules with the SDK v1 client (2025-11-25 session, SSE responses)'
     expect((await client.callTool({ name: 'admin_stats', arguments: {} })).content).toEqual([{ type: 'text', text: 'admin_stats done' }]);
     expect(backend.called).toEqual(['tool:admin_stats']);
     await client.close();
+  });
+
+  it('audits every refusal as tool.denied with user, service, tool and reason', async () => {
+    const backend = await startCatalogBackend({ era: 'legacy', json: true });
+    const logs = logCapture();
+    const gw = await startGateway(
+      {
+        oauth_providers: { dev: {} },
+        logging: { level: 'info' },
+        mcp_services: { calc: { name: 'calc', oauth_provider: 'dev', ...calcService(backend.url) } },
+      },
+      { logStream: logs.stream },
+    );
+    const auth = await bearer(gw, { service: 'calc', claims: { scope: 'read', groups: ['staff'] } });
+    const client = await connect(`${gw.url}/calc/mcp`, auth);
+    await client.callTool({ name: 'admin_reset', arguments: {} }).catch(() => undefined);
+    await client.callTool({ name: 'add', arguments: { a: 1, b: 1 } }).catch(() => undefined);
+    await client.callTool({ name: 'search', arguments: { q: 'ok' } });
+    await client.close();
+    const lines = logs
+      .text()
+      .split('\n')
+      .filter((l) => l.includes('"event":"tool.denied"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        audit: true,
+        user: 'dev:alice',
+        service: 'calc',
+        tool: 'admin_reset',
+        rule: 'admin_*',
+        reason: "user dev:alice (alice@example.com) is not allowed by tool rule 'admin_*'",
+      }),
+      expect.objectContaining({
+        user: 'dev:alice',
+        service: 'calc',
+        tool: 'add',
+        rule: 'add',
+        reason: 'insufficient_scope: needs calculate',
+      }),
+    ]);
+    expect(logs.text()).not.toContain(auth.slice(7));
   });
 });

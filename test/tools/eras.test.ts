@@ -221,6 +221,27 @@ describe('a filtered list delivered as SSE', () => {
   });
 });
 
+describe('a resumed stream (GET with Last-Event-ID)', () => {
+  it('filters a replayed list response by its shape', async () => {
+    const tools = ['search', 'danger', 'add'].map((name) => ({ name, inputSchema: { type: 'object' } }));
+    const backend = await startEchoBackend((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(`id: e7\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: 12, result: { tools } })}\n\n`);
+    });
+    const gw = await calcGateway(backend.url);
+    const res = await fetch(`${gw.url}/calc/mcp`, {
+      headers: {
+        accept: 'text/event-stream',
+        'last-event-id': 'e6',
+        authorization: await bearer(gw, { service: 'calc', claims: { scope: 'read' } }),
+      },
+    });
+    expect(res.headers.get('cache-control')).toBe('private');
+    const [replayed] = sseMessages(await res.text()) as [{ result: { tools: Array<{ name: string }> } }];
+    expect(replayed.result.tools.map((t) => t.name)).toEqual(['search', 'add']);
+  });
+});
+
 describe('hot path', () => {
   it('a service without rules never has its body read; a service with rules does', async () => {
     const backend = await startEchoBackend();
