@@ -73,7 +73,7 @@ export function gate(g: GateInput, raw: Buffer): GateVerdict {
   }
 
   let rewrite: ListRewriter | undefined;
-  const refused: Array<{ index: number; answer: Record<string, unknown> | undefined }> = [];
+  const refused: Array<{ index: number; notification: boolean; answer: Record<string, unknown> }> = [];
   const missing = new Set<string>();
   let scopeRule: { kind: ItemKind; name: string; rule: string } | undefined;
   for (let i = 0; i < messages.length; i++) {
@@ -91,7 +91,7 @@ export function gate(g: GateInput, raw: Buffer): GateVerdict {
     const decision = g.policy.decide(call.kind, name, g.user);
     g.record(call.kind, name, decision);
     if (decision.decision === 'deny')
-      refused.push({ index: i, answer: m.id === undefined ? undefined : deniedAnswer(m.id, call.kind, name, decision) });
+      refused.push({ index: i, notification: m.id === undefined, answer: deniedAnswer(m.id ?? null, call.kind, name, decision) });
     else if (decision.decision === 'insufficient_scope') {
       for (const s of decision.missing) missing.add(s);
       scopeRule ??= { kind: call.kind, name, rule: decision.rule };
@@ -102,10 +102,10 @@ export function gate(g: GateInput, raw: Buffer): GateVerdict {
   if (refused.length === 0) return { kind: 'forward', body: raw, rewrite };
 
   if (!batch) {
-    const answer = refused[0]!.answer ?? deniedAnswer(null, 'tool', '', undefined);
-    return { kind: 'answer', status: ERROR_CODES.GW_ERR_TOOL_DENIED.status, body: JSON.stringify(answer) };
+    return { kind: 'answer', status: ERROR_CODES.GW_ERR_TOOL_DENIED.status, body: JSON.stringify(refused[0]!.answer) };
   }
-  const answers = refused.flatMap((r) => (r.answer ? [r.answer] : []));
+  // JSON-RPC 2.0 §6: notifications in a batch get no answer.
+  const answers = refused.flatMap((r) => (r.notification ? [] : [r.answer]));
   const drop = new Set(refused.map((r) => r.index));
   const kept = scan.elements!.filter((_, i) => !drop.has(i));
   if (kept.length === 0) {
@@ -120,15 +120,15 @@ export function gate(g: GateInput, raw: Buffer): GateVerdict {
 }
 
 /** The JSON-RPC error answering a refused call: the registry's code, the request's id, the rule that refused. */
-function deniedAnswer(id: unknown, kind: ItemKind, name: string, decision: Extract<ToolDecision, { decision: 'deny' }> | undefined) {
+function deniedAnswer(id: unknown, kind: ItemKind, name: string, decision: Extract<ToolDecision, { decision: 'deny' }>) {
   const spec = ERROR_CODES.GW_ERR_TOOL_DENIED;
   return {
     jsonrpc: '2.0',
     id,
     error: {
       code: spec.rpc,
-      message: decision ? `${capital(kind)} '${name}' is not allowed: ${decision.reason}` : spec.message,
-      data: { error: spec.error, ...(decision ? { [kind]: name, rule: decision.rule } : {}) },
+      message: `${capital(kind)} '${name.slice(0, 256)}' is not allowed: ${decision.reason}`,
+      data: { error: spec.error, [kind]: name, rule: decision.rule },
     },
   };
 }
