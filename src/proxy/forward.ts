@@ -351,6 +351,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   #write(chunk: Buffer): boolean {
     const { res, rewrite } = this.f;
     if (rewrite === undefined) return res.write(chunk);
+    if (this.#refused) return true;
     let out;
     try {
       out = rewrite.data(chunk);

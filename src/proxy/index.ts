@@ -195,6 +195,8 @@ export class McpProxy {
       forwardedProto: this.#forwardedProto,
       forwardedHost: this.#forwardedHost,
     });
+    // A response the gateway may rewrite (list filtering) must come uncompressed.
+    if (decided?.rewrite !== undefined) delete upstreamHeaders['accept-encoding'];
 
     if (res.destroyed) return;
     // checkLimits (concurrency) right before counting in: nothing async happens in between.

@@ -29,7 +29,7 @@ interface ListSpec {
   key: 'name' | 'uri';
 }
 
-type Mode = 'json' | 'sse' | 'pass';
+type Mode = 'json' | 'sse' | 'pass' | 'refuse';
 
 export class ListRewriter {
   readonly #lists = new Map<string, ListSpec>();
@@ -80,6 +80,12 @@ export class ListRewriter {
       return 200;
     }
     if (status < 200 || status >= 300) return status;
+    const encoding = headers['content-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') {
+      // The gateway asks for identity (no Accept-Encoding); a compressed answer cannot be filtered: cut.
+      this.#mode = 'refuse';
+      return status;
+    }
     if (ct.startsWith('text/event-stream')) this.#mode = 'sse';
     else if (ct.includes('json')) this.#mode = 'json';
     else return status;
@@ -96,6 +102,7 @@ export class ListRewriter {
   /** What to write for a chunk of the backend body (undefined: nothing yet). Throws when the body cannot be rewritten. */
   data(chunk: Buffer): string | Buffer | undefined {
     if (this.#mode === 'pass') return chunk;
+    if (this.#mode === 'refuse') throw new Error('compressed response cannot be filtered');
     if (this.#mode === 'json') {
       this.#size += chunk.length;
       if (this.#size > MAX_REWRITTEN_JSON) throw new Error('JSON response too large to filter');
@@ -116,6 +123,7 @@ export class ListRewriter {
   /** What to write before the response ends. Throws when the body cannot be rewritten. */
   end(): string | Buffer | undefined {
     if (this.#mode === 'pass') return undefined;
+    if (this.#mode === 'refuse') throw new Error('compressed response cannot be filtered');
     if (this.#mode === 'sse') {
       const rest = this.#pending + this.#decoder!.end();
       this.#pending = '';

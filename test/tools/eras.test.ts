@@ -5,6 +5,7 @@
  * filtered list delivered as SSE event by event with its nextCursor, and the hot path of services
  * without rules (their bodies are never read).
  */
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { bodyReads } from '../../src/proxy/tool-calls.js';
@@ -218,6 +219,25 @@ describe('a filtered list delivered as SSE', () => {
     expect(list.result.tools.map((t) => t.name)).toEqual(['search', 'add']);
     expect(list.result.nextCursor).toBe('page-2');
     expect(seen).toContain('id: e2\nevent: message\ndata: ');
+  });
+});
+
+describe('compressed answers', () => {
+  it('a list request is sent without Accept-Encoding; a compressed answer anyway is cut, never relayed unfiltered', async () => {
+    const tools = ['search', 'danger'].map((name) => ({ name, inputSchema: { type: 'object' } }));
+    const backend = await startEchoBackend((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      res.end(gzipSync(JSON.stringify({ jsonrpc: '2.0', id: 1, result: { tools } })));
+    });
+    const gw = await calcGateway(backend.url);
+    const authorization = await bearer(gw, { service: 'calc', claims: { scope: 'read' } });
+    const answer = fetch(`${gw.url}/calc/mcp`, {
+      method: 'POST',
+      headers: { ...RPC_HEADERS, 'accept-encoding': 'gzip', authorization },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    }).then((r) => r.text());
+    await expect(answer).rejects.toThrow();
+    expect(backend.received[0]!.headers['accept-encoding']).toBeUndefined();
   });
 });
 
