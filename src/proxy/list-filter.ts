@@ -40,8 +40,6 @@ export class ListRewriter {
   #decoder: StringDecoder | undefined;
   #pending = '';
   #injectedSent = false;
-  /** Whether a list was filtered (then the response is per user). */
-  filtered = false;
 
   constructor(
     private readonly policy: ToolPolicy,
@@ -184,7 +182,6 @@ export class ListRewriter {
     }
     // SEP-2549: a result filtered per user may only be cached by that user's client.
     if ('cacheScope' in result || 'ttlMs' in result) result.cacheScope = 'private';
-    this.filtered = true;
     return true;
   }
 }

@@ -107,7 +107,7 @@ export class ToolPolicy {
    */
   decide(kind: ItemKind, name: string, user: ToolUser | undefined): ToolDecision {
     const set = this.#sets[kind];
-    if (set === undefined) return ALLOW_UNGOVERNED;
+    if (set === undefined) return ALLOW_DEFAULT;
     const rule = set.literal.get(name) ?? set.globs.find((g) => g.re.test(name))?.rule;
     if (rule === undefined) {
       return set.allowByDefault
@@ -135,4 +135,3 @@ export class ToolPolicy {
 }
 
 const ALLOW_DEFAULT: ToolDecision = Object.freeze({ decision: 'allow', rule: DEFAULT_RULE });
-const ALLOW_UNGOVERNED: ToolDecision = ALLOW_DEFAULT;
