@@ -221,7 +221,21 @@ async function main(): Promise<void> {
         oauth_providers: {
           corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
         },
-        mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
+        mcp_services: {
+          bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] },
+          // The same backend behind tool-level rules (docs/authorization.md): the proxy reads and decides every body.
+          'bench-tools': {
+            name: 'Bench with tool rules',
+            url: direct,
+            oauth_provider: 'corp',
+            scopes: ['mcp:tools', 'mcp:admin'],
+            required_scopes: ['mcp:tools'],
+            tools: {
+              default: 'deny',
+              rules: { echo: { scopes: ['mcp:tools'] }, 'admin_*': { groups: ['admins'], scopes: ['mcp:admin'] }, danger: { deny: true } },
+            },
+          },
+        },
         storage: { type: 'memory' },
         // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
         rate_limits: {
@@ -270,6 +284,9 @@ async function main(): Promise<void> {
     const tracedToken = await benchToken(tracedIssuer, 'bench');
     traced = { url: `${tracedIssuer}/bench/mcp`, auth: { authorization: `Bearer ${tracedToken.accessToken}` }, pid: tracedChild.pid };
   }
+
+  const toolsToken = await benchToken(issuer, 'bench-tools');
+  const toolsUrl = `${issuer}/bench-tools/mcp`;
   const nginxPort = await startNginx(backendPort);
   const nginxUrl = nginxPort ? `http://127.0.0.1:${nginxPort}/mcp` : undefined;
 
@@ -290,6 +307,7 @@ async function main(): Promise<void> {
     ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders]] as [string, string, Record<string, string>][]) : []),
     ['gateway', gwUrl, { ...jsonHeaders, ...auth }],
     ...(traced ? ([['traced', traced.url, { ...jsonHeaders, ...traced.auth }]] as [string, string, Record<string, string>][]) : []),
+    ['gw+rules', toolsUrl, { ...jsonHeaders, authorization: `Bearer ${toolsToken.accessToken}` }],
   ];
   // Warm-up (JIT, connection pools).
   for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
@@ -328,6 +346,14 @@ async function main(): Promise<void> {
   const ttfbDirect = await firstByte(direct, jsonHeaders, body);
   const ttfbGateway = await firstByte(gwUrl, { ...jsonHeaders, ...auth }, body);
   const ttfbTraced = traced ? await firstByte(traced.url, { ...jsonHeaders, ...traced.auth }, body) : undefined;
+  const ttfbRules = await firstByte(toolsUrl, { ...jsonHeaders, authorization: `Bearer ${toolsToken.accessToken}` }, body);
+  // The per-request CPU of tool rules, in its own process without the network (bench/tool-rules.ts).
+  const toolRules = JSON.parse((await waitFor(tsx('bench/tool-rules.ts', []), /(\{.*\})\n/, 120_000))[1]!) as {
+    callUs: number;
+    listJsonUs: number;
+    listSseUs: number;
+    listBytes: number;
+  };
 
   // Token endpoint (refresh grant, each chain rotating its own token) and registration throughput.
   const refresh = await benchRefreshTokens(issuer, 'bench', 8, DURATION);
@@ -371,14 +397,20 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGb: Math.round(totalmem() / 2 ** 30), node: process.version },
     settings: { rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS },
     throughput: summary,
-    ratios: { gatewayToDirect: g.rps / d.rps, gatewayToNginx: n ? g.rps / n.rps : null },
+    ratios: {
+      gatewayToDirect: g.rps / d.rps,
+      gatewayToNginx: n ? g.rps / n.rps : null,
+      rulesToGateway: summary['gw+rules']!.rps / g.rps,
+    },
     overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
     firstByteMs: {
       direct: ttfbDirect,
       gateway: ttfbGateway,
       overheadP50: ttfbGateway.p50 - ttfbDirect.p50,
       overheadP99: ttfbGateway.p99 - ttfbDirect.p99,
+      rules: ttfbRules,
     },
+    toolRules,
     sseLagMs: { direct: lagDirect, gateway: lagGateway },
     ...(traced
       ? {
@@ -416,6 +448,8 @@ async function main(): Promise<void> {
     ),
     '',
     `gateway/direct throughput ${f(results.ratios.gatewayToDirect)}; gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}`,
+    `tool rules (body read and decided, service with rules) / gateway without rules: throughput ${f(results.ratios.rulesToGateway)}, p50 +${f(summary['gw+rules']!.p50 - g.p50, 1)} ms`,
+    `tool rules, sequential: p50 ${f(ttfbRules.p50)} / p99 ${f(ttfbRules.p99)} ms (gateway without rules p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms); CPU per tools/call ${f(toolRules.callUs, 1)} µs, per filtered tools/list of ${toolRules.listBytes} bytes ${f(toolRules.listJsonUs, 0)} µs (JSON) / ${f(toolRules.listSseUs, 0)} µs (SSE)`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
     `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
     ...(traced

@@ -23,7 +23,7 @@ export const RPC = {
   INVALID_REQUEST: -32600,
   /** MCP 2026-07-28 UnsupportedProtocolVersionError. */
   UNSUPPORTED_PROTOCOL_VERSION: -32022,
-  /** MCP 2026-07-28 HeaderMismatch: a required mirrored header is missing or disagrees with the body. */
+  /** MCP 2026-07-28 HeaderMismatch: a mirrored header (`Mcp-Method`, `Mcp-Name`) is missing or differs from the body. */
   HEADER_MISMATCH: -32020,
 } as const;
 
@@ -108,6 +108,21 @@ export const ERROR_CODES = {
     rpc: RPC.AUTH,
     message: 'Your account is not allowed to use this service by its access policy',
   },
+  // Tool-level rules (src/proxy/tool-gate.ts): the JSON-RPC error carries the refused request's id; in a
+  // batch the same error object answers the refused element inside the 200 batch response.
+  GW_ERR_TOOL_DENIED: {
+    status: 403,
+    error: 'access_denied',
+    rpc: RPC.AUTH,
+    message: 'This tool, prompt or resource is not allowed for your account on this service',
+  },
+  // MCP 2026-07-28 (streamable HTTP, header validation): mismatch or missing required header → 400, -32020.
+  GW_ERR_HEADER_MISMATCH: {
+    status: 400,
+    error: 'header_mismatch',
+    rpc: RPC.HEADER_MISMATCH,
+    message: 'An MCP request header is missing or does not match the request body',
+  },
   GW_ERR_PROTOCOL_VERSION: {
     status: 400,
     error: 'unsupported_protocol_version',
@@ -142,13 +157,6 @@ export const ERROR_CODES = {
     rpc: RPC.GATEWAY,
     message: 'Storage is unavailable, try again later',
     retryAfter: 5,
-  },
-  // MCP 2026-07-28 Streamable HTTP: header/body mismatch or a missing required header → 400 with -32020.
-  GW_ERR_HEADER_MISMATCH: {
-    status: 400,
-    error: 'invalid_request',
-    rpc: RPC.HEADER_MISMATCH,
-    message: 'An MCP request header is missing or does not match the request body',
   },
   // Local (stdio) MCP servers, src/stdio (docs/stdio.md).
   GW_ERR_STDIO_EXITED: {

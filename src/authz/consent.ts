@@ -49,6 +49,12 @@ export async function rememberConsent(ctx: GatewayContext, user: string, client:
   await ctx.store.set(consentKey(user, client, service), { scopes: all, at: Date.now() }, { ttlSeconds: ctx.config.tokens.grant_ttl });
 }
 
+/** The scopes this user already approved for this client on this service (empty when none). */
+export async function rememberedScopes(ctx: GatewayContext, user: string, client: string, service: string): Promise<string[]> {
+  const rec = await ctx.store.get<{ scopes: string[] }>(consentKey(user, client, service));
+  return rec?.value.scopes ?? [];
+}
+
 /** Whether this user already approved this client for this service with (at least) these scopes. */
 export async function consentRemembered(
   ctx: GatewayContext,
@@ -69,6 +75,11 @@ export interface ConsentView {
   redirectHost: string;
   service: ResolvedService;
   scopes: string[];
+  /**
+   * Scopes the person already approved for this client and service: a step-up (MCP scope challenge
+   * handling) asks only for what is new; these are named once, as already allowed.
+   */
+  approved?: string[] | undefined;
   offline: boolean;
 }
 
@@ -92,15 +103,18 @@ export function consentPage(view: ConsentView): string {
     clientId: neutraliseDisplay(view.clientId),
     redirectHost: neutraliseDisplay(view.redirectHost),
   };
-  const scopes = v.scopes.length
-    ? `<ul>${v.scopes.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>`
-    : '<p>No specific permissions.</p>';
+  const approved = v.approved ?? [];
+  const asked = v.scopes.filter((s) => !approved.includes(s));
+  const scopes = asked.length
+    ? `<ul>${asked.map((s) => `<li><code>${escapeHtml(s)}</code></li>`).join('')}</ul>`
+    : `<p>${approved.length ? 'No new permissions.' : 'No specific permissions.'}</p>`;
+  const already = approved.length ? `<p class="approved">Already allowed: ${approved.map((s) => escapeHtml(s)).join(', ')}.</p>` : '';
   return `<h1>Allow access to ${escapeHtml(v.service.name)}?</h1>
 <p><strong>${escapeHtml(v.clientName)}</strong> wants to use <strong>${escapeHtml(v.service.name)}</strong> on your behalf.</p>
 <dl><dt>Application</dt><dd>${escapeHtml(v.clientName)}${v.clientName !== v.clientId ? ` <small>(${escapeHtml(v.clientId)})</small>` : ''}</dd>
 <dt>Returns to</dt><dd>${escapeHtml(v.redirectHost)}</dd>
 <dt>Service</dt><dd>${escapeHtml(v.service.canonicalUri)}</dd></dl>
-<h2>Permissions</h2>${scopes}${v.offline ? '<p>The application will stay signed in (refresh tokens).</p>' : ''}
+<h2>${approved.length ? 'New permissions' : 'Permissions'}</h2>${scopes}${already}${v.offline ? '<p>The application will stay signed in (refresh tokens).</p>' : ''}
 <p>Only approve if you started this sign-in from this application.</p>
 <form method="post" action="/interaction/${escapeHtml(v.uid)}/decision">
 <input type="hidden" name="csrf" value="${escapeHtml(v.csrf)}">

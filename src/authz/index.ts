@@ -10,7 +10,7 @@ import { sendError } from '../kernel/error-reply.js';
 import { announceUpstream, createUpstream } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
-import { ROUTES } from './provider.js';
+import { allScopes, ROUTES } from './provider.js';
 import { ProviderHost } from './provider-host.js';
 import { registrationHandler } from './registration.js';
 import { readBody, replayWithBody } from './replay.js';
@@ -111,7 +111,10 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
     app.post(
       ROUTES.registration,
       { bodyLimit: 64 * 1024, onRequest: limited('register') },
-      registrationHandler(() => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>),
+      registrationHandler(
+        () => host.callback as (req: IncomingMessage, res: ServerResponse) => Promise<void>,
+        allScopes(ctx).filter((s) => s !== 'openid'),
+      ),
     );
   } else {
     // registration.mode: off. Not advertised in the metadata; a client that tries anyway learns why.

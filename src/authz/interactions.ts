@@ -22,7 +22,7 @@ import { UpstreamError, type SignIn, type UpstreamChecks } from '../upstream/ind
 import { startFailure } from '../upstream/http.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 import { loadAccount, saveAccount } from './accounts.js';
-import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, type Approval } from './consent.js';
+import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, rememberedScopes, type Approval } from './consent.js';
 import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
 import { upstreamFormTarget } from './form-targets.js';
 import { messagePage, sendFormRefused, sendPage } from './html.js';
@@ -94,6 +94,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
   ): Promise<void> {
     const clientId = String(details.params.client_id);
     const client = await host.provider.Client.find(clientId);
+    // Step-up (a known person asking for more): the page asks only for the scopes not approved before.
+    const user = details.session?.accountId;
+    const approved = user ? (await rememberedScopes(ctx, user, clientId, service.id)).filter((s) => scopes.includes(s)) : [];
     const redirect = URL.parse(String(details.params.redirect_uri ?? ''));
     const html = consentPage({
       uid: details.uid,
@@ -103,6 +106,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       redirectHost: redirect ? `${redirect.protocol}//${redirect.host}` : 'unknown',
       service,
       scopes,
+      approved,
       offline,
     });
     sendPage(reply.raw, 200, `Allow access to ${service.name}?`, html, [redirectOf(details), await upstreamTarget(details)]);

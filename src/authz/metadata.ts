@@ -51,7 +51,9 @@ export function protectedResourceMetadata(ctx: GatewayContext, s: ResolvedServic
     // RFC 9728 §3.3: `resource` must equal the URL the client used (the canonical service URI).
     resource: s.canonicalUri,
     authorization_servers: [ctx.issuer],
-    scopes_supported: s.scopes.filter((sc) => sc !== 'offline_access'),
+    // MCP 2025-11-25 (scope selection): `scopes_supported` is the minimal set for basic use, the scopes every request
+    // needs (`required_scopes`); scopes of single tools are requested by step-up (403 insufficient_scope) when first needed.
+    scopes_supported: s.requiredScopes.filter((sc) => sc !== 'offline_access'),
     bearer_methods_supported: ['header'],
     resource_name: s.name,
   };

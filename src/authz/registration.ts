@@ -74,7 +74,20 @@ function clientNameProblem(body: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-export function normaliseRegistration(body: unknown): RegistrationCheck {
+/**
+ * `scope` in a registration request (RFC 7591 §2) is the ceiling of what the client may ever request, and
+ * oidc-provider enforces it. Clients register with the scope of their first challenge (the MCP SDK v2
+ * sends what the 401 named), which would refuse their later step-up to a tool's scope (MCP scope challenge
+ * handling) with `invalid_scope`. The gateway widens it to every scope its services define (RFC 7591
+ * §3.2.1: the server may replace a value and returns what it registered); consent per service still
+ * decides what is granted.
+ */
+function widenScope(requested: unknown, serviceScopes: readonly string[]): unknown {
+  if (typeof requested !== 'string') return requested;
+  return [...new Set([...requested.split(' ').filter(Boolean), ...serviceScopes])].join(' ');
+}
+
+export function normaliseRegistration(body: unknown, serviceScopes: readonly string[] = []): RegistrationCheck {
   if (!body || typeof body !== 'object' || Array.isArray(body))
     return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: 'the registration request must be a JSON object' };
   if (depthExceeds(body, MAX_DEPTH))
@@ -83,6 +96,7 @@ export function normaliseRegistration(body: unknown): RegistrationCheck {
   if (nameProblem) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: nameProblem };
   const out = { ...(body as Record<string, unknown>) };
   out.token_endpoint_auth_method ??= 'none';
+  if (out.scope !== undefined) out.scope = widenScope(out.scope, serviceScopes);
   const uris = out.redirect_uris;
   if (Array.isArray(uris)) {
     for (const uri of uris) {
@@ -105,9 +119,12 @@ export function replayRequest(original: IncomingMessage, body: Record<string, un
 }
 
 /** fastify handler for POST /oauth/register: checks, then hands the normalised body to the provider. */
-export function registrationHandler(callback: () => (req: IncomingMessage, res: ServerResponse) => Promise<void> | void) {
+export function registrationHandler(
+  callback: () => (req: IncomingMessage, res: ServerResponse) => Promise<void> | void,
+  serviceScopes: readonly string[] = [],
+) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const check = normaliseRegistration(req.body);
+    const check = normaliseRegistration(req.body, serviceScopes);
     if (!check.ok) {
       await sendError(reply, check.code, check.description);
       return;

@@ -261,3 +261,109 @@ export function serviceTransportProblems(s: {
     });
   return out;
 }
+
+/**
+ * Names in `tools` / `prompts` / `resources` rules (docs/authorization.md, tool-level authorization): a
+ * literal name, or a glob where `*` matches any run of characters (`/` included, for resource URIs) and
+ * `?` exactly one; `\` makes the next character literal. Character classes and braces are refused rather
+ * than taken literally: an operator writing `admin_[ab]` or `{read,write}` expects a match they would not get.
+ */
+export function globProblem(pattern: string): string | undefined {
+  if (pattern.length === 0) return 'a rule name must not be empty';
+  if (pattern.length > 512) return 'a rule name is limited to 512 characters';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') {
+      if (i === pattern.length - 1) return `'${pattern}' ends with an escape character '\\' that escapes nothing`;
+      i++;
+    } else if ('[]{}'.includes(c))
+      return `'${pattern}' uses '${c}': globs support only * (any run of characters) and ? (one character); write \\${c} for a literal ${c}`;
+  }
+  if (/\*{2,}/.test(pattern.replace(/\\./g, ''))) return `'${pattern}' repeats '*': one * already matches any run of characters`;
+  return undefined;
+}
+
+/** Whether a rule name has glob characters (a literal name is looked up exactly, before any glob). */
+export function isGlob(pattern: string): boolean {
+  return /(^|[^\\])[*?]/.test(pattern);
+}
+
+/** A rule name as the literal it stands for (escapes removed), for a name without glob characters. */
+export function globLiteral(pattern: string): string {
+  return pattern.replace(/\\(.)/g, '$1');
+}
+
+/** Compiles a glob (checked by `globProblem`) to an anchored RegExp; done once at start-up, never per request. */
+export function compileGlob(pattern: string): RegExp {
+  let src = '';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '\\') src += escapeRegExp(pattern[++i] ?? '');
+    else if (c === '*') src += '[\\s\\S]*';
+    else if (c === '?') src += '[\\s\\S]';
+    else src += escapeRegExp(c);
+  }
+  return new RegExp(`^${src}$`, 'u');
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/** The three rule sets of a service, by key (the MCP primitive each one governs). */
+export const ACCESS_RULE_KINDS = ['tools', 'prompts', 'resources'] as const;
+export type AccessRuleKind = (typeof ACCESS_RULE_KINDS)[number];
+
+/** The shape the rule checks read (the schema's `tools` / `prompts` / `resources`), without importing it. */
+interface RuleSetShape {
+  default?: 'allow' | 'deny';
+  rules?: Record<
+    string,
+    { scopes?: string[]; users?: string[]; emails?: string[]; email_domains?: string[]; groups?: string[]; deny?: boolean }
+  >;
+}
+
+/** Every scope named by a service's `tools` / `prompts` / `resources` rules. */
+export function ruleScopes(service: Partial<Record<AccessRuleKind, RuleSetShape | undefined>>): Set<string> {
+  const out = new Set<string>();
+  for (const kind of ACCESS_RULE_KINDS)
+    for (const rule of Object.values(service[kind]?.rules ?? {})) for (const s of rule.scopes ?? []) out.add(s);
+  return out;
+}
+
+/**
+ * The rules of one service's `tools` / `prompts` / `resources`: names are valid globs, every scope a rule
+ * needs is one of the service's `scopes` (a token for the service can carry no other), and rules that
+ * need an identity (scopes, users, groups…) sit on a service that requires sign-in.
+ */
+export function accessRuleProblems(
+  id: string,
+  service: { scopes: string[]; auth_required: boolean } & Partial<Record<AccessRuleKind, RuleSetShape | undefined>>,
+): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  for (const kind of ACCESS_RULE_KINDS) {
+    const set = service[kind];
+    if (!set) continue;
+    for (const [name, rule] of Object.entries(set.rules ?? {})) {
+      const at = ['mcp_services', id, kind, 'rules', name];
+      const glob = globProblem(name);
+      if (glob) out.push({ path: at, message: `${kind} rule ${glob}` });
+      (rule.scopes ?? []).forEach((scope, i) => {
+        if (!service.scopes.includes(scope))
+          out.push({
+            path: [...at, 'scopes', i],
+            message: `${kind} rule '${name}' needs scope '${scope}', which is not listed in scopes of service '${id}' (${service.scopes.join(', ') || 'none'}): a token for the service can never carry it. Add it to scopes, or fix the name`,
+          });
+      });
+      const identity = Boolean(
+        rule.scopes?.length || rule.users?.length || rule.emails?.length || rule.email_domains?.length || rule.groups?.length,
+      );
+      if (identity && !service.auth_required)
+        out.push({
+          path: at,
+          message: `${kind} rule '${name}' of service '${id}' needs a signed-in user (scopes, users, emails, email_domains or groups), but the service has auth_required: false. Require sign-in, or use only deny / default on a public service`,
+        });
+    }
+  }
+  return out;
+}

@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import {
+  accessRuleProblems,
   devSignInAddressProblems,
   headerNameProblem,
   isLoopbackHost,
@@ -173,6 +174,52 @@ export const policySchema = z
 
 export type PolicyConfig = z.infer<typeof policySchema>;
 
+/**
+ * One rule of `tools` / `prompts` / `resources` (docs/authorization.md, tool-level authorization). The
+ * identity keys work as in `policy` (any one matching admits the user; verified addresses only); `scopes`
+ * must all be in the token (else 403 insufficient_scope, so the client can step up); `deny` refuses
+ * everyone.
+ */
+export const accessRuleSchema = z
+  .object({
+    scopes: stringList()
+      .optional()
+      .describe(
+        'Scopes the access token must carry to use it (each one listed in the service `scopes`). Without them the call gets 403 `insufficient_scope` naming every scope needed, and the client re-authorizes (step-up); the item stays listed.',
+      ),
+    users: stringList().optional().describe('Allowed user ids (`{provider}:{subject}`), as in `policy`.'),
+    emails: stringList().optional().describe('Allowed email addresses (case-insensitive, verified only), as in `policy`.'),
+    email_domains: stringList().optional().describe('Allowed email domains (verified addresses only), as in `policy`.'),
+    groups: stringList().optional().describe('Allowed groups (any one suffices), as in `policy`.'),
+    deny: boolFrom().optional().describe('Refuse it to everyone (and leave it out of lists).'),
+  })
+  .strict()
+  .describe(
+    'Who may use the matching tools, prompts or resources. No identity key: every user the service admits; any identity key: only users one of them matches.',
+  );
+
+export type AccessRuleConfig = z.infer<typeof accessRuleSchema>;
+
+const accessRuleSetSchema = (what: string, by: string) =>
+  z
+    .object({
+      default: z
+        .enum(['allow', 'deny'])
+        .default('allow')
+        .describe(`What happens to ${what} that no rule names: \`allow\` (the default) or \`deny\`.`),
+      rules: z
+        .record(z.string(), accessRuleSchema)
+        .default({})
+        .describe(
+          `Rules by ${by}: a literal name, or a glob (\`*\` any run of characters, \`?\` one character, \`\\\` escapes). A literal name wins over globs; otherwise the first matching glob, in file order.`,
+        ),
+    })
+    .strict()
+    .optional()
+    .describe(
+      `Per-${what.replace(/s$/, '')} authorization: calls are decided before the backend sees them and list responses are filtered per user. Absent: the proxy never reads the bodies of this service.`,
+    );
+
 const identityHeadersSchema = z
   .object({
     id: headerName('x-user-id', 'the user id `{provider}:{subject}`'),
@@ -230,7 +277,11 @@ export const serviceSchema = z
     scopes: stringList()
       .default([])
       .describe('Scopes of this service. Tokens for the service carry at most these scopes; every request needs all of `required_scopes`.'),
-    required_scopes: stringList().optional().describe('Scopes every request must carry (default: all of `scopes`).'),
+    required_scopes: stringList()
+      .optional()
+      .describe(
+        'Scopes every request must carry; the 401 challenge and the protected resource metadata (`scopes_supported`) advertise them. Default: all of `scopes` except those only `tools` / `prompts` / `resources` rules ask for (requested by step-up when first needed).',
+      ),
     timeout: intFrom(1, 3_600_000)
       .default(30000)
       .describe('Milliseconds to wait for the backend response headers (streams may then stay open indefinitely).'),
@@ -263,6 +314,9 @@ export const serviceSchema = z
     max_concurrent: intFrom(1, 1_000_000)
       .optional()
       .describe('Cap on concurrent in-flight requests and open streams to this backend (default: `limits.max_concurrent_per_service`).'),
+    tools: accessRuleSetSchema('tools', 'tool name'),
+    prompts: accessRuleSetSchema('prompts', 'prompt name'),
+    resources: accessRuleSetSchema('resources', 'resource URI'),
   })
   .strict();
 
@@ -775,6 +829,7 @@ export const configSchema = z
       }
       for (const problem of serviceTransportProblems(s))
         ctx.addIssue({ code: 'custom', path: ['mcp_services', id, ...problem.path], message: `service '${id}': ${problem.message}` });
+      for (const problem of accessRuleProblems(id, s)) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
       if (s.required_scopes) {
         for (const sc of s.required_scopes) {
           if (!s.scopes.includes(sc)) {

@@ -2,6 +2,7 @@
  * Services as the rest of the gateway sees them: configuration plus the URLs derived from the issuer.
  * The canonical URI `{issuer}/{id}/mcp` is the service's RFC 8707 resource indicator and token audience.
  */
+import { ruleScopes } from './rules.js';
 import type { GatewayConfig, PolicyConfig, ServiceConfig } from './schema.js';
 
 export interface ResolvedService {
@@ -20,7 +21,10 @@ export interface ResolvedService {
   /** `{issuer}/.well-known/oauth-protected-resource/{id}/mcp` (RFC 9728 path-inserted form). */
   resourceMetadataUrl: string;
   scopes: string[];
-  /** Scopes every request must carry. */
+  /**
+   * Scopes every request must carry: `required_scopes`, else every scope of the service that no
+   * `tools` / `prompts` / `resources` rule asks for (those are requested by step-up when first needed).
+   */
   requiredScopes: string[];
   authRequired: boolean;
   /** The service policy, or the global default. */
@@ -66,11 +70,16 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
       canonicalUri: canonicalUri(issuer, id),
       resourceMetadataUrl: `${issuer}/.well-known/oauth-protected-resource/${id}/mcp`,
       scopes: [...s.scopes],
-      requiredScopes: [...(s.required_scopes ?? s.scopes)],
+      requiredScopes: s.required_scopes ? [...s.required_scopes] : defaultRequiredScopes(s),
       authRequired: s.auth_required,
       policy: s.policy ?? config.access_policy,
       config: s,
     });
   }
   return out;
+}
+
+function defaultRequiredScopes(s: ServiceConfig): string[] {
+  const stepUp = ruleScopes(s);
+  return s.scopes.filter((sc) => !stepUp.has(sc));
 }

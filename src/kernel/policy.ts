@@ -22,7 +22,11 @@ function domainOf(email: string): string | undefined {
   return at > 0 ? email.slice(at + 1).toLowerCase() : undefined;
 }
 
-export function checkPolicy(policy: PolicyConfig | undefined, user: PolicyUser): PolicyDecision {
+/**
+ * `subject` names what refused in the reason (default: the service access policy); tool-level rules
+ * (src/proxy/tool-policy.ts) pass their rule, so that every refusal names the rule that refused.
+ */
+export function checkPolicy(policy: PolicyConfig | undefined, user: PolicyUser, subject = 'the service access policy'): PolicyDecision {
   if (!policy) return { allowed: true };
   const { users, emails, email_domains: domains, groups } = policy;
   const hasRules = Boolean(users?.length || emails?.length || domains?.length || groups?.length);
@@ -38,6 +42,6 @@ export function checkPolicy(policy: PolicyConfig | undefined, user: PolicyUser):
   const unverified = user.email && user.emailVerified !== true ? ', email not verified by the provider' : '';
   return {
     allowed: false,
-    reason: `user ${user.id}${user.email ? ` (${user.email}${unverified})` : ''} is not allowed by the service access policy`,
+    reason: `user ${user.id}${user.email ? ` (${user.email}${unverified})` : ''} is not allowed by ${subject}`,
   };
 }

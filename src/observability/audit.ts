@@ -18,6 +18,7 @@ export type AuditEvent =
   | 'token.revoked'
   | 'grant.revoked'
   | 'policy.denied'
+  | 'tool.denied'
   | 'keys.rotated'
   | 'admin.sign_in'
   | 'admin.refused'

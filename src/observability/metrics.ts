@@ -62,6 +62,17 @@ export class Metrics {
     labelNames: ['service', 'stage'] as const,
     registers: [this.registry],
   });
+  /**
+   * Tool-level decisions (docs/authorization.md): `tool` is the rule that decided (its key as configured,
+   * `prompt:` / `resource:` prefixed for those kinds, `(default)` for unnamed items), never the name a
+   * client sent, so the label stays bounded by the configuration.
+   */
+  readonly toolDecisions = new Counter({
+    name: 'gateway_tool_decisions_total',
+    help: 'Calls decided by tools / prompts / resources rules, by service, rule and decision (allow, deny, insufficient_scope)',
+    labelNames: ['service', 'tool', 'decision'] as const,
+    registers: [this.registry],
+  });
   readonly authFailures = new Counter({
     name: 'mcp_gateway_auth_failures_total',
     help: 'Bearer authentication failures at the proxy, by service and reason',

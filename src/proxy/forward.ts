@@ -104,6 +104,20 @@ export interface ForwardInput {
     ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<ProxyError | undefined> | undefined) | undefined;
   /** Writes a gateway error (the caller's error writer, with JSON-RPC detection). */
   fail(error: ProxyError): void;
+  /** The request body, already read (services with tool rules: tool-calls.ts); sent as is, with its length. */
+  body?: Buffer | undefined;
+  /** Rewrites the response (list filtering on services with tool rules: list-filter.ts). */
+  rewrite?: ResponseRewrite | undefined;
+}
+
+/** A response body rewriter (list-filter.ts); only services with tool rules have one. */
+export interface ResponseRewrite {
+  /** Edits the headers before they are written; returns the status to send. */
+  head(status: number, headers: Record<string, string | string[]>): number;
+  /** What to write for a backend chunk (undefined: nothing yet). May throw: the response is then cut. */
+  data(chunk: Buffer): string | Buffer | undefined;
+  /** What to write before the end. May throw: the response is then cut. */
+  end(): string | Buffer | undefined;
 }
 
 /**
@@ -119,6 +133,10 @@ export function forward(ctx: GatewayContext, f: ForwardInput): void {
   const relay = new RelayHandler(ctx, f);
   res.once('close', () => relay.onClientClose());
 
+  if (f.body !== undefined) {
+    f.headers['content-length'] = String(f.body.length);
+    return dispatch(f, relay, f.body);
+  }
   if (!f.hasBody) return dispatch(f, relay, null);
   if (f.chunked) {
     const limiter = new ByteLimit(state.maxRequestBytes);
@@ -234,8 +252,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
           const held = this.#held ?? [];
           this.#held = undefined;
           if (!this.#writeHead(statusCode, headers)) return;
-          for (const chunk of held) this.f.res.write(chunk);
-          if (this.#ended) this.f.res.end();
+          for (const chunk of held) this.#write(chunk);
+          if (this.#ended) this.#end();
           else controller.resume();
         },
         (err: unknown) => {
@@ -293,6 +311,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
     // MCP 2026-07-28: servers SHOULD send X-Accel-Buffering: no, so that nginx-like hops do not buffer SSE.
     if (sse) headers['x-accel-buffering'] = 'no';
+    if (f.rewrite) statusCode = f.rewrite.head(statusCode, headers);
     if (f.cors) {
       const vary = headers.vary;
       Object.assign(headers, f.cors);
@@ -319,14 +338,51 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       this.#held.push(chunk);
       return;
     }
-    const { res } = this.f;
-    if (res.destroyed) return;
+    if (this.f.res.destroyed) return;
     // Backpressure: stop reading from the backend until the client has drained what it got.
-    if (!res.write(chunk) && !this.#waitingDrain) {
+    if (!this.#write(chunk) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
-      res.once('drain', this.#resumeOnDrain);
+      this.f.res.once('drain', this.#resumeOnDrain);
     }
+  }
+
+  /** Writes a backend chunk (through the rewriter, if any); false when the client needs to drain first. */
+  #write(chunk: Buffer): boolean {
+    const { res, rewrite } = this.f;
+    if (rewrite === undefined) return res.write(chunk);
+    if (this.#refused) return true;
+    let out;
+    try {
+      out = rewrite.data(chunk);
+    } catch (err) {
+      this.#cut(err);
+      return true;
+    }
+    return out === undefined || res.write(out);
+  }
+
+  #end(): void {
+    const { res, rewrite } = this.f;
+    if (rewrite === undefined) return void res.end();
+    let out;
+    try {
+      out = rewrite.end();
+    } catch (err) {
+      return this.#cut(err);
+    }
+    res.end(out);
+  }
+
+  /** A response the rewriter cannot handle is cut, never relayed unfiltered (fail closed). */
+  #cut(err: unknown): void {
+    this.ctx.log.warn(
+      { service: this.f.state.id, err: { message: (err as Error)?.message } },
+      'proxy: response could not be filtered; cut',
+    );
+    this.#refused = true;
+    this.#controller?.abort(CLIENT_GONE);
+    this.f.res.destroy();
   }
 
   onResponseEnd(): void {
@@ -335,7 +391,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       this.#ended = true;
       return;
     }
-    this.f.res.end();
+    this.#end();
   }
 
   onResponseError(_controller: Controller, err: Error): void {

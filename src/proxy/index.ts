@@ -13,7 +13,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
 import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry } from './access-token.js';
-import { BODY_TOO_LARGE, forward } from './forward.js';
+import { BODY_TOO_LARGE, forward, type ForwardInput } from './forward.js';
 import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
 import { OriginPolicy } from '../kernel/origin.js';
@@ -21,6 +21,7 @@ import { upstreamTarget } from './path.js';
 import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
 import { SessionBindings } from './sessions.js';
+import { checkToolCalls, replayRewriter } from './tool-calls.js';
 import type { VerifiedUser } from '../kernel/claims.js';
 
 /**
@@ -194,6 +195,25 @@ export class McpProxy {
     const chunked = headers['transfer-encoding'] !== undefined;
     if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
 
+    // checkToolCalls: only services with tools / prompts / resources rules read the body (docs/proxy.md).
+    let decided: { body?: Buffer | undefined; rewrite: ForwardInput['rewrite'] } | undefined;
+    if (state.toolPolicy !== undefined && method === 'POST') {
+      const t = {
+        state,
+        policy: state.toolPolicy,
+        req: request.raw,
+        res,
+        jsonRpc,
+        entry,
+        cors,
+        fail: (e: ProxyError) => this.#fail(ex, e),
+      };
+      decided = await checkToolCalls(this.ctx, t);
+      if (decided === undefined) return;
+    } else if (state.toolPolicy !== undefined && method === 'GET' && headers['last-event-id'] !== undefined) {
+      decided = { body: undefined, rewrite: replayRewriter(state.toolPolicy, entry) };
+    }
+
     let assertion: { header: string; value: string } | undefined;
     if (entry?.assertionClaims && state.signedIdentity) {
       const { key, claims } = entry.assertionClaims;
@@ -210,6 +230,8 @@ export class McpProxy {
       forwardedProto: this.#forwardedProto,
       forwardedHost: this.#forwardedHost,
     });
+    // A response the gateway may rewrite (list filtering) must come uncompressed.
+    if (decided?.rewrite !== undefined) delete upstreamHeaders['accept-encoding'];
 
     if (res.destroyed) return;
     // checkLimits (concurrency) right before counting in: nothing async happens in between.
@@ -233,6 +255,8 @@ export class McpProxy {
           ? undefined
           : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
       fail: (e) => sendProxyError(res, jsonRpc, e, cors),
+      body: decided?.body,
+      rewrite: decided?.rewrite,
     });
   }
 

@@ -114,3 +114,20 @@ export function sendPreflight(res: ServerResponse, headers: Record<string, strin
   res.writeHead(204, { ...headers, 'content-length': 0 });
   res.end();
 }
+
+/**
+ * The gateway's own JSON-RPC answer to a request it decided itself (tool-gate.ts): a refused call (its
+ * error carries the request's id), a batch answered entirely by the gateway, or 202 for a batch of
+ * refused notifications. The body is a registry error (GW_ERR_TOOL_DENIED) or an array of them.
+ */
+export function sendRpcAnswer(res: ServerResponse, status: number, body: string, cors: Record<string, string> | undefined): void {
+  if (res.headersSent || res.destroyed) return;
+  const headers: Record<string, string | number> = { 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...cors };
+  if (body.length > 0) headers['content-type'] = 'application/json; charset=utf-8';
+  try {
+    res.writeHead(status, headers);
+    res.end(body);
+  } catch {
+    res.destroy();
+  }
+}

@@ -12,6 +12,7 @@ import { verifyOptions } from './access-token.js';
 import { DEFAULT_IDENTITY_HEADERS, type IdentityHeaderNames } from './identity.js';
 import { backendTarget, type BackendTarget } from './path.js';
 import { SessionBindings } from './sessions.js';
+import { ToolPolicy } from './tool-policy.js';
 
 export interface ServiceState {
   id: string;
@@ -41,6 +42,11 @@ export interface ServiceState {
   timeoutMs: number;
   pinnedVersions: ReadonlySet<string> | undefined;
   pinnedVersionList: readonly string[] | undefined;
+  /**
+   * The compiled `tools` / `prompts` / `resources` rules (globs compiled once, tool-policy.ts); undefined
+   * for a service without rules, whose bodies the proxy never reads.
+   */
+  toolPolicy: ToolPolicy | undefined;
   metrics: {
     duration: { observe(v: number): void };
     ttfb: { observe(v: number): void };
@@ -122,6 +128,7 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       timeoutMs: cfg.timeout,
       pinnedVersions: cfg.protocol_versions?.length ? new Set(cfg.protocol_versions) : undefined,
       pinnedVersionList: cfg.protocol_versions?.length ? [...cfg.protocol_versions] : undefined,
+      toolPolicy: ToolPolicy.compile(cfg),
       metrics: {
         duration: ctx.metrics.proxyDuration.labels(service.id),
         ttfb: ctx.metrics.proxyTtfb.labels(service.id),

@@ -63,7 +63,9 @@ describe('authorization endpoint and registration', () => {
       unknown_member: 1,
     });
     expect(ok.status).toBe(201);
-    expect(ok.json).toMatchObject({ client_name: 'Cursor', token_endpoint_auth_method: 'none', scope: 'mcp:tools offline_access' });
+    expect(ok.json).toMatchObject({ client_name: 'Cursor', token_endpoint_auth_method: 'none' });
+    // Accepted, and widened to every service scope so that a later step-up stays possible (src/authz/registration.ts).
+    expect(String(ok.json.scope).split(' ').slice(0, 2)).toEqual(['mcp:tools', 'offline_access']);
     expect(ok.json.client_secret).toBeUndefined();
     expect(ok.json.unknown_member).toBeUndefined();
     const evil = await register(gw.url, { redirect_uris: ['http://evil.example/cb'] });

@@ -28,8 +28,8 @@ interface Answer {
   rpc: boolean;
   /** What was sent, for failure messages. */
   what: string;
-  /** The JSON-RPC id the error must carry: the request's own when it reached a local (stdio) server; else null. */
-  rpcId?: number;
+  /** The JSON-RPC id the error must carry: a refused tool call answers its request, and so does a local (stdio) server's exit; null otherwise. */
+  expectId?: unknown;
 }
 
 const JSON_CT = 'application/json';
@@ -104,7 +104,7 @@ function expectAnswer(code: ErrorCode, a: Answer): void {
   if (a.rpc) {
     const err = a.body.error as { code?: unknown; message?: unknown; data?: { error?: unknown } } | undefined;
     expect(a.body.jsonrpc, at).toBe('2.0');
-    expect(a.body.id, at).toBe(a.rpcId ?? null);
+    expect(a.body.id, at).toBe(a.expectId ?? null);
     expect(err?.code, at).toBe(spec.rpc);
     expect(err?.data?.error, at).toBe(spec.error);
     expect(typeof err?.message, at).toBe('string');
@@ -157,6 +157,7 @@ beforeAll(async () => {
         svc: { name: 'svc', url: echo.url, oauth_provider: 'dev' },
         scoped: { name: 'scoped', url: echo.url, oauth_provider: 'dev', scopes: ['mcp:read', 'mcp:write'] },
         pol: { name: 'pol', url: echo.url, oauth_provider: 'dev', policy: { emails: ['bob@example.com'] } },
+        tooled: { name: 'tooled', url: echo.url, oauth_provider: 'dev', tools: { rules: { danger: { deny: true } } } },
         sess: { name: 'sess', url: session.url, oauth_provider: 'dev' },
         slow: { name: 'slow', url: hanging.url, auth_required: false, timeout: 200 },
         busy: { name: 'busy', url: hanging.url, auth_required: false, max_concurrent: 1 },
@@ -274,6 +275,27 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
   GW_ERR_POLICY_DENIED: async ({ gw }) => [
     await post(gw.url, '/pol/mcp', JSON_CT, PING, { authorization: await bearer(gw, { service: 'pol' }) }),
   ],
+  GW_ERR_TOOL_DENIED: async ({ gw }) => {
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'danger', arguments: {} } });
+    const a = await post(gw.url, '/tooled/mcp', JSON_CT, call, { authorization: await bearer(gw, { service: 'tooled' }) });
+    return [{ ...a, expectId: 7 }];
+  },
+  GW_ERR_HEADER_MISMATCH: async ({ gw }) => {
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'echo', arguments: {} } });
+    const headers = {
+      authorization: await bearer(gw, { service: 'tooled' }),
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': 'tools/call',
+    };
+    // A local (stdio) service checks the 2026-07-28 headers too: a lying Mcp-Method, a missing one.
+    const local = await bearer(gw, { service: 'local-one' });
+    return [
+      await post(gw.url, '/tooled/mcp', JSON_CT, call, { ...headers, 'mcp-name': 'danger' }),
+      await post(gw.url, '/tooled/mcp', JSON_CT, call, headers),
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: local, 'mcp-method': 'tools/list' }),
+      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: local }),
+    ];
+  },
   GW_ERR_PROTOCOL_VERSION: async ({ gw }) => [await post(gw.url, '/open/mcp', JSON_CT, PING, { 'mcp-protocol-version': '1999-01-01' })],
   GW_ERR_SESSION_UNKNOWN: async ({ gw }) => {
     const alice = await bearer(gw, { service: 'sess' });
@@ -312,20 +334,13 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
       await first;
     }
   },
-  GW_ERR_HEADER_MISMATCH: async ({ gw }) => {
-    const auth = await bearer(gw, { service: 'local-one' });
-    return [
-      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth, 'mcp-method': 'tools/list' }),
-      await post(gw.url, '/local-one/mcp', JSON_CT, PING, { ...MODERN, authorization: auth }),
-    ];
-  },
   GW_ERR_STDIO_EXITED: async ({ gw }) => [
     {
       ...(await post(gw.url, '/local-exit/mcp', JSON_CT, PING, {
         ...MODERN_PING,
         authorization: await bearer(gw, { service: 'local-exit' }),
       })),
-      rpcId: 1,
+      expectId: 1,
     },
   ],
   GW_ERR_STDIO_LIMIT: async ({ gw }) => {

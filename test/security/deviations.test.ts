@@ -67,7 +67,9 @@ describe('§8.2 RFC 8414 / RFC 9728 / RFC 7591 / RFC 9068 / RFC 6750 deviations'
     const { gw } = await securityWorld();
     const res = await register(gw.url, { client_name: 'Echo Me', scope: 'mcp:tools' });
     expect(res.status).toBe(201);
-    expect(res.json).toMatchObject({ client_name: 'Echo Me', scope: 'mcp:tools', token_endpoint_auth_method: 'none' });
+    expect(res.json).toMatchObject({ client_name: 'Echo Me', token_endpoint_auth_method: 'none' });
+    // The registered scope is widened to every service scope (src/authz/registration.ts widenScope: step-up must stay possible).
+    expect(String(res.json.scope).split(' ')).toEqual(expect.arrayContaining(['mcp:tools', 'mcp:read', 'weather:read']));
     expect(res.json.client_secret).toBeUndefined();
   });
 
