@@ -178,3 +178,61 @@ function keyMaterialProblem(jwk: Record<string, unknown>): string | undefined {
     return 'x, y and d are not a valid P-256 point and private scalar (base64url)';
   }
 }
+
+/**
+ * The subject prefix of machine clients (`client:{client_id}`, registration.clients): no identity provider
+ * may carry this name, or a person's id could equal a machine client's.
+ */
+export const MACHINE_CLIENT_PREFIX = 'client';
+
+/**
+ * Provider names become the first part of user ids `{provider}:{subject}` (split at the first `:`), of
+ * policies' `providers:` and of the `x-user-provider` header.
+ */
+export function providerNameProblems(names: readonly string[]): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  for (const name of names) {
+    if (name.includes(':') || name.trim() === '' || name !== name.trim())
+      out.push({
+        path: ['oauth_providers', name],
+        message: `provider name '${name}' cannot be used: it is the first part of user ids '{provider}:{subject}', so it must not contain ':' or surrounding spaces`,
+      });
+    else if (name.toLowerCase() === MACHINE_CLIENT_PREFIX)
+      out.push({
+        path: ['oauth_providers', name],
+        message: `provider name '${name}' is reserved: machine clients (registration.clients) have user ids 'client:{client_id}'. Choose another key`,
+      });
+  }
+  return out;
+}
+
+/**
+ * A service's `oauth_provider`: one configured provider name or a list of them; omitted means every
+ * provider. With a single configured provider the original's message is kept word for word.
+ */
+export function serviceProviderProblems(
+  service: string,
+  value: string | string[] | undefined,
+  configured: readonly string[],
+): RuleProblem[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  const out: RuleProblem[] = [];
+  list.forEach((p, i) => {
+    if (configured.includes(p)) return;
+    const path = Array.isArray(value) ? ['mcp_services', service, 'oauth_provider', i] : ['mcp_services', service, 'oauth_provider'];
+    out.push({
+      path,
+      message:
+        configured.length === 1
+          ? `Service '${service}' specifies OAuth provider '${p}' but only '${configured[0]}' is configured. Set oauth_provider: ${configured[0]}`
+          : `Service '${service}' specifies OAuth provider '${p}', which is not under oauth_providers (configured: ${configured.join(', ')}). Use one of those names, a list of them, or omit oauth_provider for all`,
+    });
+  });
+  const seen = new Set<string>();
+  list.forEach((p, i) => {
+    if (seen.has(p)) out.push({ path: ['mcp_services', service, 'oauth_provider', i], message: `provider '${p}' is listed twice` });
+    seen.add(p);
+  });
+  return out;
+}

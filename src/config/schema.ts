@@ -6,7 +6,15 @@
  * The seed's format is accepted unchanged; our additions are new keys with defaults.
  */
 import { z } from 'zod';
-import { devSignInAddressProblems, headerNameProblem, isLoopbackHost, signingKeyProblems, trustProxyEntryProblem } from './rules.js';
+import {
+  devSignInAddressProblems,
+  headerNameProblem,
+  providerNameProblems,
+  serviceProviderProblems,
+  isLoopbackHost,
+  signingKeyProblems,
+  trustProxyEntryProblem,
+} from './rules.js';
 
 export { isLoopbackHost };
 
@@ -111,6 +119,14 @@ export const providerSchema = z
       .describe(
         'Provider kind. Defaults to the key name for `google`, `github`, `okta` and `dev`; any other key is `oidc` when `issuer` is set, else `custom`.',
       ),
+    display_name: z
+      .string()
+      .min(1)
+      .max(80)
+      .optional()
+      .describe(
+        'Label of this provider on the sign-in chooser (shown when a service allows several providers). Default: `Google`, `GitHub` or `Okta` for those kinds, else the key.',
+      ),
     client_id: z.string().min(1).optional().describe('OAuth client id registered at the provider. Required except for `dev`.'),
     client_secret: z.string().min(1).optional().describe('OAuth client secret registered at the provider. Required except for `dev`.'),
     scopes: stringList()
@@ -160,9 +176,21 @@ export const policySchema = z
     emails: stringList().optional().describe('Allowed email addresses (case-insensitive).'),
     email_domains: stringList().optional().describe('Allowed email domains, for example `example.com` (case-insensitive, exact domain).'),
     groups: stringList().optional().describe('Allowed groups (any one suffices).'),
+    providers: stringList()
+      .optional()
+      .describe(
+        "Allowed identity providers (keys under `oauth_providers`, or an `enterprise_authorization` issuer's `provider` name): every person signed in through one of them is allowed, for example `providers: [okta]` for all employees next to `emails:` for a few contractors on GitHub.",
+      ),
+    machine_clients: stringList()
+      .optional()
+      .describe(
+        'Machine clients (`registration.clients`, `client_credentials` grant) allowed, by `client_id`. Absent: every machine client whose `services` lists this service; `[]`: none. The person rules above never match a machine client, and this one never matches a person.',
+      ),
   })
   .strict()
-  .describe('Who may use a service. A user is allowed when any listed rule matches; an absent policy allows every signed-in user.');
+  .describe(
+    'Who may use a service. A person is allowed when any of `users`, `emails`, `email_domains`, `groups`, `providers` matches (no person rule at all: every signed-in person); a machine client by `machine_clients`.',
+  );
 
 export type PolicyConfig = z.infer<typeof policySchema>;
 
@@ -188,7 +216,12 @@ export const serviceSchema = z
   .object({
     name: z.string().min(1).describe('Display name.'),
     url: httpUrl('url').describe('The backend MCP endpoint (Streamable HTTP), for example `http://calculator:3001/mcp`.'),
-    oauth_provider: z.string().optional().describe('Key of the provider under `oauth_providers`. Required when `auth_required` is true.'),
+    oauth_provider: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe(
+        'The provider (key under `oauth_providers`) people sign in with for this service, or a list of them (the person chooses on a page of the gateway). Omitted: every configured provider.',
+      ),
     auth_required: boolFrom().default(true).describe('Require a gateway access token for this service.'),
     scopes: stringList()
       .default([])
@@ -414,7 +447,9 @@ export const configSchema = z
     oauth_providers: z
       .record(z.string(), providerSchema)
       .default({})
-      .describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),
+      .describe(
+        'The upstream identity providers, one or several (the key is its name, used in user ids `{name}:{subject}`). With several, a service offers those its `oauth_provider` names (default: all) and the person chooses on a page after consent.',
+      ),
     mcp_services: z.record(z.string(), serviceSchema).default({}).describe('The MCP services; each key is the service id in `/{id}/mcp`.'),
     storage: storageSchema.default({ type: 'sqlite', sqlite: { path: './data/gateway.db', sweep_interval: 60 } }),
     cors: corsSchema.default({
@@ -610,13 +645,7 @@ export const configSchema = z
       }
     });
     const providerNames = Object.keys(cfg.oauth_providers);
-    if (providerNames.length > 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['oauth_providers'],
-        message: `Only one OAuth provider can be configured per gateway instance. Found ${providerNames.length} providers: [${providerNames.join(', ')}]. Keep one of them (every service signs in through the same provider).`,
-      });
-    }
+    for (const problem of providerNameProblems(providerNames)) ctx.addIssue({ code: 'custom', ...problem });
     for (const [name, p] of Object.entries(cfg.oauth_providers)) {
       const kind = providerKind(name, p);
       if (kind !== 'dev') {
@@ -686,19 +715,7 @@ export const configSchema = z
         });
       }
       if (s.auth_required && providerNames.length > 0) {
-        if (!s.oauth_provider) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['mcp_services', id, 'oauth_provider'],
-            message: `Service '${id}' requires authentication but no oauth_provider is specified. Add oauth_provider: ${providerNames[0]}`,
-          });
-        } else if (!providerNames.includes(s.oauth_provider)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['mcp_services', id, 'oauth_provider'],
-            message: `Service '${id}' specifies OAuth provider '${s.oauth_provider}' but only '${providerNames.join("', '")}' is configured. Set oauth_provider: ${providerNames[0]}`,
-          });
-        }
+        for (const problem of serviceProviderProblems(id, s.oauth_provider, providerNames)) ctx.addIssue({ code: 'custom', ...problem });
       }
       if (s.required_scopes) {
         for (const sc of s.required_scopes) {

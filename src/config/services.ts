@@ -17,6 +17,16 @@ export interface ResolvedService {
   /** Scopes every request must carry. */
   requiredScopes: string[];
   authRequired: boolean;
+  /**
+   * The identity providers people sign in with for this service (keys under `oauth_providers`, in the
+   * configuration's order): `oauth_provider` as one name or a list; omitted, every provider.
+   */
+  providers: string[];
+  /**
+   * Whether `providers` leaves out some configured provider: only then does a token's provider need
+   * checking on each request (every token carries a provider of this gateway).
+   */
+  providersRestricted: boolean;
   /** The service policy, or the global default. */
   policy: PolicyConfig | undefined;
   config: ServiceConfig;
@@ -39,9 +49,19 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
       scopes: [...s.scopes],
       requiredScopes: [...(s.required_scopes ?? s.scopes)],
       authRequired: s.auth_required,
+      providers: serviceProviders(config, s),
+      providersRestricted: serviceProviders(config, s).length < Object.keys(config.oauth_providers).length,
       policy: s.policy ?? config.access_policy,
       config: s,
     });
   }
   return out;
+}
+
+/** `oauth_provider` resolved: one name, a list, or (omitted) every configured provider. */
+export function serviceProviders(config: Pick<GatewayConfig, 'oauth_providers'>, s: Pick<ServiceConfig, 'oauth_provider'>): string[] {
+  const all = Object.keys(config.oauth_providers);
+  if (s.oauth_provider === undefined) return all;
+  const named = Array.isArray(s.oauth_provider) ? s.oauth_provider : [s.oauth_provider];
+  return all.filter((p) => named.includes(p));
 }

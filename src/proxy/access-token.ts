@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
 import { ACCESS_TOKEN_TYP, parseAccessTokenClaims, type VerifiedUser } from '../kernel/claims.js';
-import { checkPolicy } from '../kernel/policy.js';
+import { checkServiceAccess } from '../kernel/policy.js';
 import type { GatewayContext } from '../context.js';
 import type { ServiceState } from './service-state.js';
 import { identityHeadersFor } from './identity.js';
@@ -128,7 +128,13 @@ export class AccessTokenVerifier {
       grantId: c.gid,
     };
     const missingScopes = state.service.requiredScopes.filter((s) => !scopes.includes(s));
-    const decision = checkPolicy(state.service.policy, { id: user.id, email: user.email, emailVerified: user.emailVerified, groups });
+    // The provider is the user id's prefix (`idp` is informative; the id is what policies and sessions key on).
+    const decision = checkServiceAccess(state.service, {
+      id: user.id,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      groups,
+    });
     const entry: TokenEntry = {
       serviceId: state.id,
       expiresAt: c.exp * 1000 + CLOCK_TOLERANCE_S * 1000,
