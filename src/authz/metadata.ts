@@ -11,6 +11,13 @@ import type { GatewayContext } from '../context.js';
 import { sendError } from '../kernel/error-reply.js';
 import { CLIENT_ASSERTION_ALGS, CLIENT_AUTH_METHODS, ROUTES } from './provider.js';
 
+/** The grants the token endpoint accepts: the code and refresh grants, plus client_credentials when a machine client is configured. */
+function grantTypes(ctx: GatewayContext): string[] {
+  const out = ['authorization_code', 'refresh_token'];
+  if (ctx.config.registration.clients.some((c) => c.grant_types.includes('client_credentials'))) out.push('client_credentials');
+  return out;
+}
+
 export function authorizationServerMetadata(ctx: GatewayContext): Record<string, unknown> {
   const base = ctx.issuer;
   const scopes = new Set<string>();
@@ -30,7 +37,7 @@ export function authorizationServerMetadata(ctx: GatewayContext): Record<string,
     scopes_supported: [...scopes],
     response_types_supported: ['code'],
     response_modes_supported: ['query', 'fragment', 'form_post'],
-    grant_types_supported: ['authorization_code', 'refresh_token'],
+    grant_types_supported: grantTypes(ctx),
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,
     introspection_endpoint_auth_methods_supported: authMethods,

@@ -236,3 +236,72 @@ export function serviceProviderProblems(
   });
   return out;
 }
+
+interface MachineClientShape {
+  client_id: string;
+  client_secret?: string | undefined;
+  token_endpoint_auth_method?: string | undefined;
+  jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
+  services: readonly string[];
+}
+
+/**
+ * `registration.clients`: ids unique (also against the browser clients under `clients`), every service
+ * configured and protected, credentials that fit the authentication method, public keys only in `jwks`.
+ */
+export function machineClientProblems(cfg: {
+  clients: readonly { client_id: string }[];
+  registration: { clients: readonly MachineClientShape[] };
+  mcp_services: Record<string, { auth_required: boolean }>;
+}): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  const seen = new Map<string, string>(cfg.clients.map((c, i) => [c.client_id, `clients[${i}]`]));
+  cfg.registration.clients.forEach((c, i) => {
+    const at = (...rest: (string | number)[]) => ['registration', 'clients', i, ...rest];
+    const other = seen.get(c.client_id);
+    if (other)
+      out.push({
+        path: at('client_id'),
+        message: `client_id '${c.client_id}' is already used by ${other}: every client needs its own client_id`,
+      });
+    seen.set(c.client_id, `registration.clients[${i}]`);
+    if (c.client_id.includes(':') && !/^https:\/\//.test(c.client_id))
+      out.push({
+        path: at('client_id'),
+        message: `client_id '${c.client_id}' must not contain ':' (the token subject is 'client:{client_id}')`,
+      });
+    c.services.forEach((id, j) => {
+      const s = cfg.mcp_services[id];
+      if (!s)
+        out.push({
+          path: at('services', j),
+          message: `service '${id}' is not under mcp_services (configured: ${Object.keys(cfg.mcp_services).join(', ') || 'none'})`,
+        });
+      else if (!s.auth_required)
+        out.push({ path: at('services', j), message: `service '${id}' is public (auth_required: false): it needs no token` });
+    });
+    const method = c.token_endpoint_auth_method ?? (c.jwks ? 'private_key_jwt' : 'client_secret_basic');
+    if (method === 'private_key_jwt') {
+      if (!c.jwks)
+        out.push({
+          path: at('jwks'),
+          message: `client '${c.client_id}' uses private_key_jwt: give its public keys as jwks: { keys: [ ... ] }`,
+        });
+      c.jwks?.keys.forEach((k, j) => {
+        if (['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((f) => f in k))
+          out.push({
+            path: at('jwks', 'keys', j),
+            message: `jwks of client '${c.client_id}' must hold public keys only: remove the private members (d, p, q, …, k); the client keeps the private key`,
+          });
+      });
+      if (c.client_secret)
+        out.push({ path: at('client_secret'), message: `client '${c.client_id}' uses private_key_jwt: remove client_secret` });
+    } else if (!c.client_secret) {
+      out.push({
+        path: at('client_secret'),
+        message: `client '${c.client_id}' uses ${method}: set client_secret (or give jwks for private_key_jwt)`,
+      });
+    }
+  });
+  return out;
+}

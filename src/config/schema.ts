@@ -9,6 +9,7 @@ import { z } from 'zod';
 import {
   devSignInAddressProblems,
   headerNameProblem,
+  machineClientProblems,
   providerNameProblems,
   serviceProviderProblems,
   isLoopbackHost,
@@ -206,6 +207,7 @@ const identityHeadersSchema = z
     provider: headerName('x-user-provider', 'the provider name'),
     avatar: headerName('x-user-avatar', 'the avatar URL'),
     groups: headerName('x-user-groups', 'the groups, comma-separated'),
+    kind: headerName('x-user-kind', '`machine` for a machine client (`client_credentials`; absent for a person)'),
   })
   .strict()
   .describe(
@@ -408,6 +410,44 @@ const staticClientSchema = z
   })
   .strict();
 
+/** The grant a statically configured client without a browser may use (registration.clients). */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+export const machineClientSchema = z
+  .object({
+    client_id: z.string().min(1).describe('The client id the client authenticates with at `/oauth/token`.'),
+    client_secret: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Its secret (at least 16 characters; use `${VAR}`), for `client_secret_basic` / `client_secret_post`.'),
+    token_endpoint_auth_method: z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])
+      .optional()
+      .describe(
+        'How it authenticates (RFC 7523 §2.2 for `private_key_jwt`). Default: `private_key_jwt` with `jwks`, else `client_secret_basic`.',
+      ),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .strict()
+      .optional()
+      .describe('Its public keys (a JWK Set), for `private_key_jwt`: the client signs an assertion with the private half.'),
+    client_name: z.string().min(1).optional().describe('Display name (sent to backends as `x-user-name`).'),
+    grant_types: z
+      .array(z.enum(['client_credentials', JWT_BEARER_GRANT]))
+      .min(1)
+      .default(['client_credentials'])
+      .describe(
+        "`client_credentials` (the client acts as itself, subject `client:{client_id}`) and/or the ID-JAG grant `urn:ietf:params:oauth:grant-type:jwt-bearer` (it presents a person's grant from a trusted enterprise issuer, enterprise_authorization).",
+      ),
+    services: stringList()
+      .min(1)
+      .describe('The services (ids under `mcp_services`) it may obtain tokens for; the token request names one as `resource`.'),
+  })
+  .strict();
+
+export type MachineClientConfig = z.infer<typeof machineClientSchema>;
+
 export const configSchema = z
   .object({
     host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
@@ -518,9 +558,15 @@ export const configSchema = z
           })
           .strict()
           .default({ enabled: true, private_hosts: [] }),
+        clients: z
+          .array(machineClientSchema)
+          .default([])
+          .describe(
+            'Confidential clients without a browser, configured here (never registered dynamically): machine clients (CI jobs, agents) using `client_credentials` with a `resource`, and clients presenting ID-JAG grants. Each may obtain tokens only for its `services`.',
+          ),
       })
       .strict()
-      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] } }),
+      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] }, clients: [] }),
     clients: z
       .array(staticClientSchema)
       .superRefine((clients, ctx) => {
@@ -753,6 +799,7 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['storage', 'vault', 'role'], message: 'role is required for auth_method: kubernetes' });
       }
     }
+    for (const problem of machineClientProblems(cfg)) ctx.addIssue({ code: 'custom', ...problem });
     if (cfg.registration.mode === 'token' && !cfg.registration.initial_access_token) {
       ctx.addIssue({
         code: 'custom',

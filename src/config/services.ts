@@ -27,6 +27,8 @@ export interface ResolvedService {
    * checking on each request (every token carries a provider of this gateway).
    */
   providersRestricted: boolean;
+  /** Machine clients (`registration.clients` with `client_credentials`) whose `services` list this one. */
+  machineClients: string[];
   /** The service policy, or the global default. */
   policy: PolicyConfig | undefined;
   config: ServiceConfig;
@@ -51,6 +53,9 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
       authRequired: s.auth_required,
       providers: serviceProviders(config, s),
       providersRestricted: serviceProviders(config, s).length < Object.keys(config.oauth_providers).length,
+      machineClients: config.registration.clients
+        .filter((c) => c.grant_types.includes('client_credentials') && c.services.includes(id))
+        .map((c) => c.client_id),
       policy: s.policy ?? config.access_policy,
       config: s,
     });

@@ -74,6 +74,8 @@ export interface ServiceAccess {
   providers: readonly string[];
   /** Whether `providers` leaves out a configured provider (else any provider of the gateway is accepted). */
   providersRestricted: boolean;
+  /** Machine clients configured for the service (`registration.clients[].services`). */
+  machineClients: readonly string[];
   policy: PolicyConfig | undefined;
 }
 
@@ -91,6 +93,12 @@ export function checkServiceAccess(service: ServiceAccess, user: PolicyUser): Po
         reason: `user ${user.id} signed in through provider '${provider ?? 'unknown'}', which service '${service.id}' does not accept (oauth_provider)`,
       };
     }
+  }
+  if (user.machineClient !== undefined && !service.machineClients.includes(user.machineClient)) {
+    return {
+      allowed: false,
+      reason: `machine client ${user.machineClient} is not configured for service '${service.id}' (registration.clients[].services)`,
+    };
   }
   return checkPolicy(service.policy, user);
 }
