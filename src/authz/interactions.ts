@@ -90,7 +90,7 @@ export function registerInteractionRoutes(
    * has one provider; with several, the chooser (the gateway itself).
    */
   const upstreamTarget = (details: Details, service: ResolvedService) =>
-    !sessionUser(details, service) && service.providers.length === 1 ? origins.get(service.providers[0]!)?.() : undefined;
+    !sessionUser(details, service) && service.signInProviders.length === 1 ? origins.get(service.signInProviders[0]!)?.() : undefined;
 
   const finish = (req: FastifyRequest, reply: FastifyReply, result: InteractionResults, merge = false) =>
     host.provider.interactionFinished(req.raw as IncomingMessage, reply.raw as ServerResponse, result, { mergeWithLastSubmission: merge });
@@ -203,7 +203,7 @@ export function registerInteractionRoutes(
    * server-side for the person's choice; `provider` is that choice.
    */
   async function startUpstream(reply: FastifyReply, uid: string, approval: Approval, provider?: string): Promise<void> {
-    const allowed = serviceForResource(ctx, approval.resource)?.providers ?? [];
+    const allowed = serviceForResource(ctx, approval.resource)?.signInProviders ?? [];
     if (provider === undefined) {
       if (allowed.length > 1) {
         await ctx.store.set(CHOICE_PREFIX + uid, approval, { ttlSeconds: 900 });
@@ -351,7 +351,7 @@ export function registerInteractionRoutes(
   async function pendingChoice(reply: FastifyReply, details: Details) {
     const approval = (await ctx.store.get<Approval>(CHOICE_PREFIX + details.uid))?.value;
     const service = approval ? serviceForResource(ctx, approval.resource) : undefined;
-    if (!approval || !service || service.providers.length < 2) {
+    if (!approval || !service || service.signInProviders.length < 2) {
       errorPage(reply, details.uid, 400, 'Sign-in expired', REFUSALS.expired(), 'access_denied', 'expired');
       return undefined;
     }
@@ -370,11 +370,11 @@ export function registerInteractionRoutes(
         uid: details.uid,
         csrf: csrfToken(ctx, details.uid),
         serviceName: service.name,
-        providers: service.providers.map((name) => ({ name, label: upstreams.label(name) })),
-        remembered: rememberedChoice(req.headers.cookie, ctx.issuer, service.providers),
+        providers: service.signInProviders.map((name) => ({ name, label: upstreams.label(name) })),
+        remembered: rememberedChoice(req.headers.cookie, ctx.issuer, service.signInProviders),
       });
       // Each button answers 303 to its provider (Chromium checks form-action on those redirects: html.ts).
-      const targets = await Promise.all(service.providers.map((name) => origins.get(name)?.()));
+      const targets = await Promise.all(service.signInProviders.map((name) => origins.get(name)?.()));
       sendPage(reply.raw, 200, 'Choose how to sign in', html, [redirectOf(details), ...targets]);
     }),
   );
@@ -398,7 +398,7 @@ export function registerInteractionRoutes(
       const pending = await pendingChoice(reply, details);
       if (!pending) return;
       const choice = String(req.body?.provider ?? '');
-      if (!pending.service.providers.includes(choice)) {
+      if (!pending.service.signInProviders.includes(choice)) {
         return sendPage(
           reply.raw,
           400,

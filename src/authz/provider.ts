@@ -17,6 +17,7 @@ import { resourceIndicatorsFeature } from './resource-servers.js';
 import { structuredAccessToken } from './structured-tokens.js';
 import { ID_TOKEN_TTL_S } from '../kernel/key-rotation.js';
 import { machineSubject } from '../kernel/claims.js';
+import { idJagGrant, JWT_BEARER_GRANT } from './id-jag.js';
 
 export const ROUTES = {
   authorization: '/oauth/authorize',
@@ -274,6 +275,9 @@ export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string)
   const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked, grace));
   provider.proxy = Boolean(ctx.config.trust_proxy);
   if (grace.enabled) provider.use(grace.middleware());
+  // Enterprise-Managed Authorization (id-jag.ts): only with a trusted issuer configured.
+  if (ctx.config.enterprise_authorization.issuers.length > 0)
+    provider.registerGrantType(JWT_BEARER_GRANT, idJagGrant(ctx, provider), ['assertion', 'scope', 'resource']);
   relaxLoopbackPorts(provider);
   return provider;
 }

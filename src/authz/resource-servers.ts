@@ -94,14 +94,7 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
         const params = koa.oidc.params as { scope?: string | undefined };
         params.scope = selectScopes(params.scope, service).resourceScopes.join(' ') || undefined;
       }
-      return {
-        scope: service.scopes.join(' '),
-        audience: service.canonicalUri,
-        accessTokenTTL: ctx.config.tokens.access_token_ttl,
-        accessTokenFormat: 'jwt',
-        // RFC 9068 JWT signed by the current gateway key (src/kernel/keys.ts).
-        jwt: { sign: { alg: 'ES256', kid: ctx.keys.signer.kid } },
-      };
+      return resourceServerInfo(ctx, service);
     },
   };
 }
@@ -138,4 +131,16 @@ function assertMachineClientAllowed(ctx: GatewayContext, koa: KoaContextWithOIDC
       ? `denied by the access policy of service '${service.id}' (policy.machine_clients)`
       : `client '${clientId}' may not obtain tokens for service '${service.id}' (registration.clients[].services)`,
   );
+}
+
+/** The resource server of a service: RFC 9068 JWTs for exactly its audience, at most its scopes. */
+export function resourceServerInfo(ctx: GatewayContext, service: ResolvedService): ResourceServer {
+  return {
+    scope: service.scopes.join(' '),
+    audience: service.canonicalUri,
+    accessTokenTTL: ctx.config.tokens.access_token_ttl,
+    accessTokenFormat: 'jwt',
+    // RFC 9068 JWT signed by the current gateway key (src/kernel/keys.ts).
+    jwt: { sign: { alg: 'ES256', kid: ctx.keys.signer.kid } },
+  };
 }

@@ -305,3 +305,87 @@ export function machineClientProblems(cfg: {
   });
   return out;
 }
+
+interface EnterpriseIssuerShape {
+  issuer: string;
+  jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
+  jwks_uri?: string | undefined;
+  clients: readonly string[];
+  provider?: string | undefined;
+  allow_insecure_http: boolean;
+}
+
+/** The provider name an enterprise issuer's users carry: `provider`, else the oauth_providers key with that issuer, else the host. */
+export function enterpriseProviderName(
+  i: { issuer: string; provider?: string | undefined },
+  providers: Record<string, { issuer?: string | undefined }>,
+): string {
+  if (i.provider) return i.provider;
+  const same = Object.entries(providers).find(
+    ([, p]) => p.issuer !== undefined && p.issuer.replace(/\/+$/, '') === i.issuer.replace(/\/+$/, ''),
+  );
+  return same ? same[0] : (URL.parse(i.issuer)?.hostname ?? i.issuer);
+}
+
+/**
+ * `enterprise_authorization.issuers`: one key source each, public keys only, keys fetched over https (MCP
+ * Enterprise-Managed Authorization §7.4.1: over authenticated TLS) except on loopback, every allowed client
+ * a configured client with the jwt-bearer grant, an issuer listed once, a usable provider name.
+ */
+export function enterpriseIssuerProblems(cfg: {
+  oauth_providers: Record<string, { issuer?: string | undefined }>;
+  registration: { clients: readonly { client_id: string; grant_types: readonly string[] }[] };
+  enterprise_authorization: { issuers: readonly EnterpriseIssuerShape[] };
+}): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  const seen = new Map<string, number>();
+  cfg.enterprise_authorization.issuers.forEach((i, n) => {
+    const at = (...rest: (string | number)[]) => ['enterprise_authorization', 'issuers', n, ...rest];
+    const first = seen.get(i.issuer);
+    if (first !== undefined) out.push({ path: at('issuer'), message: `issuer '${i.issuer}' is already listed as issuers[${first}]` });
+    seen.set(i.issuer, n);
+    if ((i.jwks === undefined) === (i.jwks_uri === undefined))
+      out.push({
+        path: at(),
+        message: `issuer '${i.issuer}' needs exactly one of jwks (its public keys) or jwks_uri (where it publishes them)`,
+      });
+    i.jwks?.keys.forEach((k, j) => {
+      if (['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((f) => f in k))
+        out.push({
+          path: at('jwks', 'keys', j),
+          message: 'jwks must hold public keys only: remove the private members (d, p, q, …) and any symmetric key (k)',
+        });
+    });
+    const u = i.jwks_uri === undefined ? null : URL.parse(i.jwks_uri);
+    if (u && u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !i.allow_insecure_http)
+      out.push({
+        path: at('jwks_uri'),
+        message: `jwks_uri uses plain http on a non-loopback host (${u.host}): the keys that decide who may get tokens must come over https (or set allow_insecure_http: true for a test set-up)`,
+      });
+    i.clients.forEach((id, j) => {
+      const c = cfg.registration.clients.find((x) => x.client_id === id);
+      if (!c)
+        out.push({
+          path: at('clients', j),
+          message: `client '${id}' is not under registration.clients: configure it there with grant_types: [urn:ietf:params:oauth:grant-type:jwt-bearer]`,
+        });
+      else if (!c.grant_types.includes('urn:ietf:params:oauth:grant-type:jwt-bearer'))
+        out.push({
+          path: at('clients', j),
+          message: `client '${id}' (registration.clients) lacks grant_types: [urn:ietf:params:oauth:grant-type:jwt-bearer]`,
+        });
+    });
+    const name = enterpriseProviderName(i, cfg.oauth_providers);
+    for (const p of providerNameProblems([name]))
+      out.push({ path: at('provider'), message: p.message.replace(/^provider name/, 'enterprise provider name') });
+  });
+  cfg.registration.clients.forEach((c, n) => {
+    if (!c.grant_types.includes('urn:ietf:params:oauth:grant-type:jwt-bearer')) return;
+    if (!cfg.enterprise_authorization.issuers.some((i) => i.clients.includes(c.client_id)))
+      out.push({
+        path: ['registration', 'clients', n, 'grant_types'],
+        message: `client '${c.client_id}' has the jwt-bearer grant but no enterprise_authorization.issuers[].clients lists it: add it to the issuer whose ID-JAGs it presents`,
+      });
+  });
+  return out;
+}

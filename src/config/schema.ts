@@ -9,6 +9,8 @@ import { z } from 'zod';
 import {
   devSignInAddressProblems,
   headerNameProblem,
+  enterpriseIssuerProblems,
+  enterpriseProviderName,
   machineClientProblems,
   providerNameProblems,
   serviceProviderProblems,
@@ -448,6 +450,67 @@ export const machineClientSchema = z
 
 export type MachineClientConfig = z.infer<typeof machineClientSchema>;
 
+/** JWS algorithms accepted on ID-JAGs by default (asymmetric only; never `none` or HMAC). */
+export const ID_JAG_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'] as const;
+
+export const enterpriseIssuerSchema = z
+  .object({
+    issuer: httpUrl('issuer').describe("The enterprise IdP's issuer identifier, exactly as its ID-JAGs carry it in `iss`."),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .strict()
+      .optional()
+      .describe('Its public signing keys (a JWK Set). Give `jwks` or `jwks_uri`.'),
+    jwks_uri: httpUrl('jwks_uri')
+      .optional()
+      .describe(
+        'Where its public keys are published (https; fetched with a timeout, cached, refetched for an unknown `kid`). Give `jwks` or `jwks_uri`.',
+      ),
+    clients: stringList()
+      .min(1)
+      .describe(
+        "The `client_id` values allowed to present its grants (each in `registration.clients` with the jwt-bearer grant); the ID-JAG's `client_id` must be one of them and equal the authenticated client.",
+      ),
+    claims: z
+      .object({
+        id: z.string().min(1).default('sub').describe("Claim holding the user's stable id (default `sub`)."),
+        email: z.string().min(1).default('email').describe('Claim holding the email address (default `email`).'),
+        groups: z
+          .string()
+          .min(1)
+          .default('groups')
+          .describe('Claim holding the groups, a list or a space-separated string (default `groups`).'),
+        name: z.string().min(1).default('name').describe('Claim holding the display name (default `name`).'),
+      })
+      .strict()
+      .default({ id: 'sub', email: 'email', groups: 'groups', name: 'name' })
+      .describe("Where the user's attributes are in the ID-JAG."),
+    provider: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The provider name in user ids `{provider}:{subject}`, policies' `providers:` and `x-user-provider`. Default: the key of the `oauth_providers` entry with the same `issuer` (so a person is the same user by browser sign-in and by ID-JAG), else the issuer's host name.",
+      ),
+    algorithms: z
+      .array(z.enum(ID_JAG_ALGORITHMS))
+      .min(1)
+      .default([...ID_JAG_ALGORITHMS])
+      .describe('Accepted signature algorithms (an allow-list; `none` and HMAC are never accepted).'),
+    max_lifetime: intFrom(30, 3600)
+      .default(600)
+      .describe('Longest accepted ID-JAG lifetime (`exp` − `iat`) in seconds: ID-JAGs are meant to live minutes.'),
+    assume_email_verified: boolFrom()
+      .default(false)
+      .describe('Treat the asserted email address as verified without `email_verified: true` (for `emails` / `email_domains` policies).'),
+    allow_insecure_http: boolFrom()
+      .default(false)
+      .describe('Allow a plain-http `jwks_uri` on a non-loopback host (tests only; refused when NODE_ENV=production).'),
+  })
+  .strict();
+
+export type EnterpriseIssuerConfig = z.infer<typeof enterpriseIssuerSchema>;
+
 export const configSchema = z
   .object({
     host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
@@ -567,6 +630,18 @@ export const configSchema = z
       })
       .strict()
       .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] }, clients: [] }),
+    enterprise_authorization: z
+      .object({
+        issuers: z
+          .array(enterpriseIssuerSchema)
+          .default([])
+          .describe('Trusted enterprise identity providers whose ID-JAGs the token endpoint accepts.'),
+      })
+      .strict()
+      .default({ issuers: [] })
+      .describe(
+        "Enterprise-Managed Authorization (MCP extension, ID-JAG): a client presents an Identity Assertion JWT Authorization Grant from a trusted enterprise IdP at `/oauth/token` with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; no browser, no consent page (the enterprise granted it); the service's access policy still applies.",
+      ),
     clients: z
       .array(staticClientSchema)
       .superRefine((clients, ctx) => {
@@ -691,6 +766,9 @@ export const configSchema = z
       }
     });
     const providerNames = Object.keys(cfg.oauth_providers);
+    const sourceNames = [
+      ...new Set([...providerNames, ...cfg.enterprise_authorization.issuers.map((i) => enterpriseProviderName(i, cfg.oauth_providers))]),
+    ];
     for (const problem of providerNameProblems(providerNames)) ctx.addIssue({ code: 'custom', ...problem });
     for (const [name, p] of Object.entries(cfg.oauth_providers)) {
       const kind = providerKind(name, p);
@@ -761,7 +839,7 @@ export const configSchema = z
         });
       }
       if (s.auth_required && providerNames.length > 0) {
-        for (const problem of serviceProviderProblems(id, s.oauth_provider, providerNames)) ctx.addIssue({ code: 'custom', ...problem });
+        for (const problem of serviceProviderProblems(id, s.oauth_provider, sourceNames)) ctx.addIssue({ code: 'custom', ...problem });
       }
       if (s.required_scopes) {
         for (const sc of s.required_scopes) {
@@ -800,6 +878,7 @@ export const configSchema = z
       }
     }
     for (const problem of machineClientProblems(cfg)) ctx.addIssue({ code: 'custom', ...problem });
+    for (const problem of enterpriseIssuerProblems(cfg)) ctx.addIssue({ code: 'custom', ...problem });
     if (cfg.registration.mode === 'token' && !cfg.registration.initial_access_token) {
       ctx.addIssue({
         code: 'custom',

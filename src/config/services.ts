@@ -2,6 +2,7 @@
  * Services as the rest of the gateway sees them: configuration plus the URLs derived from the issuer.
  * The canonical URI `{issuer}/{id}/mcp` is the service's RFC 8707 resource indicator and token audience.
  */
+import { enterpriseProviderName } from './rules.js';
 import type { GatewayConfig, PolicyConfig, ServiceConfig } from './schema.js';
 
 export interface ResolvedService {
@@ -22,6 +23,8 @@ export interface ResolvedService {
    * configuration's order): `oauth_provider` as one name or a list; omitted, every provider.
    */
   providers: string[];
+  /** The redirecting sign-ins among `providers` (keys under `oauth_providers`): what the chooser offers. */
+  signInProviders: string[];
   /**
    * Whether `providers` leaves out some configured provider: only then does a token's provider need
    * checking on each request (every token carries a provider of this gateway).
@@ -52,7 +55,8 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
       requiredScopes: [...(s.required_scopes ?? s.scopes)],
       authRequired: s.auth_required,
       providers: serviceProviders(config, s),
-      providersRestricted: serviceProviders(config, s).length < Object.keys(config.oauth_providers).length,
+      signInProviders: serviceProviders(config, s).filter((p) => Object.hasOwn(config.oauth_providers, p)),
+      providersRestricted: serviceProviders(config, s).length < identitySources(config).length,
       machineClients: config.registration.clients
         .filter((c) => c.grant_types.includes('client_credentials') && c.services.includes(id))
         .map((c) => c.client_id),
@@ -63,9 +67,22 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
   return out;
 }
 
-/** `oauth_provider` resolved: one name, a list, or (omitted) every configured provider. */
-export function serviceProviders(config: Pick<GatewayConfig, 'oauth_providers'>, s: Pick<ServiceConfig, 'oauth_provider'>): string[] {
-  const all = Object.keys(config.oauth_providers);
+/** Every identity source's provider name: the keys under `oauth_providers`, then the enterprise issuers' (ID-JAG). */
+export function identitySources(config: Pick<GatewayConfig, 'oauth_providers' | 'enterprise_authorization'>): string[] {
+  const names = Object.keys(config.oauth_providers);
+  for (const i of config.enterprise_authorization.issuers) {
+    const name = enterpriseProviderName(i, config.oauth_providers);
+    if (!names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
+/** `oauth_provider` resolved: one name, a list, or (omitted) every identity source. */
+export function serviceProviders(
+  config: Pick<GatewayConfig, 'oauth_providers' | 'enterprise_authorization'>,
+  s: Pick<ServiceConfig, 'oauth_provider'>,
+): string[] {
+  const all = identitySources(config);
   if (s.oauth_provider === undefined) return all;
   const named = Array.isArray(s.oauth_provider) ? s.oauth_provider : [s.oauth_provider];
   return all.filter((p) => named.includes(p));
