@@ -361,6 +361,7 @@ const vaultSchema = z
         'gw:mcp-session:',
         'gw:upstream-state:',
         'gw:ratelimit:',
+        'gw:id-jag-jti:',
       ])
       .describe(
         'Key prefixes routed to `short_lived` when it is set. A prefix must cover whole record families: records and the index tags they carry stay in one back-end.',
