@@ -190,6 +190,11 @@ export function buildConfiguration(
       },
     },
     async extraTokenClaims(_koa, token) {
+      // A machine client's configured display name (x-user-name); nothing else about it is claimed.
+      if (token.kind === 'ClientCredentials') {
+        const name = ctx.config.registration.clients.find((c) => c.client_id === token.clientId)?.client_name;
+        return name ? { name } : undefined;
+      }
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
       return identityClaims(await loadAccount(ctx, token.accountId), token.grantId);
     },

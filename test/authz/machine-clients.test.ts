@@ -75,6 +75,7 @@ describe('machine clients (client_credentials)', () => {
     const seen = await whoami(gw, 'calc', { authProvider });
     expect(seen).toEqual({
       'x-user-id': 'client:ci-bot',
+      'x-user-name': 'CI bot',
       'x-user-kind': 'machine',
       'x-forwarded-for': '127.0.0.1',
       'x-forwarded-proto': 'http',
