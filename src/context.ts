@@ -60,4 +60,6 @@ export interface GatewayContext {
   tracing?: Tracing;
   /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
   upstream?: UpstreamHealth;
+  /** Every redirecting identity provider as last seen, when more than one is configured (`upstream` is the first). */
+  upstreams?: UpstreamHealth[];
 }

@@ -71,7 +71,8 @@ export function escapeHtml(s: string): string {
 const STYLE = `body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1a1a1a;line-height:1.5}
 h1{font-size:1.4rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dt{font-weight:600}dd{margin:0;word-break:break-all}
 .actions{display:flex;gap:1rem;margin-top:1.5rem}button{font-size:1rem;padding:.5rem 1.2rem;border-radius:.3rem;border:1px solid #555;cursor:pointer}
-button.primary{background:#1f5fbf;color:#fff;border-color:#1f5fbf}.error{color:#a00}code{background:#f2f2f2;padding:0 .2rem}`;
+button.primary{background:#1f5fbf;color:#fff;border-color:#1f5fbf}.error{color:#a00}code{background:#f2f2f2;padding:0 .2rem}
+fieldset{border:0;padding:0;margin:1rem 0}legend{font-weight:600;margin-bottom:.5rem}ul.choices{list-style:none;padding:0;display:grid;gap:.6rem}button:focus-visible{outline:3px solid #1f5fbf;outline-offset:2px}`;
 
 /** `body` must already be escaped HTML. */
 export function page(title: string, body: string): string {

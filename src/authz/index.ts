@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import type { GatewayContext } from '../context.js';
 import { sendError } from '../kernel/error-reply.js';
-import { announceUpstream, createUpstream } from '../upstream/index.js';
+import { announceUpstreams, UpstreamRegistry } from '../upstream/index.js';
 import { registerInteractionRoutes } from './interactions.js';
 import { registerMetadataRoutes } from './metadata.js';
 import { allScopes, ROUTES } from './provider.js';
@@ -68,9 +68,11 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   const host = new ProviderHost(ctx);
   host.startKeyPolling();
   app.addHook('onClose', async () => host.stop());
-  const upstream = createUpstream(ctx.config);
-  if (upstream && !('local' in upstream)) ctx.upstream = upstream.health;
-  void announceUpstream(ctx.config, upstream, ctx.log);
+  const upstreams = new UpstreamRegistry(ctx.config);
+  const redirecting = upstreams.redirecting;
+  if (redirecting[0]) ctx.upstream = redirecting[0].health;
+  if (redirecting.length > 1) ctx.upstreams = redirecting.map((u) => u.health);
+  void announceUpstreams(ctx.config, upstreams, ctx.log);
   // CORS and Origin checks of these endpoints are registered by the composition root before this
   // (src/http/cors.ts registerOAuthCors, from src/http/app.ts): the authorization server never imports src/http.
 
@@ -130,6 +132,6 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   // Form posts (consent, abort) are parsed only in this scope; the proxy keeps raw bodies.
   await app.register(async (scope) => {
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, urlEncoded);
-    registerInteractionRoutes(scope, ctx, host, upstream);
+    registerInteractionRoutes(scope, ctx, host, upstreams);
   });
 }

@@ -6,6 +6,8 @@
  *                                     remembered / just-approved consent is applied, else the page.
  * 2. POST /interaction/:uid/decision  Approve → upstream IdP (state, nonce, PKCE kept server-side);
  *                                     Deny → `access_denied` to the client.
+ *    GET/POST /interaction/:uid/provider  when the service accepts several providers: the chooser
+ *                                     (provider-choice.ts) between Approve and the upstream IdP.
  * 3. GET  /oauth/callback             the fixed upstream redirect_uri → /interaction/:uid/callback
  *                                     (so the interaction's path-scoped cookie is sent).
  * 4. GET  /interaction/:uid/callback  code exchange, profile stored, access policy, login finished.
@@ -18,7 +20,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { InteractionResults } from 'oidc-provider';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
-import { UpstreamError, type SignIn, type UpstreamChecks } from '../upstream/index.js';
+import { DevSignIn, UpstreamError, type UpstreamChecks, type UpstreamIdp, type UpstreamRegistry } from '../upstream/index.js';
 import { startFailure } from '../upstream/http.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 import { loadAccount, saveAccount } from './accounts.js';
@@ -26,7 +28,8 @@ import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, 
 import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
 import { upstreamFormTarget } from './form-targets.js';
 import { messagePage, sendFormRefused, sendPage } from './html.js';
-import { checkPolicy } from '../kernel/policy.js';
+import { checkServiceAccess, providerOfUserId } from '../kernel/policy.js';
+import { CHOICE_PREFIX, chooserPage, choiceCookie, rememberedChoice } from './provider-choice.js';
 import type { ProviderHost } from './provider-host.js';
 import { REFUSALS, upstreamRefusal, type Refusal } from './refusals.js';
 import { serviceForResource } from './resource-servers.js';
@@ -39,6 +42,8 @@ interface UpstreamAttempt {
   approval: Approval;
   /** Set by the console's own sign-in (src/admin/sign-in.ts): the path /oauth/callback resumes at instead. */
   resume?: string;
+  /** The provider the person was sent to (absent in attempts stored before several providers existed). */
+  provider?: string;
 }
 
 const ATTEMPT_PREFIX = 'gw:upstream-state:';
@@ -52,10 +57,21 @@ function isStateValue(state: unknown): state is string {
 /** The one upstream redirect URI serves the console's sign-in too: only its own fixed path is honoured. */
 const consoleResume = (resume: unknown) => (resume === '/admin/callback' ? resume : undefined);
 
-export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayContext, host: ProviderHost, signIn: SignIn | undefined): void {
-  const upstream = signIn && !('local' in signIn) ? signIn : undefined;
-  const devSignIn = signIn && 'local' in signIn ? signIn : undefined;
+export function registerInteractionRoutes(
+  app: FastifyInstance,
+  ctx: GatewayContext,
+  host: ProviderHost,
+  upstreams: UpstreamRegistry,
+): void {
+  const devSignIn = upstreams.names.map((n) => upstreams.get(n)).find((s): s is DevSignIn => s instanceof DevSignIn);
   const callbackUrl = `${ctx.issuer}/oauth/callback`;
+  /** A redirecting provider by name (undefined for the development form or an unknown name). */
+  const redirecting = (name: string | undefined): UpstreamIdp | undefined => {
+    const s = name === undefined ? undefined : upstreams.get(name);
+    return s && !('local' in s) ? s : undefined;
+  };
+  // The provider a failing reply was dealing with, for the guard's log line and page.
+  const providerFor = new WeakMap<FastifyReply, UpstreamIdp>();
 
   // ---- named steps -------------------------------------------------------------------------------
   // The interaction each reply serves, so that every page can list its client's redirect URI in the
@@ -67,9 +83,19 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     return details;
   };
   const redirectOf = (details: Details | undefined) => (details ? String(details.params.redirect_uri ?? '') : undefined);
-  const upstreamOrigin = upstream ? upstreamFormTarget(upstream, callbackUrl) : undefined;
-  /** Where Approve sends a person who is not signed in yet: the IdP's authorization origin. */
-  const upstreamTarget = (details: Details) => (details.prompt.name === 'login' ? upstreamOrigin?.() : undefined);
+  const origins = new Map(upstreams.redirecting.map((u) => [u.name, upstreamFormTarget(u, callbackUrl)]));
+  /** Whether the signed-in person of this interaction may use the service without signing in again (its provider is offered). */
+  const sessionUser = (details: Details, service: ResolvedService): string | undefined => {
+    const user = details.prompt.name === 'consent' ? details.session?.accountId : undefined;
+    const provider = user === undefined ? undefined : providerOfUserId(user);
+    return provider !== undefined && service.providers.includes(provider) ? user : undefined;
+  };
+  /**
+   * Where Approve sends a person who still has to sign in: the IdP's authorization origin when the service
+   * has one provider; with several, the chooser (the gateway itself).
+   */
+  const upstreamTarget = (details: Details, service: ResolvedService) =>
+    !sessionUser(details, service) && service.signInProviders.length === 1 ? origins.get(service.signInProviders[0]!)?.() : undefined;
 
   const finish = (req: FastifyRequest, reply: FastifyReply, result: InteractionResults, merge = false) =>
     host.provider.interactionFinished(req.raw as IncomingMessage, reply.raw as ServerResponse, result, { mergeWithLastSubmission: merge });
@@ -109,7 +135,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       approved,
       offline,
     });
-    sendPage(reply.raw, 200, `Allow access to ${service.name}?`, html, [redirectOf(details), await upstreamTarget(details)]);
+    sendPage(reply.raw, 200, `Allow access to ${service.name}?`, html, [redirectOf(details), await upstreamTarget(details, service)]);
   }
 
   /** An error page whose button sends the OAuth error back to the client (never a silent dead end). */
@@ -136,8 +162,9 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     clientId: string,
   ): Promise<boolean> {
     const profile = await loadAccount(ctx, userId);
-    const decision = checkPolicy(service.policy, {
+    const decision = checkServiceAccess(service, {
       id: userId,
+      provider: profile?.provider,
       email: profile?.email,
       emailVerified: profile?.emailVerified,
       groups: profile?.groups,
@@ -175,24 +202,40 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
     await finish(req, reply, { consent: { grantId } }, true);
   }
 
-  async function startUpstream(reply: FastifyReply, uid: string, approval: Approval): Promise<void> {
-    if (devSignIn) {
+  const seeOther = (reply: FastifyReply, location: string): void => {
+    reply.raw.writeHead(303, { location, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+    reply.raw.end();
+  };
+
+  /**
+   * After Approve: to the service's one provider, or (several) to the chooser, the approval waiting
+   * server-side for the person's choice; `provider` is that choice.
+   */
+  async function startUpstream(reply: FastifyReply, uid: string, approval: Approval, provider?: string): Promise<void> {
+    const allowed = serviceForResource(ctx, approval.resource)?.signInProviders ?? [];
+    if (provider === undefined) {
+      if (allowed.length > 1) {
+        await ctx.store.set(CHOICE_PREFIX + uid, approval, { ttlSeconds: 900 });
+        return seeOther(reply, `/interaction/${encodeURIComponent(uid)}/provider`);
+      }
+      provider = allowed[0];
+    }
+    const signIn = provider === undefined ? undefined : upstreams.get(provider);
+    if (signIn instanceof DevSignIn) {
       // Consent first (as for a real IdP); the approval waits server-side for the form, single use.
       await ctx.store.set(DEV_LOGIN_PREFIX + uid, approval, { ttlSeconds: 900 });
-      reply.raw.writeHead(303, {
-        location: `/interaction/${encodeURIComponent(uid)}/dev-login`,
-        'cache-control': 'no-store',
-        'referrer-policy': 'no-referrer',
-      });
-      return void reply.raw.end();
+      return seeOther(reply, `/interaction/${encodeURIComponent(uid)}/dev-login`);
     }
+    const upstream = redirecting(provider);
     if (!upstream) throw new UpstreamError('server_error', 'no identity provider is configured (oauth_providers)');
+    providerFor.set(reply, upstream);
     const { url, checks } = await upstream.start(callbackUrl).catch((err: unknown) => {
       throw startFailure(err); // the guard shows it with the return button
     });
-    await ctx.store.set(ATTEMPT_PREFIX + checks.state, { uid, checks, approval } satisfies UpstreamAttempt, { ttlSeconds: 900 });
-    reply.raw.writeHead(303, { location: url.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
-    reply.raw.end();
+    await ctx.store.set(ATTEMPT_PREFIX + checks.state, { uid, checks, approval, provider: upstream.name } satisfies UpstreamAttempt, {
+      ttlSeconds: 900,
+    });
+    seeOther(reply, url.href);
   }
 
   /** After a successful sign-in: profile kept, access policy checked, login finished with the approval. */
@@ -223,6 +266,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
         const uid = (req.params as { uid?: unknown } | undefined)?.uid;
         if (err instanceof UpstreamError && typeof uid === 'string' && !reply.raw.headersSent) {
           // The provider is unusable (unreachable, bad answer): say so, and let the client learn it too.
+          const upstream = providerFor.get(reply);
           ctx.metrics.signIns.inc({ outcome: 'failure' });
           ctx.log.warn(
             { err: err.cause ?? err, provider: upstream?.name, reason: upstream?.health.reason },
@@ -260,8 +304,8 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
           'unknown_service',
         );
       const clientId = String(details.params.client_id);
-      if (details.prompt.name === 'consent' && details.session?.accountId) {
-        const user = details.session.accountId;
+      const user = sessionUser(details, service);
+      if (user !== undefined) {
         if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
         const approved = (details.lastSubmission as { gwApproval?: Approval } | undefined)?.gwApproval;
         const justApproved =
@@ -289,18 +333,74 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       }
       const { service, scopes, resource } = requested(details);
       const clientId = String(details.params.client_id);
-      const user = details.session?.accountId;
+      const user = service ? sessionUser(details, service) : details.session?.accountId;
       if (req.body?.action !== 'approve' || !service) {
         ctx.audit.emit('consent.denied', { client_id: clientId, service: service?.id, user });
         return finish(req, reply, { error: 'access_denied', error_description: 'The user denied the request' });
       }
       ctx.audit.emit('consent.granted', { client_id: clientId, service: service.id, user });
-      if (details.prompt.name === 'consent' && user) {
+      if (user !== undefined) {
         if (!(await policyAllows(reply, details.uid, service, user, clientId))) return;
         await rememberConsent(ctx, user, clientId, service.id, scopes);
         return grantConsent(req, reply, details, user);
       }
       return startUpstream(reply, details.uid, { clientId, resource, scopes });
+    }),
+  );
+
+  /** The approval waiting for the chooser, and the service's providers, or an error page (expired / none). */
+  async function pendingChoice(reply: FastifyReply, details: Details) {
+    const approval = (await ctx.store.get<Approval>(CHOICE_PREFIX + details.uid))?.value;
+    const service = approval ? serviceForResource(ctx, approval.resource) : undefined;
+    if (!approval || !service || service.signInProviders.length < 2) {
+      errorPage(reply, details.uid, 400, 'Sign-in expired', REFUSALS.expired(), 'access_denied', 'expired');
+      return undefined;
+    }
+    return { approval, service };
+  }
+
+  app.get<{ Params: { uid: string } }>(
+    '/interaction/:uid/provider',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      const pending = await pendingChoice(reply, details);
+      if (!pending) return;
+      const { service } = pending;
+      const html = chooserPage({
+        uid: details.uid,
+        csrf: csrfToken(ctx, details.uid),
+        serviceName: service.name,
+        providers: service.signInProviders.map((name) => ({ name, label: upstreams.label(name) })),
+        remembered: rememberedChoice(req.headers.cookie, ctx.issuer, service.signInProviders),
+      });
+      // Each button answers 303 to its provider (Chromium checks form-action on those redirects: html.ts).
+      const targets = await Promise.all(service.signInProviders.map((name) => origins.get(name)?.()));
+      sendPage(reply.raw, 200, 'Choose how to sign in', html, [redirectOf(details), ...targets]);
+    }),
+  );
+
+  app.post<{ Params: { uid: string }; Body: Record<string, string> }>(
+    '/interaction/:uid/provider',
+    guard(async (req, reply) => {
+      reply.hijack();
+      const details = await detailsOf(req, reply);
+      if (details.uid !== req.params.uid || !csrfValid(ctx, details.uid, req.body?.csrf)) {
+        return sendFormRefused(reply.raw);
+      }
+      const pending = await pendingChoice(reply, details);
+      if (!pending) return;
+      const choice = String(req.body?.provider ?? '');
+      if (!pending.service.signInProviders.includes(choice)) {
+        return sendPage(
+          reply.raw,
+          400,
+          'Unknown sign-in',
+          messagePage('Unknown sign-in', `${pending.service.name} does not accept this sign-in. Go back and choose one of the buttons.`),
+        );
+      }
+      reply.raw.setHeader('set-cookie', choiceCookie(ctx.issuer, choice));
+      return startUpstream(reply, details.uid, pending.approval, choice);
     }),
   );
 
@@ -338,6 +438,7 @@ export function registerInteractionRoutes(app: FastifyInstance, ctx: GatewayCont
       // Single use: the stored state, nonce and verifier are taken, so a replayed callback fails.
       const state = req.query.state;
       const attempt = isStateValue(state) ? await ctx.store.take<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
+      const upstream = redirecting(attempt?.provider ?? upstreams.redirecting[0]?.name);
       if (!attempt || attempt.uid !== details.uid || !upstream) {
         return errorPage(
           reply,

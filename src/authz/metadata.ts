@@ -10,6 +10,15 @@ import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
 import { sendError } from '../kernel/error-reply.js';
 import { CLIENT_ASSERTION_ALGS, CLIENT_AUTH_METHODS, ROUTES } from './provider.js';
+import { ID_JAG_PROFILE, JWT_BEARER_GRANT } from './id-jag.js';
+
+/** The grants the token endpoint accepts: the code and refresh grants, plus client_credentials when a machine client is configured. */
+function grantTypes(ctx: GatewayContext): string[] {
+  const out = ['authorization_code', 'refresh_token'];
+  if (ctx.config.registration.clients.some((c) => c.grant_types.includes('client_credentials'))) out.push('client_credentials');
+  if (ctx.config.enterprise_authorization.issuers.length > 0) out.push(JWT_BEARER_GRANT);
+  return out;
+}
 
 export function authorizationServerMetadata(ctx: GatewayContext): Record<string, unknown> {
   const base = ctx.issuer;
@@ -30,7 +39,7 @@ export function authorizationServerMetadata(ctx: GatewayContext): Record<string,
     scopes_supported: [...scopes],
     response_types_supported: ['code'],
     response_modes_supported: ['query', 'fragment', 'form_post'],
-    grant_types_supported: ['authorization_code', 'refresh_token'],
+    grant_types_supported: grantTypes(ctx),
     token_endpoint_auth_methods_supported: authMethods,
     revocation_endpoint_auth_methods_supported: authMethods,
     introspection_endpoint_auth_methods_supported: authMethods,
@@ -43,6 +52,8 @@ export function authorizationServerMetadata(ctx: GatewayContext): Record<string,
     // RFC 9207.
     authorization_response_iss_parameter_supported: true,
     client_id_metadata_document_supported: ctx.config.registration.cimd.enabled,
+    // Enterprise-Managed Authorization §6 (draft-ietf-oauth-identity-assertion-authz-grant §7.2).
+    ...(ctx.config.enterprise_authorization.issuers.length > 0 ? { authorization_grant_profiles_supported: [ID_JAG_PROFILE] } : {}),
   };
 }
 

@@ -16,6 +16,8 @@ import { loopbackRedirectAllowed } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
 import { structuredAccessToken } from './structured-tokens.js';
 import { ID_TOKEN_TTL_S } from '../kernel/key-rotation.js';
+import { machineSubject } from '../kernel/claims.js';
+import { idJagGrant, JWT_BEARER_GRANT } from './id-jag.js';
 
 export const ROUTES = {
   authorization: '/oauth/authorize',
@@ -63,7 +65,30 @@ export function cookieKeys(secret: string, previous: readonly string[] = []): st
   );
 }
 
+/**
+ * `registration.clients`: confidential clients without a browser (no redirect URIs, no response types):
+ * `client_credentials` machine clients and ID-JAG presenters.
+ */
+function machineClients(ctx: GatewayContext): ClientMetadata[] {
+  return ctx.config.registration.clients.map((c) => ({
+    client_id: c.client_id,
+    ...(c.client_secret ? { client_secret: c.client_secret } : {}),
+    ...(c.jwks ? { jwks: c.jwks as ClientMetadata['jwks'] } : {}),
+    ...(c.client_name ? { client_name: c.client_name } : {}),
+    token_endpoint_auth_method: c.token_endpoint_auth_method ?? (c.jwks ? 'private_key_jwt' : 'client_secret_basic'),
+    grant_types: [...c.grant_types],
+    response_types: [],
+    redirect_uris: [],
+    application_type: 'web',
+    id_token_signed_response_alg: 'ES256',
+  }));
+}
+
 export function staticClients(ctx: GatewayContext): ClientMetadata[] {
+  return [...browserClients(ctx), ...machineClients(ctx)];
+}
+
+function browserClients(ctx: GatewayContext): ClientMetadata[] {
   return ctx.config.clients.map((c) => ({
     client_id: c.client_id,
     ...(c.client_secret ? { client_secret: c.client_secret } : {}),
@@ -155,7 +180,21 @@ export function buildConfiguration(
       return true;
     },
     expiresWithSession: async () => false,
+    // Machine clients act as themselves: subject `client:{client_id}` (oidc-provider puts the bare client
+    // id there), never a person's id, so policies, sessions and headers cannot mistake one for the other.
+    formats: {
+      customizers: {
+        jwt: async (_koa, token, jwt) => {
+          if (token.kind === 'ClientCredentials') jwt.payload.sub = machineSubject(String(jwt.payload.client_id));
+        },
+      },
+    },
     async extraTokenClaims(_koa, token) {
+      // A machine client's configured display name (x-user-name); nothing else about it is claimed.
+      if (token.kind === 'ClientCredentials') {
+        const name = ctx.config.registration.clients.find((c) => c.client_id === token.clientId)?.client_name;
+        return name ? { name } : undefined;
+      }
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
       return identityClaims(await loadAccount(ctx, token.accountId), token.grantId);
     },
@@ -205,6 +244,9 @@ export function buildConfiguration(
       pushedAuthorizationRequests: { enabled: false },
       claimsParameter: { enabled: false },
       resourceIndicators: resourceIndicatorsFeature(ctx),
+      // registration.clients only: DCR refuses the grant (registration.ts) and the resource check refuses
+      // every client not configured for the service (resource-servers.ts).
+      clientCredentials: { enabled: ctx.config.registration.clients.some((c) => c.grant_types.includes('client_credentials')) },
       clientIdMetadataDocument: cimdFeature(ctx),
     },
     // CIMD documents and clients' jwks_uri: resolved and checked before connecting (SSRF guard), except
@@ -238,6 +280,9 @@ export function buildProvider(ctx: GatewayContext, onGrantRevoked: (gid: string)
   const provider = new Provider(ctx.issuer, buildConfiguration(ctx, onGrantRevoked, grace));
   provider.proxy = Boolean(ctx.config.trust_proxy);
   if (grace.enabled) provider.use(grace.middleware());
+  // Enterprise-Managed Authorization (id-jag.ts): only with a trusted issuer configured.
+  if (ctx.config.enterprise_authorization.issuers.length > 0)
+    provider.registerGrantType(JWT_BEARER_GRANT, idJagGrant(ctx, provider), ['assertion', 'scope', 'resource']);
   relaxLoopbackPorts(provider);
   return provider;
 }

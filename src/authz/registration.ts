@@ -95,6 +95,14 @@ export function normaliseRegistration(body: unknown, serviceScopes: readonly str
   const nameProblem = clientNameProblem(body as Record<string, unknown>);
   if (nameProblem) return { ok: false, code: 'GW_ERR_CLIENT_METADATA_INVALID', description: nameProblem };
   const out = { ...(body as Record<string, unknown>) };
+  const grants = Array.isArray(out.grant_types) ? out.grant_types : [];
+  const operatorOnly = grants.find((g) => g === 'client_credentials' || g === 'urn:ietf:params:oauth:grant-type:jwt-bearer');
+  if (operatorOnly)
+    return {
+      ok: false,
+      code: 'GW_ERR_CLIENT_METADATA_INVALID',
+      description: `grant_types: ${String(operatorOnly)} is only for clients the operator configures (registration.clients), never for registered ones`,
+    };
   out.token_endpoint_auth_method ??= 'none';
   if (out.scope !== undefined) out.scope = widenScope(out.scope, serviceScopes);
   const uris = out.redirect_uris;

@@ -11,6 +11,8 @@ import { errors, type KoaContextWithOIDC, type ResourceServer } from 'oidc-provi
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
 import { selectScopes } from './scope-selection.js';
+import { checkServiceAccess } from '../kernel/policy.js';
+import { machineSubject } from '../kernel/claims.js';
 
 /** The authorization-request routes (the resume route replays the stored, already normalised request). */
 const AUTHORIZATION_ROUTES = new Set(['authorization', 'resume']);
@@ -63,6 +65,7 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
     ): Promise<string | readonly string[] | undefined> {
       // The same resource named twice is one resource (assertSingleResource refuses distinct ones).
       if (oneOf) return new Set(oneOf).size === 1 ? oneOf[0] : oneOf;
+      if (isMachineGrant(koa)) return machineDefaultResource(ctx, koa);
       if (koa.oidc.route !== 'authorization') return undefined;
       const scope = koa.oidc.params?.scope;
       const service = inferService(ctx, typeof scope === 'string' ? scope : undefined);
@@ -85,15 +88,59 @@ export function resourceIndicatorsFeature(ctx: GatewayContext) {
         // grant checks: the request is processed with the selected scope from here on (scope-selection.ts).
         const params = koa.oidc.params as { scope?: string | undefined };
         params.scope = selectScopes(params.scope, service).scope;
+      } else if (isMachineGrant(koa)) {
+        assertMachineClientAllowed(ctx, koa, service);
+        // The same scope rule as a person's authorization: the service's required scopes always.
+        const params = koa.oidc.params as { scope?: string | undefined };
+        params.scope = selectScopes(params.scope, service).resourceScopes.join(' ') || undefined;
       }
-      return {
-        scope: service.scopes.join(' '),
-        audience: service.canonicalUri,
-        accessTokenTTL: ctx.config.tokens.access_token_ttl,
-        accessTokenFormat: 'jwt',
-        // RFC 9068 JWT signed by the current gateway key (src/kernel/keys.ts).
-        jwt: { sign: { alg: 'ES256', kid: ctx.keys.signer.kid } },
-      };
+      return resourceServerInfo(ctx, service);
     },
+  };
+}
+
+/** A `client_credentials` token request (machine clients, registration.clients). */
+function isMachineGrant(koa: KoaContextWithOIDC): boolean {
+  return koa.oidc.route === 'token' && koa.oidc.params?.grant_type === 'client_credentials';
+}
+
+/**
+ * `client_credentials` without `resource`: the client's only service, else refused (a token for no
+ * service, or for all, is never issued; the MCP client-credentials extension sends `resource` anyway).
+ */
+function machineDefaultResource(ctx: GatewayContext, koa: KoaContextWithOIDC): string {
+  const clientId = koa.oidc.client?.clientId;
+  const services = protectedServices(ctx).filter((s) => clientId !== undefined && s.machineClients.includes(clientId));
+  if (services.length === 1) return services[0]!.canonicalUri;
+  throw new errors.InvalidTarget(
+    services.length
+      ? `a resource parameter is required: send resource=<service URI>, one of ${services.map((s) => s.canonicalUri).join(', ')}`
+      : `client '${clientId}' is not configured for any service (registration.clients[].services)`,
+  );
+}
+
+/** RFC 8707 §2: a resource this client may not get tokens for is `invalid_target`; the description names the rule. */
+function assertMachineClientAllowed(ctx: GatewayContext, koa: KoaContextWithOIDC, service: ResolvedService): void {
+  const clientId = String(koa.oidc.client?.clientId);
+  const decision = checkServiceAccess(service, { id: machineSubject(clientId), machineClient: clientId });
+  if (decision.allowed) return;
+  ctx.metrics.policyDenials.inc({ service: service.id, stage: 'token' });
+  ctx.audit.emit('policy.denied', { user: machineSubject(clientId), client_id: clientId, service: service.id, reason: decision.reason });
+  throw new errors.InvalidTarget(
+    service.machineClients.includes(clientId)
+      ? `denied by the access policy of service '${service.id}' (policy.machine_clients)`
+      : `client '${clientId}' may not obtain tokens for service '${service.id}' (registration.clients[].services)`,
+  );
+}
+
+/** The resource server of a service: RFC 9068 JWTs for exactly its audience, at most its scopes. */
+export function resourceServerInfo(ctx: GatewayContext, service: ResolvedService): ResourceServer {
+  return {
+    scope: service.scopes.join(' '),
+    audience: service.canonicalUri,
+    accessTokenTTL: ctx.config.tokens.access_token_ttl,
+    accessTokenFormat: 'jwt',
+    // RFC 9068 JWT signed by the current gateway key (src/kernel/keys.ts).
+    jwt: { sign: { alg: 'ES256', kid: ctx.keys.signer.kid } },
   };
 }

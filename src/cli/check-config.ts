@@ -12,12 +12,15 @@ export function runCheckConfig(file: string | undefined, env: NodeJS.ProcessEnv,
   try {
     const config = loadConfigFile(source.path, { env });
     const services = Object.keys(config.mcp_services);
-    const provider = Object.keys(config.oauth_providers)[0];
+    const providers = Object.keys(config.oauth_providers);
+    const named = providers.length === 0 ? '' : `, provider${providers.length === 1 ? '' : 's'} ${providers.join(', ')}`;
     output.out(
-      `OK: ${source.path} (issuer ${config.issuer}, storage ${config.storage.type}, ${services.length} service${services.length === 1 ? '' : 's'}${provider ? `, provider ${provider}` : ''})`,
+      `OK: ${source.path} (issuer ${config.issuer}, storage ${config.storage.type}, ${services.length} service${services.length === 1 ? '' : 's'}${named})`,
     );
-    const notice = provider ? plainHttpNotice(provider, config.oauth_providers[provider]!) : undefined;
-    if (notice) output.err(`WARNING: ${notice}`);
+    for (const provider of providers) {
+      const notice = plainHttpNotice(provider, config.oauth_providers[provider]!);
+      if (notice) output.err(`WARNING: ${notice}`);
+    }
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -367,3 +367,214 @@ export function accessRuleProblems(
   }
   return out;
 }
+
+/**
+ * The subject prefix of machine clients (`client:{client_id}`, registration.clients): no identity provider
+ * may carry this name, or a person's id could equal a machine client's.
+ */
+export const MACHINE_CLIENT_PREFIX = 'client';
+
+/**
+ * Provider names become the first part of user ids `{provider}:{subject}` (split at the first `:`), of
+ * policies' `providers:` and of the `x-user-provider` header.
+ */
+export function providerNameProblems(names: readonly string[]): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  for (const name of names) {
+    if (name.includes(':') || name.trim() === '' || name !== name.trim())
+      out.push({
+        path: ['oauth_providers', name],
+        message: `provider name '${name}' cannot be used: it is the first part of user ids '{provider}:{subject}', so it must not contain ':' or surrounding spaces`,
+      });
+    else if (name.toLowerCase() === MACHINE_CLIENT_PREFIX)
+      out.push({
+        path: ['oauth_providers', name],
+        message: `provider name '${name}' is reserved: machine clients (registration.clients) have user ids 'client:{client_id}'. Choose another key`,
+      });
+  }
+  return out;
+}
+
+/**
+ * A service's `oauth_provider`: one configured provider name or a list of them; omitted means every
+ * provider. With a single configured provider the original's message is kept word for word.
+ */
+export function serviceProviderProblems(
+  service: string,
+  value: string | string[] | undefined,
+  configured: readonly string[],
+): RuleProblem[] {
+  if (value === undefined) return [];
+  const list = Array.isArray(value) ? value : [value];
+  const out: RuleProblem[] = [];
+  list.forEach((p, i) => {
+    if (configured.includes(p)) return;
+    const path = Array.isArray(value) ? ['mcp_services', service, 'oauth_provider', i] : ['mcp_services', service, 'oauth_provider'];
+    out.push({
+      path,
+      message:
+        configured.length === 1
+          ? `Service '${service}' specifies OAuth provider '${p}' but only '${configured[0]}' is configured. Set oauth_provider: ${configured[0]}`
+          : `Service '${service}' specifies OAuth provider '${p}', which is not under oauth_providers (configured: ${configured.join(', ')}). Use one of those names, a list of them, or omit oauth_provider for all`,
+    });
+  });
+  const seen = new Set<string>();
+  list.forEach((p, i) => {
+    if (seen.has(p)) out.push({ path: ['mcp_services', service, 'oauth_provider', i], message: `provider '${p}' is listed twice` });
+    seen.add(p);
+  });
+  return out;
+}
+
+interface MachineClientShape {
+  client_id: string;
+  client_secret?: string | undefined;
+  token_endpoint_auth_method?: string | undefined;
+  jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
+  services: readonly string[];
+}
+
+/**
+ * `registration.clients`: ids unique (also against the browser clients under `clients`), every service
+ * configured and protected, credentials that fit the authentication method, public keys only in `jwks`.
+ */
+export function machineClientProblems(cfg: {
+  clients: readonly { client_id: string }[];
+  registration: { clients: readonly MachineClientShape[] };
+  mcp_services: Record<string, { auth_required: boolean }>;
+}): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  const seen = new Map<string, string>(cfg.clients.map((c, i) => [c.client_id, `clients[${i}]`]));
+  cfg.registration.clients.forEach((c, i) => {
+    const at = (...rest: (string | number)[]) => ['registration', 'clients', i, ...rest];
+    const other = seen.get(c.client_id);
+    if (other)
+      out.push({
+        path: at('client_id'),
+        message: `client_id '${c.client_id}' is already used by ${other}: every client needs its own client_id`,
+      });
+    seen.set(c.client_id, `registration.clients[${i}]`);
+    if (c.client_id.includes(':') && !/^https:\/\//.test(c.client_id))
+      out.push({
+        path: at('client_id'),
+        message: `client_id '${c.client_id}' must not contain ':' (the token subject is 'client:{client_id}')`,
+      });
+    c.services.forEach((id, j) => {
+      const s = cfg.mcp_services[id];
+      if (!s)
+        out.push({
+          path: at('services', j),
+          message: `service '${id}' is not under mcp_services (configured: ${Object.keys(cfg.mcp_services).join(', ') || 'none'})`,
+        });
+      else if (!s.auth_required)
+        out.push({ path: at('services', j), message: `service '${id}' is public (auth_required: false): it needs no token` });
+    });
+    const method = c.token_endpoint_auth_method ?? (c.jwks ? 'private_key_jwt' : 'client_secret_basic');
+    if (method === 'private_key_jwt') {
+      if (!c.jwks)
+        out.push({
+          path: at('jwks'),
+          message: `client '${c.client_id}' uses private_key_jwt: give its public keys as jwks: { keys: [ ... ] }`,
+        });
+      c.jwks?.keys.forEach((k, j) => {
+        if (['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((f) => f in k))
+          out.push({
+            path: at('jwks', 'keys', j),
+            message: `jwks of client '${c.client_id}' must hold public keys only: remove the private members (d, p, q, …, k); the client keeps the private key`,
+          });
+      });
+      if (c.client_secret)
+        out.push({ path: at('client_secret'), message: `client '${c.client_id}' uses private_key_jwt: remove client_secret` });
+    } else if (!c.client_secret) {
+      out.push({
+        path: at('client_secret'),
+        message: `client '${c.client_id}' uses ${method}: set client_secret (or give jwks for private_key_jwt)`,
+      });
+    }
+  });
+  return out;
+}
+
+interface EnterpriseIssuerShape {
+  issuer: string;
+  jwks?: { keys: readonly Record<string, unknown>[] } | undefined;
+  jwks_uri?: string | undefined;
+  clients: readonly string[];
+  provider?: string | undefined;
+  allow_insecure_http: boolean;
+}
+
+/** The provider name an enterprise issuer's users carry: `provider`, else the oauth_providers key with that issuer, else the host. */
+export function enterpriseProviderName(
+  i: { issuer: string; provider?: string | undefined },
+  providers: Record<string, { issuer?: string | undefined }>,
+): string {
+  if (i.provider) return i.provider;
+  const same = Object.entries(providers).find(
+    ([, p]) => p.issuer !== undefined && p.issuer.replace(/\/+$/, '') === i.issuer.replace(/\/+$/, ''),
+  );
+  return same ? same[0] : (URL.parse(i.issuer)?.hostname ?? i.issuer);
+}
+
+/**
+ * `enterprise_authorization.issuers`: one key source each, public keys only, keys fetched over https (MCP
+ * Enterprise-Managed Authorization §7.4.1: over authenticated TLS) except on loopback, every allowed client
+ * a configured client with the jwt-bearer grant, an issuer listed once, a usable provider name.
+ */
+export function enterpriseIssuerProblems(cfg: {
+  oauth_providers: Record<string, { issuer?: string | undefined }>;
+  registration: { clients: readonly { client_id: string; grant_types: readonly string[] }[] };
+  enterprise_authorization: { issuers: readonly EnterpriseIssuerShape[] };
+}): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  const seen = new Map<string, number>();
+  cfg.enterprise_authorization.issuers.forEach((i, n) => {
+    const at = (...rest: (string | number)[]) => ['enterprise_authorization', 'issuers', n, ...rest];
+    const first = seen.get(i.issuer);
+    if (first !== undefined) out.push({ path: at('issuer'), message: `issuer '${i.issuer}' is already listed as issuers[${first}]` });
+    seen.set(i.issuer, n);
+    if ((i.jwks === undefined) === (i.jwks_uri === undefined))
+      out.push({
+        path: at(),
+        message: `issuer '${i.issuer}' needs exactly one of jwks (its public keys) or jwks_uri (where it publishes them)`,
+      });
+    i.jwks?.keys.forEach((k, j) => {
+      if (['d', 'p', 'q', 'dp', 'dq', 'qi', 'k'].some((f) => f in k))
+        out.push({
+          path: at('jwks', 'keys', j),
+          message: 'jwks must hold public keys only: remove the private members (d, p, q, …) and any symmetric key (k)',
+        });
+    });
+    const u = i.jwks_uri === undefined ? null : URL.parse(i.jwks_uri);
+    if (u && u.protocol === 'http:' && !isLoopbackHost(u.hostname) && !i.allow_insecure_http)
+      out.push({
+        path: at('jwks_uri'),
+        message: `jwks_uri uses plain http on a non-loopback host (${u.host}): the keys that decide who may get tokens must come over https (or set allow_insecure_http: true for a test set-up)`,
+      });
+    i.clients.forEach((id, j) => {
+      const c = cfg.registration.clients.find((x) => x.client_id === id);
+      if (!c)
+        out.push({
+          path: at('clients', j),
+          message: `client '${id}' is not under registration.clients: configure it there with grant_types: [urn:ietf:params:oauth:grant-type:jwt-bearer]`,
+        });
+      else if (!c.grant_types.includes('urn:ietf:params:oauth:grant-type:jwt-bearer'))
+        out.push({
+          path: at('clients', j),
+          message: `client '${id}' (registration.clients) lacks grant_types: [urn:ietf:params:oauth:grant-type:jwt-bearer]`,
+        });
+    });
+    const name = enterpriseProviderName(i, cfg.oauth_providers);
+    for (const p of providerNameProblems([name]))
+      out.push({ path: at('provider'), message: p.message.replace(/^provider name/, 'enterprise provider name') });
+  });
+  cfg.registration.clients.forEach((c, n) => {
+    if (!c.grant_types.includes('urn:ietf:params:oauth:grant-type:jwt-bearer')) return;
+    if (!cfg.enterprise_authorization.issuers.some((i) => i.clients.includes(c.client_id)))
+      out.push({
+        path: ['registration', 'clients', n, 'grant_types'],
+        message: `client '${c.client_id}' has the jwt-bearer grant but no enterprise_authorization.issuers[].clients lists it: add it to the issuer whose ID-JAGs it presents`,
+      });
+  });
+  return out;
+}

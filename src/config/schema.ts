@@ -9,8 +9,13 @@ import { z } from 'zod';
 import {
   accessRuleProblems,
   devSignInAddressProblems,
+  enterpriseIssuerProblems,
+  enterpriseProviderName,
   headerNameProblem,
   isLoopbackHost,
+  machineClientProblems,
+  providerNameProblems,
+  serviceProviderProblems,
   serviceTransportProblems,
   signingKeyProblems,
   trustProxyEntryProblem,
@@ -119,6 +124,14 @@ export const providerSchema = z
       .describe(
         'Provider kind. Defaults to the key name for `google`, `github`, `okta` and `dev`; any other key is `oidc` when `issuer` is set, else `custom`.',
       ),
+    display_name: z
+      .string()
+      .min(1)
+      .max(80)
+      .optional()
+      .describe(
+        'Label of this provider on the sign-in chooser (shown when a service allows several providers). Default: `Google`, `GitHub` or `Okta` for those kinds, else the key.',
+      ),
     client_id: z.string().min(1).optional().describe('OAuth client id registered at the provider. Required except for `dev`.'),
     client_secret: z.string().min(1).optional().describe('OAuth client secret registered at the provider. Required except for `dev`.'),
     scopes: stringList()
@@ -168,9 +181,21 @@ export const policySchema = z
     emails: stringList().optional().describe('Allowed email addresses (case-insensitive).'),
     email_domains: stringList().optional().describe('Allowed email domains, for example `example.com` (case-insensitive, exact domain).'),
     groups: stringList().optional().describe('Allowed groups (any one suffices).'),
+    providers: stringList()
+      .optional()
+      .describe(
+        "Allowed identity providers (keys under `oauth_providers`, or an `enterprise_authorization` issuer's `provider` name): every person signed in through one of them is allowed, for example `providers: [okta]` for all employees next to `emails:` for a few contractors on GitHub.",
+      ),
+    machine_clients: stringList()
+      .optional()
+      .describe(
+        'Machine clients (`registration.clients`, `client_credentials` grant) allowed, by `client_id`. Absent: every machine client whose `services` lists this service; `[]`: none. The person rules above never match a machine client, and this one never matches a person.',
+      ),
   })
   .strict()
-  .describe('Who may use a service. A user is allowed when any listed rule matches; an absent policy allows every signed-in user.');
+  .describe(
+    'Who may use a service. A person is allowed when any of `users`, `emails`, `email_domains`, `groups`, `providers` matches (no person rule at all: every signed-in person); a machine client by `machine_clients`.',
+  );
 
 export type PolicyConfig = z.infer<typeof policySchema>;
 
@@ -232,6 +257,7 @@ const identityHeadersSchema = z
     provider: headerName('x-user-provider', 'the provider name'),
     avatar: headerName('x-user-avatar', 'the avatar URL'),
     groups: headerName('x-user-groups', 'the groups, comma-separated'),
+    kind: headerName('x-user-kind', '`machine` for a machine client (`client_credentials`; absent for a person)'),
   })
   .strict()
   .describe(
@@ -272,7 +298,12 @@ export const serviceSchema = z
       .describe(
         '`command` only. Most processes of this service running at once; beyond it, a request that needs a new one gets 503 with `Retry-After`.',
       ),
-    oauth_provider: z.string().optional().describe('Key of the provider under `oauth_providers`. Required when `auth_required` is true.'),
+    oauth_provider: z
+      .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+      .optional()
+      .describe(
+        'The provider (key under `oauth_providers`) people sign in with for this service, or a list of them (the person chooses on a page of the gateway). Omitted: every configured provider.',
+      ),
     auth_required: boolFrom().default(true).describe('Require a gateway access token for this service.'),
     scopes: stringList()
       .default([])
@@ -415,6 +446,7 @@ const vaultSchema = z
         'gw:mcp-session:',
         'gw:upstream-state:',
         'gw:ratelimit:',
+        'gw:id-jag-jti:',
       ])
       .describe(
         'Key prefixes routed to `short_lived` when it is set. A prefix must cover whole record families: records and the index tags they carry stay in one back-end.',
@@ -466,6 +498,105 @@ const staticClientSchema = z
   })
   .strict();
 
+/** The grant a statically configured client without a browser may use (registration.clients). */
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+export const machineClientSchema = z
+  .object({
+    client_id: z.string().min(1).describe('The client id the client authenticates with at `/oauth/token`.'),
+    client_secret: z
+      .string()
+      .min(16)
+      .optional()
+      .describe('Its secret (at least 16 characters; use `${VAR}`), for `client_secret_basic` / `client_secret_post`.'),
+    token_endpoint_auth_method: z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'])
+      .optional()
+      .describe(
+        'How it authenticates (RFC 7523 §2.2 for `private_key_jwt`). Default: `private_key_jwt` with `jwks`, else `client_secret_basic`.',
+      ),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .strict()
+      .optional()
+      .describe('Its public keys (a JWK Set), for `private_key_jwt`: the client signs an assertion with the private half.'),
+    client_name: z.string().min(1).optional().describe('Display name (sent to backends as `x-user-name`).'),
+    grant_types: z
+      .array(z.enum(['client_credentials', JWT_BEARER_GRANT]))
+      .min(1)
+      .default(['client_credentials'])
+      .describe(
+        "`client_credentials` (the client acts as itself, subject `client:{client_id}`) and/or the ID-JAG grant `urn:ietf:params:oauth:grant-type:jwt-bearer` (it presents a person's grant from a trusted enterprise issuer, enterprise_authorization).",
+      ),
+    services: stringList()
+      .min(1)
+      .describe('The services (ids under `mcp_services`) it may obtain tokens for; the token request names one as `resource`.'),
+  })
+  .strict();
+
+export type MachineClientConfig = z.infer<typeof machineClientSchema>;
+
+/** JWS algorithms accepted on ID-JAGs by default (asymmetric only; never `none` or HMAC). */
+export const ID_JAG_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'ES384', 'EdDSA'] as const;
+
+export const enterpriseIssuerSchema = z
+  .object({
+    issuer: httpUrl('issuer').describe("The enterprise IdP's issuer identifier, exactly as its ID-JAGs carry it in `iss`."),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) })
+      .strict()
+      .optional()
+      .describe('Its public signing keys (a JWK Set). Give `jwks` or `jwks_uri`.'),
+    jwks_uri: httpUrl('jwks_uri')
+      .optional()
+      .describe(
+        'Where its public keys are published (https; fetched with a timeout, cached, refetched for an unknown `kid`). Give `jwks` or `jwks_uri`.',
+      ),
+    clients: stringList()
+      .min(1)
+      .describe(
+        "The `client_id` values allowed to present its grants (each in `registration.clients` with the jwt-bearer grant); the ID-JAG's `client_id` must be one of them and equal the authenticated client.",
+      ),
+    claims: z
+      .object({
+        id: z.string().min(1).default('sub').describe("Claim holding the user's stable id (default `sub`)."),
+        email: z.string().min(1).default('email').describe('Claim holding the email address (default `email`).'),
+        groups: z
+          .string()
+          .min(1)
+          .default('groups')
+          .describe('Claim holding the groups, a list or a space-separated string (default `groups`).'),
+        name: z.string().min(1).default('name').describe('Claim holding the display name (default `name`).'),
+      })
+      .strict()
+      .default({ id: 'sub', email: 'email', groups: 'groups', name: 'name' })
+      .describe("Where the user's attributes are in the ID-JAG."),
+    provider: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The provider name in user ids `{provider}:{subject}`, policies' `providers:` and `x-user-provider`. Default: the key of the `oauth_providers` entry with the same `issuer` (so a person is the same user by browser sign-in and by ID-JAG), else the issuer's host name.",
+      ),
+    algorithms: z
+      .array(z.enum(ID_JAG_ALGORITHMS))
+      .min(1)
+      .default([...ID_JAG_ALGORITHMS])
+      .describe('Accepted signature algorithms (an allow-list; `none` and HMAC are never accepted).'),
+    max_lifetime: intFrom(30, 3600)
+      .default(600)
+      .describe('Longest accepted ID-JAG lifetime (`exp` − `iat`) in seconds: ID-JAGs are meant to live minutes.'),
+    assume_email_verified: boolFrom()
+      .default(false)
+      .describe('Treat the asserted email address as verified without `email_verified: true` (for `emails` / `email_domains` policies).'),
+    allow_insecure_http: boolFrom()
+      .default(false)
+      .describe('Allow a plain-http `jwks_uri` on a non-loopback host (tests only; refused when NODE_ENV=production).'),
+  })
+  .strict();
+
+export type EnterpriseIssuerConfig = z.infer<typeof enterpriseIssuerSchema>;
+
 export const configSchema = z
   .object({
     host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
@@ -505,7 +636,9 @@ export const configSchema = z
     oauth_providers: z
       .record(z.string(), providerSchema)
       .default({})
-      .describe('Exactly one upstream identity provider (the key is its name, used in user ids `{name}:{subject}`).'),
+      .describe(
+        'The upstream identity providers, one or several (the key is its name, used in user ids `{name}:{subject}`). With several, a service offers those its `oauth_provider` names (default: all) and the person chooses on a page after consent.',
+      ),
     mcp_services: z.record(z.string(), serviceSchema).default({}).describe('The MCP services; each key is the service id in `/{id}/mcp`.'),
     storage: storageSchema.default({ type: 'sqlite', sqlite: { path: './data/gateway.db', sweep_interval: 60 } }),
     cors: corsSchema.default({
@@ -574,9 +707,27 @@ export const configSchema = z
           })
           .strict()
           .default({ enabled: true, private_hosts: [] }),
+        clients: z
+          .array(machineClientSchema)
+          .default([])
+          .describe(
+            'Confidential clients without a browser, configured here (never registered dynamically): machine clients (CI jobs, agents) using `client_credentials` with a `resource`, and clients presenting ID-JAG grants. Each may obtain tokens only for its `services`.',
+          ),
       })
       .strict()
-      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] } }),
+      .default({ mode: 'open', client_ttl: 0, cimd: { enabled: true, private_hosts: [] }, clients: [] }),
+    enterprise_authorization: z
+      .object({
+        issuers: z
+          .array(enterpriseIssuerSchema)
+          .default([])
+          .describe('Trusted enterprise identity providers whose ID-JAGs the token endpoint accepts.'),
+      })
+      .strict()
+      .default({ issuers: [] })
+      .describe(
+        "Enterprise-Managed Authorization (MCP extension, ID-JAG): a client presents an Identity Assertion JWT Authorization Grant from a trusted enterprise IdP at `/oauth/token` with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`; no browser, no consent page (the enterprise granted it); the service's access policy still applies.",
+      ),
     clients: z
       .array(staticClientSchema)
       .superRefine((clients, ctx) => {
@@ -737,13 +888,10 @@ export const configSchema = z
       }
     });
     const providerNames = Object.keys(cfg.oauth_providers);
-    if (providerNames.length > 1) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['oauth_providers'],
-        message: `Only one OAuth provider can be configured per gateway instance. Found ${providerNames.length} providers: [${providerNames.join(', ')}]. Keep one of them (every service signs in through the same provider).`,
-      });
-    }
+    const sourceNames = [
+      ...new Set([...providerNames, ...cfg.enterprise_authorization.issuers.map((i) => enterpriseProviderName(i, cfg.oauth_providers))]),
+    ];
+    for (const problem of providerNameProblems(providerNames)) ctx.addIssue({ code: 'custom', ...problem });
     for (const [name, p] of Object.entries(cfg.oauth_providers)) {
       const kind = providerKind(name, p);
       if (kind !== 'dev') {
@@ -813,19 +961,7 @@ export const configSchema = z
         });
       }
       if (s.auth_required && providerNames.length > 0) {
-        if (!s.oauth_provider) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['mcp_services', id, 'oauth_provider'],
-            message: `Service '${id}' requires authentication but no oauth_provider is specified. Add oauth_provider: ${providerNames[0]}`,
-          });
-        } else if (!providerNames.includes(s.oauth_provider)) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['mcp_services', id, 'oauth_provider'],
-            message: `Service '${id}' specifies OAuth provider '${s.oauth_provider}' but only '${providerNames.join("', '")}' is configured. Set oauth_provider: ${providerNames[0]}`,
-          });
-        }
+        for (const problem of serviceProviderProblems(id, s.oauth_provider, sourceNames)) ctx.addIssue({ code: 'custom', ...problem });
       }
       for (const problem of serviceTransportProblems(s))
         ctx.addIssue({ code: 'custom', path: ['mcp_services', id, ...problem.path], message: `service '${id}': ${problem.message}` });
@@ -890,6 +1026,8 @@ export const configSchema = z
         });
       }
     }
+    for (const problem of machineClientProblems(cfg)) ctx.addIssue({ code: 'custom', ...problem });
+    for (const problem of enterpriseIssuerProblems(cfg)) ctx.addIssue({ code: 'custom', ...problem });
     if (cfg.registration.mode === 'token' && !cfg.registration.initial_access_token) {
       ctx.addIssue({
         code: 'custom',

@@ -2,7 +2,7 @@
  * Services as the rest of the gateway sees them: configuration plus the URLs derived from the issuer.
  * The canonical URI `{issuer}/{id}/mcp` is the service's RFC 8707 resource indicator and token audience.
  */
-import { ruleScopes } from './rules.js';
+import { enterpriseProviderName, ruleScopes } from './rules.js';
 import type { GatewayConfig, PolicyConfig, ServiceConfig } from './schema.js';
 
 export interface ResolvedService {
@@ -27,6 +27,20 @@ export interface ResolvedService {
    */
   requiredScopes: string[];
   authRequired: boolean;
+  /**
+   * The identity providers people sign in with for this service (keys under `oauth_providers`, in the
+   * configuration's order): `oauth_provider` as one name or a list; omitted, every provider.
+   */
+  providers: string[];
+  /** The redirecting sign-ins among `providers` (keys under `oauth_providers`): what the chooser offers. */
+  signInProviders: string[];
+  /**
+   * Whether `providers` leaves out some configured provider: only then does a token's provider need
+   * checking on each request (every token carries a provider of this gateway).
+   */
+  providersRestricted: boolean;
+  /** Machine clients (`registration.clients` with `client_credentials`) whose `services` list this one. */
+  machineClients: string[];
   /** The service policy, or the global default. */
   policy: PolicyConfig | undefined;
   config: ServiceConfig;
@@ -72,6 +86,12 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
       scopes: [...s.scopes],
       requiredScopes: s.required_scopes ? [...s.required_scopes] : defaultRequiredScopes(s),
       authRequired: s.auth_required,
+      providers: serviceProviders(config, s),
+      signInProviders: serviceProviders(config, s).filter((p) => Object.hasOwn(config.oauth_providers, p)),
+      providersRestricted: serviceProviders(config, s).length < identitySources(config).length,
+      machineClients: config.registration.clients
+        .filter((c) => c.grant_types.includes('client_credentials') && c.services.includes(id))
+        .map((c) => c.client_id),
       policy: s.policy ?? config.access_policy,
       config: s,
     });
@@ -82,4 +102,25 @@ export function resolveServices(config: GatewayConfig): Map<string, ResolvedServ
 function defaultRequiredScopes(s: ServiceConfig): string[] {
   const stepUp = ruleScopes(s);
   return s.scopes.filter((sc) => !stepUp.has(sc));
+}
+
+/** Every identity source's provider name: the keys under `oauth_providers`, then the enterprise issuers' (ID-JAG). */
+export function identitySources(config: Pick<GatewayConfig, 'oauth_providers' | 'enterprise_authorization'>): string[] {
+  const names = Object.keys(config.oauth_providers);
+  for (const i of config.enterprise_authorization.issuers) {
+    const name = enterpriseProviderName(i, config.oauth_providers);
+    if (!names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
+/** `oauth_provider` resolved: one name, a list, or (omitted) every identity source. */
+export function serviceProviders(
+  config: Pick<GatewayConfig, 'oauth_providers' | 'enterprise_authorization'>,
+  s: Pick<ServiceConfig, 'oauth_provider'>,
+): string[] {
+  const all = identitySources(config);
+  if (s.oauth_provider === undefined) return all;
+  const named = Array.isArray(s.oauth_provider) ? s.oauth_provider : [s.oauth_provider];
+  return all.filter((p) => named.includes(p));
 }

@@ -38,6 +38,7 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
       // and taking them all out of the load balancer would also stop the requests of people already
       // signed in (their tokens do not need the provider). Monitor `identity_provider.state` instead.
       ...(ctx.upstream ? { identity_provider: ctx.upstream.view() } : {}),
+      ...(ctx.upstreams ? { identity_providers: ctx.upstreams.map((u) => u.view()) } : {}),
     };
   });
 

@@ -6,6 +6,11 @@
  */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 
+/** The subject of a machine client's token (`client_credentials`): `client:{client_id}` (no provider is named `client`). */
+export function machineSubject(clientId: string): string {
+  return `client:${clientId}`;
+}
+
 export interface AccessTokenClaims {
   /** The gateway issuer (origin, no trailing slash). */
   iss: string;
@@ -84,4 +89,6 @@ export interface VerifiedUser {
   clientId: string;
   scopes: string[];
   grantId?: string;
+  /** A machine client (`client_credentials`): `sub` is `client:{client_id}`; no person, no email. */
+  machine?: boolean;
 }

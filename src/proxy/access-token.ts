@@ -9,8 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
-import { ACCESS_TOKEN_TYP, parseAccessTokenClaims, type VerifiedUser } from '../kernel/claims.js';
-import { checkPolicy } from '../kernel/policy.js';
+import { ACCESS_TOKEN_TYP, machineSubject, parseAccessTokenClaims, type VerifiedUser } from '../kernel/claims.js';
+import { checkServiceAccess } from '../kernel/policy.js';
 import type { GatewayContext } from '../context.js';
 import type { ServiceState } from './service-state.js';
 import { identityHeadersFor } from './identity.js';
@@ -115,6 +115,8 @@ export class AccessTokenVerifier {
     const scopes = c.scope === undefined ? [] : c.scope.split(' ').filter(Boolean);
     const groups = c.groups ?? [];
     const clientId = c.client_id;
+    // client_credentials tokens: subject `client:{client_id}` (no provider may be named `client`).
+    const machine = c.sub === machineSubject(clientId);
     const user: VerifiedUser = {
       id: c.sub,
       email: c.email,
@@ -122,13 +124,21 @@ export class AccessTokenVerifier {
       name: c.name,
       picture: c.picture,
       groups,
-      provider: c.idp ?? providerOf(c.sub),
+      provider: machine ? undefined : (c.idp ?? providerOf(c.sub)),
       clientId,
       scopes,
       grantId: c.gid,
+      ...(machine ? { machine: true } : {}),
     };
     const missingScopes = state.service.requiredScopes.filter((s) => !scopes.includes(s));
-    const decision = checkPolicy(state.service.policy, { id: user.id, email: user.email, emailVerified: user.emailVerified, groups });
+    // The provider is the user id's prefix (`idp` is informative; the id is what policies and sessions key on).
+    const decision = checkServiceAccess(state.service, {
+      id: user.id,
+      machineClient: machine ? clientId : undefined,
+      email: user.email,
+      emailVerified: user.emailVerified,
+      groups,
+    });
     const entry: TokenEntry = {
       serviceId: state.id,
       expiresAt: c.exp * 1000 + CLOCK_TOLERANCE_S * 1000,
@@ -145,6 +155,7 @@ export class AccessTokenVerifier {
         name: user.name,
         groups,
         idp: user.provider,
+        ...(machine ? { kind: 'machine' } : {}),
       };
       entry.assertionClaims = { key: `${state.id}\n${user.id}\n${JSON.stringify(claims)}`, claims };
     }

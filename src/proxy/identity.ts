@@ -15,6 +15,7 @@ export interface IdentityHeaderNames {
   provider: string;
   avatar: string;
   groups: string;
+  kind: string;
 }
 
 export const DEFAULT_IDENTITY_HEADERS: IdentityHeaderNames = {
@@ -25,6 +26,7 @@ export const DEFAULT_IDENTITY_HEADERS: IdentityHeaderNames = {
   provider: 'x-user-provider',
   avatar: 'x-user-avatar',
   groups: 'x-user-groups',
+  kind: 'x-user-kind',
 };
 
 /** JWT `typ` of identity assertions: distinct from `at+jwt`, so an assertion is never accepted as an access token. */
@@ -46,6 +48,8 @@ export function identityHeadersFor(user: VerifiedUser, names: IdentityHeaderName
   add(names.avatar, user.picture);
   const groups = encodeHeaderList(user.groups);
   if (groups !== undefined) out.push([names.groups, groups]);
+  // A machine client (client_credentials) says so; a person's requests carry no kind header.
+  if (user.machine) out.push([names.kind, 'machine']);
   return out;
 }
 

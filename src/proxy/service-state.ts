@@ -94,6 +94,7 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       provider: headerName(names.provider, `mcp_services.${service.id}.identity_headers.provider`),
       avatar: headerName(names.avatar, `mcp_services.${service.id}.identity_headers.avatar`),
       groups: headerName(names.groups, `mcp_services.${service.id}.identity_headers.groups`),
+      kind: headerName(names.kind, `mcp_services.${service.id}.identity_headers.kind`),
     };
     const signed = cfg.signed_identity?.enabled
       ? {

@@ -1,8 +1,8 @@
 /**
- * Builds the upstream identity provider from `oauth_providers` (exactly one is configured).
+ * Builds the upstream identity providers from `oauth_providers` (one or several, by name: the registry).
  */
 import type { FastifyBaseLogger } from 'fastify';
-import { plainHttpNotice, providerKind, type GatewayConfig } from '../config/schema.js';
+import { plainHttpNotice, providerKind, type GatewayConfig, type ProviderConfig } from '../config/schema.js';
 import { assertDevSignInAllowed, DevSignIn } from './dev.js';
 import { OAuth2Upstream } from './oauth2.js';
 import { OidcUpstream } from './oidc.js';
@@ -37,10 +37,7 @@ export function claimNames(kind: string, mapping: ClaimMapping | undefined): Cla
 }
 
 /** Throws (at createGateway time) for an invalid or, for `dev`, a not-allowed provider. */
-export function createUpstream(config: GatewayConfig): SignIn | undefined {
-  const first = Object.entries(config.oauth_providers)[0];
-  if (!first) return undefined;
-  const [name, p] = first;
+function createOne(config: GatewayConfig, name: string, p: ProviderConfig): SignIn {
   const kind = providerKind(name, p);
   const names = claimNames(kind, p.claims);
   switch (kind) {
@@ -56,6 +53,61 @@ export function createUpstream(config: GatewayConfig): SignIn | undefined {
   }
 }
 
+/** The label of a provider on the sign-in chooser (`display_name`, else a name for the well-known kinds, else the key). */
+export function providerLabel(name: string, p: ProviderConfig): string {
+  if (p.display_name) return p.display_name;
+  const kind = providerKind(name, p);
+  return kind === 'google' ? 'Google' : kind === 'github' ? 'GitHub' : kind === 'okta' ? 'Okta' : name;
+}
+
+/**
+ * Every configured provider by name, in the configuration's order. A second provider is a separate
+ * sign-in: its users have their own ids `{provider}:{subject}` (no implicit account linking,
+ * docs/authorization.md).
+ */
+export class UpstreamRegistry {
+  readonly #byName: ReadonlyMap<string, SignIn>;
+  readonly #labels: ReadonlyMap<string, string>;
+
+  constructor(config: GatewayConfig) {
+    const byName = new Map<string, SignIn>();
+    const labels = new Map<string, string>();
+    for (const [name, p] of Object.entries(config.oauth_providers)) {
+      byName.set(name, createOne(config, name, p));
+      labels.set(name, providerLabel(name, p));
+    }
+    this.#byName = byName;
+    this.#labels = labels;
+  }
+
+  get(name: string): SignIn | undefined {
+    return this.#byName.get(name);
+  }
+
+  get names(): string[] {
+    return [...this.#byName.keys()];
+  }
+
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  label(name: string): string {
+    return this.#labels.get(name) ?? name;
+  }
+
+  /** The redirecting providers (every kind but the local development form). */
+  get redirecting(): UpstreamIdp[] {
+    return [...this.#byName.values()].filter((s): s is UpstreamIdp => !('local' in s));
+  }
+}
+
+/** The first configured provider (the only one in a single-provider configuration). */
+export function createUpstream(config: GatewayConfig): SignIn | undefined {
+  const first = Object.entries(config.oauth_providers)[0];
+  return first ? createOne(config, first[0], first[1]) : undefined;
+}
+
 /**
  * Start-up lines about the provider, without blocking the start: one warning when plain http is accepted
  * because the provider is on loopback, and OpenID Connect discovery attempted now, so an unreachable or
@@ -67,9 +119,10 @@ export function announceUpstream(
   signIn: SignIn | undefined,
   log: Pick<FastifyBaseLogger, 'warn' | 'info'>,
 ): Promise<void> {
-  const first = Object.entries(config.oauth_providers)[0];
-  if (!first || !signIn || 'local' in signIn) return Promise.resolve();
-  const [name, p] = first;
+  if (!signIn || 'local' in signIn) return Promise.resolve();
+  const name = signIn.name;
+  const p = config.oauth_providers[name];
+  if (!p) return Promise.resolve();
   const notice = plainHttpNotice(name, p);
   if (notice) log.warn({ provider: name, allow_insecure_http: p.allow_insecure_http }, notice);
   if (!signIn.prepare) return Promise.resolve();
@@ -85,4 +138,13 @@ export function announceUpstream(
         } (discovery is retried at each sign-in; /ready shows identity_provider.state)`,
       ),
   );
+}
+
+/** `announceUpstream` for every provider of the registry. */
+export function announceUpstreams(
+  config: GatewayConfig,
+  registry: UpstreamRegistry,
+  log: Pick<FastifyBaseLogger, 'warn' | 'info'>,
+): Promise<void> {
+  return Promise.all(registry.names.map((n) => announceUpstream(config, registry.get(n), log))).then(() => undefined);
 }

@@ -24,6 +24,8 @@ describe('generated configuration documentation', () => {
       GITHUB_CLIENT_SECRET: 'x',
       OKTA_CLIENT_ID: 'x',
       OKTA_CLIENT_SECRET: 'x',
+      CI_BOT_SECRET: 'ci-bot-secret-0123456789abcdef',
+      MCP_CLIENT_1_SECRET: 'mcp-client-1-secret-0123456789',
     };
     for (const f of files) expect(() => loadConfigFile(new URL(f, dir).pathname, { env }), f).not.toThrow();
   });

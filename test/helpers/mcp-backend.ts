@@ -26,6 +26,7 @@ export const REPORTED_HEADERS = [
   'x-user-provider',
   'x-user-avatar',
   'x-user-groups',
+  'x-user-kind',
   'x-user-assertion',
   'x-forwarded-for',
   'x-forwarded-proto',

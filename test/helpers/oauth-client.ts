@@ -13,7 +13,7 @@ export interface WalkResult {
   /** The final redirect to the client, parsed. */
   redirect?: URL;
   /** Pages that were shown, by kind. */
-  pages: Array<'consent' | 'error' | 'return' | 'dev-login'>;
+  pages: Array<'consent' | 'error' | 'return' | 'dev-login' | 'chooser'>;
   /** The HTML of every page shown, in order (with its status and headers). */
   shown: Array<{ status: number; body: string; headers: Headers }>;
   /** Every URL the browser requested, in order (upstream callbacks included). */
@@ -28,6 +28,8 @@ export class BrowserDriver {
   consent: 'approve' | 'deny' = 'approve';
   /** What to type into the development sign-in form (without it the walk stops on that page). */
   devLogin: { name: string; email: string; groups?: string } | undefined;
+  /** Which provider to pick on the sign-in chooser (without it the walk stops on that page). */
+  provider: string | undefined;
 
   #cookieHeader(url: URL): string {
     const jar = this.#jar.get(url.host);
@@ -46,6 +48,12 @@ export class BrowserDriver {
       if (expired || value === '') jar.delete(name);
       else jar.set(name, value);
     }
+  }
+
+  /** Drops the cookies of `url`'s host except those `keep` names (a browser whose gateway session ended). */
+  keepCookies(url: URL, keep: (name: string) => boolean): void {
+    const jar = this.#jar.get(url.host);
+    if (jar) for (const name of [...jar.keys()]) if (!keep(name)) jar.delete(name);
   }
 
   async request(url: URL, init: RequestInit = {}): Promise<Response> {
@@ -83,9 +91,17 @@ export class BrowserDriver {
       }
       const isConsent = form.action.includes('/decision');
       const isDevLogin = form.action.endsWith('/dev-login');
-      result.pages.push(isConsent ? 'consent' : isDevLogin ? 'dev-login' : 'return');
+      const isChooser = form.action.endsWith('/provider');
+      result.pages.push(isConsent ? 'consent' : isDevLogin ? 'dev-login' : isChooser ? 'chooser' : 'return');
       const fields = new URLSearchParams(form.fields);
       if (isConsent) fields.set('action', this.consent);
+      if (isChooser) {
+        if (!this.provider) {
+          result.finalPage = { status: res.status, body };
+          return result;
+        }
+        fields.set('provider', this.provider);
+      }
       if (isDevLogin) {
         if (!this.devLogin) {
           result.finalPage = { status: res.status, body };
@@ -129,6 +145,8 @@ export interface TestProviderOptions {
   browser?: BrowserDriver;
   /** Fill the development sign-in form with these values. */
   devLogin?: { name: string; email: string; groups?: string };
+  /** Pick this provider on the sign-in chooser. */
+  chooseProvider?: string;
 }
 
 export class TestOAuthProvider implements OAuthClientProvider {
@@ -148,6 +166,7 @@ export class TestOAuthProvider implements OAuthClientProvider {
   constructor(opts: TestProviderOptions = {}) {
     this.browser = opts.browser ?? new BrowserDriver();
     if (opts.devLogin) this.browser.devLogin = opts.devLogin;
+    if (opts.chooseProvider) this.browser.provider = opts.chooseProvider;
     this.redirectUri = opts.redirectUri ?? 'http://127.0.0.1:49152/callback';
     this.#meta = opts.clientMetadata ?? {};
     this.#client = opts.clientInformation;
