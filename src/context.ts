@@ -12,6 +12,7 @@ import type { RevocationList } from './kernel/revocation.js';
 import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
 import type { UpstreamHealth } from './upstream/types.js';
+import type { CredentialBroker } from './credentials/broker.js';
 
 /**
  * What the parts read of storage availability. src/http/availability.ts `StorageMonitor` provides it; named
@@ -55,6 +56,8 @@ export interface GatewayContext {
    * applies the failed-authentication limit itself where it rejects a token (`blockedFor`, `failedAuth`).
    */
   limits: RateLimitGate;
+  /** Upstream tokens held for users (src/credentials); absent when no service has `upstream_auth`. */
+  credentials?: CredentialBroker;
   /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
   upstream?: UpstreamHealth;
 }

@@ -23,6 +23,8 @@ export const RPC = {
   INVALID_REQUEST: -32600,
   /** MCP 2026-07-28 UnsupportedProtocolVersionError. */
   UNSUPPORTED_PROTOCOL_VERSION: -32022,
+  /** MCP 2025-11-25 URLElicitationRequiredError: the user must open a URL (here: connect an upstream account). */
+  URL_ELICITATION_REQUIRED: -32042,
 } as const;
 
 /** The bearer challenge (RFC 6750 §3) a refusal carries in `WWW-Authenticate`; built per service. */
@@ -140,6 +142,20 @@ export const ERROR_CODES = {
     rpc: RPC.GATEWAY,
     message: 'Storage is unavailable, try again later',
     retryAfter: 5,
+  },
+  // upstream_auth (docs/upstream-auth.md): no usable upstream token for this user; never 401, which would send the
+  // client into gateway re-authorizations that cannot fix it. The message and data carry the connect link.
+  GW_ERR_UPSTREAM_AUTH_REQUIRED: {
+    status: 403,
+    error: 'upstream_authorization_required',
+    rpc: RPC.URL_ELICITATION_REQUIRED,
+    message: 'This service needs your account at its identity provider to be connected',
+  },
+  GW_ERR_UPSTREAM_TOKEN_FAILED: {
+    status: 502,
+    error: 'upstream_token_failed',
+    rpc: RPC.GATEWAY,
+    message: 'The upstream token for this service could not be obtained from its identity provider, try again later',
   },
   GW_ERR_INTERNAL: { status: 500, error: 'server_error', rpc: RPC.GATEWAY, message: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;

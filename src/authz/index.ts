@@ -69,7 +69,10 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   host.startKeyPolling();
   app.addHook('onClose', async () => host.stop());
   const upstream = createUpstream(ctx.config);
-  if (upstream && !('local' in upstream)) ctx.upstream = upstream.health;
+  if (upstream && !('local' in upstream)) {
+    ctx.upstream = upstream.health;
+    ctx.credentials?.useProvider(upstream.name, upstream.tokenEndpoint);
+  }
   void announceUpstream(ctx.config, upstream, ctx.log);
   // CORS and Origin checks of these endpoints are registered by the composition root before this
   // (src/http/cors.ts registerOAuthCors, from src/http/app.ts): the authorization server never imports src/http.

@@ -28,6 +28,7 @@ import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
 import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
 import { RateLimits, registerRateLimits } from './rate-limit.js';
+import { CredentialBroker } from '../credentials/broker.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -116,6 +117,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       availability,
       limits,
     };
+    const credentials = CredentialBroker.fromConfig({ config, issuer: ctx.issuer, store, audit: ctx.audit, metrics, log: app.log });
+    if (credentials) ctx.credentials = credentials;
 
     registerErrorHandling(app);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.

@@ -17,7 +17,11 @@ export type AuditEvent =
   | 'token.revoked'
   | 'grant.revoked'
   | 'policy.denied'
-  | 'keys.rotated';
+  | 'keys.rotated'
+  | 'upstream.connected'
+  | 'upstream.refresh_failed'
+  | 'upstream.exchange_failed'
+  | 'upstream.disconnected';
 
 export interface AuditFields {
   user?: string;

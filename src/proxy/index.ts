@@ -166,11 +166,19 @@ export class McpProxy {
       assertion = { header: state.signedIdentity.header, value: typeof a === 'string' ? a : await a };
     }
 
+    // upstream_auth: the user's upstream token for this backend (never the client's own token).
+    let credential: { header: string; value: string } | undefined;
+    if (state.credential !== undefined && entry !== undefined) {
+      credential = await this.#credential(ex, state.credential, entry.user.id);
+      if (credential === undefined) return;
+    }
+
     const upstreamHeaders = buildUpstreamHeaders({
       incoming: headers,
       stripped: state.strippedHeaders,
       identity: entry?.identity,
       assertion,
+      credential,
       forwardedFor: this.#forwardedFor(request),
       forwardedProto: this.#forwardedProto,
       forwardedHost: this.#forwardedHost,
@@ -367,6 +375,25 @@ export class McpProxy {
         );
       return E.storeUnavailable;
     }
+  }
+
+  /** The upstream token (src/credentials), or the refusal already written: connect link, or 502 when the provider failed. */
+  async #credential(
+    ex: Exchange,
+    c: NonNullable<ServiceState['credential']>,
+    userId: string,
+  ): Promise<{ header: string; value: string } | undefined> {
+    let result;
+    try {
+      result = await this.ctx.credentials!.credentialFor(c.target, userId);
+    } catch (err) {
+      this.ctx.log.error({ service: ex.state.id, err: { message: (err as Error)?.message } }, 'proxy: upstream token lookup failed');
+      this.#fail(ex, E.storeUnavailable);
+      return undefined;
+    }
+    if (result.ok) return { header: c.target.header, value: result.value };
+    this.#fail(ex, result.reason === 'not_connected' ? c.connect : c.failed);
+    return undefined;
   }
 
   /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */

@@ -12,6 +12,7 @@ import type { UpstreamIdp } from './types.js';
 export type { UpstreamIdp, UpstreamChecks } from './types.js';
 export { UpstreamError, UpstreamHealth } from './types.js';
 export { DevSignIn } from './dev.js';
+export type { UpstreamTokenEndpoint, UpstreamTokenResponse } from './token-endpoint.js';
 
 /** A redirecting identity provider, or the local development sign-in form. */
 export type SignIn = UpstreamIdp | DevSignIn;
@@ -36,6 +37,11 @@ export function claimNames(kind: string, mapping: ClaimMapping | undefined): Cla
   };
 }
 
+/** Whether a service signing in at `provider` lets its backend act as the user, so the sign-in asks for a refresh token. */
+export function needsRefreshToken(config: GatewayConfig, provider: string): boolean {
+  return Object.values(config.mcp_services).some((s) => s.oauth_provider === provider && s.upstream_auth !== undefined);
+}
+
 /** Throws (at createGateway time) for an invalid or, for `dev`, a not-allowed provider. */
 export function createUpstream(config: GatewayConfig): SignIn | undefined {
   const first = Object.entries(config.oauth_providers)[0];
@@ -52,7 +58,7 @@ export function createUpstream(config: GatewayConfig): SignIn | undefined {
     case 'custom':
       return new OAuth2Upstream(name, kind, p, names);
     default:
-      return new OidcUpstream(name, kind, p, names);
+      return new OidcUpstream(name, kind, p, names, needsRefreshToken(config, name));
   }
 }
 

@@ -1,0 +1,108 @@
+/**
+ * The upstream tokens the gateway holds for users, through the `Store` contract (so on memory, SQLite,
+ * Redis and Vault alike, shared by every instance):
+ *
+ *   gw:upstream:idp:<provider>:<user>   the tokens of the user's sign-in at `provider` (passthrough, and the
+ *                                       subject token of token_exchange)
+ *   gw:upstream:svc:<service>:<user>    a token made for one service (token_exchange), cached until it expires
+ *
+ * The value holds metadata in clear (who, which provider or service, when, until when, which key) and
+ * the tokens themselves only as an AES-256-GCM ciphertext (cipher.ts) bound to the record's key. Every
+ * record carries the index tag `upstream-user:<user>` (src/kernel/revocation.ts), by which revoking a
+ * grant, the user, or a client's grants deletes them.
+ */
+import { upstreamTokensIndex } from '../kernel/revocation.js';
+import type { Store } from '../storage/store.js';
+import { TokenCipher } from './cipher.js';
+
+export const UPSTREAM_PREFIX = 'gw:upstream:';
+
+/** The tokens as the provider issued them (`expires_at` in epoch milliseconds). */
+export interface UpstreamTokenSet {
+  access_token: string;
+  refresh_token?: string | undefined;
+  id_token?: string | undefined;
+  token_type?: string | undefined;
+  scope?: string | undefined;
+  expires_at?: number | undefined;
+}
+
+export type ConnectionKind = 'sign_in' | 'exchange';
+
+/** What a record shows without decrypting: never a token. */
+export interface ConnectionInfo {
+  kind: ConnectionKind;
+  user: string;
+  /** sign_in: the provider; exchange: the service. */
+  name: string;
+  created_at: number;
+  updated_at: number;
+  expires_at?: number | undefined;
+  has_refresh_token: boolean;
+  key_id: string | undefined;
+}
+
+interface StoredConnection extends Omit<ConnectionInfo, 'key_id'> {
+  sealed: string;
+}
+
+export function connectionKey(kind: ConnectionKind, name: string, user: string): string {
+  return `${UPSTREAM_PREFIX}${kind === 'sign_in' ? 'idp' : 'svc'}:${name}:${user}`;
+}
+
+export class UpstreamTokenStore {
+  constructor(
+    private readonly store: Store,
+    private readonly cipher: TokenCipher,
+    /** Lifetime of sign-in records in storage (seconds): as long as the user's account is kept. */
+    private readonly signInTtl: number,
+  ) {}
+
+  async get(kind: ConnectionKind, name: string, user: string): Promise<UpstreamTokenSet | undefined> {
+    const key = connectionKey(kind, name, user);
+    const rec = await this.store.get<StoredConnection>(key);
+    if (!rec) return undefined;
+    try {
+      return JSON.parse(this.cipher.open(rec.value.sealed, key)) as UpstreamTokenSet;
+    } catch {
+      // Unknown key (removed from upstream_tokens) or a tampered record: unusable, so it is as if absent.
+      return undefined;
+    }
+  }
+
+  async put(kind: ConnectionKind, name: string, user: string, tokens: UpstreamTokenSet): Promise<void> {
+    const key = connectionKey(kind, name, user);
+    const now = Date.now();
+    const previous = await this.store.get<StoredConnection>(key);
+    const value: StoredConnection = {
+      kind,
+      user,
+      name,
+      created_at: previous?.value.created_at ?? now,
+      updated_at: now,
+      expires_at: tokens.expires_at,
+      has_refresh_token: Boolean(tokens.refresh_token),
+      sealed: this.cipher.seal(JSON.stringify(tokens), key),
+    };
+    // An exchanged token is only worth keeping while it is valid; a sign-in record as long as the account.
+    const ttlSeconds = kind === 'exchange' && tokens.expires_at ? Math.max(1, Math.ceil((tokens.expires_at - now) / 1000)) : this.signInTtl;
+    await this.store.set(key, value, { ttlSeconds, indexes: [upstreamTokensIndex(user)] });
+  }
+
+  delete(kind: ConnectionKind, name: string, user: string): Promise<boolean> {
+    return this.store.delete(connectionKey(kind, name, user));
+  }
+
+  /** Every record of the user (all providers and services); returns how many were deleted. */
+  deleteUser(user: string): Promise<number> {
+    return this.store.deleteByIndex(upstreamTokensIndex(user));
+  }
+}
+
+/** The connections of one user (or all), as `connections list` shows them. */
+export async function listConnections(store: Store, user?: string): Promise<ConnectionInfo[]> {
+  const rows = await store.list<StoredConnection>(UPSTREAM_PREFIX, { limit: 100_000 });
+  return rows
+    .filter((r) => typeof r.value?.sealed === 'string' && (user === undefined || r.value.user === user))
+    .map(({ value: { sealed, ...info } }) => ({ ...info, key_id: TokenCipher.keyIdOf(sealed) }));
+}
