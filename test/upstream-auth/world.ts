@@ -29,10 +29,16 @@ export async function startIdp(options: IdpOptions = {}): Promise<{ idp: Upstrea
 export function gatewayConfig(
   idp: UpstreamIdp,
   backend: McpBackend,
-  extra: { storage?: Record<string, unknown>; services?: Record<string, unknown>; refreshBeforeExpiry?: number } = {},
+  extra: {
+    storage?: Record<string, unknown>;
+    services?: Record<string, unknown>;
+    refreshBeforeExpiry?: number;
+    logging?: Record<string, unknown>;
+  } = {},
 ) {
   return {
     ...(extra.storage ? { storage: extra.storage } : {}),
+    ...(extra.logging ? { logging: extra.logging } : {}),
     oauth_providers: {
       corp: {
         issuer: idp.issuer,
@@ -78,6 +84,7 @@ export async function startWorld(
     storage?: Record<string, unknown>;
     services?: Record<string, unknown>;
     refreshBeforeExpiry?: number;
+    logging?: Record<string, unknown>;
     gateway?: GatewayOptions;
   } = {},
 ): Promise<{ idp: UpstreamIdp; backend: McpBackend; gw: StartedGateway }> {
