@@ -7,15 +7,30 @@
  *
  * The provider redirects to the gateway's one callback (`/oauth/callback`); interactions.ts hands the
  * states it does not know to `finishConnect`.
+ *
+ * mode: oauth (the backend has its own authorization server): the sign-in at the gateway's provider comes
+ * first and says who the user is; then the person is sent to the backend's authorization server (PKCE,
+ * `resource` = the backend URL, src/upstream/backend-oauth.ts), which redirects to `/connect/callback`, and
+ * the tokens are kept for that user and service. So the person who completes it is always the user the
+ * tokens are stored for (MCP elicitation, URL mode: verify the user who opens the URL).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayContext } from '../context.js';
 import { checkPolicy } from '../kernel/policy.js';
 import type { UpstreamChecks, UpstreamIdp, UpstreamTokenResponse } from '../upstream/index.js';
-import { UpstreamError } from '../upstream/index.js';
+import { BackendOAuth, UpstreamError, type BackendChecks, type BackendClient } from '../upstream/index.js';
 import { messagePage, sendPage } from './html.js';
 
 const CONNECT_PREFIX = 'gw:connect-state:';
+const BACKEND_PREFIX = 'gw:connect-backend:';
+/** A client the gateway registered (RFC 7591) at a backend's authorization server, per service. */
+const CLIENT_PREFIX = 'gw:upstream-client:';
+
+interface BackendAttempt {
+  service: string;
+  user: string;
+  checks: BackendChecks;
+}
 
 interface ConnectAttempt {
   service: string;
@@ -40,6 +55,71 @@ export function registerConnectRoutes(
 ): void {
   const credentials = ctx.credentials;
   if (!credentials || !upstream) return;
+  const backendCallback = `${ctx.issuer}/connect/callback`;
+  for (const service of ctx.services.values()) {
+    const auth = service.config.upstream_auth;
+    if (auth?.mode !== 'oauth') continue;
+    const key = CLIENT_PREFIX + service.id;
+    credentials.useBackend(
+      service.id,
+      new BackendOAuth({
+        serviceId: service.id,
+        serviceName: service.name,
+        resource: service.backend.href,
+        redirectUri: backendCallback,
+        clientId: auth.client_id,
+        clientSecret: auth.client_secret,
+        scopes: auth.scopes,
+        registration: {
+          load: async () => (await ctx.store.get<BackendClient>(key))?.value,
+          // First writer wins across instances; the others use its client.
+          save: async (client) =>
+            (await ctx.store.setIfAbsent(key, client)) ? client : ((await ctx.store.get<BackendClient>(key))?.value ?? client),
+        },
+      }),
+    );
+  }
+  app.get<{ Querystring: { state?: string } }>('/connect/callback', { onRequest: ctx.limits.guard('authorize') }, async (req, reply) => {
+    reply.hijack();
+    const state = req.query.state;
+    const attempt =
+      typeof state === 'string' && /^[\x21-\x7e]{1,256}$/.test(state)
+        ? await ctx.store.take<BackendAttempt>(BACKEND_PREFIX + state)
+        : undefined;
+    const backend = attempt ? credentials.backend(attempt.service) : undefined;
+    const service = attempt ? ctx.services.get(attempt.service) : undefined;
+    if (!attempt || !backend || !service) {
+      return sendPage(
+        reply.raw,
+        400,
+        'Connection expired',
+        messagePage('Connection expired', 'This link is unknown or has expired. Start again from the application.'),
+      );
+    }
+    const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
+    try {
+      await credentials.saveBackend(service.id, attempt.user, await backend.finish(new URL(backendCallback + query), attempt.checks));
+    } catch (err) {
+      ctx.log.warn({ service: service.id, reason: (err as Error).message }, 'connect: the backend authorization failed');
+      const heading = 'Not connected';
+      return sendPage(
+        reply.raw,
+        502,
+        heading,
+        messagePage(
+          heading,
+          `${service.name} did not complete the authorization (${(err as Error).message}). Start again from the application.`,
+        ),
+      );
+    }
+    const heading = 'Account connected';
+    sendPage(
+      reply.raw,
+      200,
+      heading,
+      messagePage(heading, `Your account is connected for ${service.name}. Return to your application and try again.`),
+    );
+  });
   app.get<{ Params: { service: string } }>('/connect/:service', { onRequest: ctx.limits.guard('authorize') }, async (req, reply) => {
     const service = ctx.services.get(req.params.service);
     if (!service?.config.upstream_auth || service.config.oauth_provider !== upstream.name) return notFound(reply);
@@ -97,6 +177,35 @@ export async function finishConnect(
     emailVerified: profile.emailVerified,
     groups: profile.groups,
   });
+  if (service && decision.allowed && service.config.upstream_auth?.mode === 'oauth') {
+    // Now that the user is known: the backend's own authorization, for this user only.
+    const backend = ctx.credentials.backend(service.id);
+    let start;
+    try {
+      if (!backend) throw new Error('no backend client');
+      start = await backend.start();
+    } catch (err) {
+      ctx.log.warn({ service: service.id, reason: (err as Error).message }, 'connect: the backend authorization could not start');
+      const heading = 'Not connected';
+      sendPage(
+        reply.raw,
+        502,
+        heading,
+        messagePage(heading, `${service.name}'s authorization server could not be reached. Try again later.`),
+      );
+      return true;
+    }
+    await ctx.store.set(
+      BACKEND_PREFIX + start.checks.state,
+      { service: service.id, user: profile.id, checks: start.checks } satisfies BackendAttempt,
+      {
+        ttlSeconds: 900,
+      },
+    );
+    reply.raw.writeHead(303, { location: start.url.href, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' });
+    reply.raw.end();
+    return true;
+  }
   if (!service || !decision.allowed || !kept) {
     const heading = 'Not connected';
     const why = !decision.allowed

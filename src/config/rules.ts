@@ -244,17 +244,16 @@ export function upstreamAuthProblems(cfg: UpstreamAuthRuleInput, kindOf: (provid
         path: at(),
         message: `service '${id}' has upstream_auth but auth_required: false: the gateway can only hold tokens for a signed-in user (remove upstream_auth or set auth_required: true)`,
       });
-    if (u.mode === 'oauth') {
-      out.push({
-        path: at('mode'),
-        message: `upstream_auth.mode: oauth (the backend's own authorization server) is not supported by this version yet; use passthrough or token_exchange`,
-      });
-    }
+    if (u.mode === 'oauth' && u.client_secret && !u.client_id)
+      out.push({ path: at('client_secret'), message: 'upstream_auth.client_secret needs client_id (or remove both to register by DCR)' });
     const kind = s.oauth_provider ? kindOf(s.oauth_provider) : undefined;
-    if (u.mode !== 'oauth' && kind === 'dev')
+    if (kind === 'dev')
       out.push({
         path: at('mode'),
-        message: `upstream_auth.mode: ${u.mode} needs tokens from a real identity provider, but '${s.oauth_provider}' is the development sign-in (type: dev), which issues none`,
+        message:
+          u.mode === 'oauth'
+            ? `upstream_auth.mode: oauth identifies the user at the connect link through the service's provider, but '${s.oauth_provider}' is the development sign-in (type: dev), which has no redirect sign-in`
+            : `upstream_auth.mode: ${u.mode} needs tokens from a real identity provider, but '${s.oauth_provider}' is the development sign-in (type: dev), which issues none`,
       });
     if (u.mode === 'token_exchange' && kind === 'github')
       out.push({

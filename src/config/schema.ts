@@ -197,7 +197,7 @@ export const upstreamAuthSchema = z
     mode: z
       .enum(['passthrough', 'token_exchange', 'oauth'])
       .describe(
-        "`passthrough`: the user's access token from the sign-in at the service's `oauth_provider`, refreshed by the gateway. `token_exchange`: that token exchanged at the provider (RFC 8693, or Entra on-behalf-of) for one with this backend's `audience` / `scope`. `oauth`: the backend is an OAuth-protected MCP server of its own (not supported by this version yet: refused by check-config).",
+        "`passthrough`: the user's access token from the sign-in at the service's `oauth_provider`, refreshed by the gateway. `token_exchange`: that token exchanged at the provider (RFC 8693, or Entra on-behalf-of) for one with this backend's `audience` / `scope`. `oauth`: the backend is an OAuth-protected MCP server of its own: the gateway finds its authorization server (RFC 9728), is its client (`client_id` / `client_secret`, or registered by DCR), and each user connects once at `{issuer}/connect/{service}`.",
       ),
     header: z
       .string()

@@ -37,6 +37,12 @@ export interface TokenEndpoint {
   grant(grantType: string, params: Record<string, string>): Promise<TokenResponse>;
 }
 
+/** A backend's own authorization server (mode: oauth; src/upstream/backend-oauth.ts has the same shape). */
+export interface BackendEndpoint extends TokenEndpoint {
+  start(): Promise<{ url: URL; checks: { state: string; codeVerifier: string } }>;
+  finish(callbackUrl: URL, checks: { state: string; codeVerifier: string }): Promise<TokenResponse>;
+}
+
 /** The service as the broker needs it (built once per service by the proxy). */
 export interface CredentialTarget {
   serviceId: string;
@@ -62,6 +68,16 @@ const LOCK_WAIT_MS = 10_000;
 /** An exchanged token without `expires_in` is reused for at most this long. */
 const DEFAULT_EXCHANGED_LIFETIME_MS = 60_000;
 
+/** A record that can be refreshed: the sign-in tokens at a provider, or a backend's (mode: oauth). */
+interface Refreshable {
+  kind: 'sign_in' | 'oauth';
+  name: string;
+  user: string;
+  endpoint: TokenEndpoint | undefined;
+  /** The `provider` label of the refresh metric: the provider, or the service for a backend. */
+  label: string;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 function expiresAt(expiresIn: number | undefined, now = Date.now()): number | undefined {
@@ -80,6 +96,7 @@ export interface CredentialBrokerOptions {
 export class CredentialBroker {
   readonly tokens: UpstreamTokenStore;
   readonly #endpoints = new Map<string, TokenEndpoint>();
+  readonly #backends = new Map<string, BackendEndpoint>();
   readonly #inFlight = new Map<string, Promise<unknown>>();
   readonly #skewMs: number;
   readonly #issuer: string;
@@ -95,7 +112,7 @@ export class CredentialBroker {
     this.#issuer = o.issuer;
     this.#providers = new Set(
       Object.values(o.config.mcp_services)
-        .filter((s) => s.upstream_auth && s.oauth_provider)
+        .filter((s) => s.upstream_auth && s.upstream_auth.mode !== 'oauth' && s.oauth_provider)
         .map((s) => s.oauth_provider!),
     );
   }
@@ -108,6 +125,21 @@ export class CredentialBroker {
   /** The provider's token endpoint (the authorization server supplies it when it builds the sign-in). */
   useProvider(name: string, endpoint: TokenEndpoint | undefined): void {
     if (endpoint) this.#endpoints.set(name, endpoint);
+  }
+
+  /** A backend's authorization server (mode: oauth), by service id. */
+  useBackend(serviceId: string, endpoint: BackendEndpoint): void {
+    this.#backends.set(serviceId, endpoint);
+  }
+
+  backend(serviceId: string): BackendEndpoint | undefined {
+    return this.#backends.get(serviceId);
+  }
+
+  /** Keeps the tokens a backend's authorization server issued to the gateway for the user (mode: oauth). */
+  async saveBackend(serviceId: string, user: string, t: TokenResponse): Promise<void> {
+    await this.tokens.put('oauth', serviceId, user, this.#tokenSet(t));
+    this.o.audit.emit('upstream.connected', { user, service: serviceId, via: 'connect' });
   }
 
   /** Whether a sign-in at `provider` must keep its tokens (some service passes them on or exchanges them). */
@@ -128,8 +160,13 @@ export class CredentialBroker {
 
   /** The header value for this user on this service, or why there is none. */
   async credentialFor(target: CredentialTarget, user: string): Promise<CredentialResult> {
+    const mode = target.auth.mode;
     const token =
-      target.auth.mode === 'token_exchange' ? await this.#exchanged(target, user) : await this.#signInToken(target.provider, user);
+      mode === 'token_exchange'
+        ? await this.#exchanged(target, user)
+        : mode === 'oauth'
+          ? await this.#backendToken(target.serviceId, user)
+          : await this.#signInToken(target.provider, user);
     if (typeof token !== 'string') return { ok: false, reason: token.reason };
     return { ok: true, value: target.bearer ? `Bearer ${token}` : token };
   }
@@ -138,7 +175,8 @@ export class CredentialBroker {
   async disconnect(user: string, what?: { provider?: string; service?: string }): Promise<number> {
     let n: number;
     if (what?.provider) n = Number(await this.tokens.delete('sign_in', what.provider, user));
-    else if (what?.service) n = Number(await this.tokens.delete('exchange', what.service, user));
+    else if (what?.service)
+      n = Number(await this.tokens.delete('exchange', what.service, user)) + Number(await this.tokens.delete('oauth', what.service, user));
     else n = await this.tokens.deleteUser(user);
     if (n > 0) this.o.audit.emit('upstream.disconnected', { user, provider: what?.provider, service: what?.service });
     return n;
@@ -170,17 +208,27 @@ export class CredentialBroker {
   }
 
   /** The user's sign-in access token at `provider`, refreshed first when it is about to expire. */
-  async #signInTokens(provider: string, user: string): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
-    const t = await this.tokens.get('sign_in', provider, user);
+  #signInTokens(provider: string, user: string): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
+    return this.#current({ kind: 'sign_in', name: provider, user, endpoint: this.#endpoints.get(provider), label: provider });
+  }
+
+  /** mode: oauth: the token from the backend's authorization server, refreshed there. */
+  async #backendToken(serviceId: string, user: string): Promise<string | { reason: CredentialFailure }> {
+    const t = await this.#current({ kind: 'oauth', name: serviceId, user, endpoint: this.#backends.get(serviceId), label: serviceId });
+    return 'access_token' in t ? t.access_token : t;
+  }
+
+  async #current(r: Refreshable): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
+    const t = await this.tokens.get(r.kind, r.name, r.user);
     if (!t) return { reason: 'not_connected' };
     if (this.#fresh(t)) return t;
     if (!t.refresh_token) {
-      // Still valid inside the skew window: use it; past its expiry, only a new sign-in helps.
+      // Still valid inside the skew window: use it; past its expiry, only a new connection helps.
       if (t.expires_at! > Date.now()) return t;
-      await this.tokens.delete('sign_in', provider, user);
+      await this.tokens.delete(r.kind, r.name, r.user);
       return { reason: 'not_connected' };
     }
-    return this.#once(`idp:${provider}:${user}`, () => this.#refreshLocked(provider, user));
+    return this.#once(`${r.kind}:${r.name}:${r.user}`, () => this.#refreshLocked(r));
   }
 
   async #signInToken(provider: string, user: string): Promise<string | { reason: CredentialFailure }> {
@@ -189,35 +237,36 @@ export class CredentialBroker {
   }
 
   /** Refresh under the cross-instance lock; a request that finds it taken waits for the other instance's result. */
-  async #refreshLocked(provider: string, user: string): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
-    const lock = `${LOCK_PREFIX}idp:${provider}:${user}`;
+  async #refreshLocked(r: Refreshable): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
+    const lock = `${LOCK_PREFIX}${r.kind === 'sign_in' ? 'idp' : r.kind}:${r.name}:${r.user}`;
     const until = Date.now() + LOCK_WAIT_MS;
     for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
       if (await this.o.store.setIfAbsent(lock, { instance: this.#instance, at: Date.now() }, { ttlSeconds: LOCK_TTL_SECONDS })) {
         try {
           // Re-read under the lock: another instance may have refreshed since this request looked.
-          const current = await this.tokens.get('sign_in', provider, user);
+          const current = await this.tokens.get(r.kind, r.name, r.user);
           if (!current) return { reason: 'not_connected' };
           if (this.#fresh(current) || !current.refresh_token) return current;
-          return await this.#refresh(provider, user, current);
+          return await this.#refresh(r, current);
         } finally {
           await this.o.store.delete(lock).catch(() => undefined);
         }
       }
       await sleep(wait);
-      const current = await this.tokens.get('sign_in', provider, user);
+      const current = await this.tokens.get(r.kind, r.name, r.user);
       if (!current) return { reason: 'not_connected' };
       if (this.#fresh(current)) return current;
       if (Date.now() > until) return { reason: 'unavailable' };
     }
   }
 
-  async #refresh(provider: string, user: string, current: UpstreamTokenSet): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
-    const endpoint = this.#endpoints.get(provider);
+  async #refresh(r: Refreshable, current: UpstreamTokenSet): Promise<UpstreamTokenSet | { reason: CredentialFailure }> {
+    const { endpoint, user } = r;
+    const provider = r.label;
     if (!endpoint) return { reason: 'unavailable' };
     try {
       const next = this.#tokenSet(await endpoint.refresh(current.refresh_token!), current);
-      await this.tokens.put('sign_in', provider, user, next);
+      await this.tokens.put(r.kind, r.name, user, next);
       this.o.metrics.upstreamTokenRefreshes.inc({ provider, outcome: 'success' });
       return next;
     } catch (err) {
@@ -225,9 +274,13 @@ export class CredentialBroker {
       // RFC 6749 §5.2 invalid_grant: the refresh token is invalid, expired or revoked: the grant is gone.
       const refused = e.oauthError === 'invalid_grant';
       this.o.metrics.upstreamTokenRefreshes.inc({ provider, outcome: refused ? 'refused' : 'error' });
-      this.o.audit.emit('upstream.refresh_failed', { user, provider, reason: e.oauthError ?? 'unavailable' });
+      this.o.audit.emit('upstream.refresh_failed', {
+        user,
+        ...(r.kind === 'oauth' ? { service: r.name } : { provider }),
+        reason: e.oauthError ?? 'unavailable',
+      });
       if (refused) {
-        await this.tokens.delete('sign_in', provider, user);
+        await this.tokens.delete(r.kind, r.name, user);
         return { reason: 'not_connected' };
       }
       this.o.log.warn({ provider, reason: e.message }, 'upstream token refresh failed');

@@ -5,6 +5,7 @@
  *   gw:upstream:idp:<provider>:<user>   the tokens of the user's sign-in at `provider` (passthrough, and the
  *                                       subject token of token_exchange)
  *   gw:upstream:svc:<service>:<user>    a token made for one service (token_exchange), cached until it expires
+ *   gw:upstream:oauth:<service>:<user>  the tokens from a backend's own authorization server (mode: oauth)
  *
  * The value holds metadata in clear (who, which provider or service, when, until when, which key) and
  * the tokens themselves only as an AES-256-GCM ciphertext (cipher.ts) bound to the record's key. Every
@@ -27,13 +28,13 @@ export interface UpstreamTokenSet {
   expires_at?: number | undefined;
 }
 
-export type ConnectionKind = 'sign_in' | 'exchange';
+export type ConnectionKind = 'sign_in' | 'exchange' | 'oauth';
 
 /** What a record shows without decrypting: never a token. */
 export interface ConnectionInfo {
   kind: ConnectionKind;
   user: string;
-  /** sign_in: the provider; exchange: the service. */
+  /** sign_in: the provider; exchange and oauth: the service. */
   name: string;
   created_at: number;
   updated_at: number;
@@ -47,7 +48,7 @@ interface StoredConnection extends Omit<ConnectionInfo, 'key_id'> {
 }
 
 export function connectionKey(kind: ConnectionKind, name: string, user: string): string {
-  return `${UPSTREAM_PREFIX}${kind === 'sign_in' ? 'idp' : 'svc'}:${name}:${user}`;
+  return `${UPSTREAM_PREFIX}${kind === 'sign_in' ? 'idp' : kind === 'exchange' ? 'svc' : 'oauth'}:${name}:${user}`;
 }
 
 export class UpstreamTokenStore {

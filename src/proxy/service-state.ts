@@ -154,7 +154,8 @@ function upstreamCredential(ctx: GatewayContext, service: ResolvedService): Serv
   const header = normalizeHeaderName(auth.header);
   const url = ctx.credentials.connectUrl(service.id);
   const provider = service.config.oauth_provider;
-  const message = `${service.name} acts as you at ${provider}, and your account there is not connected (or no longer). Open ${url} to connect it, then try again.`;
+  const where = auth.mode === 'oauth' ? `${service.name}'s own authorization server` : provider;
+  const message = `${service.name} acts as you at ${where}, and your account there is not connected (or no longer). Open ${url} to connect it, then try again.`;
   return {
     target: { serviceId: service.id, provider, auth, header, bearer: header === 'authorization' },
     connect: proxyError('GW_ERR_UPSTREAM_AUTH_REQUIRED', {

@@ -39,7 +39,9 @@ export function claimNames(kind: string, mapping: ClaimMapping | undefined): Cla
 
 /** Whether a service signing in at `provider` lets its backend act as the user, so the sign-in asks for a refresh token. */
 export function needsRefreshToken(config: GatewayConfig, provider: string): boolean {
-  return Object.values(config.mcp_services).some((s) => s.oauth_provider === provider && s.upstream_auth !== undefined);
+  return Object.values(config.mcp_services).some(
+    (s) => s.oauth_provider === provider && s.upstream_auth !== undefined && s.upstream_auth.mode !== 'oauth',
+  );
 }
 
 /** Throws (at createGateway time) for an invalid or, for `dev`, a not-allowed provider. */
@@ -92,3 +94,4 @@ export function announceUpstream(
       ),
   );
 }
+export { BackendOAuth, type BackendOAuthOptions, type BackendClient, type BackendChecks } from './backend-oauth.js';

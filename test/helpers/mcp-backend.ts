@@ -112,7 +112,19 @@ function buildMcpServer(log: string[], upstream?: { api: string; header: string 
  * configuration file names the backend's port, e.g. the seed fixtures' `CALC_PORT`).
  */
 export async function startMcpBackend(
-  options: { json?: boolean; cleanup?: boolean; port?: number; upstreamApi?: string; upstreamHeader?: string } = {},
+  options: {
+    json?: boolean;
+    cleanup?: boolean;
+    port?: number;
+    upstreamApi?: string;
+    upstreamHeader?: string;
+    /**
+     * An OAuth-protected MCP server (MCP authorization): RFC 9728 metadata naming this authorization server,
+     * and every MCP request needs a bearer token that the server's `/api/whoami` accepts for this URL
+     * (RFC 8707 audience), else 401 with `WWW-Authenticate: Bearer resource_metadata=…`.
+     */
+    protectedBy?: string;
+  } = {},
 ): Promise<McpBackend> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const requests: McpBackend['requests'] = [];
@@ -125,6 +137,23 @@ export async function startMcpBackend(
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const sessionId = req.headers['mcp-session-id'] as string | undefined;
     requests.push({ method: req.method ?? '', sessionId, headers: req.headers });
+    if (options.protectedBy) {
+      const self = `http://127.0.0.1:${port}/mcp`;
+      if (req.url === '/.well-known/oauth-protected-resource/mcp') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ resource: self, authorization_servers: [options.protectedBy] }));
+      }
+      const check = req.headers.authorization
+        ? await fetch(`${options.protectedBy}/api/whoami`, { headers: { authorization: req.headers.authorization } })
+        : undefined;
+      const seen = check?.ok ? ((await check.json()) as { resource?: string }) : undefined;
+      if (seen?.resource !== self) {
+        res.writeHead(401, {
+          'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp"`,
+        });
+        return void res.end();
+      }
+    }
     if (!req.url?.startsWith('/mcp')) {
       res.writeHead(404).end();
       return;
@@ -164,7 +193,9 @@ export async function startMcpBackend(
     }
     await transport.handleRequest(req, res, body);
   }
-  const port = await listen(server, options.port);
+  // Assigned before the first request can arrive (the handler reads it for the protected variant).
+  let port = 0;
+  port = await listen(server, options.port);
   const backend: McpBackend = {
     url: `http://127.0.0.1:${port}/mcp`,
     requests,

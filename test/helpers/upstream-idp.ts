@@ -100,6 +100,12 @@ export async function startUpstreamIdp(
     accessTokenTtl?: number;
     /** Rotate refresh tokens on every use (a reused one then revokes the grant, as oidc-provider does). */
     rotateRefreshTokens?: boolean;
+    /**
+     * Act as the authorization server of OAuth-protected resources (a backend MCP server): RFC 8707 resource
+     * indicators for these URLs (more may be added to `resources` later), opaque access tokens for them,
+     * open dynamic client registration (RFC 7591), and a refresh token with every code.
+     */
+    resources?: Set<string>;
   } = {},
 ): Promise<UpstreamIdp> {
   const data = new Map<string, AdapterPayload>();
@@ -120,7 +126,29 @@ export async function startUpstreamIdp(
     scopes: ['openid', 'email', 'profile', 'groups', 'offline_access'],
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'picture'], groups: ['groups'] },
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      ...(opts.resources
+        ? {
+            registration: { enabled: true },
+            resourceIndicators: {
+              enabled: true,
+              defaultResource: () => undefined as unknown as string,
+              useGrantedResource: () => true,
+              getResourceServerInfo: (_ctx: unknown, indicator: string) => {
+                if (!opts.resources!.has(indicator)) throw new errors.InvalidTarget('unknown resource');
+                return { scope: 'mcp:tools', accessTokenFormat: 'opaque' as const, audience: indicator };
+              },
+            },
+          }
+        : {}),
+    },
+    ...(opts.resources
+      ? {
+          issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(t: string): boolean }) =>
+            client.grantTypeAllowed('refresh_token'),
+        }
+      : {}),
     interactions: { url: (_ctx, i) => `/i/${i.uid}` },
     findAccount: async (_ctx, id) => {
       const u = byId.get(id);
@@ -261,7 +289,8 @@ export async function startUpstreamIdp(
     if (x && x.exp > Date.now()) body = { sub: x.sub, aud: x.aud, scope: x.scope, kind: 'exchanged' };
     else if (token) {
       const at = await provider.AccessToken.find(token).catch(() => undefined);
-      if (at && !at.isExpired) body = { sub: at.accountId, aud: at.clientId, scope: at.scope, kind: 'access_token' };
+      if (at && !at.isExpired)
+        body = { sub: at.accountId, aud: at.clientId, scope: at.scope, kind: 'access_token', ...(at.aud ? { resource: at.aud } : {}) };
     }
     idp.apiCalls.push({ authorization, status: body ? 200 : 401 });
     res.writeHead(body ? 200 : 401, { 'content-type': 'application/json' });
@@ -287,8 +316,10 @@ export async function startUpstreamIdp(
         return await provider.interactionFinished(req, res, { login: { accountId: idp.nextUser.sub } });
       }
       const grant = new provider.Grant({ accountId: details.session!.accountId, clientId: String(details.params.client_id) });
-      const missing = details.prompt.details as { missingOIDCScope?: string[] };
+      const missing = details.prompt.details as { missingOIDCScope?: string[]; missingResourceScopes?: Record<string, string[]> };
       if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+      for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {}))
+        grant.addResourceScope(indicator, scopes.join(' '));
       await provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } }, { mergeWithLastSubmission: true });
     } catch (err) {
       res.statusCode = 500;

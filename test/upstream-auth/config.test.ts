@@ -72,9 +72,16 @@ describe('upstream_auth configuration', () => {
     for (const x of p) expect(x.line, x.path).toBeGreaterThan(0);
   });
 
-  it('oauth mode is refused as not supported yet; the development sign-in has no tokens to pass on', () => {
-    expect(problems(base('    upstream_auth:\n      mode: oauth', SECRET))).toEqual([
-      expect.objectContaining({ path: 'mcp_services.files.upstream_auth.mode', message: expect.stringMatching(/not supported/) }),
+  it('oauth mode: client_secret needs client_id; the development sign-in has no tokens to pass on', () => {
+    expect(
+      loadConfigText(base('    upstream_auth: { mode: oauth, scopes: [repo] }', SECRET), 'cfg.yaml', { env: {} }).mcp_services.files!
+        .upstream_auth?.mode,
+    ).toBe('oauth');
+    expect(problems(base('    upstream_auth: { mode: oauth, client_secret: s }', SECRET))).toEqual([
+      expect.objectContaining({
+        path: 'mcp_services.files.upstream_auth.client_secret',
+        message: expect.stringMatching(/needs client_id/),
+      }),
     ]);
     const dev = `
 issuer: http://127.0.0.1:8080
