@@ -204,7 +204,10 @@ export class McpProxy {
       beforeRelay:
         userId === undefined
           ? undefined
-          : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
+          : (status, h) =>
+              status === 401 && state.credential?.target.auth.mode === 'oauth'
+                ? this.#backendRefused(state, userId)
+                : this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
       fail: (e) => sendProxyError(res, jsonRpc, e, cors),
     });
   }
@@ -394,6 +397,16 @@ export class McpProxy {
     if (result.ok) return { header: c.target.header, value: result.value };
     this.#fail(ex, result.reason === 'not_connected' ? c.connect : c.failed);
     return undefined;
+  }
+
+  /**
+   * mode: oauth: the backend refused the token its own authorization server issued (revoked there before it
+   * expired). Relaying its 401 would make the client re-authorize at the gateway, which cannot help; the
+   * token is dropped and the client gets the connect link instead.
+   */
+  async #backendRefused(state: ServiceState, userId: string): Promise<ProxyError> {
+    await this.ctx.credentials!.disconnect(userId, { service: state.id }).catch(() => undefined);
+    return state.credential!.connect;
   }
 
   /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */
