@@ -244,7 +244,7 @@ export class CredentialBroker {
       if (await this.o.store.setIfAbsent(lock, { instance: this.#instance, at: Date.now() }, { ttlSeconds: LOCK_TTL_SECONDS })) {
         try {
           // Re-read under the lock: another instance may have refreshed since this request looked.
-          const current = await this.tokens.get(r.kind, r.name, r.user);
+          const current = await this.tokens.get(r.kind, r.name, r.user, true);
           if (!current) return { reason: 'not_connected' };
           if (this.#fresh(current) || !current.refresh_token) return current;
           return await this.#refresh(r, current);
@@ -253,7 +253,7 @@ export class CredentialBroker {
         }
       }
       await sleep(wait);
-      const current = await this.tokens.get(r.kind, r.name, r.user);
+      const current = await this.tokens.get(r.kind, r.name, r.user, true);
       if (!current) return { reason: 'not_connected' };
       if (this.#fresh(current)) return current;
       if (Date.now() > until) return { reason: 'unavailable' };

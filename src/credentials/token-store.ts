@@ -51,7 +51,14 @@ export function connectionKey(kind: ConnectionKind, name: string, user: string):
   return `${UPSTREAM_PREFIX}${kind === 'sign_in' ? 'idp' : kind === 'exchange' ? 'svc' : 'oauth'}:${name}:${user}`;
 }
 
+/** How long this instance reuses a record it read (and decrypted): a deletion elsewhere is seen after at most this. */
+const LOCAL_CACHE_MS = 2000;
+const LOCAL_CACHE_MAX = 10_000;
+
 export class UpstreamTokenStore {
+  /** Decrypted records read recently, by storage key: the proxy reads one per request. */
+  readonly #recent = new Map<string, { tokens: UpstreamTokenSet; until: number }>();
+
   constructor(
     private readonly store: Store,
     private readonly cipher: TokenCipher,
@@ -59,16 +66,40 @@ export class UpstreamTokenStore {
     private readonly signInTtl: number,
   ) {}
 
-  async get(kind: ConnectionKind, name: string, user: string): Promise<UpstreamTokenSet | undefined> {
+  /** `fromStorage`: skip this instance's recent reads (another instance may have just written). */
+  async get(kind: ConnectionKind, name: string, user: string, fromStorage = false): Promise<UpstreamTokenSet | undefined> {
     const key = connectionKey(kind, name, user);
+    const now = Date.now();
+    const recent = fromStorage ? undefined : this.#recent.get(key);
+    if (recent !== undefined && recent.until > now) return recent.tokens;
     const rec = await this.store.get<StoredConnection>(key);
-    if (!rec) return undefined;
+    if (!rec) {
+      this.#recent.delete(key);
+      return undefined;
+    }
+    let tokens: UpstreamTokenSet;
     try {
-      return JSON.parse(this.cipher.open(rec.value.sealed, key)) as UpstreamTokenSet;
+      tokens = JSON.parse(this.cipher.open(rec.value.sealed, key)) as UpstreamTokenSet;
     } catch {
       // Unknown key (removed from upstream_tokens) or a tampered record: unusable, so it is as if absent.
       return undefined;
     }
+    this.#remember(key, tokens, now);
+    return tokens;
+  }
+
+  #remember(key: string, tokens: UpstreamTokenSet, now: number): void {
+    if (this.#recent.size >= LOCAL_CACHE_MAX) this.#recent.clear();
+    this.#recent.set(key, { tokens, until: Math.min(now + LOCAL_CACHE_MS, tokens.expires_at ?? Infinity) });
+  }
+
+  forget(kind: ConnectionKind, name: string, user: string): void {
+    this.#recent.delete(connectionKey(kind, name, user));
+  }
+
+  /** Forgets every recent read (a grant was revoked somewhere: its user's records are being deleted). */
+  forgetAll(): void {
+    this.#recent.clear();
   }
 
   async put(kind: ConnectionKind, name: string, user: string, tokens: UpstreamTokenSet): Promise<void> {
@@ -88,14 +119,17 @@ export class UpstreamTokenStore {
     // An exchanged token is only worth keeping while it is valid; a sign-in record as long as the account.
     const ttlSeconds = kind === 'exchange' && tokens.expires_at ? Math.max(1, Math.ceil((tokens.expires_at - now) / 1000)) : this.signInTtl;
     await this.store.set(key, value, { ttlSeconds, indexes: [upstreamTokensIndex(user)] });
+    this.#remember(key, tokens, now);
   }
 
   delete(kind: ConnectionKind, name: string, user: string): Promise<boolean> {
+    this.forget(kind, name, user);
     return this.store.delete(connectionKey(kind, name, user));
   }
 
   /** Every record of the user (all providers and services); returns how many were deleted. */
   deleteUser(user: string): Promise<number> {
+    for (const key of this.#recent.keys()) if (key.endsWith(`:${user}`)) this.#recent.delete(key);
     return this.store.deleteByIndex(upstreamTokensIndex(user));
   }
 }

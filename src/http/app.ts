@@ -118,7 +118,12 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       limits,
     };
     const credentials = CredentialBroker.fromConfig({ config, issuer: ctx.issuer, store, audit: ctx.audit, metrics, log: app.log });
-    if (credentials) ctx.credentials = credentials;
+    if (credentials) {
+      ctx.credentials = credentials;
+      // A revoked grant (here, or learnt from another instance) takes its user's upstream tokens with it
+      // (src/kernel/revocation.ts revokeGrant): drop this instance's recent reads at once.
+      revocations.onRevoked(() => credentials.tokens.forgetAll());
+    }
 
     registerErrorHandling(app);
     // Global onRequest hooks, before any route: 503 while storage is down, then the rate limits.

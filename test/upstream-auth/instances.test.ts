@@ -14,7 +14,7 @@ import { testConfig } from '../helpers/config.js';
 import { freePort } from '../helpers/gateway.js';
 import { describeRedis, RedisServer, redisConfig } from '../helpers/redis-server.js';
 import { startBalancer } from '../multi-instance/helpers.js';
-import { connect, gatewayConfig, registerAtIdp, sleep, startIdp, UPSTREAM_SECRET, upstreamWhoami } from './world.js';
+import { connect, gatewayConfig, registerAtIdp, startIdp, UPSTREAM_SECRET, upstreamWhoami } from './world.js';
 
 async function started(config: ReturnType<typeof testConfig>): Promise<{ gw: Gateway; port: number }> {
   const gw = await createGateway(config, { silent: true });
@@ -26,7 +26,7 @@ describeRedis('upstream_auth on Redis, two instances', () => {
   it('share connections, and refresh single-flight across instances', async () => {
     const redis = await RedisServer.start();
     onTestFinished(() => redis.stop());
-    const { idp, backend } = await startIdp({ accessTokenTtl: 5, rotateRefreshTokens: true });
+    const { idp, backend } = await startIdp({ accessTokenTtl: 60, rotateRefreshTokens: true });
     const lb = await startBalancer();
     onTestFinished(() => lb.close());
     const config = testConfig({
@@ -50,8 +50,12 @@ describeRedis('upstream_auth on Redis, two instances', () => {
     lb.target = 'B';
     expect((await upstreamWhoami(session)).received).toBe(first.received);
 
-    // Due for refresh; eight calls at once, alternating between the instances.
-    await sleep(1200);
+    // Due for refresh: the stored token's expiry moved inside the refresh window (the refreshed one then
+    // stays fresh for the rest of the test, however slow the machine). Eight calls at once, both instances.
+    const tokens = a.gw.ctx.credentials!.tokens;
+    const held = (await tokens.get('sign_in', 'corp', 'corp:alice', true))!;
+    await tokens.put('sign_in', 'corp', 'corp:alice', { ...held, expires_at: Date.now() + 2000 });
+    b.gw.ctx.credentials!.tokens.forgetAll();
     let n = 0;
     lb.pick = () => (n++ % 2 === 0 ? 'A' : 'B');
     const results = await Promise.all(Array.from({ length: 8 }, () => upstreamWhoami(session)));
