@@ -14,7 +14,8 @@ import { testConfig } from '../helpers/config.js';
 import { freePort } from '../helpers/gateway.js';
 import { describeRedis, RedisServer, redisConfig } from '../helpers/redis-server.js';
 import { startBalancer } from '../multi-instance/helpers.js';
-import { connect, gatewayConfig, registerAtIdp, startIdp, UPSTREAM_SECRET, upstreamWhoami } from './world.js';
+import { VaultStandin } from '../helpers/vault-standin.js';
+import { connect, gatewayConfig, registerAtIdp, startIdp, startWorld, UPSTREAM_SECRET, upstreamWhoami } from './world.js';
 
 async function started(config: ReturnType<typeof testConfig>): Promise<{ gw: Gateway; port: number }> {
   const gw = await createGateway(config, { silent: true });
@@ -109,4 +110,31 @@ it('a restart on SQLite keeps the connections; a rotated secret opens them throu
   onTestFinished(() => four.gw.close());
   expect((await upstreamWhoami(session)).received).toBe(before.received);
   expect(idp.grants.filter((g) => g.grant_type === 'authorization_code')).toHaveLength(1);
+});
+
+it('on Vault (KV v2 stand-in): stored, refreshed under the lock, deleted by the user index', async () => {
+  const vault = await VaultStandin.start();
+  onTestFinished(() => vault.stop());
+  const storage = {
+    type: 'vault',
+    vault: { url: vault.url, token: vault.rootToken, path_prefix: 'gw-upstream', sweep_interval: 0, timeout: 5 },
+  };
+  const { idp, gw } = await startWorld({ storage, accessTokenTtl: 60, refreshBeforeExpiry: 4 });
+  const session = await connect(gw.url, 'files');
+  onTestFinished(() => session.close());
+  const first = await upstreamWhoami(session);
+  expect(first.api.sub).toBe('alice');
+  const tokens = gw.ctx.credentials!.tokens;
+  const held = (await tokens.get('sign_in', 'corp', 'corp:alice', true))!;
+  await tokens.put('sign_in', 'corp', 'corp:alice', { ...held, expires_at: Date.now() + 2000 });
+  const next = await upstreamWhoami(session);
+  expect(next.api.sub).toBe('alice');
+  expect(next.received).not.toBe(first.received);
+  expect(idp.grants.filter((g) => g.grant_type === 'refresh_token')).toHaveLength(1);
+  expect(await gw.ctx.credentials!.disconnect('corp:alice')).toBe(1);
+  const err = await upstreamWhoami(session).then(
+    () => undefined,
+    (e: Error & { code?: number }) => e,
+  );
+  expect(err?.code).toBe(403);
 });
