@@ -217,7 +217,13 @@ export const upstreamAuthSchema = z
       .describe(
         'token_exchange: `rfc8693` (grant_type token-exchange) or `entra_obo` (Microsoft Entra on-behalf-of: grant_type jwt-bearer with requested_token_use=on_behalf_of; needs `scope`).',
       ),
-    client_id: z.string().min(1).optional().describe("oauth: the gateway's client id at the backend's authorization server."),
+    client_id: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "oauth: the gateway's client id at the backend's authorization server (register `{issuer}/connect/callback` as its redirect URI). Without it the gateway registers itself there by RFC 7591 DCR.",
+      ),
     client_secret: z.string().min(1).optional().describe('oauth: the client secret that goes with `client_id`.'),
     scopes: stringList().optional().describe("oauth: scopes asked for at the backend's authorization server."),
   })
