@@ -13,6 +13,7 @@ import type { Metrics } from './observability/metrics.js';
 import type { AuditLog } from './observability/audit.js';
 import type { Tracing } from './observability/tracing.js';
 import type { UpstreamHealth } from './upstream/types.js';
+import type { CredentialBroker } from './credentials/broker.js';
 
 /**
  * What the parts read of storage availability. src/http/availability.ts `StorageMonitor` provides it; named
@@ -58,6 +59,8 @@ export interface GatewayContext {
   limits: RateLimitGate;
   /** OpenTelemetry tracing (`telemetry`); absent when off, and then nothing on the request path looks further. */
   tracing?: Tracing;
+  /** Upstream tokens held for users (src/credentials); absent when no service has `upstream_auth`. */
+  credentials?: CredentialBroker;
   /** The identity provider as last seen (set by the authorization server; absent for `dev` or none). */
   upstream?: UpstreamHealth;
   /** Every redirecting identity provider as last seen, when more than one is configured (`upstream` is the first). */

@@ -25,6 +25,8 @@ export const RPC = {
   UNSUPPORTED_PROTOCOL_VERSION: -32022,
   /** MCP 2026-07-28 HeaderMismatch: a mirrored header (`Mcp-Method`, `Mcp-Name`) is missing or differs from the body. */
   HEADER_MISMATCH: -32020,
+  /** MCP 2025-11-25 URLElicitationRequiredError: the user must open a URL (here: connect an upstream account). */
+  URL_ELICITATION_REQUIRED: -32042,
 } as const;
 
 /** The bearer challenge (RFC 6750 §3) a refusal carries in `WWW-Authenticate`; built per service. */
@@ -179,6 +181,20 @@ export const ERROR_CODES = {
     rpc: RPC.GATEWAY,
     message:
       'This session belongs to a local MCP server process on another gateway instance: stdio services need sticky routing or a single instance (docs/stdio.md)',
+  },
+  // upstream_auth (docs/upstream-auth.md): no usable upstream token for this user; never 401, which would send the
+  // client into gateway re-authorizations that cannot fix it. The message and data carry the connect link.
+  GW_ERR_UPSTREAM_AUTH_REQUIRED: {
+    status: 403,
+    error: 'upstream_authorization_required',
+    rpc: RPC.URL_ELICITATION_REQUIRED,
+    message: 'This service needs your account at its identity provider to be connected',
+  },
+  GW_ERR_UPSTREAM_TOKEN_FAILED: {
+    status: 502,
+    error: 'upstream_token_failed',
+    rpc: RPC.GATEWAY,
+    message: 'The upstream token for this service could not be obtained from its identity provider, try again later',
   },
   GW_ERR_INTERNAL: { status: 500, error: 'server_error', rpc: RPC.GATEWAY, message: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -73,6 +73,8 @@ export async function registerAuthorizationServer(app: FastifyInstance, ctx: Gat
   if (redirecting[0]) ctx.upstream = redirecting[0].health;
   if (redirecting.length > 1) ctx.upstreams = redirecting.map((u) => u.health);
   void announceUpstreams(ctx.config, upstreams, ctx.log);
+  // upstream_auth (src/credentials): refresh and exchange at each provider's own token endpoint.
+  for (const u of redirecting) ctx.credentials?.useProvider(u.name, u.tokenEndpoint);
   // CORS and Origin checks of these endpoints are registered by the composition root before this
   // (src/http/cors.ts registerOAuthCors, from src/http/app.ts): the authorization server never imports src/http.
 

@@ -20,11 +20,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { InteractionResults } from 'oidc-provider';
 import type { ResolvedService } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
-import { DevSignIn, UpstreamError, type UpstreamChecks, type UpstreamIdp, type UpstreamRegistry } from '../upstream/index.js';
+import {
+  DevSignIn,
+  UpstreamError,
+  type UpstreamChecks,
+  type UpstreamIdp,
+  type UpstreamRegistry,
+  type UpstreamTokenResponse,
+} from '../upstream/index.js';
 import { startFailure } from '../upstream/http.js';
 import type { UpstreamProfile } from '../upstream/profile.js';
 import { loadAccount, saveAccount } from './accounts.js';
 import { consentPage, consentRemembered, csrfToken, csrfValid, rememberConsent, rememberedScopes, type Approval } from './consent.js';
+import { finishConnect, registerConnectRoutes } from './connect.js';
 import { DEV_LOGIN_PREFIX, registerDevLoginRoutes } from './dev-login.js';
 import { upstreamFormTarget } from './form-targets.js';
 import { messagePage, sendFormRefused, sendPage } from './html.js';
@@ -410,6 +418,8 @@ export function registerInteractionRoutes(
       const state = req.query.state;
       const attempt = isStateValue(state) ? await ctx.store.get<UpstreamAttempt>(ATTEMPT_PREFIX + state) : undefined;
       if (!attempt) {
+        // A connect link of an upstream_auth service (connect.ts) comes back here too.
+        if (isStateValue(state) && (await finishConnect(ctx, redirecting, req, reply, state, callbackUrl))) return;
         reply.hijack();
         return sendPage(
           reply.raw,
@@ -452,8 +462,9 @@ export function registerInteractionRoutes(
       }
       const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';
       let profile;
+      let kept: UpstreamTokenResponse | undefined;
       try {
-        profile = await upstream.finish(new URL(callbackUrl + query), attempt.checks);
+        profile = await upstream.finish(new URL(callbackUrl + query), attempt.checks, (t) => (kept = t));
       } catch (err) {
         const e =
           err instanceof UpstreamError ? err : new UpstreamError('server_error', 'the sign-in could not be completed', { cause: err });
@@ -466,10 +477,14 @@ export function registerInteractionRoutes(
         const page = e.page(upstream.name);
         return errorPage(reply, details.uid, e.httpStatus, page.heading, page.message, e.oauthError);
       }
+      // upstream_auth: the provider's tokens, encrypted, for the services that act as the user (src/credentials).
+      if (kept && ctx.credentials?.keepsSignInTokens(upstream.name))
+        await ctx.credentials.saveSignIn(upstream.name, profile.id, kept, 'sign_in');
       return completeSignIn(req, reply, details.uid, profile, attempt.approval, 'ext');
     }),
   );
 
+  registerConnectRoutes(app, ctx, redirecting, callbackUrl);
   if (devSignIn) registerDevLoginRoutes(app, ctx, devSignIn, { detailsOf, guard, errorPage, completeSignIn });
 
   app.post<{ Params: { uid: string }; Querystring: { error?: string; rule?: string }; Body: Record<string, string> }>(

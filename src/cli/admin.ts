@@ -6,6 +6,7 @@
  *   clients list | clients show ID | clients delete ID
  *   grants list [--user USER]
  *   revoke --grant ID | --user USER | --client ID
+ *   connections list [--user USER] | connections revoke --user USER [--provider P | --service S]
  *   keys rotate
  *   storage migrate --from A.yaml --to B.yaml
  */
@@ -16,7 +17,7 @@ import type { Store } from '../storage/store.js';
 import { pino } from 'pino';
 import { KeyManager } from '../kernel/keys.js';
 import { rotateSigningKey } from '../kernel/key-rotation.js';
-import { RevocationList } from '../kernel/revocation.js';
+import { RevocationList, upstreamTokensIndex } from '../kernel/revocation.js';
 import {
   ACCOUNT_PREFIX,
   CLIENT_PREFIX,
@@ -27,6 +28,7 @@ import {
   type ClientPayload,
 } from '../kernel/directory.js';
 import { AuditLog } from '../observability/audit.js';
+import { connectionKey, listConnections } from '../credentials/index.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { loadConfigFile } from '../config/load.js';
 import { DEMO_DB, demoConfig } from '../demo/demo.js';
@@ -41,6 +43,8 @@ const COMMANDS: Record<string, Handler> = {
   'grants list': grantsList,
   revoke,
   'keys rotate': keysRotate,
+  'connections list': connectionsList,
+  'connections revoke': connectionsRevoke,
 };
 
 export async function runAdmin(
@@ -292,4 +296,47 @@ async function storageMigrate(values: CliValues, env: NodeJS.ProcessEnv, output:
   } finally {
     await source.close();
   }
+}
+
+const isoMs = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : '');
+
+/** The upstream tokens held for users (docs/upstream-auth.md): metadata and key id only, never a token. */
+async function connectionsList(store: Store, _c: GatewayConfig, _a: string[], values: CliValues, output: Output): Promise<number> {
+  const rows = (await listConnections(store, values.user)).map((c) => ({
+    user: c.user,
+    kind: c.kind === 'sign_in' ? 'provider' : 'service',
+    name: c.name,
+    refresh_token: c.has_refresh_token ? 'yes' : 'no',
+    connected: isoMs(c.created_at),
+    updated: isoMs(c.updated_at),
+    expires: isoMs(c.expires_at),
+    key_id: c.key_id ?? '',
+  }));
+  print(output, values, rows, ['user', 'kind', 'name', 'refresh_token', 'connected', 'updated', 'expires', 'key_id']);
+  return 0;
+}
+
+async function connectionsRevoke(store: Store, _c: GatewayConfig, _a: string[], values: CliValues, output: Output): Promise<number> {
+  if (!values.user || (values.provider && values.service)) {
+    output.err('usage: connections revoke --user USER_ID [--provider NAME | --service ID]');
+    return 2;
+  }
+  const user = values.user;
+  // Deleting needs no encryption key: the records are found by key or by the user's index tag.
+  const n = values.provider
+    ? Number(await store.delete(connectionKey('sign_in', values.provider, user)))
+    : values.service
+      ? Number(await store.delete(connectionKey('exchange', values.service, user)))
+      : await store.deleteByIndex(upstreamTokensIndex(user));
+  if (n === 0) {
+    output.err(
+      `no connection of '${terminalSafe(user)}'${values.provider ? ` at provider '${terminalSafe(values.provider)}'` : ''}${values.service ? ` for service '${terminalSafe(values.service)}'` : ''} ('connections list --user' shows them)`,
+    );
+    return 1;
+  }
+  cliAudit(output).emit('upstream.disconnected', { user, provider: values.provider, service: values.service, source: 'cli' });
+  output.out(
+    `deleted ${n} connection(s) of ${terminalSafe(user)}; the next request to a service that needs it asks the user to connect again`,
+  );
+  return 0;
 }

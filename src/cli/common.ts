@@ -18,6 +18,8 @@ export interface CliValues {
   user?: string;
   client?: string;
   grant?: string;
+  provider?: string;
+  service?: string;
   json?: boolean;
 }
 

@@ -30,6 +30,10 @@ Usage:
   mcp-oauth-gateway revoke --grant ID | --user USER_ID | --client CLIENT_ID
                                                  revoke grants: refresh tokens stop at once, access
                                                  tokens are refused by every instance within ~1 s
+  mcp-oauth-gateway connections list [--user USER_ID]
+                                                 upstream accounts held for upstream_auth services (never a token)
+  mcp-oauth-gateway connections revoke --user USER_ID [--provider NAME | --service ID]
+                                                 delete a user's upstream tokens (all, or one provider / service)
   mcp-oauth-gateway keys rotate                  add a new signing key (signs after the grace period)
   mcp-oauth-gateway demo-server [--host H] [--port N]
                                                  run only the demo MCP backend (no auth: put it behind the gateway)
@@ -76,6 +80,8 @@ export async function main(argv: string[], output: Output = consoleOutput, env: 
         user: { type: 'string' },
         client: { type: 'string' },
         grant: { type: 'string' },
+        provider: { type: 'string' },
+        service: { type: 'string' },
         json: { type: 'boolean' },
       },
     });
@@ -106,6 +112,7 @@ export async function main(argv: string[], output: Output = consoleOutput, env: 
       case 'clients':
       case 'grants':
       case 'revoke':
+      case 'connections':
         return await runAdmin(command, rest, values, env, output);
       default:
         output.err(`unknown command '${command}'\n\nRun mcp-oauth-gateway --help for usage.`);

@@ -578,3 +578,157 @@ export function enterpriseIssuerProblems(cfg: {
   });
   return out;
 }
+
+/** The parts of a configuration the `upstream_auth` rules read (schema.ts passes the parsed file). */
+interface UpstreamAuthRuleInput {
+  session_secret: string;
+  upstream_tokens?: { encryption_keys?: { id: string; key: string }[] | undefined; secret?: string | undefined } | undefined;
+  mcp_services: Record<
+    string,
+    {
+      auth_required: boolean;
+      oauth_provider?: string | string[] | undefined;
+      upstream_auth?:
+        | {
+            mode: string;
+            header: string;
+            audience?: string | undefined;
+            scope?: string | undefined;
+            exchange_form: string;
+            client_id?: string | undefined;
+            client_secret?: string | undefined;
+            scopes?: string[] | undefined;
+          }
+        | undefined;
+    }
+  >;
+}
+
+/** Headers an upstream token must never replace: the target host, the cookie, and what MCP itself carries. */
+const RESERVED_UPSTREAM_HEADERS = new Set([
+  'host',
+  'cookie',
+  'content-type',
+  'content-length',
+  'transfer-encoding',
+  'accept',
+  'connection',
+]);
+
+/** Key ids are written into every ciphertext (`v1.<kid>.…`): short and without the separator. */
+export const ENCRYPTION_KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** Why an `upstream_tokens.encryption_keys[].key` is unusable: it must be 32 bytes of base64. */
+export function encryptionKeyProblem(key: string): string | undefined {
+  const trimmed = key.trim();
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) return 'is not base64: generate one with `openssl rand -base64 32`';
+  if (Buffer.from(trimmed, 'base64').length !== 32)
+    return `decodes to ${Buffer.from(trimmed, 'base64').length} bytes, AES-256 needs 32: generate one with \`openssl rand -base64 32\``;
+  return undefined;
+}
+
+/**
+ * `mcp_services.<id>.upstream_auth` and `upstream_tokens` (docs/upstream-auth.md): every service option is
+ * checked against its mode, and stored upstream tokens always have an encryption key.
+ */
+export function upstreamAuthProblems(cfg: UpstreamAuthRuleInput, kindOf: (provider: string) => string | undefined): RuleProblem[] {
+  const out: RuleProblem[] = [];
+  let used = false;
+  for (const [id, s] of Object.entries(cfg.mcp_services)) {
+    const u = s.upstream_auth;
+    if (!u) continue;
+    used = true;
+    const at = (key?: string): (string | number)[] => ['mcp_services', id, 'upstream_auth', ...(key ? [key] : [])];
+    if (!s.auth_required)
+      out.push({
+        path: at(),
+        message: `service '${id}' has upstream_auth but auth_required: false: the gateway can only hold tokens for a signed-in user (remove upstream_auth or set auth_required: true)`,
+      });
+    if (u.mode === 'oauth' && u.client_secret && !u.client_id)
+      out.push({ path: at('client_secret'), message: 'upstream_auth.client_secret needs client_id (or remove both to register by DCR)' });
+    // The backend receives (or the gateway exchanges, or the connect link signs in with) ONE provider's tokens:
+    // a list or an omitted oauth_provider (several providers, docs/authorization.md) would leave it open which.
+    if (typeof s.oauth_provider !== 'string')
+      out.push({
+        path: ['mcp_services', id, 'oauth_provider'],
+        message: `service '${id}' has upstream_auth, which acts as the user at one identity provider: set oauth_provider to exactly one provider name (got ${s.oauth_provider === undefined ? 'none, meaning every provider' : `the list ${s.oauth_provider.join(', ')}`})`,
+      });
+    const kind = typeof s.oauth_provider === 'string' ? kindOf(s.oauth_provider) : undefined;
+    if (kind === 'dev')
+      out.push({
+        path: at('mode'),
+        message:
+          u.mode === 'oauth'
+            ? `upstream_auth.mode: oauth identifies the user at the connect link through the service's provider, but '${s.oauth_provider}' is the development sign-in (type: dev), which has no redirect sign-in`
+            : `upstream_auth.mode: ${u.mode} needs tokens from a real identity provider, but '${s.oauth_provider}' is the development sign-in (type: dev), which issues none`,
+      });
+    if (u.mode === 'token_exchange' && kind === 'github')
+      out.push({
+        path: at('mode'),
+        message: `upstream_auth.mode: token_exchange needs a provider with an RFC 8693 token endpoint; GitHub has none (use passthrough)`,
+      });
+    if (u.mode === 'token_exchange' && !u.audience && !u.scope)
+      out.push({
+        path: at(),
+        message: `upstream_auth.mode: token_exchange needs audience or scope (what the exchanged token is for), for example audience: https://api.example.com`,
+      });
+    if (u.mode === 'token_exchange' && u.exchange_form === 'entra_obo' && !u.scope)
+      out.push({
+        path: at('scope'),
+        message: `upstream_auth.exchange_form: entra_obo needs scope (Entra's on-behalf-of request names the API by scope, e.g. api://my-api/.default)`,
+      });
+    if (u.mode !== 'token_exchange')
+      for (const key of ['audience', 'scope'] as const)
+        if (u[key] !== undefined) out.push({ path: at(key), message: `upstream_auth.${key} is only used with mode: token_exchange` });
+    if (u.mode !== 'oauth')
+      for (const key of ['client_id', 'client_secret', 'scopes'] as const)
+        if (u[key] !== undefined) out.push({ path: at(key), message: `upstream_auth.${key} is only used with mode: oauth` });
+    const header = normalizeHeaderName(u.header);
+    if (!FIELD_NAME.test(header))
+      out.push({ path: at('header'), message: `'${u.header}' is not a valid HTTP header name (RFC 9110 §5.1), for example authorization` });
+    else if (RESERVED_UPSTREAM_HEADERS.has(header) || header.startsWith('mcp-') || header.startsWith('x-forwarded-'))
+      out.push({
+        path: at('header'),
+        message: `'${header}' cannot carry the upstream token (the request needs its own ${header}): use authorization or a header of your own, e.g. x-upstream-token`,
+      });
+  }
+  const t = cfg.upstream_tokens;
+  const keys = t?.encryption_keys ?? [];
+  if (used && keys.length === 0 && !t?.secret)
+    out.push({
+      path: t ? ['upstream_tokens'] : ['mcp_services'],
+      message:
+        'services with upstream_auth store upstream tokens, encrypted: add upstream_tokens: { secret: ${UPSTREAM_TOKEN_SECRET} } (32+ random characters) or upstream_tokens.encryption_keys',
+    });
+  const ids = new Set<string>();
+  keys.forEach((k, i) => {
+    if (!ENCRYPTION_KEY_ID.test(k.id))
+      out.push({
+        path: ['upstream_tokens', 'encryption_keys', i, 'id'],
+        message: `key id '${k.id}' must be 1 to 32 letters, digits, '_' or '-'`,
+      });
+    else if (ids.has(k.id))
+      out.push({
+        path: ['upstream_tokens', 'encryption_keys', i, 'id'],
+        message: `key id '${k.id}' is listed twice: every key needs its own id`,
+      });
+    ids.add(k.id);
+    const problem = encryptionKeyProblem(k.key);
+    if (problem)
+      out.push({ path: ['upstream_tokens', 'encryption_keys', i, 'key'], message: `upstream_tokens.encryption_keys[${i}].key ${problem}` });
+  });
+  if (t?.secret !== undefined) {
+    if (t.secret.length < 32)
+      out.push({
+        path: ['upstream_tokens', 'secret'],
+        message: 'upstream_tokens.secret must be at least 32 characters (e.g. openssl rand -base64 32)',
+      });
+    else if (t.secret === cfg.session_secret)
+      out.push({
+        path: ['upstream_tokens', 'secret'],
+        message:
+          'upstream_tokens.secret must differ from session_secret: a leaked cookie key must not also open the stored upstream tokens',
+      });
+  }
+  return out;
+}

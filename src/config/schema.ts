@@ -19,6 +19,7 @@ import {
   serviceTransportProblems,
   signingKeyProblems,
   trustProxyEntryProblem,
+  upstreamAuthProblems,
 } from './rules.js';
 
 export { isLoopbackHost };
@@ -264,6 +265,49 @@ const identityHeadersSchema = z
     'Names of the identity headers injected towards the backend: valid HTTP header names (RFC 9110 §5.1), not `authorization`, `host` or `cookie`. Client-sent headers with these names are always stripped.',
   );
 
+/** `mcp_services.<id>.upstream_auth`: what the backend receives to act as the user (docs/upstream-auth.md). */
+export const upstreamAuthSchema = z
+  .object({
+    mode: z
+      .enum(['passthrough', 'token_exchange', 'oauth'])
+      .describe(
+        "`passthrough`: the user's access token from the sign-in at the service's `oauth_provider`, refreshed by the gateway. `token_exchange`: that token exchanged at the provider (RFC 8693, or Entra on-behalf-of) for one with this backend's `audience` / `scope`. `oauth`: the backend is an OAuth-protected MCP server of its own: the gateway finds its authorization server (RFC 9728), is its client (`client_id` / `client_secret`, or registered by DCR), and each user connects once at `{issuer}/connect/{service}`.",
+      ),
+    header: z
+      .string()
+      .default('authorization')
+      .describe(
+        'Request header carrying the upstream token to the backend. `authorization` sends `Bearer <token>`; any other name sends the bare token. Whatever a client sent in this header is dropped.',
+      ),
+    audience: z.string().min(1).optional().describe('token_exchange: the `audience` asked for (RFC 8693 §2.1), for example the API URL.'),
+    scope: z.string().min(1).optional().describe('token_exchange: the space-separated `scope` asked for.'),
+    subject_token: z
+      .enum(['access_token', 'id_token'])
+      .default('access_token')
+      .describe("token_exchange: which of the user's sign-in tokens is exchanged (`subject_token_type` follows)."),
+    exchange_form: z
+      .enum(['rfc8693', 'entra_obo'])
+      .default('rfc8693')
+      .describe(
+        'token_exchange: `rfc8693` (grant_type token-exchange) or `entra_obo` (Microsoft Entra on-behalf-of: grant_type jwt-bearer with requested_token_use=on_behalf_of; needs `scope`).',
+      ),
+    client_id: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "oauth: the gateway's client id at the backend's authorization server (register `{issuer}/connect/callback` as its redirect URI). Without it the gateway registers itself there by RFC 7591 DCR.",
+      ),
+    client_secret: z.string().min(1).optional().describe('oauth: the client secret that goes with `client_id`.'),
+    scopes: stringList().optional().describe("oauth: scopes asked for at the backend's authorization server."),
+  })
+  .strict()
+  .describe(
+    "Let the backend act as the user: the gateway holds the user's upstream tokens (encrypted with `upstream_tokens`) and sends one to the backend. Never the client's own gateway token (MCP: no token passthrough).",
+  );
+
+export type UpstreamAuthConfig = z.infer<typeof upstreamAuthSchema>;
+
 export const serviceSchema = z
   .object({
     name: z.string().min(1).describe('Display name.'),
@@ -348,6 +392,7 @@ export const serviceSchema = z
     tools: accessRuleSetSchema('tools', 'tool name'),
     prompts: accessRuleSetSchema('prompts', 'prompt name'),
     resources: accessRuleSetSchema('resources', 'resource URI'),
+    upstream_auth: upstreamAuthSchema.optional(),
   })
   .strict();
 
@@ -638,6 +683,39 @@ export const configSchema = z
       .default({})
       .describe(
         'The upstream identity providers, one or several (the key is its name, used in user ids `{name}:{subject}`). With several, a service offers those its `oauth_provider` names (default: all) and the person chooses on a page after consent.',
+      ),
+    upstream_tokens: z
+      .object({
+        encryption_keys: z
+          .array(
+            z
+              .object({
+                id: z.string().describe('Key id written into every ciphertext (letters, digits, `_`, `-`; at most 32).'),
+                key: z.string().describe('The AES-256 key: 32 random bytes, base64 (`openssl rand -base64 32`).'),
+              })
+              .strict(),
+          )
+          .optional()
+          .describe(
+            'AES-256-GCM keys for stored upstream tokens. The first encrypts; every listed key decrypts (keep an old key here after a rotation until `connections list` shows no record under it).',
+          ),
+        secret: z
+          .string()
+          .optional()
+          .describe(
+            'Instead of (or after) `encryption_keys`: a dedicated secret (at least 32 characters, not `session_secret`) from which the key is derived with HKDF-SHA256.',
+          ),
+        previous_secrets: stringList()
+          .default([])
+          .describe('Earlier `secret` values: their derived keys still decrypt, new records use the current key.'),
+        refresh_before_expiry: intFrom(0, 3600)
+          .default(60)
+          .describe('Seconds before an upstream access token expires at which the gateway refreshes (or exchanges) it again.'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Encryption of the upstream tokens the gateway keeps for `upstream_auth` services (docs/upstream-auth.md). Required when a service has `upstream_auth`.',
       ),
     mcp_services: z.record(z.string(), serviceSchema).default({}).describe('The MCP services; each key is the service id in `/{id}/mcp`.'),
     storage: storageSchema.default({ type: 'sqlite', sqlite: { path: './data/gateway.db', sweep_interval: 60 } }),
@@ -978,6 +1056,10 @@ export const configSchema = z
         }
       }
     }
+    for (const problem of upstreamAuthProblems(cfg, (name) =>
+      cfg.oauth_providers[name] ? providerKind(name, cfg.oauth_providers[name]) : undefined,
+    ))
+      ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
     if (cfg.storage.type === 'redis' && !cfg.storage.redis) {
       // defaults are fine: localhost:6379
     }

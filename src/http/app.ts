@@ -32,6 +32,7 @@ import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './av
 import { RateLimits, registerRateLimits } from './rate-limit.js';
 import { registerOAuthTracing } from './tracing.js';
 import { VERSION } from '../version.js';
+import { CredentialBroker } from '../credentials/broker.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -126,6 +127,13 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
       limits,
       ...(tracing ? { tracing } : {}),
     };
+    const credentials = CredentialBroker.fromConfig({ config, issuer: ctx.issuer, store, audit: ctx.audit, metrics, log: app.log });
+    if (credentials) {
+      ctx.credentials = credentials;
+      // A revoked grant (here, or learnt from another instance) takes its user's upstream tokens with it
+      // (src/kernel/revocation.ts revokeGrant): drop this instance's recent reads at once.
+      revocations.onRevoked(() => credentials.tokens.forgetAll());
+    }
 
     registerErrorHandling(app);
     // First of the onRequest hooks, so that refusals by the ones below (503, 429) are traced too.

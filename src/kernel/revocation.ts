@@ -202,6 +202,16 @@ export class RevocationList {
  * the operator's `revoke` / `clients delete` (src/cli/admin.ts).
  */
 export async function revokeGrant(store: Store, grantId: string, mark: (grantId: string) => Promise<void>): Promise<void> {
+  const grant = await store.get<{ accountId?: unknown }>(`oidc:Grant:${grantId}`);
   await mark(grantId);
   await store.deleteByIndex(`grant:${grantId}`);
+  // The upstream tokens the gateway holds for the user go with any of their grants (docs/upstream-auth.md):
+  // they were handed over for the access this grant gave, and the next sign-in stores fresh ones.
+  const user = grant?.value.accountId;
+  if (typeof user === 'string' && user) await store.deleteByIndex(upstreamTokensIndex(user));
+}
+
+/** Index tag of every upstream-token record of a user (src/credentials/token-store.ts). */
+export function upstreamTokensIndex(user: string): string {
+  return `upstream-user:${user}`;
 }

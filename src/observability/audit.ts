@@ -24,7 +24,11 @@ export type AuditEvent =
   | 'admin.refused'
   | 'admin.sign_out'
   | 'admin.session_revoked'
-  | 'user.revoked';
+  | 'user.revoked'
+  | 'upstream.connected'
+  | 'upstream.refresh_failed'
+  | 'upstream.exchange_failed'
+  | 'upstream.disconnected';
 
 export interface AuditFields {
   user?: string;

@@ -104,6 +104,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly upstreamTokenRefreshes = new Counter({
+    name: 'mcp_gateway_upstream_token_refreshes_total',
+    help: 'Refreshes of upstream tokens held for users (upstream_auth), by provider and outcome (success, refused, error)',
+    labelNames: ['provider', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamTokenExchanges = new Counter({
+    name: 'mcp_gateway_upstream_token_exchanges_total',
+    help: 'Token exchanges for upstream_auth services (RFC 8693 or on-behalf-of), by service and outcome (success, refused, error)',
+    labelNames: ['service', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_gateway_' });
   }

@@ -83,6 +83,8 @@ export interface UpstreamHeaderInput {
   /** Already-encoded identity headers from the verified token, or undefined on public services. */
   identity: ReadonlyArray<readonly [string, string]> | undefined;
   assertion?: { header: string; value: string } | undefined;
+  /** The upstream token for `upstream_auth` services (src/credentials). */
+  credential?: { header: string; value: string } | undefined;
   forwardedFor: string;
   forwardedProto: string;
   forwardedHost: string;
@@ -103,6 +105,7 @@ export function buildUpstreamHeaders(input: UpstreamHeaderInput): Record<string,
   }
   if (input.identity) for (const [name, value] of input.identity) out[name] = value;
   if (input.assertion) out[input.assertion.header] = input.assertion.value;
+  if (input.credential) out[input.credential.header] = input.credential.value;
   out['x-forwarded-for'] = input.forwardedFor;
   out['x-forwarded-proto'] = input.forwardedProto;
   out['x-forwarded-host'] = input.forwardedHost;

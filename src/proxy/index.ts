@@ -221,11 +221,19 @@ export class McpProxy {
       assertion = { header: state.signedIdentity.header, value: typeof a === 'string' ? a : await a };
     }
 
+    // upstream_auth: the user's upstream token for this backend (never the client's own token).
+    let credential: { header: string; value: string } | undefined;
+    if (state.credential !== undefined && entry !== undefined) {
+      credential = await this.#credential(ex, state.credential, entry.user.id);
+      if (credential === undefined) return;
+    }
+
     const upstreamHeaders = buildUpstreamHeaders({
       incoming: headers,
       stripped: state.strippedHeaders,
       identity: entry?.identity,
       assertion,
+      credential,
       forwardedFor: this.#forwardedFor(request),
       forwardedProto: this.#forwardedProto,
       forwardedHost: this.#forwardedHost,
@@ -253,7 +261,10 @@ export class McpProxy {
       beforeRelay:
         userId === undefined
           ? undefined
-          : (status, h) => this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
+          : (status, h) =>
+              status === 401 && state.credential?.target.auth.mode === 'oauth'
+                ? this.#backendRefused(state, userId)
+                : this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
       fail: (e) => sendProxyError(res, jsonRpc, e, cors),
       body: decided?.body,
       rewrite: decided?.rewrite,
@@ -426,6 +437,35 @@ export class McpProxy {
         );
       return E.storeUnavailable;
     }
+  }
+
+  /** The upstream token (src/credentials), or the refusal already written: connect link, or 502 when the provider failed. */
+  async #credential(
+    ex: Exchange,
+    c: NonNullable<ServiceState['credential']>,
+    userId: string,
+  ): Promise<{ header: string; value: string } | undefined> {
+    let result;
+    try {
+      result = await this.ctx.credentials!.credentialFor(c.target, userId);
+    } catch (err) {
+      this.ctx.log.error({ service: ex.state.id, err: { message: (err as Error)?.message } }, 'proxy: upstream token lookup failed');
+      this.#fail(ex, E.storeUnavailable);
+      return undefined;
+    }
+    if (result.ok) return { header: c.target.header, value: result.value };
+    this.#fail(ex, result.reason === 'not_connected' ? c.connect : c.failed);
+    return undefined;
+  }
+
+  /**
+   * mode: oauth: the backend refused the token its own authorization server issued (revoked there before it
+   * expired). Relaying its 401 would make the client re-authorize at the gateway, which cannot help; the
+   * token is dropped and the client gets the connect link instead.
+   */
+  async #backendRefused(state: ServiceState, userId: string): Promise<ProxyError> {
+    await this.ctx.credentials!.disconnect(userId, { service: state.id }).catch(() => undefined);
+    return state.credential!.connect;
   }
 
   /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */

@@ -13,6 +13,8 @@ import { DEFAULT_IDENTITY_HEADERS, type IdentityHeaderNames } from './identity.j
 import { backendTarget, type BackendTarget } from './path.js';
 import { SessionBindings } from './sessions.js';
 import { ToolPolicy } from './tool-policy.js';
+import type { CredentialTarget } from '../credentials/broker.js';
+import { proxyError, type ProxyError } from './respond.js';
 
 export interface ServiceState {
   id: string;
@@ -34,6 +36,8 @@ export interface ServiceState {
   /** Header names never accepted from clients on this service. */
   strippedHeaders: ReadonlySet<string>;
   signedIdentity: { header: string; ttl: number } | undefined;
+  /** `upstream_auth`: where the user's upstream token goes and the answers when there is none (docs/upstream-auth.md). */
+  credential: { target: CredentialTarget; connect: ProxyError; failed: ProxyError } | undefined;
   allowSetCookie: boolean;
   maxRequestBytes: number;
   maxConcurrent: number;
@@ -102,7 +106,13 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
           ttl: cfg.signed_identity.ttl,
         }
       : undefined;
-    const stripped = new Set<string>([...Object.values(identityNames), ...(signed ? [signed.header] : []), 'x-user-assertion']);
+    const credential = upstreamCredential(ctx, service);
+    const stripped = new Set<string>([
+      ...Object.values(identityNames),
+      ...(signed ? [signed.header] : []),
+      ...(credential ? [credential.target.header] : []),
+      'x-user-assertion',
+    ]);
     const state: ServiceState = {
       id: service.id,
       service,
@@ -122,6 +132,7 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
       identityNames,
       strippedHeaders: stripped,
       signedIdentity: signed,
+      credential,
       allowSetCookie: cfg.allow_set_cookie,
       maxRequestBytes: cfg.max_request_bytes ?? ctx.config.limits.max_request_bytes,
       maxConcurrent: cfg.max_concurrent ?? ctx.config.limits.max_concurrent_per_service,
@@ -141,6 +152,32 @@ export function buildServiceStates(ctx: GatewayContext): { states: Map<string, S
     states.set(service.id, state);
   }
   return { states, pools: [...pools.values()] };
+}
+
+/** The upstream token target of a service with `upstream_auth`, and its two refusals, built once. */
+function upstreamCredential(ctx: GatewayContext, service: ResolvedService): ServiceState['credential'] {
+  const auth = service.config.upstream_auth;
+  // One provider per upstream_auth service (src/config/rules.ts upstreamAuthProblems).
+  if (!auth || !service.authRequired || typeof service.config.oauth_provider !== 'string') return undefined;
+  if (!ctx.credentials) throw new TypeError(`mcp_services.${service.id}.upstream_auth needs upstream_tokens (an encryption key)`);
+  const header = normalizeHeaderName(auth.header);
+  const url = ctx.credentials.connectUrl(service.id);
+  const provider = service.config.oauth_provider;
+  const where = auth.mode === 'oauth' ? `${service.name}'s own authorization server` : provider;
+  const message = `${service.name} acts as you at ${where}, and your account there is not connected (or no longer). Open ${url} to connect it, then try again.`;
+  return {
+    target: { serviceId: service.id, provider, auth, header, bearer: header === 'authorization' },
+    connect: proxyError('GW_ERR_UPSTREAM_AUTH_REQUIRED', {
+      description: message,
+      // MCP 2025-11-25 URL-mode elicitation (URLElicitationRequiredError, -32042): the link, no credentials in it.
+      data: {
+        service: service.id,
+        connect_url: url,
+        elicitations: [{ mode: 'url', elicitationId: `connect-${service.id}`, url, message }],
+      },
+    }),
+    failed: proxyError('GW_ERR_UPSTREAM_TOKEN_FAILED', { data: { service: service.id } }),
+  };
 }
 
 /** Counts a finished proxied request by status (children cached per status code). */

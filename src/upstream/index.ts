@@ -12,6 +12,7 @@ import type { UpstreamIdp } from './types.js';
 export type { UpstreamIdp, UpstreamChecks } from './types.js';
 export { UpstreamError, UpstreamHealth } from './types.js';
 export { DevSignIn } from './dev.js';
+export type { UpstreamTokenEndpoint, UpstreamTokenResponse } from './token-endpoint.js';
 
 /** A redirecting identity provider, or the local development sign-in form. */
 export type SignIn = UpstreamIdp | DevSignIn;
@@ -36,6 +37,13 @@ export function claimNames(kind: string, mapping: ClaimMapping | undefined): Cla
   };
 }
 
+/** Whether a service signing in at `provider` lets its backend act as the user, so the sign-in asks for a refresh token. */
+export function needsRefreshToken(config: GatewayConfig, provider: string): boolean {
+  return Object.values(config.mcp_services).some(
+    (s) => s.oauth_provider === provider && s.upstream_auth !== undefined && s.upstream_auth.mode !== 'oauth',
+  );
+}
+
 /** Throws (at createGateway time) for an invalid or, for `dev`, a not-allowed provider. */
 function createOne(config: GatewayConfig, name: string, p: ProviderConfig): SignIn {
   const kind = providerKind(name, p);
@@ -49,7 +57,7 @@ function createOne(config: GatewayConfig, name: string, p: ProviderConfig): Sign
     case 'custom':
       return new OAuth2Upstream(name, kind, p, names);
     default:
-      return new OidcUpstream(name, kind, p, names);
+      return new OidcUpstream(name, kind, p, names, needsRefreshToken(config, name));
   }
 }
 
@@ -148,3 +156,4 @@ export function announceUpstreams(
 ): Promise<void> {
   return Promise.all(registry.names.map((n) => announceUpstream(config, registry.get(n), log))).then(() => undefined);
 }
+export { BackendOAuth, type BackendOAuthOptions, type BackendClient, type BackendChecks } from './backend-oauth.js';

@@ -7,6 +7,7 @@ import * as oidc from 'openid-client';
 import type { ProviderConfig, ProviderKind } from '../config/schema.js';
 import { callbackFailure, executeOptions, failureReason, getJson, insecureAllowed } from './http.js';
 import { mapClaims, type ClaimNames } from './profile.js';
+import { tokenEndpointOf, tokenResponse, type UpstreamTokenResponse } from './token-endpoint.js';
 import { UpstreamError, UpstreamHealth, type UpstreamChecks, type UpstreamIdp } from './types.js';
 
 interface Endpoints {
@@ -91,6 +92,7 @@ export class OAuth2Upstream implements UpstreamIdp {
   readonly #endpoints: Endpoints;
   /** No discovery: known only from sign-ins (the token and profile requests). */
   readonly health: UpstreamHealth;
+  readonly tokenEndpoint = tokenEndpointOf(async () => this.#config);
 
   constructor(
     readonly name: string,
@@ -129,13 +131,14 @@ export class OAuth2Upstream implements UpstreamIdp {
     return { url, checks };
   }
 
-  async finish(callbackUrl: URL, checks: UpstreamChecks) {
+  async finish(callbackUrl: URL, checks: UpstreamChecks, keep?: (tokens: UpstreamTokenResponse) => void) {
     try {
       // RFC 9207 `iss` is not sent by GitHub; openid-client only checks it when present.
       const tokens = await oidc.authorizationCodeGrant(this.#config, callbackUrl, {
         pkceCodeVerifier: checks.codeVerifier,
         expectedState: checks.state,
       });
+      keep?.(tokenResponse(tokens));
       const claims =
         this.kind === 'github'
           ? await this.#githubClaims(tokens.access_token)

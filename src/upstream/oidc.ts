@@ -6,6 +6,7 @@ import * as oidc from 'openid-client';
 import type { ProviderConfig, ProviderKind } from '../config/schema.js';
 import { callbackFailure, executeOptions, failureReason, forbiddenPlainHttp, insecureAllowed, isUnavailable } from './http.js';
 import { mapClaims, type ClaimNames } from './profile.js';
+import { tokenEndpointOf, tokenResponse, type UpstreamTokenResponse } from './token-endpoint.js';
 import { UpstreamError, UpstreamHealth, type UpstreamChecks, type UpstreamIdp } from './types.js';
 
 const GOOGLE_ISSUER = 'https://accounts.google.com';
@@ -23,12 +24,15 @@ export class OidcUpstream implements UpstreamIdp {
   readonly #insecure: boolean;
   #config: Promise<oidc.Configuration> | undefined;
   readonly health: UpstreamHealth;
+  readonly tokenEndpoint = tokenEndpointOf(() => this.#configuration());
 
   constructor(
     readonly name: string,
     readonly kind: ProviderKind,
     private readonly p: ProviderConfig,
     private readonly claimNames: ClaimNames,
+    /** A service lets its backend act as the user (upstream_auth): ask for a refresh token. */
+    private readonly offline = false,
   ) {
     this.#issuer = new URL(issuerOf(name, kind, p));
     this.#insecure = insecureAllowed(name, p);
@@ -87,17 +91,28 @@ export class OidcUpstream implements UpstreamIdp {
     const checks: UpstreamChecks = { state: oidc.randomState(), nonce: oidc.randomNonce(), codeVerifier: oidc.randomPKCECodeVerifier() };
     const scope = this.p.scopes.length ? this.p.scopes.join(' ') : 'openid email profile';
     const url = oidc.buildAuthorizationUrl(config, {
+      ...this.#offlineParams(),
       // extra_params first: protocol parameters always win.
       ...this.p.extra_params,
       redirect_uri: redirectUri,
       response_type: 'code',
-      scope,
+      scope: this.offline && this.kind !== 'google' && !scope.split(' ').includes('offline_access') ? `${scope} offline_access` : scope,
       state: checks.state,
       nonce: checks.nonce!,
       code_challenge: await oidc.calculatePKCECodeChallenge(checks.codeVerifier),
       code_challenge_method: 'S256',
     });
     return { url, checks };
+  }
+
+  /**
+   * A refresh token for upstream_auth services. OIDC Core §11: `offline_access` with `prompt=consent` (the
+   * provider MUST ignore the scope otherwise); Google instead wants `access_type=offline` (and `prompt=consent`
+   * to issue it again). An operator's `extra_params` still win (they come after).
+   */
+  #offlineParams(): Record<string, string> {
+    if (!this.offline) return {};
+    return this.kind === 'google' ? { access_type: 'offline', prompt: 'consent' } : { prompt: 'consent' };
   }
 
   /**
@@ -113,7 +128,7 @@ export class OidcUpstream implements UpstreamIdp {
     }
   }
 
-  async finish(callbackUrl: URL, checks: UpstreamChecks) {
+  async finish(callbackUrl: URL, checks: UpstreamChecks, keep?: (tokens: UpstreamTokenResponse) => void) {
     const config = await this.#configuration();
     try {
       const tokens = await oidc.authorizationCodeGrant(config, callbackUrl, {
@@ -122,6 +137,7 @@ export class OidcUpstream implements UpstreamIdp {
         expectedNonce: checks.nonce,
         idTokenExpected: true,
       });
+      keep?.(tokenResponse(tokens));
       let claims: Record<string, unknown> = { ...tokens.claims() };
       const userinfo = config.serverMetadata().userinfo_endpoint;
       // Some providers (Okta, Google) put email/groups only in userinfo; the ID token's claims win.

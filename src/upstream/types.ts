@@ -3,6 +3,7 @@
  * and the verified profile once they come back to `{issuer}/oauth/callback`.
  */
 import type { UpstreamProfile } from './profile.js';
+import type { UpstreamTokenEndpoint, UpstreamTokenResponse } from './token-endpoint.js';
 
 /** Per-attempt values kept server-side (never in the browser) until the callback. */
 export interface UpstreamChecks {
@@ -16,8 +17,13 @@ export interface UpstreamIdp {
   readonly name: string;
   readonly kind: string;
   start(redirectUri: string): Promise<{ url: URL; checks: UpstreamChecks }>;
-  /** Exchanges the code (state, PKCE, nonce and ID token checked) and maps the user. */
-  finish(callbackUrl: URL, checks: UpstreamChecks): Promise<UpstreamProfile>;
+  /**
+   * Exchanges the code (state, PKCE, nonce and ID token checked) and maps the user. `keep` receives the
+   * provider's tokens (only used for `upstream_auth` services: never stored with the profile).
+   */
+  finish(callbackUrl: URL, checks: UpstreamChecks, keep?: (tokens: UpstreamTokenResponse) => void): Promise<UpstreamProfile>;
+  /** The token endpoint for refresh and token exchange (src/upstream/token-endpoint.ts). */
+  readonly tokenEndpoint?: UpstreamTokenEndpoint;
   /** What the last contact with the provider showed (for /ready and the start-up line). */
   readonly health: UpstreamHealth;
   /** Start-up check that needs the network (OpenID Connect discovery); never throws. */

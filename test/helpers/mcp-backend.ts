@@ -4,7 +4,9 @@
  * - `startMcpBackend`: an MCP server built with the official SDK (`McpServer` +
  *   `StreamableHTTPServerTransport`), stateful sessions, SSE or JSON responses, with the tools `whoami`
  *   (the identity and forwarding headers it received), `echo` and `progress` (N progress notifications
- *   spaced in time; each send is logged so tests can check it was relayed before the next one).
+ *   spaced in time; each send is logged so tests can check it was relayed before the next one); with
+ *   `upstreamApi`, also `upstream_whoami`: calls that API with the upstream token it received
+ *   (`upstreamHeader`, default `authorization`), as a backend acting as the user does, and reports both.
  * - `startEchoBackend`: a raw node:http server that records exactly what it received (method, path,
  *   query, headers, body hash) and answers through a per-test function (custom status, headers, gzip,
  *   large bodies, slow or never-sent headers, never-ending SSE).
@@ -64,8 +66,18 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-function buildMcpServer(log: string[]): McpServer {
+function buildMcpServer(log: string[], upstream?: { api: string; header: string }): McpServer {
   const server = new McpServer({ name: 'test-backend', version: '1.0.0' }, { capabilities: { logging: {} } });
+  if (upstream) {
+    server.registerTool('upstream_whoami', { description: 'Calls the upstream API as the user', inputSchema: {} }, async (_args, extra) => {
+      const received = extra.requestInfo?.headers?.[upstream.header];
+      const value = Array.isArray(received) ? received[0] : received;
+      const authorization = value === undefined ? undefined : upstream.header === 'authorization' ? value : `Bearer ${value}`;
+      const res = await fetch(upstream.api, { headers: authorization ? { authorization } : {} });
+      const text = JSON.stringify({ received: value ?? null, status: res.status, api: await res.json() });
+      return { content: [{ type: 'text', text }] };
+    });
+  }
   server.registerTool('whoami', { description: 'Identity headers received', inputSchema: {} }, async (_args, extra) => {
     const h = extra.requestInfo?.headers ?? {};
     const seen: Record<string, unknown> = {};
@@ -100,7 +112,21 @@ function buildMcpServer(log: string[]): McpServer {
  * Starts an SDK MCP backend at `http://127.0.0.1:<port>/mcp`, on a free port unless `port` is given (a
  * configuration file names the backend's port, e.g. the seed fixtures' `CALC_PORT`).
  */
-export async function startMcpBackend(options: { json?: boolean; cleanup?: boolean; port?: number } = {}): Promise<McpBackend> {
+export async function startMcpBackend(
+  options: {
+    json?: boolean;
+    cleanup?: boolean;
+    port?: number;
+    upstreamApi?: string;
+    upstreamHeader?: string;
+    /**
+     * An OAuth-protected MCP server (MCP authorization): RFC 9728 metadata naming this authorization server,
+     * and every MCP request needs a bearer token that the server's `/api/whoami` accepts for this URL
+     * (RFC 8707 audience), else 401 with `WWW-Authenticate: Bearer resource_metadata=…`.
+     */
+    protectedBy?: string;
+  } = {},
+): Promise<McpBackend> {
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const requests: McpBackend['requests'] = [];
   const log: string[] = [];
@@ -112,6 +138,23 @@ export async function startMcpBackend(options: { json?: boolean; cleanup?: boole
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const sessionId = req.headers['mcp-session-id'] as string | undefined;
     requests.push({ method: req.method ?? '', sessionId, headers: req.headers });
+    if (options.protectedBy) {
+      const self = `http://127.0.0.1:${port}/mcp`;
+      if (req.url === '/.well-known/oauth-protected-resource/mcp') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return void res.end(JSON.stringify({ resource: self, authorization_servers: [options.protectedBy] }));
+      }
+      const check = req.headers.authorization
+        ? await fetch(`${options.protectedBy}/api/whoami`, { headers: { authorization: req.headers.authorization } })
+        : undefined;
+      const seen = check?.ok ? ((await check.json()) as { resource?: string }) : undefined;
+      if (seen?.resource !== self) {
+        res.writeHead(401, {
+          'www-authenticate': `Bearer resource_metadata="http://127.0.0.1:${port}/.well-known/oauth-protected-resource/mcp"`,
+        });
+        return void res.end();
+      }
+    }
     if (!req.url?.startsWith('/mcp')) {
       res.writeHead(404).end();
       return;
@@ -145,12 +188,15 @@ export async function startMcpBackend(options: { json?: boolean; cleanup?: boole
       t.onclose = () => {
         if (t.sessionId) transports.delete(t.sessionId);
       };
-      await buildMcpServer(log).connect(t);
+      const upstream = options.upstreamApi ? { api: options.upstreamApi, header: options.upstreamHeader ?? 'authorization' } : undefined;
+      await buildMcpServer(log, upstream).connect(t);
       transport = t;
     }
     await transport.handleRequest(req, res, body);
   }
-  const port = await listen(server, options.port);
+  // Assigned before the first request can arrive (the handler reads it for the protected variant).
+  let port = 0;
+  port = await listen(server, options.port);
   const backend: McpBackend = {
     url: `http://127.0.0.1:${port}/mcp`,
     requests,

@@ -193,6 +193,19 @@ async function ownGateway(raw: Record<string, unknown>): Promise<StartedGateway>
   return startGateway({ oauth_providers: { dev: {} }, limits: { shutdown_grace: 1 }, ...raw });
 }
 
+/** A gateway with a passthrough service whose provider (a closed port) never answers. */
+async function upstreamAuthGateway(): Promise<StartedGateway> {
+  const dead = await freePort();
+  return startGateway({
+    oauth_providers: { corp: { issuer: `http://127.0.0.1:${dead}`, client_id: 'gw', client_secret: 'gw-secret' } },
+    upstream_tokens: { secret: 'upstream-token-secret-for-the-registry-test-0123' },
+    mcp_services: {
+      acts: { name: 'Acts', url: `http://127.0.0.1:${dead}/mcp`, oauth_provider: 'corp', upstream_auth: { mode: 'passthrough' } },
+    },
+    limits: { shutdown_grace: 1 },
+  });
+}
+
 /** Bodies over each endpoint's limit (docs/errors.md "Request body too large"). */
 async function tooLarge(url: string): Promise<Answer[]> {
   return [
@@ -382,6 +395,17 @@ const PRODUCERS: Record<ErrorCode, (w: World) => Promise<Answer[]>> = {
       await send(gw.url, { path: '/svc/mcp', headers: { authorization: auth } }),
       await post(gw.url, '/svc/mcp', JSON_CT, PING, { authorization: auth }),
     ];
+  },
+  GW_ERR_UPSTREAM_AUTH_REQUIRED: async () => {
+    // upstream_auth without a stored upstream token for the user: the connect link, never a 401.
+    const gw = await upstreamAuthGateway();
+    return [await post(gw.url, '/acts/mcp', JSON_CT, PING, { authorization: await bearer(gw, { service: 'acts' }) })];
+  },
+  GW_ERR_UPSTREAM_TOKEN_FAILED: async () => {
+    // A stored token due for refresh while the provider is unreachable: 502, the token is kept.
+    const gw = await upstreamAuthGateway();
+    await gw.ctx.credentials!.saveSignIn('corp', 'dev:alice', { access_token: 'old', refresh_token: 'r', expires_in: 1 }, 'sign_in');
+    return [await post(gw.url, '/acts/mcp', JSON_CT, PING, { authorization: await bearer(gw, { service: 'acts' }) })];
   },
   GW_ERR_INTERNAL: async () => {
     // An unexpected failure in a route: the gateway's own error handler answers. (The route is the only way
