@@ -81,6 +81,10 @@ interface LoadResult {
   total: number;
   non2xx: number;
   errors: number;
+  /** CPU time of the measured server process per request, in microseconds (robust to other load). */
+  cpuUsPerReq?: number;
+  /** 1-minute load average at the end of the round. */
+  load?: number;
 }
 
 const median = (xs: number[]) => {
@@ -92,6 +96,20 @@ const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s on Linux). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The 1-minute load average: other work on the machine, stated with every number. */
+const loadAvg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -183,6 +201,7 @@ async function firstByte(url: string, headers: Record<string, string>, body: str
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const loadStart = loadAvg();
   const backend = tsx('bench/backend.ts', []);
   const backendPort = Number((await waitFor(backend, /READY (\d+)/))[1]);
   const direct = `http://127.0.0.1:${backendPort}/mcp`;
@@ -232,6 +251,10 @@ async function main(): Promise<void> {
   const token = await benchToken(issuer, 'bench');
   const auth = { authorization: `Bearer ${token.accessToken}` };
   const nginxPort = await startNginx(backendPort);
+  // The platform's limit: a bare node:http → undici proxy (bench/bare-proxy.ts), no authentication.
+  const bare = tsx('bench/bare-proxy.ts', [`http://127.0.0.1:${backendPort}`]);
+  const barePort = Number((await waitFor(bare, /READY (\d+)/))[1]);
+  const bareUrl = `http://127.0.0.1:${barePort}/mcp`;
   const nginxUrl = nginxPort ? `http://127.0.0.1:${nginxPort}/mcp` : undefined;
 
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
@@ -246,20 +269,25 @@ async function main(): Promise<void> {
   await unauth.body.dump();
   if (unauth.statusCode !== 401) throw new Error(`expected 401 without a token, got ${unauth.statusCode}`);
 
-  const targets: [string, string, Record<string, string>][] = [
-    ['direct', direct, jsonHeaders],
-    ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders]] as [string, string, Record<string, string>][]) : []),
-    ['gateway', gwUrl, { ...jsonHeaders, ...auth }],
+  type Target = [name: string, url: string, headers: Record<string, string>, pid: number | undefined];
+  const targets: Target[] = [
+    ['direct', direct, jsonHeaders, backend.pid],
+    ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders, nginxPid]] as Target[]) : []),
+    ['bare', bareUrl, jsonHeaders, bare.pid],
+    ['gateway', gwUrl, { ...jsonHeaders, ...auth }, gateway.pid],
   ];
   // Warm-up (JIT, connection pools).
   for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
   const rounds: Record<string, LoadResult[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, url, headers] of targets) {
+    for (const [name, url, headers, pid] of targets) {
+      const cpu0 = cpuSeconds(pid);
       const res = await runLoad({ url, headers, body, duration: DURATION, connections: CONNECTIONS });
+      res.cpuUsPerReq = ((cpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, res.total);
+      res.load = loadAvg();
       (rounds[name] ??= []).push(res);
       process.stderr.write(
-        `round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}\n`,
+        `round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}, ${res.cpuUsPerReq.toFixed(0)} µs CPU/req, load ${res.load}\n`,
       );
     }
   }
@@ -271,10 +299,14 @@ async function main(): Promise<void> {
         p50: median(rs.map((x) => x.p50)),
         p99: median(rs.map((x) => x.p99)),
         non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+        cpuUsPerReq: median(rs.map((x) => x.cpuUsPerReq ?? NaN)),
         rounds: rs,
       },
     ]),
-  ) as Record<string, { rps: number; p50: number; p99: number; non2xx: number }>;
+  ) as Record<string, { rps: number; p50: number; p99: number; non2xx: number; cpuUsPerReq: number }>;
+
+  // The gateway's own refusals: 401s per second to a client without a token (keep-alive on refusals).
+  const refusals = await runLoad({ url: gwUrl, headers: jsonHeaders, body, duration: DURATION, connections: CONNECTIONS });
 
   const lagDirect = await sseLag(direct, {});
   const lagGateway = await sseLag(gwUrl, auth);
@@ -318,12 +350,21 @@ async function main(): Promise<void> {
   const g = summary.gateway!;
   const d = summary.direct!;
   const n = summary.nginx;
+  const b = summary.bare!;
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGb: Math.round(totalmem() / 2 ** 30), node: process.version },
     settings: { rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS },
     throughput: summary,
-    ratios: { gatewayToDirect: g.rps / d.rps, gatewayToNginx: n ? g.rps / n.rps : null },
+    ratios: {
+      gatewayToDirect: g.rps / d.rps,
+      gatewayToNginx: n ? g.rps / n.rps : null,
+      gatewayToBare: g.rps / b.rps,
+      bareToNginx: n ? b.rps / n.rps : null,
+      /** CPU per request, bare / gateway: the throughput ratio the gateway would reach on an idle machine. */
+      cpuBareToGateway: b.cpuUsPerReq / g.cpuUsPerReq,
+    },
+    loadAverage: { start: loadStart, end: loadAvg() },
     overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
     firstByteMs: {
       direct: ttfbDirect,
@@ -332,6 +373,7 @@ async function main(): Promise<void> {
       overheadP99: ttfbGateway.p99 - ttfbDirect.p99,
     },
     sseLagMs: { direct: lagDirect, gateway: lagGateway },
+    refusalsPerSecond: refusals.rps,
     refreshPerSecond: refresh.perSecond,
     refreshErrors: refresh.errors,
     registrationPerSecond: registration.rps,
@@ -343,18 +385,20 @@ async function main(): Promise<void> {
 
   const f = (x: number, d = 2) => x.toFixed(d);
   const lines = [
-    `machine: ${results.machine.cpus} CPU (${results.machine.cpu}), Node ${results.machine.node}; ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections`,
+    `machine: ${results.machine.cpus} CPU (${results.machine.cpu}), Node ${results.machine.node}; ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections; load average ${results.loadAverage.start} at start, ${results.loadAverage.end} at end`,
     '',
-    'target   | req/s    | p50 ms | p99 ms',
-    '---------|----------|--------|-------',
+    'target   | req/s    | p50 ms | p99 ms | CPU µs/req',
+    '---------|----------|--------|--------|-----------',
     ...Object.entries(summary).map(
-      ([k, v]) => `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)}`,
+      ([k, v]) =>
+        `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)} | ${f(v.cpuUsPerReq, 0).padStart(10)}`,
     ),
     '',
-    `gateway/direct throughput ${f(results.ratios.gatewayToDirect)}; gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}`,
+    `gateway/bare ${f(results.ratios.gatewayToBare)} (CPU per request bare/gateway ${f(results.ratios.cpuBareToGateway)}); gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}; bare/nginx ${results.ratios.bareToNginx === null ? 'n/a' : f(results.ratios.bareToNginx)}; gateway/direct ${f(results.ratios.gatewayToDirect)}`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
     `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
     `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
+    `401 refusals (no token): ${f(refusals.rps, 0)}/s`,
     `token endpoint (refresh grant): ${f(refresh.perSecond, 0)}/s (${refresh.errors} errors); registration: ${f(registration.rps, 0)}/s (${registration.non2xx} non-2xx)`,
     `idle SSE streams: ${streams.open}/${streams.requested} open (${streams.failed} failed), gateway RSS ${f(streams.rssBeforeMb, 0)} MB -> ${f(streams.rssAfterMb, 0)} MB (${f(streams.kbPerStream, 1)} KB per stream)`,
     '',
