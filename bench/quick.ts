@@ -1,31 +1,32 @@
 /**
  * A quick interleaved comparison for optimisation work (not the benchmark of record: that is bench/run.ts).
- * The gateway runs in this process (source, memory storage, a token minted with its own key); the backend,
- * the bare proxy and the load generator run in their own processes. Per round and target: req/s and the
- * CPU time of the measured server process per request (robust to other load on the machine).
- * Usage: tsx bench/quick.ts [rounds] [seconds] [targets: gateway,bare,refusal]
+ * Every server runs in its own process (bench/gateway-child.ts: source, memory storage, a token minted with
+ * its own key), as do the backend and the load generator. Per round and target: req/s and the CPU time of
+ * the measured server process per request (robust to other load on the machine).
+ * Usage: tsx bench/quick.ts [rounds] [seconds] [targets: bare,gateway,refusal] [other source root]
+ * With another source root (e.g. `git archive HEAD~1 | tar -x -C /tmp/base` and a node_modules symlink), the
+ * targets `old` and `oldrefusal` measure that version interleaved with this one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createGateway } from '../src/http/app.js';
-import { testConfig } from '../test/helpers/config.js';
-import { mintToken } from '../test/helpers/tokens.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const rounds = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 4);
 const which = (process.argv[4] ?? 'bare,gateway').split(',');
+/** QUICK_RATE=N: a fixed request rate, so every target batches alike and CPU per request compares fairly. */
+const RATE = process.env.QUICK_RATE ? Number(process.env.QUICK_RATE) : undefined;
 const children: ChildProcess[] = [];
 process.on('exit', () => children.forEach((c) => c.kill()));
 
-function start(script: string, args: string[]): Promise<[ChildProcess, number]> {
+function start(script: string, args: string[]): Promise<[ChildProcess, number, string]> {
   const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(c);
   return new Promise((resolve) =>
     c.stdout!.on('data', (d: Buffer) => {
-      const m = /READY (\d+)/.exec(d.toString());
-      if (m) resolve([c, Number(m[1])]);
+      const m = /READY (\d+) ?(\S*)/.exec(d.toString());
+      if (m) resolve([c, Number(m[1]), m[2] ?? '']);
     }),
   );
 }
@@ -33,37 +34,34 @@ const cpuOf = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 };
-const selfCpu = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 const [, port] = await start('bench/backend.ts', []);
 const [bare, barePort] = await start('bench/bare-proxy.ts', [`http://127.0.0.1:${port}`]);
-const gw = await createGateway(
-  testConfig({
-    issuer: 'http://127.0.0.1:1',
-    oauth_providers: { corp: { issuer: 'https://idp.example', client_id: 'x', client_secret: 'y' } },
-    mcp_services: { bench: { name: 'Bench', url: `http://127.0.0.1:${port}/mcp`, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
-    logging: { level: 'info' },
-    limits: { max_concurrent_per_service: 20000 },
-  }),
-  { logStream: (await import('node:fs')).createWriteStream('/dev/null') },
-);
-const address = await gw.listen();
-const token = await mintToken(gw, { service: 'bench' });
+const [gw, gwPort, token] = await start('bench/gateway-child.ts', [String(port)]);
+const other = process.argv[5];
+const [old, oldPort, oldToken] = other ? await start('bench/gateway-child.ts', [String(port), other]) : [undefined, 0, ''];
 const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
 const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
 const targets: Record<string, { url: string; headers: Record<string, string>; cpu: () => number }> = {
   bare: { url: `http://127.0.0.1:${barePort}/mcp`, headers: base, cpu: () => cpuOf(bare.pid!) },
-  gateway: { url: `${address}/bench/mcp`, headers: { ...base, authorization: `Bearer ${token}` }, cpu: selfCpu },
-  refusal: { url: `${address}/bench/mcp`, headers: base, cpu: selfCpu },
+  gateway: {
+    url: `http://127.0.0.1:${gwPort}/bench/mcp`,
+    headers: { ...base, authorization: `Bearer ${token}` },
+    cpu: () => cpuOf(gw.pid!),
+  },
+  refusal: { url: `http://127.0.0.1:${gwPort}/bench/mcp`, headers: base, cpu: () => cpuOf(gw.pid!) },
+  old: {
+    url: `http://127.0.0.1:${oldPort}/bench/mcp`,
+    headers: { ...base, authorization: `Bearer ${oldToken}` },
+    cpu: () => cpuOf(old!.pid!),
+  },
+  oldrefusal: { url: `http://127.0.0.1:${oldPort}/bench/mcp`, headers: base, cpu: () => cpuOf(old!.pid!) },
 };
 const load = (url: string, headers: Record<string, string>, duration: number) =>
   new Promise<{ rps: number; total: number; non2xx: number }>((resolve) => {
     const c = spawn(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'bench/load.ts'), JSON.stringify({ url, headers, body, duration, connections: 32 })],
+      ['--import', 'tsx', join(ROOT, 'bench/load.ts'), JSON.stringify({ url, headers, body, duration, connections: 32, rate: RATE })],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -85,5 +83,4 @@ for (let r = 1; r <= rounds; r++) {
     );
   }
 }
-await gw.close();
 process.exit(0);

@@ -28,6 +28,7 @@ import { registerAuthorizationServer } from '../authz/index.js';
 import { registerProxy } from '../proxy/index.js';
 import { instrumentStore, registerAvailabilityGuard, StorageMonitor } from './availability.js';
 import { RateLimits, registerRateLimits } from './rate-limit.js';
+import { installProxyFastPath } from './proxy-fast-path.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -126,7 +127,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // token, revocation (src/http/cors.ts).
     registerOAuthCors(app, ctx);
     await registerAuthorizationServer(app, ctx);
-    await registerProxy(app, ctx);
+    const serveProxy = await registerProxy(app, ctx);
+    // `/{id}/mcp` straight from node:http to the proxy, in front of fastify's routing (src/http/proxy-fast-path.ts).
+    installProxyFastPath(app, serveProxy, ctx.services.keys());
 
     app.addHook('onClose', () => started.stopAll());
 
