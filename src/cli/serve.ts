@@ -8,6 +8,7 @@ import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { demoBanner, demoConfig, startDemoBackend } from '../demo/demo.js';
 import { cliOverrides, resolveConfigPath, type CliValues, type Output } from './common.js';
+import { checkFdLimit } from './fd-limit.js';
 
 export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
   const source = resolveConfigPath(values.config, env);
@@ -65,6 +66,9 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
     `mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`,
   );
   for (const s of gateway.ctx.services.values()) output.err(`  ${s.id}: ${s.canonicalUri} -> ${s.backend.origin}`);
+  // Open streams are bounded by the open-file limit (Node raised the soft limit to the hard one at start).
+  const fd = checkFdLimit();
+  if (fd.warning) gateway.ctx.log.warn({ soft: fd.limits?.soft, hard: fd.limits?.hard }, fd.warning);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
