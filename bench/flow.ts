@@ -20,11 +20,16 @@ export async function startBenchIdp(): Promise<BenchIdp> {
   const idp: UpstreamIdp = await startUpstreamIdp([ALICE], { cleanup: false });
   const clientId = 'bench-gateway';
   const clientSecret = 'bench-gateway-secret';
+  // One client for every gateway of the run (1 and 2 workers): its callbacks accumulate.
+  const callbacks: string[] = [];
   return {
     issuer: idp.issuer,
     clientId,
     clientSecret,
-    allowGateway: (gw) => idp.addClient({ client_id: clientId, client_secret: clientSecret, redirect_uris: [`${gw}/oauth/callback`] }),
+    allowGateway: (gw) => {
+      callbacks.push(`${gw}/oauth/callback`);
+      idp.addClient({ client_id: clientId, client_secret: clientSecret, redirect_uris: [...callbacks] });
+    },
     close: () => idp.close(),
   };
 }

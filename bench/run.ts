@@ -26,11 +26,13 @@ const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 
 let nginxPid: number | undefined;
+/** Processes stopped with SIGTERM (a cluster primary stops its workers; SIGKILL would leave them to notice alone). */
+const termPids = new Set<number>();
 
 function cleanup(): void {
   // nginx: SIGTERM to the master stops its workers too (SIGKILL would orphan them).
   if (nginxPid) process.kill(nginxPid, 'SIGTERM');
-  for (const c of children) if (c.pid !== nginxPid) c.kill('SIGKILL');
+  for (const c of children) if (c.pid !== nginxPid) c.kill(termPids.has(c.pid!) ? 'SIGTERM' : 'SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -102,7 +104,9 @@ function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    // Its worker processes too (`workers: 2`): the children of the primary.
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return (Number(fields[11]) + Number(fields[12])) / 100 + kids.reduce((a, k) => a + cpuSeconds(k), 0);
   } catch {
     return NaN;
   }
@@ -210,31 +214,41 @@ async function main(): Promise<void> {
   const gwPort = await freePort();
   const issuer = `http://127.0.0.1:${gwPort}`;
   idp.allowGateway(issuer);
-  const cfgFile = join(tmp, 'gateway.yaml');
-  writeFileSync(
-    cfgFile,
-    JSON.stringify({
-      host: '127.0.0.1',
-      port: gwPort,
-      issuer,
-      session_secret: 'bench-session-secret-bench-session-secret-0123',
-      oauth_providers: {
-        corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
-      },
-      mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
-      storage: { type: 'memory' },
-      // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
-      rate_limits: {
-        enabled: true,
-        register_per_minute: 1_000_000,
-        token_per_minute: 1_000_000,
-        authorize_per_minute: 1_000_000,
-        failed_auth_per_minute: 1_000_000,
-      },
-      limits: { max_concurrent_per_service: 20000 },
-      ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
-    }),
-  );
+  const gatewayConfig = (port: number, iss: string, storage: Record<string, unknown>, workers: number, name: string) => {
+    const file = join(tmp, name);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        host: '127.0.0.1',
+        port,
+        issuer: iss,
+        workers,
+        session_secret: 'bench-session-secret-bench-session-secret-0123',
+        oauth_providers: {
+          corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
+        },
+        mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
+        storage,
+        // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
+        rate_limits: {
+          enabled: true,
+          register_per_minute: 1_000_000,
+          token_per_minute: 1_000_000,
+          authorize_per_minute: 1_000_000,
+          failed_auth_per_minute: 1_000_000,
+        },
+        limits: { max_concurrent_per_service: 20000 },
+        ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
+      }),
+    );
+    return file;
+  };
+  const cfgFile = gatewayConfig(gwPort, issuer, { type: 'memory' }, 1, 'gateway.json');
+  // The same gateway with `workers: 2` (SQLite in WAL mode: memory cannot be shared by processes).
+  const gw2Port = await freePort();
+  const issuer2 = `http://127.0.0.1:${gw2Port}`;
+  idp.allowGateway(issuer2);
+  const cfg2File = gatewayConfig(gw2Port, issuer2, { type: 'sqlite', sqlite: { path: join(tmp, 'gw2.db') } }, 2, 'gateway2.json');
   // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
   // The gateway runs the way users run it (`npm start`: compiled dist/), rebuilt first so it is current.
@@ -247,6 +261,14 @@ async function main(): Promise<void> {
   children.push(gateway);
   await waitFor(gateway, /listening on/);
   const gwUrl = `${issuer}/bench/mcp`;
+  const gateway2 = spawn(process.execPath, [join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfg2File], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(gateway2);
+  termPids.add(gateway2.pid!);
+  await waitFor(gateway2, /2 worker processes/, 60_000);
+  const gw2Url = `${issuer2}/bench/mcp`;
+  const token2 = await benchToken(issuer2, 'bench');
 
   const token = await benchToken(issuer, 'bench');
   const auth = { authorization: `Bearer ${token.accessToken}` };
@@ -275,6 +297,7 @@ async function main(): Promise<void> {
     ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders, nginxPid]] as Target[]) : []),
     ['bare', bareUrl, jsonHeaders, bare.pid],
     ['gateway', gwUrl, { ...jsonHeaders, ...auth }, gateway.pid],
+    ['gateway2', gw2Url, { ...jsonHeaders, authorization: `Bearer ${token2.accessToken}` }, gateway2.pid],
   ];
   // Warm-up (JIT, connection pools).
   for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
@@ -351,6 +374,7 @@ async function main(): Promise<void> {
   const d = summary.direct!;
   const n = summary.nginx;
   const b = summary.bare!;
+  const g2 = summary.gateway2!;
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGb: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -363,6 +387,8 @@ async function main(): Promise<void> {
       bareToNginx: n ? b.rps / n.rps : null,
       /** CPU per request, bare / gateway: the throughput ratio the gateway would reach on an idle machine. */
       cpuBareToGateway: b.cpuUsPerReq / g.cpuUsPerReq,
+      /** Throughput with 2 workers / 1 worker (the load generator, the backend and both workers share 2 cores). */
+      twoWorkersToOne: g2.rps / g.rps,
     },
     loadAverage: { start: loadStart, end: loadAvg() },
     overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
@@ -395,6 +421,7 @@ async function main(): Promise<void> {
     ),
     '',
     `gateway/bare ${f(results.ratios.gatewayToBare)} (CPU per request bare/gateway ${f(results.ratios.cpuBareToGateway)}); gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}; bare/nginx ${results.ratios.bareToNginx === null ? 'n/a' : f(results.ratios.bareToNginx)}; gateway/direct ${f(results.ratios.gatewayToDirect)}`,
+    `gateway with 2 workers (SQLite) / 1 worker (memory): ${f(results.ratios.twoWorkersToOne)} (on 2 cores shared with the load generator and the backend)`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
     `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
     `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
