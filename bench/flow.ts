@@ -20,15 +20,15 @@ export async function startBenchIdp(): Promise<BenchIdp> {
   const idp: UpstreamIdp = await startUpstreamIdp([ALICE], { cleanup: false });
   const clientId = 'bench-gateway';
   const clientSecret = 'bench-gateway-secret';
-  // Every gateway of the run (BENCH_TRACING starts a second one) keeps its redirect URI.
-  const redirectUris: string[] = [];
+  // One client for every gateway of the run (1 and 2 workers): its callbacks accumulate.
+  const callbacks: string[] = [];
   return {
     issuer: idp.issuer,
     clientId,
     clientSecret,
     allowGateway: (gw) => {
-      redirectUris.push(`${gw}/oauth/callback`);
-      idp.addClient({ client_id: clientId, client_secret: clientSecret, redirect_uris: [...redirectUris] });
+      callbacks.push(`${gw}/oauth/callback`);
+      idp.addClient({ client_id: clientId, client_secret: clientSecret, redirect_uris: [...callbacks] });
     },
     close: () => idp.close(),
   };

@@ -11,6 +11,8 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as {
   headers?: Record<string, string>;
   body?: string;
   method?: string;
+  /** A fixed total request rate (req/s) instead of as fast as possible. */
+  rate?: number;
 };
 const result = await autocannon({
   url: opts.url,
@@ -20,6 +22,7 @@ const result = await autocannon({
   headers: opts.headers ?? {},
   body: opts.body,
   pipelining: 1,
+  ...(opts.rate ? { overallRate: opts.rate } : {}),
 });
 const non2xx = result.non2xx + result.errors + result.timeouts;
 process.stdout.write(

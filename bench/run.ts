@@ -13,8 +13,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { freePort } from '../test/helpers/gateway.js';
 import { benchToken, benchRefreshTokens, startBenchIdp, type BenchIdp } from './flow.js';
@@ -24,18 +22,17 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 9500);
-/** BENCH_TRACING=1: a second gateway with `telemetry` on (sample ratio BENCH_TRACING_RATIO, default 1), measured in the same rounds. */
-const TRACING = process.env.BENCH_TRACING === '1';
-const TRACING_RATIO = Number(process.env.BENCH_TRACING_RATIO ?? 1);
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 
 let nginxPid: number | undefined;
+/** Processes stopped with SIGTERM (a cluster primary stops its workers; SIGKILL would leave them to notice alone). */
+const termPids = new Set<number>();
 
 function cleanup(): void {
   // nginx: SIGTERM to the master stops its workers too (SIGKILL would orphan them).
   if (nginxPid) process.kill(nginxPid, 'SIGTERM');
-  for (const c of children) if (c.pid !== nginxPid) c.kill('SIGKILL');
+  for (const c of children) if (c.pid !== nginxPid) c.kill(termPids.has(c.pid!) ? 'SIGTERM' : 'SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
@@ -86,6 +83,10 @@ interface LoadResult {
   total: number;
   non2xx: number;
   errors: number;
+  /** CPU time of the measured server process per request, in microseconds (robust to other load). */
+  cpuUsPerReq?: number;
+  /** 1-minute load average at the end of the round. */
+  load?: number;
 }
 
 const median = (xs: number[]) => {
@@ -98,12 +99,21 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
 
-/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s). */
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s on Linux). */
 function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined || !existsSync(`/proc/${pid}/stat`)) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // Its worker processes too (`workers: 2`): the children of the primary.
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return (Number(fields[11]) + Number(fields[12])) / 100 + kids.reduce((a, k) => a + cpuSeconds(k), 0);
+  } catch {
+    return NaN;
+  }
 }
+
+/** The 1-minute load average: other work on the machine, stated with every number. */
+const loadAvg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -195,48 +205,30 @@ async function firstByte(url: string, headers: Record<string, string>, body: str
 
 async function main(): Promise<void> {
   const started = Date.now();
+  const loadStart = loadAvg();
   const backend = tsx('bench/backend.ts', []);
   const backendPort = Number((await waitFor(backend, /READY (\d+)/))[1]);
   const direct = `http://127.0.0.1:${backendPort}/mcp`;
 
   const idp: BenchIdp = await startBenchIdp();
-  // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
-  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
-  // The gateway runs the way users run it (`npm start`: compiled dist/), rebuilt first so it is current.
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], {
-    stdio: 'inherit',
-  });
-  const startGatewayProcess = async (name: string, extra: Record<string, unknown>) => {
-    const gwPort = await freePort();
-    const issuer = `http://127.0.0.1:${gwPort}`;
-    idp.allowGateway(issuer);
-    const cfgFile = join(tmp, `${name}.yaml`);
+  const gwPort = await freePort();
+  const issuer = `http://127.0.0.1:${gwPort}`;
+  idp.allowGateway(issuer);
+  const gatewayConfig = (port: number, iss: string, storage: Record<string, unknown>, workers: number, name: string) => {
+    const file = join(tmp, name);
     writeFileSync(
-      cfgFile,
+      file,
       JSON.stringify({
         host: '127.0.0.1',
-        port: gwPort,
-        issuer,
+        port,
+        issuer: iss,
+        workers,
         session_secret: 'bench-session-secret-bench-session-secret-0123',
         oauth_providers: {
           corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
         },
-        mcp_services: {
-          bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] },
-          // The same backend behind tool-level rules (docs/authorization.md): the proxy reads and decides every body.
-          'bench-tools': {
-            name: 'Bench with tool rules',
-            url: direct,
-            oauth_provider: 'corp',
-            scopes: ['mcp:tools', 'mcp:admin'],
-            required_scopes: ['mcp:tools'],
-            tools: {
-              default: 'deny',
-              rules: { echo: { scopes: ['mcp:tools'] }, 'admin_*': { groups: ['admins'], scopes: ['mcp:admin'] }, danger: { deny: true } },
-            },
-          },
-        },
-        storage: { type: 'memory' },
+        mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
+        storage,
         // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
         rate_limits: {
           enabled: true,
@@ -247,47 +239,44 @@ async function main(): Promise<void> {
         },
         limits: { max_concurrent_per_service: 20000 },
         ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
-        ...extra,
       }),
     );
-    const child = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    await waitFor(child, /listening on/);
-    return { child, issuer };
+    return file;
   };
-  const { child: gateway, issuer } = await startGatewayProcess('gateway', {});
+  const cfgFile = gatewayConfig(gwPort, issuer, { type: 'memory' }, 1, 'gateway.json');
+  // The same gateway with `workers: 2` (SQLite in WAL mode: memory cannot be shared by processes).
+  const gw2Port = await freePort();
+  const issuer2 = `http://127.0.0.1:${gw2Port}`;
+  idp.allowGateway(issuer2);
+  const cfg2File = gatewayConfig(gw2Port, issuer2, { type: 'sqlite', sqlite: { path: join(tmp, 'gw2.db') } }, 2, 'gateway2.json');
+  // BENCH_PROFILE=1: CPU profile of the gateway (written on exit to bench/results/profiles/).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(ROOT, 'bench/results/profiles')}`] : [];
+  // The gateway runs the way users run it (`npm start`: compiled dist/), rebuilt first so it is current.
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], {
+    stdio: 'inherit',
+  });
+  const gateway = spawn(process.execPath, [...profile, join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfgFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(gateway);
+  await waitFor(gateway, /listening on/);
   const gwUrl = `${issuer}/bench/mcp`;
+  const gateway2 = spawn(process.execPath, [join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', cfg2File], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(gateway2);
+  termPids.add(gateway2.pid!);
+  await waitFor(gateway2, /2 worker processes/, 60_000);
+  const gw2Url = `${issuer2}/bench/mcp`;
+  const token2 = await benchToken(issuer2, 'bench');
 
   const token = await benchToken(issuer, 'bench');
   const auth = { authorization: `Bearer ${token.accessToken}` };
-
-  // BENCH_TRACING=1: the same gateway with tracing on, exporting to an OTLP/HTTP sink in this process
-  // (it counts the spans it receives and discards them).
-  const otlp = { requests: 0, spans: 0 };
-  let traced: { url: string; auth: Record<string, string>; pid: number | undefined } | undefined;
-  if (TRACING) {
-    const sink = createServer((req, res) => {
-      let spans = 0;
-      req.on('data', (c: Buffer) => (spans += c.toString('latin1').split('"spanId"').length - 1));
-      req.on('end', () => {
-        otlp.requests++;
-        otlp.spans += spans;
-        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      });
-    });
-    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-    const { issuer: tracedIssuer, child: tracedChild } = await startGatewayProcess('traced', {
-      telemetry: { otlp_endpoint: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/v1/traces`, sample_ratio: TRACING_RATIO },
-    });
-    const tracedToken = await benchToken(tracedIssuer, 'bench');
-    traced = { url: `${tracedIssuer}/bench/mcp`, auth: { authorization: `Bearer ${tracedToken.accessToken}` }, pid: tracedChild.pid };
-  }
-
-  const toolsToken = await benchToken(issuer, 'bench-tools');
-  const toolsUrl = `${issuer}/bench-tools/mcp`;
   const nginxPort = await startNginx(backendPort);
+  // The platform's limit: a bare node:http → undici proxy (bench/bare-proxy.ts), no authentication.
+  const bare = tsx('bench/bare-proxy.ts', [`http://127.0.0.1:${backendPort}`]);
+  const barePort = Number((await waitFor(bare, /READY (\d+)/))[1]);
+  const bareUrl = `http://127.0.0.1:${barePort}/mcp`;
   const nginxUrl = nginxPort ? `http://127.0.0.1:${nginxPort}/mcp` : undefined;
 
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
@@ -302,29 +291,26 @@ async function main(): Promise<void> {
   await unauth.body.dump();
   if (unauth.statusCode !== 401) throw new Error(`expected 401 without a token, got ${unauth.statusCode}`);
 
-  const targets: [string, string, Record<string, string>][] = [
-    ['direct', direct, jsonHeaders],
-    ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders]] as [string, string, Record<string, string>][]) : []),
-    ['gateway', gwUrl, { ...jsonHeaders, ...auth }],
-    ...(traced ? ([['traced', traced.url, { ...jsonHeaders, ...traced.auth }]] as [string, string, Record<string, string>][]) : []),
-    ['gw+rules', toolsUrl, { ...jsonHeaders, authorization: `Bearer ${toolsToken.accessToken}` }],
+  type Target = [name: string, url: string, headers: Record<string, string>, pid: number | undefined];
+  const targets: Target[] = [
+    ['direct', direct, jsonHeaders, backend.pid],
+    ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders, nginxPid]] as Target[]) : []),
+    ['bare', bareUrl, jsonHeaders, bare.pid],
+    ['gateway', gwUrl, { ...jsonHeaders, ...auth }, gateway.pid],
+    ['gateway2', gw2Url, { ...jsonHeaders, authorization: `Bearer ${token2.accessToken}` }, gateway2.pid],
   ];
   // Warm-up (JIT, connection pools).
   for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
   const rounds: Record<string, LoadResult[]> = {};
-  // CPU time of the gateway process per request served: unlike req/s, barely affected by other load on a shared machine.
-  const pids: Record<string, number | undefined> = { gateway: gateway.pid, traced: traced?.pid };
-  const cpu: Record<string, { seconds: number; requests: number }> = {};
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, url, headers] of targets) {
-      const before = cpuSeconds(pids[name]);
+    for (const [name, url, headers, pid] of targets) {
+      const cpu0 = cpuSeconds(pid);
       const res = await runLoad({ url, headers, body, duration: DURATION, connections: CONNECTIONS });
-      const c = (cpu[name] ??= { seconds: 0, requests: 0 });
-      c.seconds += cpuSeconds(pids[name]) - before;
-      c.requests += res.total;
+      res.cpuUsPerReq = ((cpuSeconds(pid) - cpu0) * 1e6) / Math.max(1, res.total);
+      res.load = loadAvg();
       (rounds[name] ??= []).push(res);
       process.stderr.write(
-        `round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}\n`,
+        `round ${r + 1} ${name}: ${Math.round(res.rps)} req/s p50 ${res.p50} ms p99 ${res.p99} ms non-2xx ${res.non2xx}, ${res.cpuUsPerReq.toFixed(0)} µs CPU/req, load ${res.load}\n`,
       );
     }
   }
@@ -336,24 +322,19 @@ async function main(): Promise<void> {
         p50: median(rs.map((x) => x.p50)),
         p99: median(rs.map((x) => x.p99)),
         non2xx: rs.reduce((a, x) => a + x.non2xx, 0),
+        cpuUsPerReq: median(rs.map((x) => x.cpuUsPerReq ?? NaN)),
         rounds: rs,
       },
     ]),
-  ) as Record<string, { rps: number; p50: number; p99: number; non2xx: number }>;
+  ) as Record<string, { rps: number; p50: number; p99: number; non2xx: number; cpuUsPerReq: number }>;
+
+  // The gateway's own refusals: 401s per second to a client without a token (keep-alive on refusals).
+  const refusals = await runLoad({ url: gwUrl, headers: jsonHeaders, body, duration: DURATION, connections: CONNECTIONS });
 
   const lagDirect = await sseLag(direct, {});
   const lagGateway = await sseLag(gwUrl, auth);
   const ttfbDirect = await firstByte(direct, jsonHeaders, body);
   const ttfbGateway = await firstByte(gwUrl, { ...jsonHeaders, ...auth }, body);
-  const ttfbTraced = traced ? await firstByte(traced.url, { ...jsonHeaders, ...traced.auth }, body) : undefined;
-  const ttfbRules = await firstByte(toolsUrl, { ...jsonHeaders, authorization: `Bearer ${toolsToken.accessToken}` }, body);
-  // The per-request CPU of tool rules, in its own process without the network (bench/tool-rules.ts).
-  const toolRules = JSON.parse((await waitFor(tsx('bench/tool-rules.ts', []), /(\{.*\})\n/, 120_000))[1]!) as {
-    callUs: number;
-    listJsonUs: number;
-    listSseUs: number;
-    listBytes: number;
-  };
 
   // Token endpoint (refresh grant, each chain rotating its own token) and registration throughput.
   const refresh = await benchRefreshTokens(issuer, 'bench', 8, DURATION);
@@ -392,6 +373,8 @@ async function main(): Promise<void> {
   const g = summary.gateway!;
   const d = summary.direct!;
   const n = summary.nginx;
+  const b = summary.bare!;
+  const g2 = summary.gateway2!;
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGb: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -400,34 +383,23 @@ async function main(): Promise<void> {
     ratios: {
       gatewayToDirect: g.rps / d.rps,
       gatewayToNginx: n ? g.rps / n.rps : null,
-      rulesToGateway: summary['gw+rules']!.rps / g.rps,
+      gatewayToBare: g.rps / b.rps,
+      bareToNginx: n ? b.rps / n.rps : null,
+      /** CPU per request, bare / gateway: the throughput ratio the gateway would reach on an idle machine. */
+      cpuBareToGateway: b.cpuUsPerReq / g.cpuUsPerReq,
+      /** Throughput with 2 workers / 1 worker (the load generator, the backend and both workers share 2 cores). */
+      twoWorkersToOne: g2.rps / g.rps,
     },
+    loadAverage: { start: loadStart, end: loadAvg() },
     overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
     firstByteMs: {
       direct: ttfbDirect,
       gateway: ttfbGateway,
       overheadP50: ttfbGateway.p50 - ttfbDirect.p50,
       overheadP99: ttfbGateway.p99 - ttfbDirect.p99,
-      rules: ttfbRules,
     },
-    toolRules,
     sseLagMs: { direct: lagDirect, gateway: lagGateway },
-    ...(traced
-      ? {
-          tracing: {
-            sampleRatio: TRACING_RATIO,
-            tracedToGateway: summary.traced!.rps / g.rps,
-            cpuMicrosecondsPerRequest: {
-              gateway: (cpu.gateway!.seconds / cpu.gateway!.requests) * 1e6,
-              traced: (cpu.traced!.seconds / cpu.traced!.requests) * 1e6,
-            },
-            firstByteMs: ttfbTraced,
-            overheadP50: ttfbTraced!.p50 - ttfbGateway.p50,
-            overheadP99: ttfbTraced!.p99 - ttfbGateway.p99,
-            otlp,
-          },
-        }
-      : {}),
+    refusalsPerSecond: refusals.rps,
     refreshPerSecond: refresh.perSecond,
     refreshErrors: refresh.errors,
     registrationPerSecond: registration.rps,
@@ -439,25 +411,21 @@ async function main(): Promise<void> {
 
   const f = (x: number, d = 2) => x.toFixed(d);
   const lines = [
-    `machine: ${results.machine.cpus} CPU (${results.machine.cpu}), Node ${results.machine.node}; ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections`,
+    `machine: ${results.machine.cpus} CPU (${results.machine.cpu}), Node ${results.machine.node}; ${ROUNDS} rounds x ${DURATION}s, ${CONNECTIONS} connections; load average ${results.loadAverage.start} at start, ${results.loadAverage.end} at end`,
     '',
-    'target   | req/s    | p50 ms | p99 ms',
-    '---------|----------|--------|-------',
+    'target   | req/s    | p50 ms | p99 ms | CPU µs/req',
+    '---------|----------|--------|--------|-----------',
     ...Object.entries(summary).map(
-      ([k, v]) => `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)}`,
+      ([k, v]) =>
+        `${k.padEnd(8)} | ${f(v.rps, 0).padStart(8)} | ${f(v.p50, 1).padStart(6)} | ${f(v.p99, 1).padStart(6)} | ${f(v.cpuUsPerReq, 0).padStart(10)}`,
     ),
     '',
-    `gateway/direct throughput ${f(results.ratios.gatewayToDirect)}; gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}`,
-    `tool rules (body read and decided, service with rules) / gateway without rules: throughput ${f(results.ratios.rulesToGateway)}, p50 +${f(summary['gw+rules']!.p50 - g.p50, 1)} ms`,
-    `tool rules, sequential: p50 ${f(ttfbRules.p50)} / p99 ${f(ttfbRules.p99)} ms (gateway without rules p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms); CPU per tools/call ${f(toolRules.callUs, 1)} µs, per filtered tools/list of ${toolRules.listBytes} bytes ${f(toolRules.listJsonUs, 0)} µs (JSON) / ${f(toolRules.listSseUs, 0)} µs (SSE)`,
+    `gateway/bare ${f(results.ratios.gatewayToBare)} (CPU per request bare/gateway ${f(results.ratios.cpuBareToGateway)}); gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}; bare/nginx ${results.ratios.bareToNginx === null ? 'n/a' : f(results.ratios.bareToNginx)}; gateway/direct ${f(results.ratios.gatewayToDirect)}`,
+    `gateway with 2 workers (SQLite) / 1 worker (memory): ${f(results.ratios.twoWorkersToOne)} (on 2 cores shared with the load generator and the backend)`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
     `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
-    ...(traced
-      ? [
-          `tracing on (sample ratio ${TRACING_RATIO}): gateway CPU per request ${f((cpu.gateway!.seconds / cpu.gateway!.requests) * 1e6, 0)} µs off, ${f((cpu.traced!.seconds / cpu.traced!.requests) * 1e6, 0)} µs on; traced/gateway throughput ${f(summary.traced!.rps / g.rps)}; sequential p50 ${f(ttfbTraced!.p50)} / p99 ${f(ttfbTraced!.p99)} ms (vs ${f(ttfbGateway.p50)} / ${f(ttfbGateway.p99)}); OTLP sink received ${otlp.spans} spans in ${otlp.requests} exports`,
-        ]
-      : []),
     `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
+    `401 refusals (no token): ${f(refusals.rps, 0)}/s`,
     `token endpoint (refresh grant): ${f(refresh.perSecond, 0)}/s (${refresh.errors} errors); registration: ${f(registration.rps, 0)}/s (${registration.non2xx} non-2xx)`,
     `idle SSE streams: ${streams.open}/${streams.requested} open (${streams.failed} failed), gateway RSS ${f(streams.rssBeforeMb, 0)} MB -> ${f(streams.rssAfterMb, 0)} MB (${f(streams.kbPerStream, 1)} KB per stream)`,
     '',

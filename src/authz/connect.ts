@@ -167,7 +167,12 @@ export async function finishConnect(
   const service = ctx.services.get(attempt.service);
   const upstream = connectProvider(ctx, providers, attempt.service);
   if (!upstream) {
-    sendPage(reply.raw, 400, 'Sign-in expired', messagePage('Sign-in expired', 'This connect link no longer matches the configuration. Start again from the application.'));
+    sendPage(
+      reply.raw,
+      400,
+      'Sign-in expired',
+      messagePage('Sign-in expired', 'This connect link no longer matches the configuration. Start again from the application.'),
+    );
     return true;
   }
   const query = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : '';

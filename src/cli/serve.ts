@@ -8,6 +8,8 @@ import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
 import { demoBanner, demoConfig, startDemoBackend } from '../demo/demo.js';
 import { cliOverrides, resolveConfigPath, type CliValues, type Output } from './common.js';
+import { checkFdLimit } from './fd-limit.js';
+import { isWorker, onPrimaryShutdown, runPrimary, workerCount } from './workers.js';
 
 export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output: Output): Promise<number> {
   const source = resolveConfigPath(values.config, env);
@@ -40,6 +42,9 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
     config = loadConfigFile(source.path, { env, overrides: cliOverrides(values) });
     baseDir = dirname(source.path);
   }
+  // `workers` > 1: this process only supervises; each worker runs this same function (src/cli/workers.ts).
+  const workers = workerCount(config.workers);
+  if (workers > 1 && !isWorker() && !demo) return runPrimary(workers, output, config.limits.shutdown_grace);
   let gateway: Awaited<ReturnType<typeof createGateway>>;
   try {
     gateway = await createGateway(config, {
@@ -69,6 +74,9 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   );
   for (const s of gateway.ctx.services.values())
     output.err(`  ${s.id}: ${s.canonicalUri} -> ${s.stdio ? `local process ${s.stdio.command[0]} (stdio)` : s.backend.origin}`);
+  // Open streams are bounded by the open-file limit (Node raised the soft limit to the hard one at start).
+  const fd = checkFdLimit();
+  if (fd.warning) gateway.ctx.log.warn({ soft: fd.limits?.soft, hard: fd.limits?.hard }, fd.warning);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -88,9 +96,16 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
         },
       );
     };
+    // A worker is asked by its primary (an IPC message); a signal to the whole process group counts once.
+    const offPrimary = isWorker()
+      ? onPrimaryShutdown(() => {
+          if (!stopping) stop('SIGTERM');
+        })
+      : undefined;
     const done = (code: number) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      offPrimary?.();
       resolve(code);
     };
     process.on('SIGINT', stop);

@@ -49,6 +49,21 @@ export interface RuleProblem {
 }
 
 /**
+ * `workers` > 1 (or `auto`) runs several processes (node:cluster): they must share tokens, grants, keys
+ * and revocations, which in-process `memory` storage cannot do. (`auto` on a one-core machine still runs
+ * one worker process, and is refused with memory all the same: the configuration would break on a bigger one.)
+ */
+export function workersProblems(config: { workers: 'auto' | number; storage: { type: string } }): RuleProblem[] {
+  if (config.workers === 1 || config.storage.type !== 'memory') return [];
+  return [
+    {
+      path: ['workers'],
+      message: `workers: ${config.workers} runs several gateway processes, which cannot share storage type memory (each would have its own tokens, grants and revocations); use storage type sqlite (WAL, several processes) or redis, or set workers: 1`,
+    },
+  ];
+}
+
+/**
  * The development sign-in (`type: dev`) lets anyone be anyone, so it runs only where nobody else can
  * reach it (docs/authorization.md, development sign-in): never with NODE_ENV=production, only on a loopback bind address
  * and a loopback issuer. The address rules follow from the file (schema.ts); the environment rule from

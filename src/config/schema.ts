@@ -20,6 +20,7 @@ import {
   signingKeyProblems,
   trustProxyEntryProblem,
   upstreamAuthProblems,
+  workersProblems,
 } from './rules.js';
 
 export { isLoopbackHost };
@@ -646,6 +647,12 @@ export const configSchema = z
   .object({
     host: z.string().min(1).default('0.0.0.0').describe('Address to bind.'),
     port: intFrom(0, 65535).default(8080).describe('Port to bind (0: any free port).'),
+    workers: z
+      .union([z.literal('auto'), intFrom(1, 256)])
+      .default(1)
+      .describe(
+        'Gateway processes sharing the port (node:cluster): `auto` runs one per CPU core, a number runs that many; 1 (the default) runs the gateway in one process. More than one needs shared storage (`sqlite` in WAL mode, or `redis`); `memory` is refused. See docs/performance.md.',
+      ),
     issuer: httpUrl('issuer')
       .default('http://localhost:8080')
       .describe(
@@ -1022,6 +1029,7 @@ export const configSchema = z
         }
       }
     }
+    for (const problem of workersProblems(cfg)) ctx.addIssue({ code: 'custom', path: problem.path, message: problem.message });
     const needAuth = Object.entries(cfg.mcp_services).filter(([, s]) => s.auth_required);
     if (needAuth.length > 0 && providerNames.length === 0) {
       ctx.addIssue({

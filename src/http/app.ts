@@ -33,6 +33,7 @@ import { RateLimits, registerRateLimits } from './rate-limit.js';
 import { registerOAuthTracing } from './tracing.js';
 import { VERSION } from '../version.js';
 import { CredentialBroker } from '../credentials/broker.js';
+import { installProxyFastPath } from './proxy-fast-path.js';
 
 export interface GatewayOptions {
   /** Use this store instead of building one from `config.storage` (the caller keeps ownership). */
@@ -147,7 +148,9 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     registerOAuthCors(app, ctx);
     await registerAuthorizationServer(app, ctx);
     // Local (stdio) services, when the configuration has any: the proxy hands them over and stops them on close.
-    await registerProxy(app, ctx, StdioServices.create(ctx));
+    const serveProxy = await registerProxy(app, ctx, StdioServices.create(ctx));
+    // `/{id}/mcp` straight from node:http to the proxy, in front of fastify's routing (src/http/proxy-fast-path.ts).
+    installProxyFastPath(app, serveProxy, ctx.services.keys());
     // The operator console (`admin`); registers nothing when it is off.
     await registerAdminConsole(app, ctx, { configPath: options.configPath });
 

@@ -118,6 +118,10 @@ export class Metrics {
   });
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
+    // `workers` > 1: every series names its worker process (src/cli/workers.ts), so scrapes of different
+    // workers never look like one counter going backwards; sum over `worker` to aggregate.
+    const worker = process.env.GW_WORKER_ID;
+    if (worker !== undefined && /^\d{1,3}$/.test(worker)) this.registry.setDefaultLabels({ worker });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'mcp_gateway_' });
   }
 }

@@ -92,6 +92,22 @@ const E = {
     }),
 };
 
+/**
+ * What the proxy reads of a request: a FastifyRequest satisfies it, and so does the object the HTTP
+ * layer's fast path builds straight from node:http (src/http/proxy-fast-path.ts), which skips fastify's
+ * routing and hooks for `/{id}/mcp`. Use only these fields here: anything else would be missing on the fast path.
+ */
+export interface ProxyRequest {
+  readonly raw: IncomingMessage;
+  readonly headers: IncomingMessage['headers'];
+  readonly method: string;
+  readonly params: { service: string };
+  /** The client address (the trusted-proxy rule applied). */
+  readonly ip: string;
+  /** The X-Forwarded-For chain with the socket address (trust_proxy on), else undefined. */
+  readonly ips?: string[] | undefined;
+}
+
 interface Exchange {
   state: ServiceState;
   res: ServerResponse;
@@ -141,7 +157,7 @@ export class McpProxy {
   }
 
   /** Entry point for a hijacked request. Never throws. */
-  async handle(request: FastifyRequest<{ Params: { service: string } }>, res: ServerResponse): Promise<void> {
+  async handle(request: ProxyRequest, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const headers = request.headers;
     const method = request.method;
@@ -272,7 +288,7 @@ export class McpProxy {
   }
 
   /** authenticate: Bearer → verified token entry, or a 401/503 already written. */
-  async #authenticate(ex: Exchange, authorization: string | undefined, request: FastifyRequest): Promise<TokenEntry | undefined> {
+  async #authenticate(ex: Exchange, authorization: string | undefined, request: ProxyRequest): Promise<TokenEntry | undefined> {
     const { state } = ex;
     const parsed = parseBearer(authorization);
     if (parsed.kind === 'absent') {
@@ -298,7 +314,7 @@ export class McpProxy {
     return entry;
   }
 
-  #invalidToken(ex: Exchange, reason: string, request: FastifyRequest, token: string): undefined {
+  #invalidToken(ex: Exchange, reason: string, request: ProxyRequest, token: string): undefined {
     this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason });
     // Failed-authentication limits (P5 in docs/security.md), decided here where the token was rejected: only a rejected token
     // is ever refused with 429; a valid one from the same address always gets through.
@@ -469,7 +485,7 @@ export class McpProxy {
   }
 
   /** X-Forwarded-For: the socket address, appended to the incoming chain only when that chain is trusted. */
-  #forwardedFor(request: FastifyRequest): string {
+  #forwardedFor(request: ProxyRequest): string {
     const socketIp = request.raw.socket.remoteAddress ?? '';
     if (!this.#trustProxy) return socketIp;
     const ips = request.ips;
@@ -487,33 +503,39 @@ function single(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' || v === undefined ? v : v.join(', ');
 }
 
-export async function registerProxy(app: FastifyInstance, ctx: GatewayContext, local?: LocalServices): Promise<void> {
+/** Serves one proxied request on a raw response (never rejects): what both the fastify route and the fast path call. */
+export type ProxyServe = (request: ProxyRequest, res: ServerResponse) => Promise<void>;
+
+export async function registerProxy(app: FastifyInstance, ctx: GatewayContext, local?: LocalServices): Promise<ProxyServe> {
   const proxy = new McpProxy(ctx, local);
   app.addHook('onClose', async () => proxy.close());
+  // `--debug` / `logging.level: debug`: one line per proxied request (method, service, status, duration),
+  // never the URL query, headers or body. Decided once: the hot path stays free of it otherwise.
+  const debug = ctx.log.level === 'debug' || ctx.log.level === 'trace';
+  // `telemetry`: a span per request (src/observability/tracing.ts); off, one undefined check.
+  const tracing = ctx.tracing;
+  const serve: ProxyServe = async (request, res) => {
+    if (debug) logProxied(ctx, request.method, request.params.service, res);
+    if (tracing !== undefined) tracing.proxy(request.raw, res, request.params.service);
+    try {
+      await proxy.handle(request, res);
+    } catch (err) {
+      ctx.log.error(
+        { service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } },
+        'proxy: unexpected failure',
+      );
+      sendProxyError(res, false, E.internal, undefined);
+    }
+  };
 
   await app.register(async (scope) => {
     // Bodies are streamed raw to the backend, never parsed by fastify (docs/proxy.md, Streaming).
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
 
-    // `--debug` / `logging.level: debug`: one line per proxied request (method, service, status, duration),
-    // never the URL query, headers or body. Decided once: the hot path stays free of it otherwise.
-    const debug = ctx.log.level === 'debug' || ctx.log.level === 'trace';
-    // `telemetry`: a span per request (src/observability/tracing.ts); off, one undefined check.
-    const tracing = ctx.tracing;
-    const handler = async (request: FastifyRequest<{ Params: { service: string } }>, reply: FastifyReply) => {
-      if (debug) logProxied(ctx, request.method, request.params.service, reply.raw);
-      if (tracing !== undefined) tracing.proxy(request.raw, reply.raw, request.params.service);
+    const handler = (request: FastifyRequest<{ Params: { service: string } }>, reply: FastifyReply) => {
       reply.hijack();
-      try {
-        await proxy.handle(request, reply.raw);
-      } catch (err) {
-        ctx.log.error(
-          { service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } },
-          'proxy: unexpected failure',
-        );
-        sendProxyError(reply.raw, false, E.internal, undefined);
-      }
+      return serve(request, reply.raw);
     };
     // The per-request access log is off on the hot path; errors are logged by the proxy itself. One shared
     // warn-level logger instead of a child per request: creating a pino child redacts its bindings, which
@@ -523,6 +545,7 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext, l
     scope.all<{ Params: { service: string } }>('/:service/mcp', opts, handler);
     scope.all<{ Params: { service: string } }>('/:service/mcp/*', opts, handler);
   });
+  return serve;
 }
 
 function logProxied(ctx: GatewayContext, method: string, service: string, res: ServerResponse): void {

@@ -96,17 +96,52 @@ export function sendProxyError(res: ServerResponse, jsonRpc: boolean, err: Proxy
     ...cors,
     ...err.headers,
   };
-  // A request body we did not read (early 401/413/…): close the connection after answering rather than
-  // reading (or waiting for) the rest of an upload we refused.
+  // A request body we did not read (early 401/403/413/…): a small one is discarded and the connection kept
+  // (clients in discovery send several refused requests in a row); a large one closes it.
   const req = res.req as IncomingMessage | undefined;
-  if (req && !req.complete && (req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'))
-    headers.connection = 'close';
+  // A 413 always closes: the client is sending more than the service accepts.
+  if (req && !req.complete && (err.status === 413 || !discardBody(req))) headers.connection = 'close';
   try {
     res.writeHead(err.status, headers);
     res.end(body);
   } catch {
     res.destroy();
   }
+}
+
+/**
+ * The bound on discarding a refused request's body to keep the connection: at most this many bytes
+ * (declared or counted), arriving within DISCARD_MS; beyond either the socket is closed.
+ */
+export const DISCARD_MAX_BYTES = 64 * 1024;
+export const DISCARD_MS = 5_000;
+
+/**
+ * Reads and drops the rest of a refused request's body, when it is small enough to be worth keeping the
+ * connection for. Returns false (the caller answers with `Connection: close`) for a body declared larger
+ * than the bound. A chunked body that grows past the bound, or a body that has not ended within
+ * DISCARD_MS, has its socket closed (the answer has been sent by then).
+ */
+function discardBody(req: IncomingMessage): boolean {
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const declared = req.headers['content-length'];
+  if (!chunked && (declared === undefined || declared === '0')) return true;
+  if (!chunked && !(Number(declared) <= DISCARD_MAX_BYTES)) return false;
+  let seen = 0;
+  const cut = () => req.socket?.destroy();
+  const timer = setTimeout(cut, DISCARD_MS);
+  timer.unref();
+  req.on('data', (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > DISCARD_MAX_BYTES) {
+      clearTimeout(timer);
+      cut();
+    }
+  });
+  req.once('end', () => clearTimeout(timer));
+  req.once('close', () => clearTimeout(timer));
+  req.resume();
+  return true;
 }
 
 /** 204 answer to a CORS preflight. */
