@@ -20,7 +20,7 @@ export async function startBenchIdp(): Promise<BenchIdp> {
   const idp: UpstreamIdp = await startUpstreamIdp([ALICE], { cleanup: false });
   const clientId = 'bench-gateway';
   const clientSecret = 'bench-gateway-secret';
-  // One client for every gateway of the run (1 and 2 workers): its callbacks accumulate.
+  // One client for every gateway of the run (1 and 2 workers, and the traced one with BENCH_TRACING): its callbacks accumulate.
   const callbacks: string[] = [];
   return {
     issuer: idp.issuer,

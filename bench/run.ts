@@ -13,6 +13,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { freePort } from '../test/helpers/gateway.js';
 import { benchToken, benchRefreshTokens, startBenchIdp, type BenchIdp } from './flow.js';
@@ -22,6 +24,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 9500);
+/** BENCH_TRACING=1: a second gateway with `telemetry` on (sample ratio BENCH_TRACING_RATIO, default 1), measured in the same rounds. */
+const TRACING = process.env.BENCH_TRACING === '1';
+const TRACING_RATIO = Number(process.env.BENCH_TRACING_RATIO ?? 1);
 const children: ChildProcess[] = [];
 const tmp = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 
@@ -214,7 +219,14 @@ async function main(): Promise<void> {
   const gwPort = await freePort();
   const issuer = `http://127.0.0.1:${gwPort}`;
   idp.allowGateway(issuer);
-  const gatewayConfig = (port: number, iss: string, storage: Record<string, unknown>, workers: number, name: string) => {
+  const gatewayConfig = (
+    port: number,
+    iss: string,
+    storage: Record<string, unknown>,
+    workers: number,
+    name: string,
+    extra: Record<string, unknown> = {},
+  ) => {
     const file = join(tmp, name);
     writeFileSync(
       file,
@@ -227,7 +239,21 @@ async function main(): Promise<void> {
         oauth_providers: {
           corp: { issuer: idp.issuer, client_id: idp.clientId, client_secret: idp.clientSecret, allow_insecure_http: true },
         },
-        mcp_services: { bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
+        mcp_services: {
+          bench: { name: 'Bench', url: direct, oauth_provider: 'corp', scopes: ['mcp:tools'] },
+          // The same backend behind tool-level rules (docs/authorization.md): the proxy reads and decides every body.
+          'bench-tools': {
+            name: 'Bench with tool rules',
+            url: direct,
+            oauth_provider: 'corp',
+            scopes: ['mcp:tools', 'mcp:admin'],
+            required_scopes: ['mcp:tools'],
+            tools: {
+              default: 'deny',
+              rules: { echo: { scopes: ['mcp:tools'] }, 'admin_*': { groups: ['admins'], scopes: ['mcp:admin'] }, danger: { deny: true } },
+            },
+          },
+        },
         storage,
         // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
         rate_limits: {
@@ -239,6 +265,7 @@ async function main(): Promise<void> {
         },
         limits: { max_concurrent_per_service: 20000 },
         ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
+        ...extra,
       }),
     );
     return file;
@@ -272,6 +299,41 @@ async function main(): Promise<void> {
 
   const token = await benchToken(issuer, 'bench');
   const auth = { authorization: `Bearer ${token.accessToken}` };
+
+  // BENCH_TRACING=1: the same gateway (1 worker, memory) with tracing on, exporting to an OTLP/HTTP sink
+  // in this process (it counts the spans it receives and discards them).
+  const otlp = { requests: 0, spans: 0 };
+  let traced: { url: string; auth: Record<string, string>; pid: number | undefined } | undefined;
+  if (TRACING) {
+    const sink = createServer((req, res) => {
+      let spans = 0;
+      req.on('data', (c: Buffer) => (spans += c.toString('latin1').split('"spanId"').length - 1));
+      req.on('end', () => {
+        otlp.requests++;
+        otlp.spans += spans;
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+    const tracedPort = await freePort();
+    const tracedIssuer = `http://127.0.0.1:${tracedPort}`;
+    idp.allowGateway(tracedIssuer);
+    const tracedCfg = gatewayConfig(tracedPort, tracedIssuer, { type: 'memory' }, 1, 'traced.json', {
+      telemetry: { otlp_endpoint: `http://127.0.0.1:${(sink.address() as AddressInfo).port}/v1/traces`, sample_ratio: TRACING_RATIO },
+    });
+    const tracedChild = spawn(process.execPath, [join(ROOT, 'bin/mcp-oauth-gateway.js'), '--config', tracedCfg], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(tracedChild);
+    await waitFor(tracedChild, /listening on/);
+    const tracedToken = await benchToken(tracedIssuer, 'bench');
+    traced = { url: `${tracedIssuer}/bench/mcp`, auth: { authorization: `Bearer ${tracedToken.accessToken}` }, pid: tracedChild.pid };
+  }
+
+  // Tool rules: the `bench-tools` service of the 1-worker gateway (same backend, same body).
+  const toolsToken = await benchToken(issuer, 'bench-tools');
+  const toolsUrl = `${issuer}/bench-tools/mcp`;
+  const toolsAuth = { authorization: `Bearer ${toolsToken.accessToken}` };
   const nginxPort = await startNginx(backendPort);
   // The platform's limit: a bare node:http → undici proxy (bench/bare-proxy.ts), no authentication.
   const bare = tsx('bench/bare-proxy.ts', [`http://127.0.0.1:${backendPort}`]);
@@ -298,6 +360,8 @@ async function main(): Promise<void> {
     ['bare', bareUrl, jsonHeaders, bare.pid],
     ['gateway', gwUrl, { ...jsonHeaders, ...auth }, gateway.pid],
     ['gateway2', gw2Url, { ...jsonHeaders, authorization: `Bearer ${token2.accessToken}` }, gateway2.pid],
+    ...(traced ? ([['traced', traced.url, { ...jsonHeaders, ...traced.auth }, traced.pid]] as Target[]) : []),
+    ['gw+rules', toolsUrl, { ...jsonHeaders, ...toolsAuth }, gateway.pid],
   ];
   // Warm-up (JIT, connection pools).
   for (const [, url, headers] of targets) await runLoad({ url, headers, body, duration: 2, connections: CONNECTIONS });
@@ -335,6 +399,15 @@ async function main(): Promise<void> {
   const lagGateway = await sseLag(gwUrl, auth);
   const ttfbDirect = await firstByte(direct, jsonHeaders, body);
   const ttfbGateway = await firstByte(gwUrl, { ...jsonHeaders, ...auth }, body);
+  const ttfbTraced = traced ? await firstByte(traced.url, { ...jsonHeaders, ...traced.auth }, body) : undefined;
+  const ttfbRules = await firstByte(toolsUrl, { ...jsonHeaders, ...toolsAuth }, body);
+  // The per-request CPU of tool rules, in its own process without the network (bench/tool-rules.ts).
+  const toolRules = JSON.parse((await waitFor(tsx('bench/tool-rules.ts', []), /(\{.*\})\n/, 120_000))[1]!) as {
+    callUs: number;
+    listJsonUs: number;
+    listSseUs: number;
+    listBytes: number;
+  };
 
   // Token endpoint (refresh grant, each chain rotating its own token) and registration throughput.
   const refresh = await benchRefreshTokens(issuer, 'bench', 8, DURATION);
@@ -375,6 +448,8 @@ async function main(): Promise<void> {
   const n = summary.nginx;
   const b = summary.bare!;
   const g2 = summary.gateway2!;
+  const gr = summary['gw+rules']!;
+  const t = summary.traced;
   const results = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGb: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -389,6 +464,8 @@ async function main(): Promise<void> {
       cpuBareToGateway: b.cpuUsPerReq / g.cpuUsPerReq,
       /** Throughput with 2 workers / 1 worker (the load generator, the backend and both workers share 2 cores). */
       twoWorkersToOne: g2.rps / g.rps,
+      /** Throughput of the service with tool rules / the same gateway's service without them. */
+      rulesToGateway: gr.rps / g.rps,
     },
     loadAverage: { start: loadStart, end: loadAvg() },
     overheadMs: { p50: g.p50 - d.p50, p99: g.p99 - d.p99 },
@@ -397,8 +474,24 @@ async function main(): Promise<void> {
       gateway: ttfbGateway,
       overheadP50: ttfbGateway.p50 - ttfbDirect.p50,
       overheadP99: ttfbGateway.p99 - ttfbDirect.p99,
+      rules: ttfbRules,
     },
+    toolRules,
     sseLagMs: { direct: lagDirect, gateway: lagGateway },
+    ...(traced && t && ttfbTraced
+      ? {
+          tracing: {
+            sampleRatio: TRACING_RATIO,
+            tracedToGateway: t.rps / g.rps,
+            /** Medians over the rounds, from /proc (the same figure as the rows' CPU µs/req). */
+            cpuMicrosecondsPerRequest: { gateway: g.cpuUsPerReq, traced: t.cpuUsPerReq },
+            firstByteMs: ttfbTraced,
+            overheadP50: ttfbTraced.p50 - ttfbGateway.p50,
+            overheadP99: ttfbTraced.p99 - ttfbGateway.p99,
+            otlp,
+          },
+        }
+      : {}),
     refusalsPerSecond: refusals.rps,
     refreshPerSecond: refresh.perSecond,
     refreshErrors: refresh.errors,
@@ -422,8 +515,15 @@ async function main(): Promise<void> {
     '',
     `gateway/bare ${f(results.ratios.gatewayToBare)} (CPU per request bare/gateway ${f(results.ratios.cpuBareToGateway)}); gateway/nginx ${results.ratios.gatewayToNginx === null ? 'n/a (nginx not installed: apt-get install nginx-light)' : f(results.ratios.gatewayToNginx)}; bare/nginx ${results.ratios.bareToNginx === null ? 'n/a' : f(results.ratios.bareToNginx)}; gateway/direct ${f(results.ratios.gatewayToDirect)}`,
     `gateway with 2 workers (SQLite) / 1 worker (memory): ${f(results.ratios.twoWorkersToOne)} (on 2 cores shared with the load generator and the backend)`,
+    `tool rules (body read and decided, service with rules) / gateway without rules: throughput ${f(results.ratios.rulesToGateway)}, p50 +${f(gr.p50 - g.p50, 1)} ms, CPU per request ${f(gr.cpuUsPerReq, 0)} µs vs ${f(g.cpuUsPerReq, 0)} µs`,
+    `tool rules, sequential: p50 ${f(ttfbRules.p50)} / p99 ${f(ttfbRules.p99)} ms (gateway without rules p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms); CPU per tools/call ${f(toolRules.callUs, 1)} µs, per filtered tools/list of ${toolRules.listBytes} bytes ${f(toolRules.listJsonUs, 0)} µs (JSON) / ${f(toolRules.listSseUs, 0)} µs (SSE)`,
     `latency overhead under load: p50 ${f(results.overheadMs.p50, 1)} ms, p99 ${f(results.overheadMs.p99, 1)} ms`,
     `sequential request latency: direct p50 ${f(ttfbDirect.p50)} / p99 ${f(ttfbDirect.p99)} ms; gateway p50 ${f(ttfbGateway.p50)} / p99 ${f(ttfbGateway.p99)} ms (overhead p50 ${f(results.firstByteMs.overheadP50)} ms, p99 ${f(results.firstByteMs.overheadP99)} ms)`,
+    ...(traced && t && ttfbTraced
+      ? [
+          `tracing on (sample ratio ${TRACING_RATIO}): gateway CPU per request ${f(g.cpuUsPerReq, 0)} µs off, ${f(t.cpuUsPerReq, 0)} µs on; traced/gateway throughput ${f(t.rps / g.rps)}; sequential p50 ${f(ttfbTraced.p50)} / p99 ${f(ttfbTraced.p99)} ms (vs ${f(ttfbGateway.p50)} / ${f(ttfbGateway.p99)}); OTLP sink received ${otlp.spans} spans in ${otlp.requests} exports`,
+        ]
+      : []),
     `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
     `401 refusals (no token): ${f(refusals.rps, 0)}/s`,
     `token endpoint (refresh grant): ${f(refresh.perSecond, 0)}/s (${refresh.errors} errors); registration: ${f(registration.rps, 0)}/s (${registration.non2xx} non-2xx)`,
