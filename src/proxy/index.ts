@@ -37,6 +37,10 @@ export interface LocalExchange {
   cors: Record<string, string> | undefined;
   maxRequestBytes: number;
   timeoutMs: number;
+  /** The body, when the proxy already read it (a service with tool rules: the calls were decided on it). */
+  body?: Buffer | undefined;
+  /** Tool rules: an answer to `method` as the user may see it (lists filtered; src/proxy/tool-policy.ts). */
+  filterAnswer?: ((method: string, answer: Record<string, unknown>) => Record<string, unknown>) | undefined;
 }
 
 /** The stdio bridge as the proxy sees it (implemented by src/stdio, wired by src/http). */
@@ -195,10 +199,30 @@ export class McpProxy {
 
     if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
 
-    // A local (stdio) service: its process bridge answers from here on (src/stdio, docs/stdio.md).
+    // A local (stdio) service: its process bridge answers from here on (src/stdio, docs/stdio.md), after the
+    // tool rules decided the calls in the body, exactly as for an HTTP backend.
     if (state.service.stdio !== undefined && this.#local !== undefined) {
-      const { maxRequestBytes, timeoutMs } = state;
-      return this.#local.handle({ serviceId: state.id, req: request.raw, res, user: entry?.user, cors, maxRequestBytes, timeoutMs });
+      const { maxRequestBytes, timeoutMs, toolPolicy } = state;
+      let body: Buffer | undefined;
+      if (toolPolicy !== undefined && method === 'POST') {
+        const cl = headers['content-length'];
+        if (cl !== undefined && Number(cl) > maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
+        const decided = await checkToolCalls(this.ctx, {
+          state,
+          policy: toolPolicy,
+          req: request.raw,
+          res,
+          jsonRpc,
+          entry,
+          cors,
+          fail: (e: ProxyError) => this.#fail(ex, e),
+        });
+        if (decided === undefined) return;
+        body = decided.body;
+      }
+      const user = entry?.user;
+      const filterAnswer = toolPolicy && ((m: string, a: Record<string, unknown>) => toolPolicy.filterAnswer(m, a, user));
+      return this.#local.handle({ serviceId: state.id, req: request.raw, res, user, cors, maxRequestBytes, timeoutMs, body, filterAnswer });
     }
 
     const sessionId = single(headers['mcp-session-id']);

@@ -128,6 +128,23 @@ export class ToolPolicy {
     return { decision: 'allow', rule: rule.key };
   }
 
+  /**
+   * A parsed JSON-RPC answer to `method`, with its list filtered to the visible items (for a bridge that
+   * holds answers as objects, src/stdio; HTTP backends go through the byte-level ListRewriter). Returns
+   * the same object when nothing governed is in it.
+   */
+  filterAnswer(method: string, answer: Record<string, unknown>, user: ToolUser | undefined): Record<string, unknown> {
+    const spec = LIST_METHODS.get(method);
+    const result = answer.result as Record<string, unknown> | undefined;
+    const items = spec && result !== null && typeof result === 'object' ? result[spec.field] : undefined;
+    if (!spec || !Array.isArray(items)) return answer;
+    const kept = items.filter((item: unknown) => {
+      const name = item !== null && typeof item === 'object' ? (item as Record<string, unknown>)[spec.key] : undefined;
+      return typeof name === 'string' && this.visible(spec.kind, name, user);
+    });
+    return kept.length === items.length ? answer : { ...answer, result: { ...result, [spec.field]: kept } };
+  }
+
   /** Whether a listed item stays in the list: everything but policy refusals (scope refusals can be stepped up). */
   visible(kind: ItemKind, name: string, user: ToolUser | undefined): boolean {
     return this.decide(kind, name, user).decision !== 'deny';

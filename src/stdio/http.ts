@@ -59,7 +59,7 @@ export async function handleExchange(m: StdioServices, ex: LocalExchange): Promi
   if (req.method !== 'POST') return reply(m, ex, E.method, false);
   if (!(header(req, 'content-type') ?? '').includes('json')) return reply(m, ex, E.mediaType, false);
 
-  const body = await readBody(req, ex.maxRequestBytes);
+  const body = ex.body ?? (await readBody(req, ex.maxRequestBytes));
   if (body === 'too_large') return reply(m, ex, E.tooLarge, true);
   if (body === 'aborted') return;
   let msg: unknown;
@@ -107,7 +107,7 @@ export async function handleExchange(m: StdioServices, ex: LocalExchange): Promi
     proc.respond(message, session);
     return accepted(m, ex, session);
   }
-  const call = new HttpCall(m, ex, message.id as string | number, session, era);
+  const call = new HttpCall(m, ex, message.id as string | number, session, era, message.method as string);
   if (era === 'modern') ex.res.once('close', () => call.answered || call.cancelled(proc));
   await proc.request(call, message);
 }
@@ -149,10 +149,16 @@ class HttpCall implements Call {
     readonly clientId: string | number,
     readonly session: Session | undefined,
     private readonly era: Era,
+    private readonly method: string,
   ) {
     this.#res = ex.res;
     this.#acceptsSse = (header(ex.req, 'accept') ?? '').includes('text/event-stream');
-    this.#headers = { ...ex.cors, ...(session ? { 'mcp-session-id': session.id } : {}) };
+    this.#headers = {
+      ...ex.cors,
+      ...(session ? { 'mcp-session-id': session.id } : {}),
+      // Answers filtered for this user (tool rules) must not be cached for anyone else.
+      ...(ex.filterAnswer ? { 'cache-control': 'private' } : {}),
+    };
   }
 
   get closed(): boolean {
@@ -185,9 +191,10 @@ class HttpCall implements Call {
     return true;
   }
 
-  finish(msg: Record<string, unknown>): void {
+  finish(answer: Record<string, unknown>): void {
     if (this.closed) return;
     this.answered = true;
+    const msg = this.ex.filterAnswer ? this.ex.filterAnswer(this.method, answer) : answer;
     const text = JSON.stringify(msg);
     if (this.#sse) {
       this.#res.end(`event: message\ndata: ${text}\n\n`);
