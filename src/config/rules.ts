@@ -197,6 +197,9 @@ function keyMaterialProblem(jwk: Record<string, unknown>): string | undefined {
 /** The environment variables the gateway sets for a per-user `command` process, from the verified token (docs/stdio.md). */
 export const STDIO_IDENTITY_ENV = ['MCP_USER_ID', 'MCP_USER_EMAIL', 'MCP_USER_NAME', 'MCP_USER_GROUPS'] as const;
 
+/** The variable a per-user `command` process of an `upstream_auth` service gets the user's upstream token in (docs/stdio.md). */
+export const STDIO_UPSTREAM_TOKEN_ENV = 'MCP_UPSTREAM_TOKEN';
+
 /** POSIX portable environment variable names (IEEE Std 1003.1, 8.1): letters, digits and `_`, not starting with a digit. */
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -211,6 +214,7 @@ export function serviceTransportProblems(s: {
   cwd?: string | undefined;
   per_user: boolean;
   auth_required: boolean;
+  upstream_auth?: { mode: string } | undefined;
 }): RuleProblem[] {
   const out: RuleProblem[] = [];
   if (s.url === undefined && s.command === undefined) {
@@ -260,7 +264,7 @@ export function serviceTransportProblems(s: {
         path: ['env', name],
         message: `'${name}' is not a valid environment variable name (letters, digits and _, not starting with a digit)`,
       });
-    else if ((STDIO_IDENTITY_ENV as readonly string[]).includes(name) || name.startsWith('MCP_USER_'))
+    else if ((STDIO_IDENTITY_ENV as readonly string[]).includes(name) || name.startsWith('MCP_USER_') || name === STDIO_UPSTREAM_TOKEN_ENV)
       out.push({
         path: ['env', name],
         message: `${name} is set by the gateway from the verified sign-in (MCP_USER_* variables), it cannot be configured`,
@@ -268,6 +272,17 @@ export function serviceTransportProblems(s: {
   }
   if (s.cwd !== undefined && !s.cwd.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(s.cwd))
     out.push({ path: ['cwd'], message: `cwd must be an absolute path (got '${s.cwd}')` });
+  if (s.upstream_auth !== undefined && s.upstream_auth.mode === 'oauth')
+    out.push({
+      path: ['upstream_auth', 'mode'],
+      message:
+        'upstream_auth.mode: oauth is for a remote MCP server with its own authorization server; a command service gets the upstream token in MCP_UPSTREAM_TOKEN: use passthrough or token_exchange',
+    });
+  else if (s.upstream_auth !== undefined && !s.per_user)
+    out.push({
+      path: ['upstream_auth'],
+      message: `upstream_auth needs per_user: true on a command service: a shared process runs for no one, so it cannot hold one user's token in ${STDIO_UPSTREAM_TOKEN_ENV}`,
+    });
   if (s.per_user && !s.auth_required)
     out.push({
       path: ['per_user'],

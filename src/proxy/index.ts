@@ -39,6 +39,8 @@ export interface LocalExchange {
   timeoutMs: number;
   /** The body, when the proxy already read it (a service with tool rules: the calls were decided on it). */
   body?: Buffer | undefined;
+  /** upstream_auth: the user's upstream token (bare), for the process environment (MCP_UPSTREAM_TOKEN). */
+  upstreamToken?: string | undefined;
   /** Tool rules: an answer to `method` as the user may see it (lists filtered; src/proxy/tool-policy.ts). */
   filterAnswer?: ((method: string, answer: Record<string, unknown>) => Record<string, unknown>) | undefined;
 }
@@ -220,9 +222,27 @@ export class McpProxy {
         if (decided === undefined) return;
         body = decided.body;
       }
+      // upstream_auth: the user's upstream token, obtained (refreshed, exchanged) as for an HTTP backend.
+      let upstreamToken: string | undefined;
+      if (state.credential !== undefined && entry !== undefined) {
+        const credential = await this.#credential(ex, state.credential, entry.user.id);
+        if (credential === undefined) return;
+        upstreamToken = credential.value;
+      }
       const user = entry?.user;
       const filterAnswer = toolPolicy && ((m: string, a: Record<string, unknown>) => toolPolicy.filterAnswer(m, a, user));
-      return this.#local.handle({ serviceId: state.id, req: request.raw, res, user, cors, maxRequestBytes, timeoutMs, body, filterAnswer });
+      return this.#local.handle({
+        serviceId: state.id,
+        req: request.raw,
+        res,
+        user,
+        cors,
+        maxRequestBytes,
+        timeoutMs,
+        body,
+        filterAnswer,
+        upstreamToken,
+      });
     }
 
     const sessionId = single(headers['mcp-session-id']);

@@ -166,7 +166,8 @@ function upstreamCredential(ctx: GatewayContext, service: ResolvedService): Serv
   const where = auth.mode === 'oauth' ? `${service.name}'s own authorization server` : provider;
   const message = `${service.name} acts as you at ${where}, and your account there is not connected (or no longer). Open ${url} to connect it, then try again.`;
   return {
-    target: { serviceId: service.id, provider, auth, header, bearer: header === 'authorization' },
+    // A local (stdio) service gets the bare token in MCP_UPSTREAM_TOKEN (docs/stdio.md), never a header.
+    target: { serviceId: service.id, provider, auth, header, bearer: service.stdio === undefined && header === 'authorization' },
     connect: proxyError('GW_ERR_UPSTREAM_AUTH_REQUIRED', {
       description: message,
       // MCP 2025-11-25 URL-mode elicitation (URLElicitationRequiredError, -32042): the link, no credentials in it.

@@ -5,6 +5,7 @@
  * side of each request is in http.ts, the JSON-RPC multiplexing in process.ts, the process in child.ts.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { STDIO_UPSTREAM_TOKEN_ENV } from '../config/rules.js';
 import type { StdioSpec } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
 import type { VerifiedUser } from '../kernel/claims.js';
@@ -23,6 +24,8 @@ const INTERNAL = proxyError('GW_ERR_INTERNAL');
 interface ServiceProcesses {
   spec: StdioSpec;
   processes: Map<string, LocalProcess>;
+  /** upstream_auth: the newest upstream token seen per process key, read when the process (re)starts. */
+  upstreamTokens: Map<string, string>;
 }
 
 export class StdioServices implements LocalServices {
@@ -43,7 +46,8 @@ export class StdioServices implements LocalServices {
   constructor(ctx: GatewayContext) {
     this.#ctx = ctx;
     this.#metrics = new StdioMetrics(ctx.metrics.registry);
-    for (const s of ctx.services.values()) if (s.stdio !== undefined) this.#services.set(s.id, { spec: s.stdio, processes: new Map() });
+    for (const s of ctx.services.values())
+      if (s.stdio !== undefined) this.#services.set(s.id, { spec: s.stdio, processes: new Map(), upstreamTokens: new Map() });
     // Last resort when the gateway exits without close() (an uncaught error): no process group outlives it.
     // (On SIGKILL nothing runs; the servers then see their stdin close, which the stdio transport says ends them.)
     process.on('exit', this.#onExit);
@@ -77,6 +81,7 @@ export class StdioServices implements LocalServices {
     const svc = this.#services.get(serviceId)!;
     const owner = svc.spec.perUser ? user : undefined;
     const key = `${era}\n${owner?.id ?? ''}`;
+    if (owner !== undefined && ex.upstreamToken !== undefined) svc.upstreamTokens.set(key, ex.upstreamToken);
     const existing = svc.processes.get(key);
     if (existing !== undefined && !existing.retired) return existing;
     if (this.#closed) return proxyError('GW_ERR_STDIO_EXITED', { description: 'The gateway is shutting down' });
@@ -94,6 +99,10 @@ export class StdioServices implements LocalServices {
       log: this.#ctx.log,
       metrics: this.#metrics,
       onRetired: (gone) => this.#retired(serviceId, gone),
+      // upstream_auth (per-user processes only): the token valid when the process starts (docs/stdio.md).
+      ...(owner !== undefined && ex.upstreamToken !== undefined
+        ? { extraEnv: async () => ({ [STDIO_UPSTREAM_TOKEN_ENV]: svc.upstreamTokens.get(key) ?? '' }) }
+        : {}),
     });
     svc.processes.set(key, p);
     return p;
@@ -143,7 +152,10 @@ export class StdioServices implements LocalServices {
 
   #retired(serviceId: string, p: LocalProcess): void {
     const svc = this.#services.get(serviceId);
-    if (svc?.processes.get(p.key) === p) svc.processes.delete(p.key);
+    if (svc?.processes.get(p.key) === p) {
+      svc.processes.delete(p.key);
+      svc.upstreamTokens.delete(p.key);
+    }
     for (const s of [...p.sessions]) {
       this.#forget(s);
       void this.#ctx.store.delete(sessionKey(serviceId, s.id)).catch(() => undefined);
