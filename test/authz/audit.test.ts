@@ -1,26 +1,8 @@
-import { Writable } from 'node:stream';
 import { decodeJwt } from 'jose';
 import { describe, expect, test } from 'vitest';
 import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { startWorld } from './setup.js';
-
-function capture() {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const text = () => chunks.join('');
-  const events = () =>
-    text()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.audit === true);
-  return { stream, text, events };
-}
+import { captureLog } from '../helpers/capture.js';
 
 async function post(url: string, body: Record<string, string>, headers: Record<string, string> = {}) {
   const res = await fetch(url, {
@@ -34,7 +16,7 @@ async function post(url: string, body: Record<string, string>, headers: Record<s
 
 describe('audit events and secret hygiene in logs', () => {
   test('a full flow logs the documented events with identifiers only, and no token, code, secret or Authorization value', async () => {
-    const log = capture();
+    const log = captureLog();
     const { gw } = await startWorld({ logging: { level: 'debug' }, tokens: { refresh_reuse_grace: 0 } }, undefined, {
       logStream: log.stream,
     });
@@ -107,7 +89,7 @@ describe('audit events and secret hygiene in logs', () => {
     expect(text.includes(authorization.slice(6))).toBe(false);
   });
   test('a reuse inside tokens.refresh_reuse_grace is audited as token.refresh_grace, not as a replay', async () => {
-    const log = capture();
+    const log = captureLog();
     const { gw } = await startWorld({ logging: { level: 'info' }, tokens: { refresh_reuse_grace: 10 } }, undefined, {
       logStream: log.stream,
     });

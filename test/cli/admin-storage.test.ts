@@ -13,6 +13,7 @@ import { main } from '../../src/cli/main.js';
 import { TEST_SECRET } from '../helpers/config.js';
 import { freePort } from '../helpers/gateway.js';
 import { obtainToken } from '../helpers/oauth-client.js';
+import { captureOutput } from '../helpers/capture.js';
 
 const TSX = new URL('../../node_modules/tsx/dist/loader.mjs', import.meta.url).href;
 const CLI = new URL('../../src/cli/main.ts', import.meta.url).pathname;
@@ -21,12 +22,6 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'gw-admin-storage-'));
   onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
-}
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { output: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
 }
 
 /** Runs the real CLI in `cwd` to completion. */
@@ -57,7 +52,7 @@ describe('admin commands and storage.type: memory', () => {
       ['clients', 'delete', 'x'],
       ['keys', 'rotate'],
     ]) {
-      const c = capture();
+      const c = captureOutput();
       expect(await main([...args, '--config', file], c.output, {}), args.join(' ')).toBe(1);
       expect(c.out, args.join(' ')).toEqual([]);
       const text = c.err.join('\n');
@@ -76,7 +71,7 @@ describe('admin commands and storage.type: memory', () => {
       [mem, lite],
       [lite, mem],
     ]) {
-      const c = capture();
+      const c = captureOutput();
       expect(await main(['storage', 'migrate', '--from', from!, '--to', to!], c.output, {})).toBe(1);
       expect(c.err.join('\n')).toContain('storage.type is memory');
     }

@@ -12,12 +12,7 @@ import { main } from '../../src/cli/main.js';
 import { obtainToken } from '../helpers/oauth-client.js';
 import { startSqliteWorld } from '../helpers/sqlite-world.js';
 import { TEST_SECRET } from '../helpers/config.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { output: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err, text: () => out.join('\n') };
-}
+import { captureOutput } from '../helpers/capture.js';
 
 async function waitFor(check: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -37,28 +32,28 @@ describe('operator commands', () => {
     const cfg = join(dir, 'gateway.yaml');
     writeFileSync(cfg, `session_secret: ${TEST_SECRET}\nissuer: ${gw.url}\nstorage:\n  type: sqlite\n  sqlite: {path: ${db}}\n`);
 
-    const list = capture();
+    const list = captureOutput();
     expect(await main(['clients', 'list', '--config', cfg, '--json'], list.output, {})).toBe(0);
     expect((JSON.parse(list.text()) as { client_id: string }[]).map((c) => c.client_id)).toContain(clientId);
 
-    const show = capture();
+    const show = captureOutput();
     expect(await main(['clients', 'show', clientId, '--config', cfg], show.output, {})).toBe(0);
     expect(JSON.parse(show.text())).toMatchObject({ client_id: clientId, token_endpoint_auth_method: 'none' });
-    const missing = capture();
+    const missing = captureOutput();
     expect(await main(['clients', 'show', 'nope', '--config', cfg], missing.output, {})).toBe(1);
 
-    const grants = capture();
+    const grants = captureOutput();
     expect(await main(['grants', 'list', '--user', 'corp:alice', '--config', cfg, '--json'], grants.output, {})).toBe(0);
     const rows = JSON.parse(grants.text()) as { grant_id: string; user: string; client_id: string; services: string }[];
     expect(rows).toContainEqual(expect.objectContaining({ grant_id: gid, user: 'corp:alice', client_id: clientId }));
-    const none = capture();
+    const none = captureOutput();
     await main(['grants', 'list', '--user', 'corp:nobody', '--config', cfg], none.output, {});
     expect(none.text()).toBe('(none)');
 
     // Revoking the user's grants: the running gateway learns it from storage and refuses the refresh token.
-    const usage = capture();
+    const usage = captureOutput();
     expect(await main(['revoke', '--config', cfg], usage.output, {})).toBe(2);
-    const revoke = capture();
+    const revoke = captureOutput();
     expect(await main(['revoke', '--user', 'corp:alice', '--config', cfg], revoke.output, {})).toBe(0);
     expect(revoke.text()).toContain('revoked 1 grant');
     await waitFor(() => gw.ctx.revocations.isRevoked(gid));
@@ -71,15 +66,15 @@ describe('operator commands', () => {
     expect(await refresh.json()).toMatchObject({ error: 'invalid_grant' });
 
     // Deleting the client: the token endpoint answers invalid_client (clients then register again).
-    const del = capture();
+    const del = captureOutput();
     expect(await main(['clients', 'delete', clientId, '--config', cfg], del.output, {})).toBe(0);
-    const after = capture();
+    const after = captureOutput();
     await main(['clients', 'list', '--config', cfg, '--json'], after.output, {});
     expect((JSON.parse(after.text()) as { client_id: string }[]).map((c) => c.client_id)).not.toContain(clientId);
 
     // Key rotation: the new key is published at once by the running gateway (it re-reads keys).
     const before = (await (await fetch(`${gw.url}/oauth/jwks`)).json()) as { keys: { kid: string }[] };
-    const rotate = capture();
+    const rotate = captureOutput();
     expect(await main(['keys', 'rotate', '--config', cfg], rotate.output, {})).toBe(0);
     const kid = /new signing key (\S+)/.exec(rotate.text())?.[1];
     expect(kid).toBeTruthy();

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { freePort } from '../helpers/gateway.js';
+import { captureOutput } from '../helpers/capture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gw-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,23 +38,17 @@ function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_000): P
   });
 }
 
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { output: { out: (s: string) => out.push(s), err: (s: string) => err.push(s) }, out, err };
-}
-
 const SECRET = 'cli-test-secret-cli-test-secret-cli-test-secret';
 
 describe('command line', () => {
   it('--help and --version', async () => {
-    const c = capture();
+    const c = captureOutput();
     expect(await main(['--help'], c.output, {})).toBe(0);
     expect(c.out.join('')).toContain('check-config');
-    const v = capture();
+    const v = captureOutput();
     expect(await main(['--version'], v.output, {})).toBe(0);
     expect(v.out[0]).toMatch(/^\d+\.\d+\.\d+/);
-    const bad = capture();
+    const bad = captureOutput();
     expect(await main(['--nope'], bad.output, {})).toBe(2);
     expect(bad.err.join('')).toContain('--help');
   });
@@ -61,7 +56,7 @@ describe('command line', () => {
   it('check-config prints OK for a valid file', async () => {
     const file = join(dir, 'ok.yaml');
     writeFileSync(file, `session_secret: ${SECRET}\nstorage: {type: memory}\n`);
-    const c = capture();
+    const c = captureOutput();
     expect(await main(['check-config', file], c.output, {})).toBe(0);
     expect(c.out[0]).toMatch(/^OK: /);
   });
@@ -82,7 +77,7 @@ describe('command line', () => {
         '',
       ].join('\n'),
     );
-    const c = capture();
+    const c = captureOutput();
     expect(await main(['check-config', file], c.output, {})).toBe(1);
     const text = c.err.join('\n');
     expect(text).toContain(`${file}:1 port`);
@@ -94,12 +89,12 @@ describe('command line', () => {
   });
 
   it('check-config names a missing file and a missing variable', async () => {
-    const c = capture();
+    const c = captureOutput();
     expect(await main(['check-config', join(dir, 'nope.yaml')], c.output, {})).toBe(1);
     expect(c.err.join('')).toContain('file not found');
     const file = join(dir, 'env.yaml');
     writeFileSync(file, 'session_secret: ${SECRET_FROM_ENV}\n');
-    const d = capture();
+    const d = captureOutput();
     expect(await main(['check-config', file], d.output, {})).toBe(1);
     expect(d.err.join('')).toContain("'SECRET_FROM_ENV'");
     expect(d.err.join('')).toContain(`${file}:1`);
@@ -131,7 +126,7 @@ describe('command line', () => {
   });
 
   it('the demo refuses a non-loopback address', async () => {
-    const c = capture();
+    const c = captureOutput();
     expect(await main(['--host', '0.0.0.0', '--port', '0'], c.output, {})).toBe(1);
     expect(c.err.join('')).toMatch(/loopback|development/i);
   });
@@ -168,7 +163,7 @@ describe('command line', () => {
     const port = (srv.address() as { port: number }).port;
     const file = join(dir, 'busy.yaml');
     writeFileSync(file, `host: 127.0.0.1\nport: ${port}\nsession_secret: ${SECRET}\nstorage: {type: memory}\n`);
-    const c = capture();
+    const c = captureOutput();
     try {
       expect(await main(['--config', file], c.output, {})).toBe(1);
       expect(c.err.join('')).toContain('already in use');

@@ -3,31 +3,13 @@
  * exchange failure, disconnect, each with identifiers only; and no upstream token anywhere in the log,
  * at debug level, through a full run that signs in, refreshes, exchanges and fails.
  */
-import { Writable } from 'node:stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { connect, sleep, startWorld, upstreamWhoami } from './world.js';
-
-function capture() {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      chunks.push(chunk.toString('utf8'));
-      done();
-    },
-  });
-  const text = () => chunks.join('');
-  const events = () =>
-    text()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.audit === true && String(l.event).startsWith('upstream.'));
-  return { stream, text, events };
-}
+import { captureLog } from '../helpers/capture.js';
 
 describe('upstream_auth audit', () => {
   it('connect, refresh failure, exchange failure and disconnect are audited; no upstream token is ever logged', async () => {
-    const log = capture();
+    const log = captureLog((e) => String(e.event).startsWith('upstream.'));
     const { idp, gw } = await startWorld({
       accessTokenTtl: 5,
       refreshBeforeExpiry: 4,
