@@ -60,12 +60,43 @@ const consoleOutput: Output = {
   err: (s) => process.stderr.write(s.endsWith('\n') ? s : `${s}\n`),
 };
 
+/** Long options that take a value (`--grant ID`): the ids the gateway generates may start with `-`. */
+const VALUE_OPTIONS = new Set([
+  '--config',
+  '--host',
+  '--port',
+  '--from',
+  '--to',
+  '--user',
+  '--client',
+  '--grant',
+  '--provider',
+  '--service',
+]);
+
+/**
+ * `--grant -Xy…` as `--grant=-Xy…`: grant and client ids are random base64url and one in 64 starts with
+ * `-`, which node:util parseArgs would otherwise refuse as an ambiguous option argument.
+ */
+function joinDashValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (VALUE_OPTIONS.has(a) && next !== undefined && next.startsWith('-') && next !== '--') {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Runs the CLI; resolves to the exit code (the server command resolves only when it has stopped). */
 export async function main(argv: string[], output: Output = consoleOutput, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinDashValues(argv),
       allowPositionals: true,
       strict: true,
       options: {
@@ -86,7 +117,10 @@ export async function main(argv: string[], output: Output = consoleOutput, env: 
       },
     });
   } catch (err) {
-    output.err(`${(err as Error).message}\n\nRun mcp-oauth-gateway --help for usage.`);
+    // A positional id that starts with `-` (clients show|delete ID) goes after `--`.
+    output.err(
+      `${(err as Error).message}\n\nAn id that starts with '-' goes after '--' (clients show -- -Xy…). Run mcp-oauth-gateway --help for usage.`,
+    );
     return 2;
   }
   const { values, positionals } = parsed;

@@ -41,6 +41,17 @@ function waitForOutput(child: ChildProcess, text: string, timeoutMs = 20_000): P
 const SECRET = 'cli-test-secret-cli-test-secret-cli-test-secret';
 
 describe('command line', () => {
+  it('an option value that starts with - (one generated id in 64 does) is taken as the value, not refused as ambiguous', async () => {
+    const c = captureOutput();
+    const code = await main(['revoke', '--grant', '-Xy4', '--config', '/nonexistent/gateway.yaml'], c.output, {});
+    // The arguments parsed: what fails is the missing file (1), not the command line (2).
+    expect(code).toBe(1);
+    expect(c.err.join('')).not.toMatch(/ambiguous/);
+    const p = captureOutput();
+    expect(await main(['clients', 'show', '-Xy4'], p.output, {})).toBe(2);
+    expect(p.err.join('')).toContain("An id that starts with '-' goes after '--'");
+  });
+
   it('--help and --version', async () => {
     const c = captureOutput();
     expect(await main(['--help'], c.output, {})).toBe(0);
