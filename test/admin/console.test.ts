@@ -14,7 +14,7 @@ import { problems, testConfig, TEST_SECRET } from '../helpers/config.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { BrowserDriver, obtainToken } from '../helpers/oauth-client.js';
-import { ALICE, BOB, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
+import { ALICE, BOB, gatewayProvider, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
 
 const YAML_BASE = `
 session_secret: ${TEST_SECRET}
@@ -28,13 +28,7 @@ async function world(admin: Record<string, unknown> = { users: ['myidp:alice'] }
   const backend = await startMcpBackend();
   const gw = await startGateway(() => ({
     oauth_providers: {
-      myidp: {
-        issuer: idp.issuer,
-        client_id: 'gateway',
-        client_secret: 'gateway-secret',
-        allow_insecure_http: true,
-        scopes: ['openid', 'email', 'profile', 'groups'],
-      },
+      myidp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
     },
     mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
     admin,

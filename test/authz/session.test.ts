@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { startGateway } from '../helpers/gateway.js';
 import { BrowserDriver } from '../helpers/oauth-client.js';
-import { startUpstreamIdp, type IdpUser } from '../helpers/upstream-idp.js';
+import { gatewayProvider, type IdpUser, startUpstreamIdp } from '../helpers/upstream-idp.js';
 import { authorizeUrl, register, REDIRECT } from '../security/world.js';
 
 async function world(tokens: Record<string, unknown> = {}) {
@@ -14,13 +14,7 @@ async function world(tokens: Record<string, unknown> = {}) {
   const idp = await startUpstreamIdp([carol]);
   const gw = await startGateway(() => ({
     oauth_providers: {
-      myidp: {
-        issuer: idp.issuer,
-        client_id: 'gateway',
-        client_secret: 'gateway-secret',
-        allow_insecure_http: true,
-        scopes: ['openid', 'email', 'profile', 'groups'],
-      },
+      myidp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
     },
     mcp_services: {
       calc: {

@@ -1,7 +1,7 @@
 /** Shared set-up for the authz tests: an upstream IdP and a gateway with two services. */
 import type { GatewayOptions } from '../../src/http/app.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
-import { startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
+import { gatewayProvider, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
 
 export interface AuthzWorld {
   idp: UpstreamIdp;
@@ -17,13 +17,7 @@ export async function startWorld(
   const gw = await startGateway(
     () => ({
       oauth_providers: {
-        myidp: {
-          issuer: idp.issuer,
-          client_id: 'gateway',
-          client_secret: 'gateway-secret',
-          allow_insecure_http: true,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
+        myidp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
       },
       mcp_services: services ?? {
         calc: { name: 'Calculator', url: 'http://127.0.0.1:9/mcp', oauth_provider: 'myidp', scopes: ['mcp:tools', 'mcp:read'] },

@@ -22,7 +22,7 @@ import {
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { obtainToken } from '../helpers/oauth-client.js';
-import { ALICE, BOB, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
+import { ALICE, BOB, gatewayProvider, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
 
 const SHOTS = fileURLToPath(new URL('../../docs/console/', import.meta.url));
 
@@ -80,13 +80,7 @@ describeBrowsers('operator console', (browserName) => {
     const backend = await startMcpBackend();
     gw = await startGateway(() => ({
       oauth_providers: {
-        myidp: {
-          issuer: idp.issuer,
-          client_id: 'gateway',
-          client_secret: 'gateway-secret',
-          allow_insecure_http: true,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
+        myidp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
       },
       mcp_services: {
         calc: {

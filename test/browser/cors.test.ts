@@ -19,7 +19,7 @@ import {
 } from '../helpers/browser.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
-import { startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { gatewayProvider, startUpstreamIdp } from '../helpers/upstream-idp.js';
 
 /** The client's own origin: a loopback server on `localhost` (another origin than the gateway's 127.0.0.1). */
 async function startClientSite(): Promise<{ origin: string; redirectUri: string; hits: URL[] }> {
@@ -80,13 +80,7 @@ async function world(allowOrigin: boolean) {
   const backend = await startMcpBackend();
   const gw = await startGateway(() => ({
     oauth_providers: {
-      myidp: {
-        issuer: idp.issuer,
-        client_id: 'gateway',
-        client_secret: 'gateway-secret',
-        allow_insecure_http: true,
-        scopes: ['openid', 'email', 'profile'],
-      },
+      myidp: gatewayProvider(idp, ['openid', 'email', 'profile']),
     },
     mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
     cors: { allow_origins: allowOrigin ? [site.origin] : ['https://someone-else.example'] },

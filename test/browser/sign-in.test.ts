@@ -15,7 +15,7 @@ import { demoConfig, startDemoBackend } from '../../src/demo/demo.js';
 import { createGateway } from '../../src/http/app.js';
 import { freePort, startGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
-import { BOB, startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { BOB, gatewayProvider, startUpstreamIdp } from '../helpers/upstream-idp.js';
 
 function expectPageProtections(res: HTTPResponse | null): string {
   expect(res).not.toBeNull();
@@ -45,13 +45,7 @@ describeBrowsers('real-browser sign-in', (name) => {
       const backend = await startMcpBackend();
       const gw = await startGateway(() => ({
         oauth_providers: {
-          myidp: {
-            issuer: idp.issuer,
-            client_id: 'gateway',
-            client_secret: 'gateway-secret',
-            allow_insecure_http: true,
-            scopes: ['openid', 'email', 'profile', 'groups'],
-          },
+          myidp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
         },
         mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
         ...BROWSER_GATEWAY_LIMITS,
@@ -146,13 +140,7 @@ describeBrowsers('real-browser sign-in', (name) => {
       const backend = await startMcpBackend();
       const gw = await startGateway(() => ({
         oauth_providers: {
-          myidp: {
-            issuer: idp.issuer,
-            client_id: 'gateway',
-            client_secret: 'gateway-secret',
-            allow_insecure_http: true,
-            scopes: ['openid', 'email', 'profile'],
-          },
+          myidp: gatewayProvider(idp, ['openid', 'email', 'profile']),
         },
         mcp_services: {
           calc: {

@@ -7,7 +7,7 @@ import { decodeJwt } from 'jose';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
-import { BOB, startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { BOB, gatewayProvider, startUpstreamIdp } from '../helpers/upstream-idp.js';
 import { BrowserDriver } from '../helpers/oauth-client.js';
 import { connectByDiscovery, textOf } from '../helpers/sdk-session.js';
 
@@ -18,13 +18,7 @@ describe('end to end: discovery, sign-in, tools on two services', () => {
     const notes = await startMcpBackend({ json: true });
     const gw = await startGateway(() => ({
       oauth_providers: {
-        corp: {
-          issuer: idp.issuer,
-          client_id: 'gateway',
-          client_secret: 'gateway-secret',
-          allow_insecure_http: true,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
+        corp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
       },
       mcp_services: {
         calc: { name: 'Calculator', url: calc.url, oauth_provider: 'corp', scopes: ['mcp:tools'] },

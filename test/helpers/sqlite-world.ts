@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { startGateway, type StartedGateway } from './gateway.js';
-import { startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js';
+import { gatewayProvider, startUpstreamIdp, type UpstreamIdp } from './upstream-idp.js';
 
 export interface SqliteWorld {
   dir: string;
@@ -24,13 +24,7 @@ export async function startSqliteWorld(prefix: string): Promise<SqliteWorld> {
   const gw = await startGateway((issuer) => ({
     storage: { type: 'sqlite', sqlite: { path: db } },
     oauth_providers: {
-      corp: {
-        issuer: idp.issuer,
-        client_id: 'gateway',
-        client_secret: 'gateway-secret',
-        allow_insecure_http: true,
-        scopes: ['openid', 'email', 'profile'],
-      },
+      corp: gatewayProvider(idp, ['openid', 'email', 'profile']),
     },
     mcp_services: { calc: { name: 'Calculator', url: `${issuer}/none`, oauth_provider: 'corp', scopes: ['mcp:tools'] } },
   }));

@@ -91,6 +91,14 @@ function mapAdapter(store: Map<string, AdapterPayload>) {
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
+/**
+ * The `oauth_providers` entry of a gateway that signs in at `idp` as the confidential client `gateway`
+ * (register its redirect URI with `idp.addClient`); plain http is allowed, the IdP is on loopback.
+ */
+export function gatewayProvider(idp: Pick<UpstreamIdp, 'issuer'>, scopes: string[]) {
+  return { issuer: idp.issuer, client_id: 'gateway', client_secret: 'gateway-secret', allow_insecure_http: true, scopes };
+}
+
 export async function startUpstreamIdp(
   users: IdpUser[] = [ALICE, BOB],
   opts: {

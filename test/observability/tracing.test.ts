@@ -14,7 +14,7 @@ import { testConfig, TEST_SECRET } from '../helpers/config.js';
 import { startGateway } from '../helpers/gateway.js';
 import { startEchoBackend } from '../helpers/mcp-backend.js';
 import { obtainToken } from '../helpers/oauth-client.js';
-import { startUpstreamIdp } from '../helpers/upstream-idp.js';
+import { gatewayProvider, startUpstreamIdp } from '../helpers/upstream-idp.js';
 
 interface OtlpSpan {
   traceId: string;
@@ -64,13 +64,7 @@ async function world(telemetry: Record<string, unknown> | undefined) {
   const backend = await startEchoBackend();
   const gw = await startGateway(() => ({
     oauth_providers: {
-      myidp: {
-        issuer: idp.issuer,
-        client_id: 'gateway',
-        client_secret: 'gateway-secret',
-        allow_insecure_http: true,
-        scopes: ['openid', 'email'],
-      },
+      myidp: gatewayProvider(idp, ['openid', 'email']),
     },
     mcp_services: { calc: { name: 'Calculator', url: backend.url, oauth_provider: 'myidp', scopes: ['mcp:tools'] } },
     ...(telemetry ? { telemetry } : {}),

@@ -11,7 +11,7 @@ import type { GatewayOptions } from '../../src/http/app.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { BrowserDriver, obtainToken } from '../helpers/oauth-client.js';
 import { connectByDiscovery, type DiscoveredSession } from '../helpers/sdk-session.js';
-import { ALICE, BOB, startUpstreamIdp, type IdpUser, type UpstreamIdp } from '../helpers/upstream-idp.js';
+import { ALICE, BOB, gatewayProvider, type IdpUser, startUpstreamIdp, type UpstreamIdp } from '../helpers/upstream-idp.js';
 
 export const FIXTURE = fileURLToPath(new URL('./fixtures/mcp-stdio-server.mjs', import.meta.url));
 export const FIXTURE_V1 = fileURLToPath(new URL('./fixtures/mcp-stdio-server-v1.mjs', import.meta.url));
@@ -36,13 +36,7 @@ export async function startStdioWorld(
   const gw = await startGateway(
     () => ({
       oauth_providers: {
-        corp: {
-          issuer: idp.issuer,
-          client_id: 'gateway',
-          client_secret: 'gateway-secret',
-          allow_insecure_http: true,
-          scopes: ['openid', 'email', 'profile', 'groups'],
-        },
+        corp: gatewayProvider(idp, ['openid', 'email', 'profile', 'groups']),
       },
       mcp_services: {
         files: { name: 'Files', command: [process.execPath, FIXTURE], oauth_provider: 'corp', scopes: ['mcp:tools'], ...service },
