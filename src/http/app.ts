@@ -10,7 +10,7 @@
  * observability and storage. No two folders import each other.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { GatewayConfig } from '../config/schema.js';
 import { resolveServices } from '../config/services.js';
 import type { GatewayContext } from '../context.js';
@@ -18,7 +18,7 @@ import { KeyManager } from '../kernel/keys.js';
 import { RevocationList } from '../kernel/revocation.js';
 import { createStore, type StoreFactoryOptions } from '../storage/index.js';
 import type { Store } from '../storage/store.js';
-import { loggerOptions } from '../observability/logger.js';
+import { AccessLog, loggerOptions } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { AuditLog } from '../observability/audit.js';
 import { registerErrorHandling } from './errors.js';
@@ -68,7 +68,8 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
     // fastify accepts a hop count too; its types only list string | boolean | string[].
     trustProxy: config.trust_proxy as boolean | string[],
     genReqId: () => randomUUID(),
-    logController: new LogController({ requestIdLogLabel: 'reqId' }),
+    // One access line per request, at completion (src/observability/logger.ts).
+    logController: new AccessLog(),
     bodyLimit: 1024 * 1024,
     // Header limits: Node's defaults (16 KiB total) stay in force.
     return503OnClosing: true,
@@ -92,6 +93,7 @@ export async function createGateway(config: GatewayConfig, options: GatewayOptio
   const store = instrumentStore(rawStore, (op, err) => availability?.reportFailure(op, err));
   try {
     const metrics = new Metrics();
+    started.add(() => metrics.close());
     const keys = await KeyManager.load(store, config.keys);
     keys.onRestored = (kids, written) =>
       app.log.warn(
