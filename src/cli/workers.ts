@@ -11,15 +11,14 @@
  * - SIGTERM/SIGINT to the primary: every worker is told to shut down gracefully (an IPC message, so a
  *   terminal's SIGINT reaching the whole process group does not count twice); the primary exits when all
  *   have; a second signal kills them.
- * - Metrics: each worker labels its series `worker="<n>"` (src/observability/metrics.ts); scrape each
- *   worker, or aggregate by summing over the label.
+ * - What one worker holds in memory and must answer for all of them (a metrics scrape, the console's
+ *   request rates and recent audit events) it gathers from the others through the primary over IPC
+ *   (src/observability/cluster.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { WORKER_ENV, WORKERS_ENV, serveClusterQuestions } from '../observability/cluster.js';
 import type { Output } from './common.js';
-
-/** The environment variable carrying a worker's number (1…N) into it. */
-export const WORKER_ENV = 'GW_WORKER_ID';
 /** The IPC message asking a worker to shut down gracefully. */
 export const SHUTDOWN_MESSAGE = 'mcp-gateway:shutdown';
 
@@ -44,11 +43,12 @@ export function onPrimaryShutdown(stop: () => void): () => void {
 /** The primary: forks `n` workers (running this same command) and supervises them. Resolves to the exit code. */
 export async function runPrimary(n: number, output: Output, graceSeconds: number): Promise<number> {
   const workers = new Map<number, Worker>();
+  const stopQuestions = serveClusterQuestions(workers);
   let stopping = false;
   let lastRestart = 0;
   const fork = (id: number): Promise<void> =>
     new Promise((resolve) => {
-      const w = cluster.fork({ [WORKER_ENV]: String(id) });
+      const w = cluster.fork({ [WORKER_ENV]: String(id), [WORKERS_ENV]: String(n) });
       let listened = false;
       workers.set(id, w);
       w.once('listening', () => {
@@ -68,12 +68,16 @@ export async function runPrimary(n: number, output: Output, graceSeconds: number
     });
   // The first worker alone (schema, first key), then the rest together.
   await fork(1);
-  if (workers.size === 0) return 1;
+  if (workers.size === 0) {
+    stopQuestions();
+    return 1;
+  }
   await Promise.all(Array.from({ length: n - 1 }, (_, i) => fork(i + 2)));
   if (workers.size < n) {
     output.err(`only ${workers.size} of ${n} workers started; stopping`);
     for (const w of workers.values()) w.process.kill('SIGTERM');
     await Promise.all([...workers.values()].map((w) => new Promise((r) => w.once('exit', r))));
+    stopQuestions();
     return 1;
   }
   output.err(`mcp-oauth-gateway: ${workers.size} worker processes (pids ${[...workers.values()].map((w) => w.process.pid).join(', ')})`);
@@ -83,6 +87,7 @@ export async function runPrimary(n: number, output: Output, graceSeconds: number
     const finish = () => {
       if (workers.size > 0) return;
       clearTimeout(killTimer);
+      stopQuestions();
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       resolve(0);

@@ -651,7 +651,7 @@ export const configSchema = z
       .union([z.literal('auto'), intFrom(1, 256)])
       .default(1)
       .describe(
-        'Gateway processes sharing the port (node:cluster): `auto` runs one per CPU core, a number runs that many; 1 (the default) runs the gateway in one process. More than one needs shared storage (`sqlite` in WAL mode, or `redis`); `memory` is refused. See docs/performance.md.',
+        'Gateway processes sharing the port (node:cluster): `auto` runs one per CPU core, a number runs that many; 1 (the default) runs the gateway in one process. More than one needs shared storage (`sqlite` in WAL mode, or `redis`); `memory` is refused. A scrape of `/metrics` on any worker answers for all of them (docs/observability.md). See docs/performance.md.',
       ),
     issuer: httpUrl('issuer')
       .default('http://localhost:8080')

@@ -65,7 +65,8 @@ export function registerOperationalRoutes(app: FastifyInstance, ctx: GatewayCont
   });
 
   app.get('/metrics', async (_request, reply) => {
-    const body = await ctx.metrics.registry.metrics();
+    // With `workers` > 1, every worker's metrics (src/observability/cluster-metrics.ts).
+    const body = await ctx.metrics.scrape();
     return reply.header('content-type', ctx.metrics.registry.contentType).send(body);
   });
 }
