@@ -11,7 +11,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { GatewayContext } from '../context.js';
 import { deleteClient, findGrant, listAccounts, listClients, listGrants, revokeGrants, revokeUser } from '../kernel/directory.js';
 import { rotateSigningKey } from '../kernel/key-rotation.js';
-import { AuditRing, type AuditEvent, type AuditFields } from '../observability/audit.js';
+import { AuditRing, recentEverywhere, shareAuditRing, type AuditEvent, type AuditFields } from '../observability/audit.js';
 import { createUpstream, UpstreamError } from '../upstream/index.js';
 import { checkFileOnDisk, maskedConfig } from './configuration.js';
 import { escapeHtml as escape, sendConsole, sendCss, type Chrome, type PageName } from './html.js';
@@ -76,6 +76,15 @@ export async function registerAdminConsole(app: FastifyInstance, ctx: GatewayCon
   if (!signIn || 'local' in signIn) throw new TypeError('admin (the console) needs a redirecting identity provider under oauth_providers');
   const access = new ConsoleAccess(ctx, signIn);
   const ring = (ctx.audit.ring = new AuditRing(1000));
+  // With `workers: N` each worker holds its share of the recent events and of the counters; the pages show
+  // every worker's (src/observability/cluster.ts).
+  const peers = ctx.metrics.peers;
+  if (peers) shareAuditRing(peers, ring);
+  const workers = peers?.worker.of;
+  const recent = async () => {
+    const { events, missing } = await recentEverywhere(ring, peers);
+    return { events, coverage: { workers, missing } };
+  };
   const rates = new ServiceRates(ctx.metrics);
   rates.start();
   app.addHook('onClose', async () => rates.stop());
@@ -176,14 +185,18 @@ export async function registerAdminConsole(app: FastifyInstance, ctx: GatewayCon
       });
 
     // ---- pages ----------------------------------------------------------------------------------
-    page('services', 'Services', async () => servicesPage(ctx, await rates.lastMinute(), await rates.openStreams()));
+    page('services', 'Services', async () => {
+      const { rates: perService, streams, missing } = await rates.lastMinute();
+      return servicesPage(ctx, perService, streams, { workers, missing });
+    });
 
     page('people', 'People', async (who) => {
-      const [accounts, grants, clients, sessions] = await Promise.all([
+      const [accounts, grants, clients, sessions, { events, coverage }] = await Promise.all([
         listAccounts(ctx.store),
         listGrants(ctx.store),
         listClients(ctx.store),
         access.sessions(),
+        recent(),
       ]);
       const people = new Map<string, Person>();
       const of = (id: string) => {
@@ -193,7 +206,7 @@ export async function registerAdminConsole(app: FastifyInstance, ctx: GatewayCon
       };
       for (const a of accounts) if (a.id) of(a.id).account = a;
       for (const g of grants) if (g.grant.accountId) of(g.grant.accountId).grants.push(g);
-      for (const ev of ring.recent()) {
+      for (const ev of events) {
         const user = ev.fields.user;
         if (typeof user === 'string' && (ev.event === 'token.issued' || ev.event === 'sign_in.success') && people.has(user)) {
           const p = people.get(user)!;
@@ -210,16 +223,18 @@ export async function registerAdminConsole(app: FastifyInstance, ctx: GatewayCon
         names,
         sessions,
         who.csrf,
+        coverage,
       );
     });
 
     page('clients', 'Clients', async (who) => {
       const lastUsed = new Map<string, number>();
-      for (const ev of ring.recent()) {
+      const [{ events, coverage }, clients] = await Promise.all([recent(), listClients(ctx.store)]);
+      for (const ev of events) {
         const client = ev.fields.client_id;
         if (ev.event === 'token.issued' && typeof client === 'string' && !lastUsed.has(client)) lastUsed.set(client, ev.at);
       }
-      return clientsPage(clientRows(ctx, await listClients(ctx.store), lastUsed), who.csrf);
+      return clientsPage(clientRows(ctx, clients, lastUsed), who.csrf, coverage);
     });
 
     const filterOf = (q: Record<string, string | undefined>): ActivityFilter => ({
@@ -234,15 +249,8 @@ export async function registerAdminConsole(app: FastifyInstance, ctx: GatewayCon
       'Activity',
       async (_who, req) => {
         const f = filterOf(req.query);
-        return activityPage(
-          ring
-            .recent()
-            .filter((ev) => matches(ev, f))
-            .slice(0, 500),
-          f,
-          EVENTS,
-          ring.capacity,
-        );
+        const { events, coverage } = await recent();
+        return activityPage(events.filter((ev) => matches(ev, f)).slice(0, 500), f, EVENTS, ring.capacity, coverage);
       },
       (req) => (req.query.tail === '1' ? 5 : undefined),
     );

@@ -32,10 +32,28 @@ export function policySummary(s: ResolvedService): string {
   return `${who}; scopes ${s.scopes.join(' ') || '(none)'}${required}`;
 }
 
+/**
+ * What the in-memory figures of a page cover: this process, or with `workers: N` every worker, naming those
+ * that did not answer (their share is missing). `workers` is N, undefined outside `workers`.
+ */
+export interface Coverage {
+  workers: number | undefined;
+  missing: readonly number[];
+}
+
+/** "this instance", and with workers which of them the figures cover. */
+function covered(c: Coverage): string {
+  if (c.workers === undefined) return 'this instance';
+  if (c.missing.length === 0) return `this instance (all ${c.workers} workers)`;
+  const names = c.missing.map(String).join(', ');
+  return `this instance <span class="warn">(${c.workers - c.missing.length} of ${c.workers} workers: worker ${names} did not answer in time, ${c.missing.length === 1 ? 'its' : 'their'} share is missing)</span>`;
+}
+
 export function servicesPage(
   ctx: GatewayContext,
   rates: Map<string, { requests: number; errors: number; seconds: number }>,
   streams: Map<string, number>,
+  coverage: Coverage,
 ): string {
   const rows = [...ctx.services.values()].map((s) => {
     const r = rates.get(s.id) ?? { requests: 0, errors: 0, seconds: 0 };
@@ -61,7 +79,7 @@ export function servicesPage(
   const idp = ctx.upstream ? `${e(ctx.upstream.provider)}: ${e(ctx.upstream.state)}` : 'none';
   return `<dl><dt>Storage</dt><dd>${e(ctx.store.backend)} ${storage}${ctx.availability.degraded ? ' <span class="warn">(in-memory fallback)</span>' : ''}</dd><dt>Identity provider</dt><dd>${idp}</dd><dt>Revocation list</dt><dd>${ctx.revocations.healthy ? '<span class="ok">current</span>' : '<span class="bad">stale (storage unreadable)</span>'}</dd></dl>
 <h2>Services</h2>${table(['Service', 'Backend', 'Health', 'Open streams', 'Requests / min', 'Errors / min', 'Policy'], rows, 'No services configured.')}
-<p class="muted">Health, requests and errors (5xx answers, backend failures) over about the last minute on this instance; idle means no traffic.</p>`;
+<p class="muted">Health, requests and errors (5xx answers, backend failures) over about the last minute on ${covered(coverage)}; idle means no traffic.</p>`;
 }
 
 export interface Person {
@@ -77,6 +95,7 @@ export function peoplePage(
   clientNames: Map<string, string>,
   sessions: AdminSession[],
   csrf: string,
+  coverage: Coverage,
 ): string {
   const serviceOf = (resource: string) => [...ctx.services.values()].find((s) => s.canonicalUri === resource)?.id ?? resource;
   const rows = people.map((p) => {
@@ -107,7 +126,7 @@ export function peoplePage(
     actionForm('/admin/people/end-sessions', csrf, { user: s.user }, 'End sessions'),
   ]);
   return `${table(['Person', 'Groups', 'Grants (client → service)', 'Last seen', ''], rows, 'Nobody has signed in yet.')}
-<p class="muted">Revoking a grant stops its access and refresh tokens within about a second on every instance; revoking a user revokes all their grants and ends their console sessions. Last seen: the latest sign-in or token on this instance since it started.</p>
+<p class="muted">Revoking a grant stops its access and refresh tokens within about a second on every instance; revoking a user revokes all their grants and ends their console sessions. Last seen: the latest sign-in or token on ${covered(coverage)} since it started.</p>
 <h2>Console sessions</h2>${table(['Admin', 'Signed in', 'Expires', ''], sessionRows, 'No console sessions.')}`;
 }
 
@@ -144,7 +163,7 @@ export function clientRows(ctx: GatewayContext, stored: ClientPayload[], lastUse
   return rows;
 }
 
-export function clientsPage(rows: ClientRow[], csrf: string): string {
+export function clientsPage(rows: ClientRow[], csrf: string, coverage: Coverage): string {
   const body = rows.map((c) => [
     `${e(c.name)}<br>${code(c.clientId)}`,
     e(c.how) + (c.registeredAt ? `<br><span class="muted">${iso(c.registeredAt)}</span>` : ''),
@@ -156,7 +175,7 @@ export function clientsPage(rows: ClientRow[], csrf: string): string {
       : actionForm('/admin/clients/delete', csrf, { client: c.clientId }, 'Delete'),
   ]);
   return `${table(['Client', 'Registered', 'Authentication', 'Redirect URIs', 'Last used', ''], body, 'No clients.')}
-<p class="muted">Deleting a client revokes its grants first (its tokens stop within about a second), then removes its registration; it may register again. Last used: the latest token issued to it on this instance since it started.</p>`;
+<p class="muted">Deleting a client revokes its grants first (its tokens stop within about a second), then removes its registration; it may register again. Last used: the latest token issued to it on ${covered(coverage)} since it started.</p>`;
 }
 
 export interface ActivityFilter {
@@ -177,7 +196,13 @@ export function matches(ev: RecentAuditEvent, f: ActivityFilter): boolean {
   );
 }
 
-export function activityPage(events: RecentAuditEvent[], f: ActivityFilter, names: readonly string[], capacity: number): string {
+export function activityPage(
+  events: RecentAuditEvent[],
+  f: ActivityFilter,
+  names: readonly string[],
+  capacity: number,
+  coverage: Coverage,
+): string {
   const input = (name: keyof ActivityFilter, label: string) =>
     `<label>${label}<input name="${name}" value="${e(String(f[name] ?? ''))}" autocomplete="off"></label>`;
   const options = ['', ...names]
@@ -200,7 +225,7 @@ export function activityPage(events: RecentAuditEvent[], f: ActivityFilter, name
     ];
   });
   return `${form}${table(['Time', 'Event', 'User', 'Client', 'Service', 'Detail'], rows, 'No matching events.')}
-<p class="muted">The last ${capacity} audit events of this instance, newest first, kept in memory since it started (the log lines are the full record).${f.tail ? ' Live tail: this page reloads every 5 seconds.' : ''}</p>`;
+<p class="muted">The last ${capacity} audit events ${coverage.workers === undefined ? '' : 'of each worker '}of ${covered(coverage)}, newest first, kept in memory since it started (the log lines are the full record).${f.tail ? ' Live tail: this page reloads every 5 seconds.' : ''}</p>`;
 }
 
 export function keysPage(ctx: GatewayContext, csrf: string): string {

@@ -4,6 +4,7 @@
  * never a token, code or secret.
  */
 import type { FastifyBaseLogger } from 'fastify';
+import { missingWorkers, type WorkerPeers } from './cluster.js';
 
 export type AuditEvent =
   | 'sign_in.success'
@@ -52,9 +53,10 @@ export interface RecentAuditEvent {
 }
 
 /**
- * The last `capacity` audit events of this instance, in memory, for the console's Activity page and its
+ * The last `capacity` audit events of this process, in memory, for the console's Activity page and its
  * live tail. Not a store: it starts empty at each start and holds only this instance's events; the log
- * lines remain the audit record.
+ * lines remain the audit record. With `workers: N` each worker holds its own and {@link recentEverywhere}
+ * gathers them.
  */
 export class AuditRing {
   readonly #items: RecentAuditEvent[] = [];
@@ -75,6 +77,29 @@ export class AuditRing {
     for (let i = 1; i <= n; i++) out.push(this.#items[(this.#next - i + n) % n]!);
     return out;
   }
+}
+
+const AUDIT_TOPIC = 'audit-recent';
+
+/** In a worker: `ring` answers the other workers' {@link recentEverywhere}. */
+export function shareAuditRing(peers: WorkerPeers, ring: AuditRing): void {
+  peers.answer(AUDIT_TOPIC, () => ring.recent());
+}
+
+/**
+ * The recent events of this instance, newest first: `ring`'s, or in a worker every worker's ring merged by
+ * time, with the workers whose events are missing (they did not answer in time).
+ */
+export async function recentEverywhere(
+  ring: AuditRing,
+  peers: WorkerPeers | undefined,
+): Promise<{ events: RecentAuditEvent[]; missing: number[] }> {
+  if (!peers) return { events: ring.recent(), missing: [] };
+  const gathered = await peers.gather<RecentAuditEvent[]>(AUDIT_TOPIC);
+  const events = [...gathered.shares.values()].flat();
+  // Stable: events of one worker at the same millisecond keep their order.
+  events.sort((a, b) => b.at - a.at);
+  return { events, missing: missingWorkers(gathered) };
 }
 
 export class AuditLog {

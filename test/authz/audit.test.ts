@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { startWorld } from './setup.js';
 import { captureLog } from '../helpers/capture.js';
+import { startGateway } from '../helpers/gateway.js';
 
 async function post(url: string, body: Record<string, string>, headers: Record<string, string> = {}) {
   const res = await fetch(url, {
@@ -107,5 +108,37 @@ describe('audit events and secret hygiene in logs', () => {
     ]);
     expect(events.filter((e) => e.event === 'token.refresh_reuse' || e.event === 'grant.revoked')).toEqual([]);
     expect(log.text()).not.toContain(String(first.json.refresh_token));
+  });
+});
+
+describe('the access log', () => {
+  test('one line per request, at completion, with the method, the path without its query, the ip, the status and the time', async () => {
+    const log = captureLog();
+    const gw = await startGateway({ logging: { level: 'info' } }, { logStream: log.stream });
+    const refused = await post(`${gw.url}/oauth/token?code=in-the-query`, { grant_type: 'refresh_token', refresh_token: 'not-a-token' });
+    expect(refused.status).toBe(400);
+    expect((await fetch(`${gw.url}/health`)).status).toBe(200);
+    const lines = log
+      .text()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.reqId !== undefined && l.audit === undefined);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        msg: 'request completed',
+        req: expect.objectContaining({ method: 'POST', url: '/oauth/token', ip: '127.0.0.1' }),
+        res: { statusCode: 400 },
+        responseTime: expect.any(Number),
+      }),
+      expect.objectContaining({
+        msg: 'request completed',
+        req: expect.objectContaining({ method: 'GET', url: '/health' }),
+        res: { statusCode: 200 },
+      }),
+    ]);
+    expect(lines[0]!.reqId).toBe((lines[0]!.req as { id: string }).id);
+    expect(log.text()).not.toContain('in-the-query');
+    expect(log.text()).not.toContain('not-a-token');
   });
 });

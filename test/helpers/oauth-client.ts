@@ -31,7 +31,8 @@ export class BrowserDriver {
   /** Which provider to pick on the sign-in chooser (without it the walk stops on that page). */
   provider: string | undefined;
 
-  #cookieHeader(url: URL): string {
+  /** The Cookie header this browser sends to `url`'s host (to send it on a connection of the test's own). */
+  cookieHeader(url: URL): string {
     const jar = this.#jar.get(url.host);
     return jar ? [...jar].map(([k, v]) => `${k}=${v}`).join('; ') : '';
   }
@@ -58,7 +59,7 @@ export class BrowserDriver {
 
   async request(url: URL, init: RequestInit = {}): Promise<Response> {
     const headers = new Headers(init.headers);
-    const cookie = this.#cookieHeader(url);
+    const cookie = this.cookieHeader(url);
     if (cookie) headers.set('cookie', cookie);
     const res = await fetch(url, { ...init, headers, redirect: 'manual' });
     this.#store(url, res);
