@@ -18,7 +18,7 @@ import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
 import { buildResponseHeaders } from './headers.js';
 import { publicLocation } from './path.js';
-import { proxyError, type ProxyError } from './respond.js';
+import { proxyError, sendProxyError, type ProxyError } from './respond.js';
 import { countStatus, type ServiceState } from './service-state.js';
 
 /** Inserted in front of chunked request bodies: fails the upload once it exceeds the limit. */
@@ -94,20 +94,38 @@ export interface ForwardInput {
   started: number;
   /** CORS headers for the client's origin, if any. */
   cors: Record<string, string> | undefined;
-  /**
-   * Runs once response headers are known: returns a promise when it has async work (session binding) that
-   * must finish before the headers are written, or undefined when there is nothing to do (the common case).
-   * The promise resolves to a refusal when the response must not reach the client (the binding of a new
-   * session could not be written: fail closed); the client then gets that error instead.
-   */
-  beforeRelay?:
-    ((status: number, headers: Record<string, string | string[] | undefined>) => Promise<ProxyError | undefined> | undefined) | undefined;
-  /** Writes a gateway error (the caller's error writer, with JSON-RPC detection). */
-  fail(error: ProxyError): void;
+  /** Whether the client speaks JSON-RPC here: the shape of the gateway's own errors. */
+  jsonRpc: boolean;
+  /** The authenticated user, for the bookkeeping after the backend answered (undefined on a public service). */
+  userId: string | undefined;
+  /** The Mcp-Session-Id the client sent. */
+  sessionId: string | undefined;
+  /** Runs once response headers are known (see RelayCheck); undefined: nothing to do. */
+  relayCheck: RelayCheck | undefined;
   /** The request body, already read (services with tool rules: tool-calls.ts); sent as is, with its length. */
   body?: Buffer | undefined;
   /** Rewrites the response (list filtering on services with tool rules: list-filter.ts). */
   rewrite?: ResponseRewrite | undefined;
+}
+
+/**
+ * The proxy's check on the backend's response headers, called once they are known: a promise when it has
+ * async work (session binding) that must finish before the headers are written, or undefined when there
+ * is nothing to do (the common case). The promise resolves to a refusal when the response must not reach
+ * the client (the binding of a new session could not be written: fail closed); the client then gets that
+ * error instead. An object, not a closure: nothing is allocated per request for it.
+ */
+export interface RelayCheck {
+  beforeRelay(
+    f: ForwardInput,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): Promise<ProxyError | undefined> | undefined;
+}
+
+/** Writes a gateway error instead of the backend's answer (JSON-RPC shaped when the client speaks it). */
+function fail(f: ForwardInput, error: ProxyError): void {
+  sendProxyError(f.res, f.jsonRpc, error, f.cors);
 }
 
 /** A response body rewriter (list-filter.ts); only services with tool rules have one. */
@@ -131,7 +149,9 @@ export interface ResponseRewrite {
 export function forward(ctx: GatewayContext, f: ForwardInput): void {
   const { state, res } = f;
   const relay = new RelayHandler(ctx, f);
-  res.once('close', () => relay.onClientClose());
+  // One shared listener (a response closes once): no closure and no `once` wrapper per request.
+  (res as RelayedResponse)[RELAY] = relay;
+  res.on('close', onResponseClose);
 
   if (f.body !== undefined) {
     f.headers['content-length'] = String(f.body.length);
@@ -157,6 +177,13 @@ export function forward(ctx: GatewayContext, f: ForwardInput): void {
     return;
   }
   dispatch(f, relay, f.req);
+}
+
+const RELAY = Symbol('relay');
+type RelayedResponse = ServerResponse & { [RELAY]?: RelayHandler };
+
+function onResponseClose(this: ServerResponse): void {
+  (this as RelayedResponse)[RELAY]?.onClientClose();
 }
 
 /** Bodies up to this size (declared by Content-Length) are gathered before dispatch. */
@@ -199,10 +226,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   #ended = false;
   /** The gateway answered in place of the backend's response (refused headers): ignore the rest of it. */
   #refused = false;
-  #resumeOnDrain = () => {
-    this.#waitingDrain = false;
-    this.#controller?.resume();
-  };
+  /** Made on the first backpressure wait only (most responses never wait). */
+  #resumeOnDrain: (() => void) | undefined;
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -238,7 +263,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     // Session bookkeeping decides synchronously whether it has work; only then is the response held.
     let pending: Promise<ProxyError | undefined> | undefined;
     try {
-      pending = f.beforeRelay?.(statusCode, headers);
+      pending = f.relayCheck?.beforeRelay(f, statusCode, headers);
     } catch (err) {
       pending = Promise.reject(err);
     }
@@ -277,7 +302,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     this.#refused = true;
     this.#status = error.status;
     this.#controller?.abort(CLIENT_GONE);
-    if (!this.f.res.destroyed) this.f.fail(error);
+    if (!this.f.res.destroyed) fail(this.f, error);
   }
 
   /** Writes status and filtered headers; false when the response is gone or the headers were refused. */
@@ -301,7 +326,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
         );
         this.#refused = true;
         this.#status = INTERNAL_LOCATION.status;
-        f.fail(INTERNAL_LOCATION);
+        fail(f, INTERNAL_LOCATION);
         this.#controller?.abort(CLIENT_GONE);
         return false;
       }
@@ -323,7 +348,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       // A header value Node refuses (should not happen: undici parsed it): never a 500 with partial output.
       this.ctx.log.error({ service: state.id, err: { message: (err as Error)?.message } }, 'proxy: invalid backend response headers');
       this.#controller?.abort(CLIENT_GONE);
-      f.fail(INVALID_RESPONSE);
+      fail(f, INVALID_RESPONSE);
       return false;
     }
     if (sse) res.flushHeaders();
@@ -343,7 +368,13 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (!this.#write(chunk) && !this.#waitingDrain) {
       this.#waitingDrain = true;
       controller.pause();
-      this.f.res.once('drain', this.#resumeOnDrain);
+      this.f.res.once(
+        'drain',
+        (this.#resumeOnDrain ??= () => {
+          this.#waitingDrain = false;
+          this.#controller?.resume();
+        }),
+      );
     }
   }
 
@@ -411,7 +442,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     }
     if (this.limiter?.exceeded) {
       this.#status = 413;
-      f.fail(BODY_TOO_LARGE);
+      fail(f, BODY_TOO_LARGE);
       return;
     }
     const failure = upstreamFailure(err);
@@ -419,7 +450,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     // Logged with the service id and the error code only: no URL, no headers, no token.
     ctx.log.warn({ service: state.id, code: (err as { code?: unknown })?.code, kind: failure.kind }, 'proxy: backend request failed');
     this.#status = failure.error.status;
-    f.fail(failure.error);
+    fail(f, failure.error);
   }
 }
 

@@ -12,15 +12,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import type { GatewayContext } from '../context.js';
-import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry } from './access-token.js';
-import { BODY_TOO_LARGE, forward, type ForwardInput } from './forward.js';
+import { AccessTokenVerifier, parseBearer, tokenFingerprint, type TokenEntry, type VerifyResult } from './access-token.js';
+import { BODY_TOO_LARGE, forward, type ForwardInput, type RelayCheck } from './forward.js';
 import { buildUpstreamHeaders } from './headers.js';
 import { AssertionCache } from './identity.js';
 import { OriginPolicy } from '../kernel/origin.js';
 import { upstreamTarget } from './path.js';
 import { challenged, proxyError, sendPreflight, sendProxyError, type ProxyError } from './respond.js';
 import { buildServiceStates, countStatus, type ServiceState } from './service-state.js';
-import { SessionBindings } from './sessions.js';
+import { SessionBindings, type BindingCheck } from './sessions.js';
 import { checkToolCalls, replayRewriter } from './tool-calls.js';
 import type { VerifiedUser } from '../kernel/claims.js';
 
@@ -121,7 +121,7 @@ interface Exchange {
   cors: Record<string, string> | undefined;
 }
 
-export class McpProxy {
+export class McpProxy implements RelayCheck {
   readonly states: Map<string, ServiceState>;
   readonly #pools: Array<{ destroy(): Promise<void> }>;
   readonly #origins: OriginPolicy;
@@ -162,177 +162,178 @@ export class McpProxy {
     await Promise.allSettled([...this.#pools.map((p) => p.destroy()), this.#local?.close()]);
   }
 
-  /** Entry point for a hijacked request. Never throws. */
+  /**
+   * Entry point for a proxied request (the fastify route and the fast path). Never rejects: one promise per
+   * request, and an unexpected failure becomes a logged 500, never an unhandled rejection.
+   */
   async handle(request: ProxyRequest, res: ServerResponse): Promise<void> {
-    const started = performance.now();
-    const headers = request.headers;
-    const method = request.method;
-    // JSON-RPC detection without touching the body: a POST with a JSON content type.
-    const ct = headers['content-type'];
-    const jsonRpc = method === 'POST' && ct !== undefined && ct.includes('json');
+    try {
+      const started = performance.now();
+      const headers = request.headers;
+      const method = request.method;
+      // JSON-RPC detection without touching the body: a POST with a JSON content type.
+      const ct = headers['content-type'];
+      const jsonRpc = method === 'POST' && ct !== undefined && ct.includes('json');
 
-    // resolveService: backends resolve only from configured ids (allowlists: docs/principles.md).
-    const state = this.states.get(request.params.service);
-    if (state === undefined) return sendProxyError(res, jsonRpc, E.unknownService, undefined);
+      // resolveService: backends resolve only from configured ids (allowlists: docs/principles.md).
+      const state = this.states.get(request.params.service);
+      if (state === undefined) return sendProxyError(res, jsonRpc, E.unknownService, undefined);
 
-    // checkOrigin (MCP transports: MUST validate Origin; invalid → 403).
-    const origin = headers.origin;
-    const verdict = this.#origins.check(origin);
-    if (verdict === 'forbidden') return this.#fail({ state, res, jsonRpc, cors: undefined }, E.origin);
-    const cors = verdict === 'allowed' ? this.#origins.responseHeaders(origin!) : undefined;
-    const ex: Exchange = { state, res, jsonRpc, cors };
+      // checkOrigin (MCP transports: MUST validate Origin; invalid → 403).
+      const origin = headers.origin;
+      const verdict = this.#origins.check(origin);
+      if (verdict === 'forbidden') return this.#fail({ state, res, jsonRpc, cors: undefined }, E.origin);
+      const cors = verdict === 'allowed' ? this.#origins.responseHeaders(origin!) : undefined;
+      const ex: Exchange = { state, res, jsonRpc, cors };
 
-    // CORS preflight (no credentials are sent on a preflight, so it is answered before authentication).
-    if (method === 'OPTIONS' && cors !== undefined && headers['access-control-request-method'] !== undefined) {
-      countStatus(this.ctx, state, 204);
-      return sendPreflight(res, this.#origins.preflightHeaders(origin!, headers['access-control-request-headers']));
-    }
-    if (!PROXIED_METHODS.has(method)) return this.#fail(ex, E.method);
+      // CORS preflight (no credentials are sent on a preflight, so it is answered before authentication).
+      if (method === 'OPTIONS' && cors !== undefined && headers['access-control-request-method'] !== undefined) {
+        countStatus(this.ctx, state, 204);
+        return sendPreflight(res, this.#origins.preflightHeaders(origin!, headers['access-control-request-headers']));
+      }
+      if (!PROXIED_METHODS.has(method)) return this.#fail(ex, E.method);
 
-    const path = upstreamTarget(state.target, request.raw.url ?? '/');
-    if (typeof path !== 'string') return this.#fail(ex, path);
+      const path = upstreamTarget(state.target, request.raw.url ?? '/');
+      if (typeof path !== 'string') return this.#fail(ex, path);
 
-    let entry: TokenEntry | undefined;
-    if (state.service.authRequired) {
-      entry = await this.#authenticate(ex, headers.authorization, request);
-      if (entry === undefined) return;
-      if (!this.#checkAccess(ex, entry)) return;
-    }
+      let entry: TokenEntry | undefined;
+      if (state.service.authRequired) {
+        const authenticated = this.#authenticate(ex, headers.authorization, request);
+        entry = authenticated instanceof Promise ? await authenticated : authenticated;
+        if (entry === undefined) return;
+        if (!this.#checkAccess(ex, entry)) return;
+      }
 
-    if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
+      if (!this.#checkProtocolVersion(ex, single(headers['mcp-protocol-version']))) return;
 
-    // A local (stdio) service: its process bridge answers from here on (src/stdio, docs/stdio.md), after the
-    // tool rules decided the calls in the body, exactly as for an HTTP backend.
-    if (state.service.stdio !== undefined && this.#local !== undefined) {
-      const { maxRequestBytes, timeoutMs, toolPolicy } = state;
-      let body: Buffer | undefined;
-      if (toolPolicy !== undefined && method === 'POST') {
-        const cl = headers['content-length'];
-        if (cl !== undefined && Number(cl) > maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
-        const decided = await checkToolCalls(this.ctx, {
-          state,
-          policy: toolPolicy,
+      // A local (stdio) service: its process bridge answers from here on (src/stdio, docs/stdio.md), after the
+      // tool rules decided the calls in the body, exactly as for an HTTP backend.
+      if (state.service.stdio !== undefined && this.#local !== undefined) {
+        const { maxRequestBytes, timeoutMs, toolPolicy } = state;
+        let body: Buffer | undefined;
+        if (toolPolicy !== undefined && method === 'POST') {
+          const cl = headers['content-length'];
+          if (cl !== undefined && Number(cl) > maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
+          const decided = await this.#checkToolCalls(ex, toolPolicy, request, entry);
+          if (decided === undefined) return;
+          body = decided.body;
+        }
+        // upstream_auth: the user's upstream token, obtained (refreshed, exchanged) as for an HTTP backend.
+        let upstreamToken: string | undefined;
+        if (state.credential !== undefined && entry !== undefined) {
+          const credential = await this.#credential(ex, state.credential, entry.user.id);
+          if (credential === undefined) return;
+          upstreamToken = credential.value;
+        }
+        const user = entry?.user;
+        const filterAnswer = toolPolicy && ((m: string, a: Record<string, unknown>) => toolPolicy.filterAnswer(m, a, user));
+        return this.#local.handle({
+          serviceId: state.id,
           req: request.raw,
           res,
-          jsonRpc,
-          entry,
+          user,
           cors,
-          fail: (e: ProxyError) => this.#fail(ex, e),
+          maxRequestBytes,
+          timeoutMs,
+          body,
+          filterAnswer,
+          upstreamToken,
         });
+      }
+
+      const sessionId = single(headers['mcp-session-id']);
+      if (sessionId !== undefined && (entry !== undefined || state.checkAnonymousSessions)) {
+        const caller = entry?.user.id;
+        // A binding seen in the last seconds is answered from the cache, without a promise.
+        const known = this.#sessions.cached(state.sessionScope, sessionId, caller);
+        if (!(known === undefined ? await this.#checkSession(ex, sessionId, caller) : this.#sessionAdmitted(ex, known))) return;
+      }
+
+      // checkLimits: declared size up front (the stream itself is counted when chunked), then concurrency.
+      const cl = headers['content-length'];
+      const chunked = headers['transfer-encoding'] !== undefined;
+      if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
+
+      // checkToolCalls: only services with tools / prompts / resources rules read the body (docs/proxy.md).
+      let decided: { body?: Buffer | undefined; rewrite: ForwardInput['rewrite'] } | undefined;
+      if (state.toolPolicy !== undefined && method === 'POST') {
+        decided = await this.#checkToolCalls(ex, state.toolPolicy, request, entry);
         if (decided === undefined) return;
-        body = decided.body;
+      } else if (state.toolPolicy !== undefined && method === 'GET' && headers['last-event-id'] !== undefined) {
+        decided = { body: undefined, rewrite: replayRewriter(state.toolPolicy, entry) };
       }
-      // upstream_auth: the user's upstream token, obtained (refreshed, exchanged) as for an HTTP backend.
-      let upstreamToken: string | undefined;
+
+      let assertion: { header: string; value: string } | undefined;
+      if (entry?.assertionClaims && state.signedIdentity) {
+        const { key, claims } = entry.assertionClaims;
+        const a = this.#assertions.get(key, entry.user.id, claims, state.service.canonicalUri, state.signedIdentity.ttl);
+        assertion = { header: state.signedIdentity.header, value: typeof a === 'string' ? a : await a };
+      }
+
+      // upstream_auth: the user's upstream token for this backend (never the client's own token).
+      let credential: { header: string; value: string } | undefined;
       if (state.credential !== undefined && entry !== undefined) {
-        const credential = await this.#credential(ex, state.credential, entry.user.id);
+        credential = await this.#credential(ex, state.credential, entry.user.id);
         if (credential === undefined) return;
-        upstreamToken = credential.value;
       }
-      const user = entry?.user;
-      const filterAnswer = toolPolicy && ((m: string, a: Record<string, unknown>) => toolPolicy.filterAnswer(m, a, user));
-      return this.#local.handle({
-        serviceId: state.id,
-        req: request.raw,
-        res,
-        user,
-        cors,
-        maxRequestBytes,
-        timeoutMs,
-        body,
-        filterAnswer,
-        upstreamToken,
+
+      const upstreamHeaders = buildUpstreamHeaders({
+        incoming: headers,
+        stripped: state.strippedHeaders,
+        identity: entry?.identity,
+        assertion,
+        credential,
+        forwardedFor: this.#forwardedFor(request),
+        forwardedProto: this.#forwardedProto,
+        forwardedHost: this.#forwardedHost,
       });
-    }
+      // A response the gateway may rewrite (list filtering) must come uncompressed.
+      if (decided?.rewrite !== undefined) delete upstreamHeaders['accept-encoding'];
 
-    const sessionId = single(headers['mcp-session-id']);
-    if (sessionId !== undefined && (entry !== undefined || state.checkAnonymousSessions)) {
-      if (!(await this.#checkSession(ex, sessionId, entry?.user.id))) return;
-    }
-
-    // checkLimits: declared size up front (the stream itself is counted when chunked), then concurrency.
-    const cl = headers['content-length'];
-    const chunked = headers['transfer-encoding'] !== undefined;
-    if (cl !== undefined && Number(cl) > state.maxRequestBytes) return this.#fail(ex, BODY_TOO_LARGE);
-
-    // checkToolCalls: only services with tools / prompts / resources rules read the body (docs/proxy.md).
-    let decided: { body?: Buffer | undefined; rewrite: ForwardInput['rewrite'] } | undefined;
-    if (state.toolPolicy !== undefined && method === 'POST') {
-      const t = {
+      if (res.destroyed) return;
+      // checkLimits (concurrency) right before counting in: nothing async happens in between.
+      if (state.inFlight >= state.maxConcurrent) return this.#fail(ex, E.overloaded);
+      state.inFlight++;
+      const userId = entry?.user.id;
+      forward(this.ctx, {
         state,
-        policy: state.toolPolicy,
         req: request.raw,
         res,
-        jsonRpc,
-        entry,
+        method: method as Dispatcher.HttpMethod,
+        path,
+        headers: upstreamHeaders,
+        hasBody: chunked || (cl !== undefined && cl !== '0'),
+        contentLength: chunked || cl === undefined ? 0 : Number(cl),
+        chunked,
+        started,
         cors,
-        fail: (e: ProxyError) => this.#fail(ex, e),
-      };
-      decided = await checkToolCalls(this.ctx, t);
-      if (decided === undefined) return;
-    } else if (state.toolPolicy !== undefined && method === 'GET' && headers['last-event-id'] !== undefined) {
-      decided = { body: undefined, rewrite: replayRewriter(state.toolPolicy, entry) };
+        jsonRpc,
+        userId,
+        sessionId,
+        relayCheck: userId === undefined ? undefined : this,
+        body: decided?.body,
+        rewrite: decided?.rewrite,
+      });
+    } catch (err) {
+      this.ctx.log.error(
+        { service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } },
+        'proxy: unexpected failure',
+      );
+      sendProxyError(res, false, E.internal, undefined);
     }
-
-    let assertion: { header: string; value: string } | undefined;
-    if (entry?.assertionClaims && state.signedIdentity) {
-      const { key, claims } = entry.assertionClaims;
-      const a = this.#assertions.get(key, entry.user.id, claims, state.service.canonicalUri, state.signedIdentity.ttl);
-      assertion = { header: state.signedIdentity.header, value: typeof a === 'string' ? a : await a };
-    }
-
-    // upstream_auth: the user's upstream token for this backend (never the client's own token).
-    let credential: { header: string; value: string } | undefined;
-    if (state.credential !== undefined && entry !== undefined) {
-      credential = await this.#credential(ex, state.credential, entry.user.id);
-      if (credential === undefined) return;
-    }
-
-    const upstreamHeaders = buildUpstreamHeaders({
-      incoming: headers,
-      stripped: state.strippedHeaders,
-      identity: entry?.identity,
-      assertion,
-      credential,
-      forwardedFor: this.#forwardedFor(request),
-      forwardedProto: this.#forwardedProto,
-      forwardedHost: this.#forwardedHost,
-    });
-    // A response the gateway may rewrite (list filtering) must come uncompressed.
-    if (decided?.rewrite !== undefined) delete upstreamHeaders['accept-encoding'];
-
-    if (res.destroyed) return;
-    // checkLimits (concurrency) right before counting in: nothing async happens in between.
-    if (state.inFlight >= state.maxConcurrent) return this.#fail(ex, E.overloaded);
-    state.inFlight++;
-    const userId = entry?.user.id;
-    forward(this.ctx, {
-      state,
-      req: request.raw,
-      res,
-      method: method as Dispatcher.HttpMethod,
-      path,
-      headers: upstreamHeaders,
-      hasBody: chunked || (cl !== undefined && cl !== '0'),
-      contentLength: chunked || cl === undefined ? 0 : Number(cl),
-      chunked,
-      started,
-      cors,
-      beforeRelay:
-        userId === undefined
-          ? undefined
-          : (status, h) =>
-              status === 401 && state.credential?.target.auth.mode === 'oauth'
-                ? this.#backendRefused(state, userId)
-                : this.#trackSession(state, userId, method, status, sessionId, h['mcp-session-id'], path, upstreamHeaders),
-      fail: (e) => sendProxyError(res, jsonRpc, e, cors),
-      body: decided?.body,
-      rewrite: decided?.rewrite,
-    });
   }
 
-  /** authenticate: Bearer → verified token entry, or a 401/503 already written. */
-  async #authenticate(ex: Exchange, authorization: string | undefined, request: ProxyRequest): Promise<TokenEntry | undefined> {
+  /**
+   * authenticate: Bearer → verified token entry, or a 401/503 already written. Synchronous for a token
+   * seen before (the common case: no promise, no parsing); a promise only when the signature is checked.
+   */
+  #authenticate(
+    ex: Exchange,
+    authorization: string | undefined,
+    request: ProxyRequest,
+  ): TokenEntry | undefined | Promise<TokenEntry | undefined> {
+    const known = authorization === undefined ? undefined : this.#tokens.lookup(authorization, ex.state);
+    if (known !== undefined) return this.#admit(ex, known, authorization!, request);
     const { state } = ex;
     const parsed = parseBearer(authorization);
     if (parsed.kind === 'absent') {
@@ -342,18 +343,22 @@ export class McpProxy {
       return undefined;
     }
     if (parsed.kind === 'malformed') return this.#invalidToken(ex, 'malformed', request, authorization ?? '');
-    const result = await this.#tokens.verify(parsed.token, state);
-    if (!result.ok) return this.#invalidToken(ex, result.reason, request, parsed.token);
+    return this.#tokens.verify(parsed.token, authorization!, state).then((result) => this.#admit(ex, result, authorization!, request));
+  }
+
+  /** The revocation check (every request, cached or not) on a verification result. */
+  #admit(ex: Exchange, result: VerifyResult, authorization: string, request: ProxyRequest): TokenEntry | undefined {
+    if (!result.ok) return this.#invalidToken(ex, result.reason, request, bearerToken(authorization));
     const entry = result.entry;
     // Revocation: a synchronous in-memory lookup fed by storage polling (src/kernel/revocation.ts).
     if (!this.ctx.revocations.healthy && this.#failClosed) {
-      this.ctx.metrics.authFailures.inc({ service: state.id, reason: 'revocation_unknown' });
+      this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason: 'revocation_unknown' });
       this.#fail(ex, E.revocationUnavailable);
       return undefined;
     }
     if (this.ctx.revocations.isRevoked(entry.user.grantId)) {
-      this.#tokens.forget(parsed.token);
-      return this.#invalidToken(ex, 'revoked', request, parsed.token);
+      this.#tokens.forget(authorization);
+      return this.#invalidToken(ex, 'revoked', request, bearerToken(authorization));
     }
     return entry;
   }
@@ -401,6 +406,21 @@ export class McpProxy {
     return true;
   }
 
+  /** checkToolCalls: the calls in a POST body decided by the service's tool rules (tool-calls.ts); undefined: refused. */
+  #checkToolCalls(ex: Exchange, policy: NonNullable<ServiceState['toolPolicy']>, request: ProxyRequest, entry: TokenEntry | undefined) {
+    const { state, res, jsonRpc, cors } = ex;
+    return checkToolCalls(this.ctx, {
+      state,
+      policy,
+      req: request.raw,
+      res,
+      jsonRpc,
+      entry,
+      cors,
+      fail: (e: ProxyError) => this.#fail(ex, e),
+    });
+  }
+
   /** checkProtocolVersion: only when the operator pinned versions (MCP: unsupported → 400, -32022). */
   #checkProtocolVersion(ex: Exchange, version: string | undefined): boolean {
     const pinned = ex.state.pinnedVersions;
@@ -422,12 +442,27 @@ export class McpProxy {
       this.#fail(ex, E.storeUnavailable);
       return false;
     }
+    return this.#sessionAdmitted(ex, verdict);
+  }
+
+  #sessionAdmitted(ex: Exchange, verdict: BindingCheck): boolean {
     if (verdict === 'foreign') {
       this.ctx.metrics.authFailures.inc({ service: ex.state.id, reason: 'session_owner' });
       this.#fail(ex, E.sessionNotFound);
       return false;
     }
     return true;
+  }
+
+  /** RelayCheck (forward.ts), for an authenticated user's request once the backend's headers are known. */
+  beforeRelay(
+    f: ForwardInput,
+    status: number,
+    h: Record<string, string | string[] | undefined>,
+  ): Promise<ProxyError | undefined> | undefined {
+    const { state, userId } = f;
+    if (status === 401 && state.credential?.target.auth.mode === 'oauth') return this.#backendRefused(state, userId!);
+    return this.#trackSession(state, userId!, f.method, status, f.sessionId, h['mcp-session-id'], f.path, f.headers);
   }
 
   /**
@@ -542,6 +577,12 @@ export class McpProxy {
   }
 }
 
+/** The token of an Authorization header already parsed as Bearer (for the rejected-token fingerprint). */
+function bearerToken(authorization: string): string {
+  const parsed = parseBearer(authorization);
+  return parsed.kind === 'token' ? parsed.token : authorization;
+}
+
 /** Node joins repeated unknown fields into one string; the array form only exists for set-cookie. */
 function single(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' || v === undefined ? v : v.join(', ');
@@ -558,18 +599,10 @@ export async function registerProxy(app: FastifyInstance, ctx: GatewayContext, l
   const debug = ctx.log.level === 'debug' || ctx.log.level === 'trace';
   // `telemetry`: a span per request (src/observability/tracing.ts); off, one undefined check.
   const tracing = ctx.tracing;
-  const serve: ProxyServe = async (request, res) => {
+  const serve: ProxyServe = (request, res) => {
     if (debug) logProxied(ctx, request.method, request.params.service, res);
     if (tracing !== undefined) tracing.proxy(request.raw, res, request.params.service);
-    try {
-      await proxy.handle(request, res);
-    } catch (err) {
-      ctx.log.error(
-        { service: request.params.service, err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } },
-        'proxy: unexpected failure',
-      );
-      sendProxyError(res, false, E.internal, undefined);
-    }
+    return proxy.handle(request, res);
   };
 
   await app.register(async (scope) => {

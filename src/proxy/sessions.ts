@@ -74,19 +74,32 @@ export class SessionBindings {
    * bound id is `foreign`). Throws when storage cannot be read (the caller fails closed).
    */
   async check(scope: string, sessionId: string, userId: string | undefined, now = Date.now()): Promise<BindingCheck> {
+    const cached = this.cached(scope, sessionId, userId, now);
+    if (cached !== undefined) return cached;
     const cacheKey = `${scope}\n${sessionId}`;
-    let b = this.#cache.get(cacheKey);
-    if (b === undefined || now - b.seenAt > this.#cacheMs) {
-      const rec = await this.store.get<{ user: string }>(SessionBindings.storageKey(scope, sessionId));
-      if (rec === undefined || typeof rec.value?.user !== 'string') {
-        this.#remember(cacheKey, { userId: undefined, seenAt: now, refreshedAt: now });
-        return 'unbound';
-      }
-      // Time the stored TTL was last set, derived from its expiry.
-      const refreshedAt = rec.expiresAt === undefined ? now : rec.expiresAt - this.#ttl * 1000;
-      b = { userId: rec.value.user, seenAt: now, refreshedAt };
-      this.#remember(cacheKey, b);
+    const rec = await this.store.get<{ user: string }>(SessionBindings.storageKey(scope, sessionId));
+    if (rec === undefined || typeof rec.value?.user !== 'string') {
+      this.#remember(cacheKey, { userId: undefined, seenAt: now, refreshedAt: now });
+      return 'unbound';
     }
+    // Time the stored TTL was last set, derived from its expiry.
+    const refreshedAt = rec.expiresAt === undefined ? now : rec.expiresAt - this.#ttl * 1000;
+    const b: Binding = { userId: rec.value.user, seenAt: now, refreshedAt };
+    this.#remember(cacheKey, b);
+    return this.#verdict(scope, sessionId, userId, b, now);
+  }
+
+  /**
+   * The answer from the cache alone (synchronous: the proxy's common case, a session id seen in the last
+   * few seconds), or undefined when storage must be read (`check`).
+   */
+  cached(scope: string, sessionId: string, userId: string | undefined, now = Date.now()): BindingCheck | undefined {
+    const b = this.#cache.get(`${scope}\n${sessionId}`);
+    if (b === undefined || now - b.seenAt > this.#cacheMs) return undefined;
+    return this.#verdict(scope, sessionId, userId, b, now);
+  }
+
+  #verdict(scope: string, sessionId: string, userId: string | undefined, b: Binding, now: number): BindingCheck {
     if (b.userId === undefined) return 'unbound';
     if (b.userId !== userId) return 'foreign';
     if (now - b.refreshedAt > this.#refreshMs) {

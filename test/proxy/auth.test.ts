@@ -141,6 +141,27 @@ describe('proxy authentication', () => {
     expect((await fetch(`${gw.url}/svc/mcp`, { headers: { authorization: fresh } })).status).toBe(401);
   });
 
+  it('the verified-token cache: a hit needs the exact header; a forged token with the same signature never rides on it', async () => {
+    const { gw, backend } = await setup();
+    const token = await mintToken(gw, { service: 'svc' });
+    const call = (authorization: string) => fetch(`${gw.url}/svc/mcp`, { headers: { authorization } }).then((r) => r.status);
+    expect(await call(`Bearer ${token}`)).toBe(200);
+    // The same token spelled differently (scheme case, spaces) is verified on its own and accepted.
+    expect(await call(`bearer   ${token}  `)).toBe(200);
+    // Another payload under the cached token's signature (so the same header end, the cache's key): 401,
+    // before and after the genuine header was cached, and the genuine one still works afterwards.
+    const [h, , sig] = token.split('.');
+    const forged = `${h}.${Buffer.from(JSON.stringify({ sub: 'dev:mallory', aud: `${gw.url}/svc/mcp` })).toString('base64url')}.${sig}`;
+    expect(await call(`Bearer ${forged}`)).toBe(401);
+    expect(await call(`Bearer ${token}`)).toBe(200);
+    expect(await call(`Bearer ${forged}`)).toBe(401);
+    expect(backend.received.map((r) => r.headers['x-user-id'])).toEqual(['dev:alice', 'dev:alice', 'dev:alice']);
+    // A token of another service is refused from the cache too (RFC 8707: one token, one service).
+    const other = `Bearer ${await mintToken(gw, { service: 'other' })}`;
+    expect((await fetch(`${gw.url}/other/mcp`, { headers: { authorization: other } })).status).toBe(200);
+    expect(await call(other)).toBe(401);
+  });
+
   it('revocation status unknown (storage down): fail closed with 503 Retry-After', async () => {
     const { gw } = await setup();
     const auth = await bearer(gw, { service: 'svc' });

@@ -240,6 +240,33 @@ describe('S13: no-store, secrets at rest, constant-time comparison', () => {
     expect(refreshed.status).toBe(200);
   });
 
+  test('S13: a refresh token stored under its plain id (0.1.0 pre-releases) still rotates once, and its replay revokes the grant', async () => {
+    // Without the reuse grace, so that the replay is a replay at once.
+    const { gw } = await securityWorld({ tokens: { refresh_reuse_grace: 0 } });
+    const { tokens, provider } = await obtainToken(gw.url, 'calc');
+    const clientId = provider.clientInformation()!.client_id;
+    const refreshToken = String(tokens.refresh_token);
+    // The record as the pre-release adapter wrote it: the plain id as key, `jti` in the payload.
+    const hashedKey = `oidc:RefreshToken:${hashedId(refreshToken)}`;
+    const [row] = await gw.ctx.store.list<Record<string, unknown>>(hashedKey);
+    expect(row?.key).toBe(hashedKey);
+    await gw.ctx.store.delete(hashedKey);
+    await gw.ctx.store.set(
+      `oidc:RefreshToken:${refreshToken}`,
+      { ...row!.value, jti: refreshToken },
+      { ttlSeconds: Math.ceil((row!.expiresAt! - Date.now()) / 1000), indexes: row!.indexes },
+    );
+    const form = (rt: string) => ({ grant_type: 'refresh_token', refresh_token: rt, client_id: clientId });
+    const rotated = await postForm(`${gw.url}/oauth/token`, form(refreshToken));
+    expect(rotated.status).toBe(200);
+    const replay = await postForm(`${gw.url}/oauth/token`, form(refreshToken));
+    expect(replay.status).toBe(400);
+    expect(replay.json.error).toBe('invalid_grant');
+    // RFC 9700 §4.14.2: the replay revoked the grant, so the token the first use got is dead too.
+    const after = await postForm(`${gw.url}/oauth/token`, form(String(rotated.json.refresh_token)));
+    expect(after.json.error).toBe('invalid_grant');
+  });
+
   test('S13 (documented gap): a DCR client secret is stored in the Client record as oidc-provider needs it; it is compared in constant time', async () => {
     // oidc-provider keeps `client_secret` in the Client payload (it needs the value for client_secret_*
     // comparisons, done with crypto.timingSafeEqual, helpers/constant_equals.js). docs/security.md lists
