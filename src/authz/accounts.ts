@@ -22,12 +22,29 @@ export async function loadAccount(ctx: GatewayContext, id: string): Promise<Upst
   return (await ctx.store.get<UpstreamProfile>(ACCOUNT_PREFIX + id))?.value;
 }
 
+/** The profile each Account that `findAccount` returned was built from. */
+const profiles = new WeakMap<object, UpstreamProfile>();
+
+/**
+ * The profile of `accountId` for a token this request issues: the one `findAccount` read for the request's
+ * Account entity (oidc-provider looks the account up before issuing), else read from storage.
+ */
+export async function accountProfile(
+  ctx: GatewayContext,
+  koa: KoaContextWithOIDC | undefined,
+  accountId: string,
+): Promise<UpstreamProfile | undefined> {
+  const account = koa?.oidc?.entities.Account;
+  const found = account?.accountId === accountId ? profiles.get(account) : undefined;
+  return found ?? loadAccount(ctx, accountId);
+}
+
 /** oidc-provider `findAccount`: an unknown (expired) account makes refreshes fail with invalid_grant. */
 export function findAccountFor(ctx: GatewayContext) {
   return async (_koa: KoaContextWithOIDC, id: string): Promise<Account | undefined> => {
     const profile = await loadAccount(ctx, id);
     if (!profile) return undefined;
-    return {
+    const account: Account = {
       accountId: id,
       claims: () => ({
         sub: id,
@@ -38,6 +55,8 @@ export function findAccountFor(ctx: GatewayContext) {
         groups: profile.groups,
       }),
     };
+    profiles.set(account, profile);
+    return account;
   };
 }
 

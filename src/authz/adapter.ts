@@ -6,9 +6,9 @@
  * `revokeByGrantId` is one `deleteByIndex`), `uid:<uid>` for Session (`findByUid`), `usercode:<code>`
  * (`findByUserCode`). `consume` is the Store's atomic consume; `find` reports it as `consumed`.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import { MAX_KEY_LENGTH, type Store } from '../storage/store.js';
+import { MAX_KEY_LENGTH, type Store, type StoredRecord } from '../storage/store.js';
 import { revokeGrant } from '../kernel/revocation.js';
 import { HANDLE_PREFIX } from './structured-tokens.js';
 
@@ -53,7 +53,7 @@ const HASHED_ID_MODELS = new Set([
 const usableKey = (k: string) => k.length <= MAX_KEY_LENGTH && !/[\u0000-\u001f\u007f]/.test(k);
 
 export function hashedId(id: string): string {
-  return `sha256.${createHash('sha256').update(id).digest('base64url')}`;
+  return `sha256.${hash('sha256', id, 'base64url')}`;
 }
 
 /** Models whose second `consume` means replay: RFC 9700 §4.14 (refresh) and RFC 6749 §4.1.2 (code). */
@@ -112,22 +112,30 @@ export class StoreAdapter implements Adapter {
   }
 
   /**
-   * Refresh tokens written before ids were hashed (0.1.0 pre-releases) stay usable: their record is
-   * looked up under the plain id when no hashed one exists. Codes and the other models are short-lived.
+   * The record of `id` and the key it is stored under. Refresh tokens written before ids were hashed
+   * (0.1.0 pre-releases) stay usable: their record is looked up under the plain id when no hashed one
+   * exists. Codes and the other models are short-lived. One read in the common case.
    */
-  async #locate(id: string): Promise<string> {
+  async #lookup(id: string): Promise<{ key: string; rec: StoredRecord<AdapterPayload> | undefined }> {
     const k = this.#key(id);
-    if (this.model !== 'RefreshToken') return k;
-    if ((await this.store.get(k)) !== undefined) return k;
+    const rec = await this.store.get<AdapterPayload>(k);
+    const legacy = this.#legacyKey(id, k);
+    if (rec || legacy === undefined) return { key: k, rec };
+    const old = await this.store.get<AdapterPayload>(legacy);
+    return old ? { key: legacy, rec: old } : { key: k, rec: undefined };
+  }
+
+  /** The plain-id key a pre-hashing refresh token may live under (undefined for every other model). */
+  #legacyKey(id: string, hashedKey: string): string | undefined {
+    if (this.model !== 'RefreshToken') return undefined;
     const legacy = key(this.model, id);
-    if (!usableKey(legacy)) return k;
-    return (await this.store.get(legacy)) !== undefined ? legacy : k;
+    return usableKey(legacy) && legacy !== hashedKey ? legacy : undefined;
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
     if (this.model === 'AccessToken' && this.hooks.structuredAccessToken && id.startsWith(HANDLE_PREFIX))
       return this.hooks.structuredAccessToken(id);
-    const rec = await this.store.get<AdapterPayload>(await this.#locate(id));
+    const { rec } = await this.#lookup(id);
     if (!rec) return undefined;
     const value = this.#hashed ? { ...rec.value, jti: id } : rec.value;
     if (rec.consumedAt !== undefined) {
@@ -159,10 +167,12 @@ export class StoreAdapter implements Adapter {
    * for a sequential replay) the whole grant is revoked, and the request fails with `invalid_grant`.
    */
   async consume(id: string): Promise<void> {
-    const k = await this.#locate(id);
+    const k = this.#key(id);
     if (await this.store.consume(k)) return;
+    // Not consumable under its key: consumed already, absent, or a legacy (plain-id) refresh token.
+    const { key: at, rec } = await this.#lookup(id);
+    if (at !== k && (await this.store.consume(at))) return;
     if (SINGLE_USE.has(this.model)) {
-      const rec = await this.store.get<AdapterPayload>(k);
       const grantId = rec?.value.grantId;
       if (typeof grantId === 'string') await this.revokeByGrantId(grantId);
     }
@@ -170,7 +180,10 @@ export class StoreAdapter implements Adapter {
   }
 
   async destroy(id: string): Promise<void> {
-    await this.store.delete(await this.#locate(id));
+    const k = this.#key(id);
+    if (await this.store.delete(k)) return;
+    const legacy = this.#legacyKey(id, k);
+    if (legacy !== undefined) await this.store.delete(legacy);
   }
 
   /** Marks the grant revoked first (so no racing write re-creates a record), then deletes its records. */

@@ -26,7 +26,7 @@
  * The new refresh token is never stored in plaintext (secrets at rest are hashes: docs/security.md, What is stored at rest), and the
  * claim is keyed by the old token's hash.
  */
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash, hkdfSync, randomBytes } from 'node:crypto';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import als from 'oidc-provider/lib/helpers/als.js';
 import type { Store } from '../storage/store.js';
@@ -160,7 +160,7 @@ export class RefreshGrace {
   }
 
   #keyFor(token: string): Buffer {
-    return Buffer.from(hkdfSync('sha256', token, this.#baseKey, 'refresh reuse grace: response', 32));
+    return hkdfSha256(token, this.#baseKey, RESPONSE_INFO);
   }
 
   #seal(token: string, key: string, body: Record<string, unknown>): NonNullable<Claim['sealed']> {
@@ -192,7 +192,18 @@ export class RefreshGrace {
 
 function fingerprint(koa: KoaContextWithOIDC): string {
   const p = koa.oidc.params ?? {};
-  return createHash('sha256')
-    .update(JSON.stringify([koa.oidc.client?.clientId, p.scope ?? null, p.resource ?? null]))
-    .digest('base64url');
+  return hash('sha256', JSON.stringify([koa.oidc.client?.clientId, p.scope ?? null, p.resource ?? null]), 'base64url');
+}
+
+const RESPONSE_INFO = Buffer.from('refresh reuse grace: response');
+const ONE = Buffer.from([1]);
+
+/**
+ * RFC 5869 HKDF-SHA256 for one 32-byte block (extract, then expand's T(1)): the same bytes as
+ * `hkdfSync('sha256', ikm, salt, info, 32)`, with two HMACs instead of the KeyObject and job machinery
+ * `hkdfSync` builds on every call (once per refresh here).
+ */
+export function hkdfSha256(ikm: string, salt: Buffer, info: Buffer): Buffer {
+  const prk = createHmac('sha256', salt).update(ikm).digest();
+  return createHmac('sha256', prk).update(info).update(ONE).digest();
 }

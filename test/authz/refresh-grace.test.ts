@@ -3,11 +3,13 @@
  * client refreshing at once) both get the SAME new pair; after the grace, reuse revokes the grant as
  * before. On every storage back-end, with truly parallel requests.
  */
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt } from 'jose';
 import { describe, expect, onTestFinished, test } from 'vitest';
+import { hkdfSha256 } from '../../src/authz/refresh-grace.js';
 import { createGateway } from '../../src/http/app.js';
 import { freePort } from '../helpers/gateway.js';
 import { controlledClock } from '../helpers/clock.js';
@@ -177,5 +179,16 @@ describe('refresh reuse grace', () => {
     expect(results.map((r) => r.status).sort()).toEqual([200, 400]);
     expect(gw.ctx.revocations.isRevoked(gid)).toBe(true);
     expect(JSON.stringify(await gw.ctx.store.list('gw:rt-grace:'))).toBe('[]');
+  });
+});
+
+describe('the response key derivation', () => {
+  test('hkdfSha256 gives the bytes of hkdfSync (RFC 5869, SHA-256, one 32-byte block), so sealed answers open across versions', () => {
+    for (let i = 0; i < 50; i++) {
+      const token = randomBytes(32 + i).toString('base64url');
+      const salt = randomBytes(32);
+      const info = 'refresh reuse grace: response';
+      expect(hkdfSha256(token, salt, Buffer.from(info)).equals(Buffer.from(hkdfSync('sha256', token, salt, info, 32)))).toBe(true);
+    }
   });
 });
