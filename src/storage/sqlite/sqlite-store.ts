@@ -44,6 +44,18 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', '1');
 `;
 
+/**
+ * better-sqlite3's Database and Statement objects are node::ObjectWrap instances. On Node 24.19 and later,
+ * an ObjectWrap destroyed by the garbage collector without a JavaScript context aborts the process
+ * (`Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook; nodejs/node#65446, open), when
+ * better-sqlite3 was compiled against those Node headers. So no wrapper of ours is ever left to the
+ * collector: the pragmas run through `exec` (no Statement object), the prepared statements live as long as
+ * their store, and a closed store's database and statements are kept here (a few small objects per store
+ * ever opened in the process; the SQLite resources themselves are released by `close`). The rule for
+ * code here: no `db.pragma()`, no throwaway `prepare()`, no `.iterate()` (its iterator is such an object).
+ */
+const closedDatabases: unknown[] = [];
+
 export class SqliteStore implements Store {
   readonly backend = 'sqlite';
   readonly file: string;
@@ -74,12 +86,16 @@ export class SqliteStore implements Store {
     const file = path === ':memory:' || isAbsolute(path) ? path : resolve(options.baseDir ?? process.cwd(), path);
     if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
     const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
-    db.pragma('foreign_keys = ON');
-    db.exec(SCHEMA);
-    return new SqliteStore(file, db, options.sweepIntervalMs ?? 60_000);
+    try {
+      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+      db.exec(SCHEMA);
+      return new SqliteStore(file, db, options.sweepIntervalMs ?? 60_000);
+    } catch (err) {
+      // Not a database, or one with another schema: closed and kept too, or the collector would abort.
+      db.close();
+      closedDatabases.push(db);
+      throw err;
+    }
   }
 
   private prepare() {
@@ -235,6 +251,7 @@ export class SqliteStore implements Store {
     if (this.#timer) clearInterval(this.#timer);
     this.#closed = true;
     this.#db.close();
+    closedDatabases.push(this.#db, this.#stmt);
   }
 }
 
