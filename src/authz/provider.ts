@@ -6,13 +6,13 @@
 import { hkdfSync } from 'node:crypto';
 import Provider, { errors, type Configuration, type ClientMetadata, type KoaContextWithOIDC } from 'oidc-provider';
 import type { GatewayContext } from '../context.js';
-import { findAccountFor, identityClaims, loadAccount } from './accounts.js';
+import { accountProfile, findAccountFor, identityClaims } from './accounts.js';
 import { createAdapterFactory, StoreAdapter, type AdapterHooks } from './adapter.js';
 import { cimdFeature, providerFetch } from './cimd.js';
 import { OriginPolicy } from '../kernel/origin.js';
 import { escapeHtml, koaPage } from './html.js';
 import { RefreshGrace } from './refresh-grace.js';
-import { loopbackRedirectAllowed } from './registration.js';
+import { loopbackRedirectAllowed, registeredClientId } from './registration.js';
 import { resourceIndicatorsFeature } from './resource-servers.js';
 import { structuredAccessToken } from './structured-tokens.js';
 import { ID_TOKEN_TTL_S } from '../kernel/key-rotation.js';
@@ -189,14 +189,14 @@ export function buildConfiguration(
         },
       },
     },
-    async extraTokenClaims(_koa, token) {
+    async extraTokenClaims(koa, token) {
       // A machine client's configured display name (x-user-name); nothing else about it is claimed.
       if (token.kind === 'ClientCredentials') {
         const name = ctx.config.registration.clients.find((c) => c.client_id === token.clientId)?.client_name;
         return name ? { name } : undefined;
       }
       if (token.kind !== 'AccessToken' || !token.accountId) return undefined;
-      return identityClaims(await loadAccount(ctx, token.accountId), token.grantId);
+      return identityClaims(await accountProfile(ctx, koa, token.accountId), token.grantId);
     },
     renderError,
     // Its default allows every origin; ours is the gateway's one CORS rule (src/http/cors.ts).
@@ -219,6 +219,7 @@ export function buildConfiguration(
       registration: {
         enabled: registration.mode !== 'off',
         initialAccessToken: registration.mode === 'token' ? registration.initial_access_token! : false,
+        idFactory: registeredClientId,
       },
       revocation: {
         enabled: true,

@@ -5,10 +5,23 @@
  * - OAuth 2.1 §2.3.1 / RFC 8252 §8.3: plain `http` redirect URIs only on loopback hosts, whatever the
  *   `application_type` (oidc-provider allows http for `web` clients).
  */
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sendError } from '../kernel/error-reply.js';
 import { replayWithBody } from './replay.js';
+
+/**
+ * A registered client's id: 128 random bits in base64url (22 characters), never starting with `-`, so an
+ * operator can paste it after `clients show|delete` as it is (oidc-provider's default, a 21-character
+ * nanoid, starts with `-` once in 64 and the command line then takes it for an option).
+ */
+export function registeredClientId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (id.charCodeAt(0) !== 0x2d) return id;
+  }
+}
 
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 

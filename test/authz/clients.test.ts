@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { BrowserDriver, obtainToken, TestOAuthProvider } from '../helpers/oauth-client.js';
 import { controlledClock } from '../helpers/clock.js';
+import { registeredClientId } from '../../src/authz/registration.js';
 import { startWorld } from './setup.js';
 
 const REDIRECT = 'http://127.0.0.1:49152/callback';
@@ -190,5 +191,21 @@ describe('introspection and revocation belong to the token’s client', () => {
     expect((await post(`${gw.url}/oauth/introspect`, { token: tokens.refresh_token!, client_id: owner })).json.active).toBe(true);
     const gid = String(JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()).gid);
     expect(gw.ctx.revocations.isRevoked(gid)).toBe(false);
+  });
+});
+
+describe('registered client ids', () => {
+  test('128 random bits in base64url, never starting with - (the command line would take it for an option)', async () => {
+    const { gw } = await startWorld();
+    const ids = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      const res = await post(`${gw.url}/oauth/register`, JSON.stringify({ redirect_uris: [REDIRECT], client_name: `c${i}` }));
+      expect(res.status).toBe(201);
+      ids.add(String(res.json.client_id));
+    }
+    // Without the rule, one draw in 64 starts with '-': 20,000 draws all miss it with probability ~1e-137.
+    for (let i = 0; i < 20_000; i++) ids.add(registeredClientId());
+    expect(ids.size).toBe(20_020);
+    for (const id of ids) expect(id).toMatch(/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/);
   });
 });

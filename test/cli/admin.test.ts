@@ -37,7 +37,7 @@ describe('operator commands', () => {
     expect((JSON.parse(list.text()) as { client_id: string }[]).map((c) => c.client_id)).toContain(clientId);
 
     const show = captureOutput();
-    expect(await main(['clients', 'show', clientId, '--config', cfg], show.output, {})).toBe(0);
+    expect(await main(['clients', 'show', '--config', cfg, '--', clientId], show.output, {})).toBe(0);
     expect(JSON.parse(show.text())).toMatchObject({ client_id: clientId, token_endpoint_auth_method: 'none' });
     const missing = captureOutput();
     expect(await main(['clients', 'show', 'nope', '--config', cfg], missing.output, {})).toBe(1);
@@ -67,7 +67,7 @@ describe('operator commands', () => {
 
     // Deleting the client: the token endpoint answers invalid_client (clients then register again).
     const del = captureOutput();
-    expect(await main(['clients', 'delete', clientId, '--config', cfg], del.output, {})).toBe(0);
+    expect(await main(['clients', 'delete', '--config', cfg, '--', clientId], del.output, {})).toBe(0);
     const after = captureOutput();
     await main(['clients', 'list', '--config', cfg, '--json'], after.output, {});
     expect((JSON.parse(after.text()) as { client_id: string }[]).map((c) => c.client_id)).not.toContain(clientId);

@@ -23,7 +23,7 @@ async function sqliteWorld() {
   const cli = async (...args: string[]) => {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await main([...args, '--config', cfg], { out: (s) => out.push(s), err: (s) => err.push(s) }, {});
+    const code = await main(['--config', cfg, ...args], { out: (s) => out.push(s), err: (s) => err.push(s) }, {});
     return { code, out: out.join('\n'), err: err.join('\n') };
   };
   return { ...world, cli };
@@ -95,7 +95,7 @@ describe('upstream tokens are deleted with the access they came with', () => {
     const second = await connect(gw.url, 'files');
     await second.close();
     expect(await gw.ctx.credentials!.tokens.get('sign_in', 'corp', 'corp:alice')).toBeDefined();
-    expect((await cli('clients', 'delete', second.provider.clientInformation()!.client_id)).code).toBe(0);
+    expect((await cli('clients', 'delete', '--', second.provider.clientInformation()!.client_id)).code).toBe(0);
     expect(await gw.ctx.credentials!.tokens.get('sign_in', 'corp', 'corp:alice', true)).toBeUndefined();
     await pollUntil(gone, 5000);
   });
