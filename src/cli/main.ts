@@ -14,10 +14,6 @@ import { pathToFileURL } from 'node:url';
 import { VERSION } from '../version.js';
 import { ConfigError } from '../config/load.js';
 import { resolveConfigPath, loadForCli, type Output } from './common.js';
-import { runServe } from './serve.js';
-import { runCheckConfig } from './check-config.js';
-import { runAdmin } from './admin.js';
-import { runDemoServer } from './demo-server.js';
 
 export const HELP = `mcp-oauth-gateway ${VERSION}: OAuth 2.1 sign-in in front of MCP servers
 
@@ -134,20 +130,21 @@ export async function main(argv: string[], output: Output = consoleOutput, env: 
   }
   const [command, ...rest] = positionals;
   try {
+    // Each command loads its own modules only: `check-config` and a `workers` primary never load the gateway.
     switch (command) {
       case undefined:
-        return await runServe(values, env, output);
+        return await (await import('./serve.js')).runServe(values, env, output);
       case 'check-config':
-        return runCheckConfig(rest[0] ?? values.config, env, output);
+        return (await import('./check-config.js')).runCheckConfig(rest[0] ?? values.config, env, output);
       case 'demo-server':
-        return await runDemoServer(values, output);
+        return await (await import('./demo-server.js')).runDemoServer(values, output);
       case 'keys':
       case 'storage':
       case 'clients':
       case 'grants':
       case 'revoke':
       case 'connections':
-        return await runAdmin(command, rest, values, env, output);
+        return await (await import('./admin.js')).runAdmin(command, rest, values, env, output);
       default:
         output.err(`unknown command '${command}'\n\nRun mcp-oauth-gateway --help for usage.`);
         return 2;

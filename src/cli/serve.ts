@@ -1,12 +1,15 @@
 /**
  * `mcp-oauth-gateway` (no sub-command): load the configuration, start the gateway, stop gracefully on
  * SIGINT/SIGTERM (a second signal forces the exit).
+ *
+ * The gateway (src/http/app.ts, and with it oidc-provider, fastify, undici, the storage drivers) and the
+ * demo are loaded only in the process that runs them: with `workers: N` the primary, which only supervises,
+ * stays at the configuration's own modules.
  */
 import { dirname } from 'node:path';
-import { createGateway } from '../http/app.js';
+import type { Gateway } from '../http/app.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { GatewayConfig } from '../config/schema.js';
-import { demoBanner, demoConfig, startDemoBackend } from '../demo/demo.js';
 import { cliOverrides, resolveConfigPath, type CliValues, type Output } from './common.js';
 import { checkFdLimit } from './fd-limit.js';
 import { isWorker, onPrimaryShutdown, runPrimary, workerCount } from './workers.js';
@@ -16,8 +19,11 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   let config: GatewayConfig;
   let baseDir: string | undefined;
   let demo: { close(): Promise<void> } | undefined;
+  let banner: ((issuer: string) => string) | undefined;
   if (source.kind === 'none') {
     // No configuration at all runs the demo (README, Quick start) (loopback only; the dev sign-in refuses otherwise).
+    const { demoBanner, demoConfig, startDemoBackend } = await import('../demo/demo.js');
+    banner = demoBanner;
     const backend = await startDemoBackend();
     demo = backend;
     try {
@@ -45,8 +51,9 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   // `workers` > 1: this process only supervises; each worker runs this same function (src/cli/workers.ts).
   const workers = workerCount(config.workers);
   if (workers > 1 && !isWorker() && !demo) return runPrimary(workers, output, config.limits.shutdown_grace);
-  let gateway: Awaited<ReturnType<typeof createGateway>>;
+  let gateway: Gateway;
   try {
+    const { createGateway } = await import('../http/app.js');
     gateway = await createGateway(config, {
       storeOptions: { baseDir, onWarning: (m) => output.err(`WARNING: ${m}`) },
       ...(source.kind === 'file' ? { configPath: source.path } : {}),
@@ -68,7 +75,7 @@ export async function runServe(values: CliValues, env: NodeJS.ProcessEnv, output
   }
   // Text for people goes to stderr: stdout carries the JSON log lines only, so a log collector (or
   // `npm start | jq`) never meets a banner in the middle of them.
-  if (demo) output.err(demoBanner(config.issuer));
+  if (banner) output.err(banner(config.issuer));
   output.err(
     `mcp-oauth-gateway listening on ${address} (issuer ${config.issuer}${source.kind === 'file' ? `, config ${source.path}` : ', demo mode'})`,
   );

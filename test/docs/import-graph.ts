@@ -17,6 +17,8 @@ export interface ImportEdge {
   to: string;
   /** `import type` / `export type`: erased at compile time, so no run-time edge. */
   typeOnly: boolean;
+  /** `import('…')`: loaded when that code runs, not with the importing module (absent for static imports). */
+  lazy?: true;
 }
 
 /** The folder a module belongs to (`proxy/index.ts` -> `proxy`); modules directly in src/ are their own layer (`errors`). */
@@ -52,18 +54,33 @@ export function importGraph(): { modules: string[]; edges: ImportEdge[] } {
   const edges: ImportEdge[] = [];
   for (const from of modules) {
     const text = stripComments(readFileSync(join(SRC, from), 'utf8'));
-    const found: { spec: string; typeOnly: boolean }[] = [];
+    const found: { spec: string; typeOnly: boolean; lazy?: true }[] = [];
     for (const m of text.matchAll(STATIC)) found.push({ spec: m[3]!, typeOnly: Boolean(m[2]) });
-    for (const m of text.matchAll(DYNAMIC)) found.push({ spec: m[1]!, typeOnly: false });
-    for (const { spec, typeOnly } of found) {
+    for (const m of text.matchAll(DYNAMIC)) found.push({ spec: m[1]!, typeOnly: false, lazy: true });
+    for (const { spec, typeOnly, lazy } of found) {
       if (!spec.startsWith('.')) continue;
       const target = posix.normalize(posix.join(posix.dirname(from), spec)).replace(/\.js$/, '.ts');
       const to = known.has(target) ? target : known.has(target.replace(/\.ts$/, '.d.ts')) ? target.replace(/\.ts$/, '.d.ts') : undefined;
       if (!to) throw new Error(`${from}: import "${spec}" does not resolve to a module of src/`);
-      edges.push({ from, to, typeOnly });
+      edges.push({ from, to, typeOnly, ...(lazy ? { lazy } : {}) });
     }
   }
   return { modules, edges };
+}
+
+/** The modules loading `start` loads with it: its static run-time imports, transitively (no `import()`). */
+export function eagerClosure(edges: ImportEdge[], start: string): Set<string> {
+  const seen = new Set([start]);
+  const todo = [start];
+  while (todo.length > 0) {
+    const from = todo.pop()!;
+    for (const e of edges) {
+      if (e.from !== from || e.typeOnly || e.lazy || seen.has(e.to)) continue;
+      seen.add(e.to);
+      todo.push(e.to);
+    }
+  }
+  return seen;
 }
 
 /** layer -> the other layers it imports (type-only imports included: they couple the code too). */
