@@ -4,19 +4,15 @@
  * protections each page sends and no CSP violation (Chromium checks form-action on the redirects after
  * the chooser's form post, so the policy must list both providers' origins).
  */
-import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
-import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, launchBrowser, type RealBrowser } from '../helpers/browser.js';
+import { expect, onTestFinished, test } from 'vitest';
+import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, useBrowser } from '../helpers/browser.js';
 import { finishAndCallTool, mcpClientStart, startRedirectTarget, waitForRedirect } from '../helpers/browser-flow.js';
 import { startGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { startUpstreamIdp } from '../helpers/upstream-idp.js';
 
 describeBrowsers('real-browser provider chooser', (name) => {
-  let rb: RealBrowser;
-  beforeAll(async () => {
-    rb = await launchBrowser(name);
-  }, BROWSER_TIMEOUT);
-  afterAll(async () => rb?.close());
+  const rb = useBrowser(name);
 
   test(
     'consent → chooser → the custom OAuth 2.0 provider → the client; the choice is remembered',

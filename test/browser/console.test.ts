@@ -10,15 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { HTTPResponse, Page } from 'puppeteer-core';
-import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
-import {
-  BROWSER_GATEWAY_LIMITS,
-  BROWSER_TIMEOUT,
-  describeBrowsers,
-  launchBrowser,
-  type RealBrowser,
-  type WatchedPage,
-} from '../helpers/browser.js';
+import { expect, onTestFinished, test } from 'vitest';
+import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, useBrowser, type WatchedPage } from '../helpers/browser.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { obtainToken } from '../helpers/oauth-client.js';
@@ -66,14 +59,9 @@ async function callWith(gw: StartedGateway, token: string): Promise<string> {
 describeBrowsers('operator console', (browserName) => {
   // The pictures in docs/console.md come from Chromium; Firefox runs the same checks without them.
   const snap = async (page: Page, name: string) => (browserName === 'chromium' ? shot(page, name) : undefined);
-  let rb: RealBrowser;
+  const rb = useBrowser(browserName);
   let idp: UpstreamIdp;
   let gw: StartedGateway;
-
-  beforeAll(async () => {
-    rb = await launchBrowser(browserName);
-  }, BROWSER_TIMEOUT);
-  afterAll(async () => rb?.close());
 
   async function world(): Promise<void> {
     idp = await startUpstreamIdp([ALICE, BOB]);

@@ -8,15 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
-import {
-  BROWSER_GATEWAY_LIMITS,
-  BROWSER_TIMEOUT,
-  describeBrowsers,
-  launchBrowser,
-  type RealBrowser,
-  type WatchedPage,
-} from '../helpers/browser.js';
+import { expect, onTestFinished, test } from 'vitest';
+import { BROWSER_GATEWAY_LIMITS, BROWSER_TIMEOUT, describeBrowsers, useBrowser, type WatchedPage } from '../helpers/browser.js';
 import { startGateway, type StartedGateway } from '../helpers/gateway.js';
 import { startMcpBackend } from '../helpers/mcp-backend.js';
 import { gatewayProvider, startUpstreamIdp } from '../helpers/upstream-idp.js';
@@ -125,11 +118,7 @@ const tokenBody = (clientId: string, code: string, verifier: string, redirectUri
   }).toString();
 
 describeBrowsers('browser-hosted MCP client on another origin (CORS)', (name) => {
-  let rb: RealBrowser;
-  beforeAll(async () => {
-    rb = await launchBrowser(name);
-  }, BROWSER_TIMEOUT);
-  afterAll(async () => rb?.close());
+  const rb = useBrowser(name);
 
   test(
     'origin in cors.allow_origins: discovery, registration, token exchange and revocation are readable',

@@ -6,19 +6,15 @@
  * the consent page, Approve, the IdP, back at the client's redirect URI, the code exchanged and a tool
  * called through the proxy, in Chromium and Firefox, with no CSP violation.
  */
-import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
-import { BROWSER_TIMEOUT, describeBrowsers, launchBrowser, type RealBrowser } from '../helpers/browser.js';
+import { expect, onTestFinished, test } from 'vitest';
+import { BROWSER_TIMEOUT, describeBrowsers, useBrowser } from '../helpers/browser.js';
 import { finishAndCallTool, mcpClientStart, startRedirectTarget, waitForRedirect } from '../helpers/browser-flow.js';
 import { seedConfigFile, startSeedWorld } from '../helpers/seed-world.js';
 
 const FIXTURES = ['local-custom.yaml', 'local-oidc.yaml'];
 
 describeBrowsers('seed configurations in a real browser', (name) => {
-  let rb: RealBrowser;
-  beforeAll(async () => {
-    rb = await launchBrowser(name);
-  }, BROWSER_TIMEOUT);
-  afterAll(async () => rb?.close());
+  const rb = useBrowser(name);
 
   for (const fixture of FIXTURES) {
     test(`${fixture}: every protected service signs in and calls a tool`, { timeout: BROWSER_TIMEOUT * 3 }, async () => {

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 
 export type BrowserName = 'chromium' | 'firefox';
 
@@ -129,6 +129,25 @@ export interface WatchedPage {
 }
 
 const CSP_MESSAGE = /content[- ]security[- ]policy|violates the following|form-action/i;
+
+/**
+ * The browser of a `describeBrowsers` block: launched before its tests, closed after them. Call it in the
+ * block's body; `newPage()` works from the tests on.
+ */
+export function useBrowser(name: BrowserName): Pick<RealBrowser, 'name' | 'newPage'> {
+  let launched: RealBrowser | undefined;
+  beforeAll(async () => {
+    launched = await launchBrowser(name);
+  }, BROWSER_TIMEOUT);
+  afterAll(async () => launched?.close());
+  return {
+    name,
+    newPage: () => {
+      if (!launched) throw new Error(`${name} was not launched (useBrowser must be called in a describe block)`);
+      return launched.newPage();
+    },
+  };
+}
 
 export async function launchBrowser(name: BrowserName): Promise<RealBrowser> {
   const profile = mkdtempSync(join(tmpdir(), `gw-${name}-`));
