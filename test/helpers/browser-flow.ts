@@ -18,6 +18,8 @@ import { onTestFinished } from 'vitest';
 import { BROWSER_TIMEOUT, type WatchedPage } from './browser.js';
 import { textOf } from './sdk-session.js';
 
+const REDIRECT_TARGET_TITLE = 'Signed in';
+
 /** The client's redirect target: a loopback http server (RFC 8252 §7.3) that records what it received. */
 export async function startRedirectTarget(host = '127.0.0.1'): Promise<{ uri: string; hits: URL[] }> {
   const hits: URL[] = [];
@@ -25,7 +27,7 @@ export async function startRedirectTarget(host = '127.0.0.1'): Promise<{ uri: st
     hits.push(new URL(req.url ?? '/', 'http://127.0.0.1'));
     res
       .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
-      .end('<!doctype html><title>Signed in</title><p>You can close this window.</p>');
+      .end(`<!doctype html><title>${REDIRECT_TARGET_TITLE}</title><p>You can close this window.</p>`);
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
   onTestFinished(() => new Promise<void>((r) => server.close(() => r())));
@@ -96,5 +98,12 @@ export async function waitForRedirect(w: WatchedPage, hits: URL[], what: string)
       `${what}: the browser never reached the client's redirect URI; it stopped at ${w.page.url()}\nCSP: ${w.cspViolations.join('\n') || 'none reported'}\nconsole:\n${w.console.join('\n')}`,
     );
   }
+  // The hit is recorded when the request reaches the target, before the browser has loaded the answer. A test
+  // that goes on with the same page (page.goto) while that navigation is still committing can see its next
+  // navigation resolve on this one's load, and then a click lands in a page that is being replaced
+  // ("Execution context was destroyed"). So the browser must have shown the target's page too.
+  await w.page.waitForFunction(`document.title === ${JSON.stringify(REDIRECT_TARGET_TITLE)} && document.readyState === 'complete'`, {
+    timeout: Math.max(1000, deadline - Date.now()),
+  });
   return hits[0]!;
 }

@@ -307,7 +307,16 @@ describe('stdio services: lifecycle', () => {
     const a = await w.legacy();
     const pid = JSON.parse(textOf(await a.client.callTool({ name: 'whoami', arguments: {} }))).pid as number;
     await until(() => !alive(pid), 8000, 'the idle process to stop');
-    expect(await (await fetch(`${w.gw.url}/metrics`)).text()).toMatch(/mcp_gateway_stdio_processes\{service="files"\} 0/);
+    // The gauge follows the child's 'close' (its pipes read to the end), which comes just after the reaping
+    // that makes the pid disappear: it reaches 0, shortly after.
+    await expect
+      .poll(
+        async () => (await (await fetch(`${w.gw.url}/metrics`)).text()).match(/mcp_gateway_stdio_processes\{service="files"\} (\d+)/)?.[1],
+        {
+          timeout: 2000,
+        },
+      )
+      .toBe('0');
     // Its session ended with it (404: the client re-initializes).
     await expect(a.client.callTool({ name: 'whoami', arguments: {} })).rejects.toThrow(/404|Session not found/);
     const b = await w.legacy();
