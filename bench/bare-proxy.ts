@@ -3,12 +3,29 @@
  * `Pool.dispatch`, the same pool settings as the gateway's, bodies up to 64 KiB with a Content-Length
  * gathered first, response streamed back). No authentication, no routing, no metrics, no header rules.
  * Usage: tsx bench/bare-proxy.ts <backend origin>; prints "READY <port>".
+ * BARE_IDENTITY=1: it also does the gateway's header work and nothing else of it: the Authorization header
+ * is dropped and the ten headers the gateway adds (identity and X-Forwarded-*, values of the bench
+ * token's user) are sent, to measure what those headers alone cost the platform (bench/callgrind.ts).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 
 const origin = process.argv[2] ?? 'http://127.0.0.1:1';
 const pool = new Pool(origin, { pipelining: 1, keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+const IDENTITY: Record<string, string> | undefined = process.env.BARE_IDENTITY
+  ? {
+      'x-user-id': 'dev:alice',
+      'x-user-email': 'alice@example.com',
+      'x-user-email-verified': 'true',
+      'x-user-name': 'Alice Example',
+      'x-user-provider': 'dev',
+      'x-user-avatar': 'https://example.com/alice.png',
+      'x-user-groups': 'staff',
+      'x-forwarded-for': '127.0.0.1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-host': '127.0.0.1:1',
+    }
+  : undefined;
 const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-connection', 'host']);
 
 class Relay implements Dispatcher.DispatchHandler {
@@ -39,6 +56,10 @@ function dispatch(req: IncomingMessage, res: ServerResponse, body: Buffer | Inco
   for (const k in req.headers) {
     const v = req.headers[k];
     if (!HOP.has(k) && typeof v === 'string') headers[k] = v;
+  }
+  if (IDENTITY) {
+    delete headers.authorization;
+    Object.assign(headers, IDENTITY);
   }
   pool.dispatch(
     { origin, path: req.url ?? '/', method: req.method as Dispatcher.HttpMethod, headers, body, headersTimeout: 30_000, bodyTimeout: 0 },

@@ -53,28 +53,66 @@ export async function benchRefreshTokens(
 ): Promise<{ perSecond: number; errors: number }> {
   const starts = [];
   for (let i = 0; i < chains; i++) starts.push(await benchToken(issuer, service));
+  const t0 = performance.now();
+  const { done, errors } = await refreshChains(issuer, starts, seconds);
+  return { perSecond: done / ((performance.now() - t0) / 1000), errors };
+}
+
+/**
+ * Each start rotates its refresh token for `seconds`, one request at a time; the starts are updated with
+ * the newest token, so a later call continues the same chains.
+ */
+export async function refreshChains(
+  issuer: string,
+  starts: { refreshToken?: string; clientId: string }[],
+  seconds: number,
+): Promise<{ done: number; errors: number }> {
   let done = 0;
   let errors = 0;
   const deadline = performance.now() + seconds * 1000;
-  const t0 = performance.now();
   await Promise.all(
     starts.map(async (s) => {
-      let rt = s.refreshToken;
-      while (rt && performance.now() < deadline) {
+      while (s.refreshToken && performance.now() < deadline) {
         const res = await request(`${issuer}/oauth/token`, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: rt, client_id: s.clientId }).toString(),
+          body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: s.refreshToken, client_id: s.clientId }).toString(),
         });
         const body = (await res.body.json()) as { refresh_token?: string };
         if (res.statusCode !== 200 || !body.refresh_token) {
           errors++;
           break;
         }
-        rt = body.refresh_token;
+        s.refreshToken = body.refresh_token;
         done++;
       }
     }),
   );
-  return { perSecond: done / ((performance.now() - t0) / 1000), errors };
+  return { done, errors };
 }
+
+/** The autocannon options (bench/load.ts) of the registration benchmark: public native clients, 16 connections. */
+export function registrationLoad(issuer: string, duration: number): Record<string, unknown> {
+  return {
+    url: `${issuer}/oauth/register`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      client_name: 'bench',
+      redirect_uris: ['http://127.0.0.1:9999/callback'],
+      token_endpoint_auth_method: 'none',
+      application_type: 'native',
+    }),
+    duration,
+    connections: 16,
+  };
+}
+
+/** Rate limiting on (its hooks are part of the measured path), with limits a benchmark cannot reach (the schema's maximum). */
+export const UNREACHABLE_RATE_LIMITS = {
+  enabled: true,
+  register_per_minute: 1_000_000,
+  token_per_minute: 1_000_000,
+  authorize_per_minute: 1_000_000,
+  failed_auth_per_minute: 1_000_000,
+};

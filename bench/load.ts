@@ -13,11 +13,13 @@ const opts = JSON.parse(process.argv[2] ?? '{}') as {
   method?: string;
   /** A fixed total request rate (req/s) instead of as fast as possible. */
   rate?: number;
+  /** A fixed number of requests instead of a duration. */
+  amount?: number;
 };
 const result = await autocannon({
   url: opts.url,
   connections: opts.connections ?? 32,
-  duration: opts.duration ?? 5,
+  ...(opts.amount ? { amount: opts.amount } : { duration: opts.duration ?? 5 }),
   method: (opts.method ?? 'POST') as 'POST',
   headers: opts.headers ?? {},
   body: opts.body,

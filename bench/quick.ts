@@ -21,7 +21,9 @@ const children: ChildProcess[] = [];
 process.on('exit', () => children.forEach((c) => c.kill()));
 
 function start(script: string, args: string[]): Promise<[ChildProcess, number, string]> {
-  const c = spawn(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // QUICK_NODE_ARGS: extra node options for the measured servers (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const extra = script === 'bench/backend.ts' ? [] : (process.env.QUICK_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const c = spawn(process.execPath, [...extra, '--import', 'tsx', join(ROOT, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(c);
   return new Promise((resolve) =>
     c.stdout!.on('data', (d: Buffer) => {
@@ -43,7 +45,8 @@ const [old, oldPort, oldToken] = other ? await start('bench/gateway-child.ts', [
 const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'hello' } } });
 const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2025-11-25' };
 const targets: Record<string, { url: string; headers: Record<string, string>; cpu: () => number }> = {
-  bare: { url: `http://127.0.0.1:${barePort}/mcp`, headers: base, cpu: () => cpuOf(bare.pid!) },
+  // The same request as the gateway's (its token included, relayed as is): the same bytes to parse.
+  bare: { url: `http://127.0.0.1:${barePort}/mcp`, headers: { ...base, authorization: `Bearer ${token}` }, cpu: () => cpuOf(bare.pid!) },
   gateway: {
     url: `http://127.0.0.1:${gwPort}/bench/mcp`,
     headers: { ...base, authorization: `Bearer ${token}` },

@@ -17,13 +17,17 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import { freePort } from '../test/helpers/gateway.js';
-import { benchToken, benchRefreshTokens, startBenchIdp, type BenchIdp } from './flow.js';
+import { benchToken, benchRefreshTokens, registrationLoad, startBenchIdp, UNREACHABLE_RATE_LIMITS, type BenchIdp } from './flow.js';
+import { waitFor } from './processes.js';
+import { childPids, describeIdleStreams, measureIdleStreams, processCpuSeconds, type HeldStreams } from './idle-streams.js';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const STREAMS = Number(process.env.BENCH_STREAMS ?? 9500);
+/** Idle streams through the 2-worker gateway: about 5,000 per worker, within the 20,000-descriptor limit of each. */
+const STREAMS_WORKERS = Number(process.env.BENCH_STREAMS_WORKERS ?? 10_000);
 /** BENCH_TRACING=1: a second gateway with `telemetry` on (sample ratio BENCH_TRACING_RATIO, default 1), measured in the same rounds. */
 const TRACING = process.env.BENCH_TRACING === '1';
 const TRACING_RATIO = Number(process.env.BENCH_TRACING_RATIO ?? 1);
@@ -50,28 +54,6 @@ function tsx(script: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeAr
   });
   children.push(child);
   return child;
-}
-
-function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs = 30_000): Promise<RegExpMatchArray> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    const t = setTimeout(() => reject(new Error(`timeout waiting for ${pattern}: ${buf}`)), timeoutMs);
-    const on = (d: Buffer) => {
-      buf += d.toString();
-      const m = buf.match(pattern);
-      if (m) {
-        clearTimeout(t);
-        child.stdout?.off('data', on);
-        // Keep draining: a child blocked on a full stdout pipe would measure the pipe, not itself.
-        child.stdout?.resume();
-        child.stderr?.resume();
-        resolve(m);
-      }
-    };
-    child.stdout?.on('data', on);
-    child.stderr?.on('data', (d: Buffer) => (buf += d.toString()));
-    child.once('exit', (code) => reject(new Error(`process exited (${code}) before ${pattern}: ${buf}`)));
-  });
 }
 
 async function runLoad(opts: Record<string, unknown>): Promise<LoadResult> {
@@ -104,14 +86,12 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 };
 
-/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 1/100 s on Linux). */
+/** CPU seconds (user + system) a process and its children have used so far, from /proc. */
 function cpuSeconds(pid: number | undefined): number {
   if (pid === undefined) return NaN;
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     // Its worker processes too (`workers: 2`): the children of the primary.
-    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-    return (Number(fields[11]) + Number(fields[12])) / 100 + kids.reduce((a, k) => a + cpuSeconds(k), 0);
+    return processCpuSeconds(pid) + childPids(pid).reduce((a, k) => a + cpuSeconds(k), 0);
   } catch {
     return NaN;
   }
@@ -120,10 +100,11 @@ function cpuSeconds(pid: number | undefined): number {
 /** The 1-minute load average: other work on the machine, stated with every number. */
 const loadAvg = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
+/** Opens `n` idle streams in a process of its own (bench/streams.ts; one socket per stream there). */
+async function holdStreams(url: string, n: number, headers: Record<string, string>): Promise<HeldStreams> {
+  const holder = tsx('bench/streams.ts', [JSON.stringify({ url, n, headers })]);
+  const opened = await waitFor(holder, /OPEN (\d+) FAILED (\d+) CPU (\d+)/, 300_000);
+  return { open: Number(opened[1]), failed: Number(opened[2]), cpuSeconds: Number(opened[3]) / 1e6, stop: () => holder.kill('SIGTERM') };
 }
 
 async function startNginx(backendPort: number): Promise<number | undefined> {
@@ -256,13 +237,7 @@ async function main(): Promise<void> {
         },
         storage,
         // Rate limiting stays on (its hooks are part of the measured path), with limits the benchmark cannot reach.
-        rate_limits: {
-          enabled: true,
-          register_per_minute: 1_000_000,
-          token_per_minute: 1_000_000,
-          authorize_per_minute: 1_000_000,
-          failed_auth_per_minute: 1_000_000,
-        },
+        rate_limits: UNREACHABLE_RATE_LIMITS,
         limits: { max_concurrent_per_service: 20000 },
         ...(process.env.BENCH_LOG_LEVEL ? { logging: { level: process.env.BENCH_LOG_LEVEL } } : {}),
         ...extra,
@@ -354,11 +329,14 @@ async function main(): Promise<void> {
   if (unauth.statusCode !== 401) throw new Error(`expected 401 without a token, got ${unauth.statusCode}`);
 
   type Target = [name: string, url: string, headers: Record<string, string>, pid: number | undefined];
+  // Every target gets the same request bytes, the gateway's Bearer token included: the direct, nginx and
+  // bare rows then pay for receiving (and relaying) the same ~0.7 KB header the gateway must parse.
+  const clientHeaders = { ...jsonHeaders, ...auth };
   const targets: Target[] = [
-    ['direct', direct, jsonHeaders, backend.pid],
-    ...(nginxUrl ? ([['nginx', nginxUrl, jsonHeaders, nginxPid]] as Target[]) : []),
-    ['bare', bareUrl, jsonHeaders, bare.pid],
-    ['gateway', gwUrl, { ...jsonHeaders, ...auth }, gateway.pid],
+    ['direct', direct, clientHeaders, backend.pid],
+    ...(nginxUrl ? ([['nginx', nginxUrl, clientHeaders, nginxPid]] as Target[]) : []),
+    ['bare', bareUrl, clientHeaders, bare.pid],
+    ['gateway', gwUrl, clientHeaders, gateway.pid],
     ['gateway2', gw2Url, { ...jsonHeaders, authorization: `Bearer ${token2.accessToken}` }, gateway2.pid],
     ...(traced ? ([['traced', traced.url, { ...jsonHeaders, ...traced.auth }, traced.pid]] as Target[]) : []),
     ['gw+rules', toolsUrl, { ...jsonHeaders, ...toolsAuth }, gateway.pid],
@@ -411,37 +389,28 @@ async function main(): Promise<void> {
 
   // Token endpoint (refresh grant, each chain rotating its own token) and registration throughput.
   const refresh = await benchRefreshTokens(issuer, 'bench', 8, DURATION);
-  const registration = await runLoad({
-    url: `${issuer}/oauth/register`,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      client_name: 'bench',
-      redirect_uris: ['http://127.0.0.1:9999/callback'],
-      token_endpoint_auth_method: 'none',
-      application_type: 'native',
-    }),
-    duration: DURATION,
-    connections: 16,
-  });
+  const registration = await runLoad(registrationLoad(issuer, DURATION));
 
-  // Idle SSE streams: memory of the gateway process before and after.
-  const gwPid = gateway.pid!;
-  await new Promise((r) => setTimeout(r, 500));
-  const rssBefore = rssMb(gwPid);
-  const holder = tsx('bench/streams.ts', [JSON.stringify({ url: `${gwUrl}?idle=1`, n: STREAMS, headers: auth })]);
-  const opened = await waitFor(holder, /OPEN (\d+) FAILED (\d+)/, 300_000);
-  await new Promise((r) => setTimeout(r, 2000));
-  const rssAfter = rssMb(gwPid);
-  holder.kill('SIGTERM');
-  const streams = {
-    requested: STREAMS,
-    open: Number(opened[1]),
-    failed: Number(opened[2]),
-    rssBeforeMb: rssBefore,
-    rssAfterMb: rssAfter,
-    kbPerStream: ((rssAfter - rssBefore) * 1024) / Math.max(1, Number(opened[1])),
-  };
+  // Idle SSE streams: memory of the gateway's processes before and after; 1 worker, then 2 workers.
+  const idleStreams = (url: string, headers: Record<string, string>, n: number, pid: number, iss: string) =>
+    measureIdleStreams({
+      url: `${url}?idle=1`,
+      headers,
+      n,
+      pid,
+      port: Number(new URL(iss).port),
+      backendStats: `http://127.0.0.1:${backendPort}/stats`,
+      metricsUrl: `${iss}/metrics`,
+      hold: holdStreams,
+    });
+  const streams = await idleStreams(gwUrl, auth, STREAMS, gateway.pid!, issuer);
+  const streamsWorkers = await idleStreams(
+    gw2Url,
+    { authorization: `Bearer ${token2.accessToken}` },
+    STREAMS_WORKERS,
+    gateway2.pid!,
+    issuer2,
+  );
 
   const g = summary.gateway!;
   const d = summary.direct!;
@@ -498,6 +467,7 @@ async function main(): Promise<void> {
     registrationPerSecond: registration.rps,
     registrationNon2xx: registration.non2xx,
     idleStreams: streams,
+    idleStreamsWorkers: streamsWorkers,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   writeFileSync(join(ROOT, 'bench/results/latest.json'), `${JSON.stringify(results, null, 2)}\n`);
@@ -527,7 +497,8 @@ async function main(): Promise<void> {
     `SSE relay lag: gateway p50 ${f(lagGateway.p50)} p99 ${f(lagGateway.p99)} max ${f(lagGateway.max)} ms (direct max ${f(lagDirect.max)} ms)`,
     `401 refusals (no token): ${f(refusals.rps, 0)}/s`,
     `token endpoint (refresh grant): ${f(refresh.perSecond, 0)}/s (${refresh.errors} errors); registration: ${f(registration.rps, 0)}/s (${registration.non2xx} non-2xx)`,
-    `idle SSE streams: ${streams.open}/${streams.requested} open (${streams.failed} failed), gateway RSS ${f(streams.rssBeforeMb, 0)} MB -> ${f(streams.rssAfterMb, 0)} MB (${f(streams.kbPerStream, 1)} KB per stream)`,
+    describeIdleStreams('1 worker (memory)', streams),
+    describeIdleStreams('2 workers (SQLite)', streamsWorkers),
     '',
     `results: bench/results/latest.json (${results.elapsedSeconds}s)`,
   ];
